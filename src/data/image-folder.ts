@@ -1,0 +1,55 @@
+import { decodeImage } from './decode';
+import { scanFolder } from './scan';
+import { stratifiedSplit } from './split';
+import { toExamples, type DataSource, type Example } from './source';
+
+export interface ImageFolderOptions {
+  root: string;
+  valFraction: number;
+  seed: number;
+  maxPixels?: number;
+  /** Decoded images kept in memory, in bytes; beyond it images are decoded again each epoch. */
+  cacheBytes?: number;
+}
+
+/**
+ * An image folder as a DataSource. Decoded pixels are cached up to a byte budget, so a small set
+ * is decoded once while a large one streams from disk with bounded memory.
+ */
+export class ImageFolderSource implements DataSource {
+  readonly classes: string[];
+  readonly train: Example[];
+  readonly val: Example[];
+  readonly test?: Example[];
+  readonly skipped: Array<{ file: string; reason: string }> = [];
+  readonly warnings: string[];
+  private cache = new Map<string, Uint8Array>();
+  private cachedBytes = 0;
+
+  constructor(private readonly opts: ImageFolderOptions) {
+    const layout = scanFolder(opts.root);
+    this.classes = layout.classes;
+    this.warnings = layout.warnings;
+    if (layout.presplit) {
+      this.train = toExamples(layout.presplit.train);
+      this.val = toExamples(layout.presplit.val);
+      this.test = layout.presplit.test && toExamples(layout.presplit.test);
+    } else {
+      const { train, val } = stratifiedSplit(layout.all!, opts.valFraction, opts.seed);
+      this.train = toExamples(train);
+      this.val = toExamples(val);
+    }
+  }
+
+  async pixels(example: Example, size: number): Promise<Uint8Array> {
+    const key = `${size}:${example.key}`;
+    const hit = this.cache.get(key);
+    if (hit) return hit;
+    const px = await decodeImage(example.key, { size, maxPixels: this.opts.maxPixels });
+    if (this.cachedBytes + px.length <= (this.opts.cacheBytes ?? 512 * 1024 * 1024)) {
+      this.cache.set(key, px);
+      this.cachedBytes += px.length;
+    }
+    return px;
+  }
+}

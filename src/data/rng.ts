@@ -1,0 +1,32 @@
+/**
+ * A small seeded PRNG (mulberry32) whose whole state is one 32-bit integer, so data order can be
+ * checkpointed and resumed exactly.
+ */
+export class Rng {
+  constructor(private state: number) {
+    this.state = state >>> 0;
+  }
+  next(): number {
+    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+  shuffle<T>(xs: T[]): T[] {
+    const a = xs.slice();
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      [a[i], a[j]] = [a[j], a[i]];
+    }
+    return a;
+  }
+  getState(): number {
+    return this.state;
+  }
+  setState(s: number): void {
+    this.state = s >>> 0;
+  }
+}

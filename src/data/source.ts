@@ -1,0 +1,27 @@
+import type { LabelledFile } from './scan';
+
+/** One example: `key` identifies it for caches and error messages (a file path for image folders). */
+export interface Example {
+  key: string;
+  label: number;
+}
+
+/**
+ * Where examples come from. The image-folder source is the default binding; tests bind an
+ * in-memory source and the rest of the pipeline runs unchanged.
+ */
+export interface DataSource {
+  readonly classes: string[];
+  readonly train: Example[];
+  readonly val: Example[];
+  readonly test?: Example[];
+  /** Files that were found but could not be used, with the reason; grows while decoding. */
+  readonly skipped: Array<{ file: string; reason: string }>;
+  readonly warnings: string[];
+  /** 8-bit RGB HWC pixels at `size`×`size`; throws DataError when the example cannot be decoded. */
+  pixels(example: Example, size: number): Promise<Uint8Array>;
+}
+
+export function toExamples(files: LabelledFile[]): Example[] {
+  return files.map((f) => ({ key: f.file, label: f.label }));
+}
