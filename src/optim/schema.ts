@@ -1,0 +1,75 @@
+import { z } from 'zod';
+import { ConfigError } from '../errors';
+import { ALGORITHMS, DECAY_MODES, type Algorithm, type DecayMode } from './types';
+
+const unit = (what: string) =>
+  z.number({ error: `${what} must be a number` }).min(0, `${what} must be in [0, 1)`).lt(1, `${what} must be in [0, 1)`);
+const nonNegative = (what: string) => z.number({ error: `${what} must be a number` }).min(0, `${what} must be >= 0`);
+
+/**
+ * `optimizer:` section of a job. Defaults reproduce the mission recipe: SGD with momentum 0.9 and
+ * weight decay 5e-4 (which grouping applies to kernels only). Compose it into a parent schema with
+ * `.prefault({})` (zod 4's `.default({})` would skip these inner defaults).
+ */
+export const optimizerSchema = z
+  .object({
+    algorithm: z
+      .enum(ALGORITHMS, { error: (iss) => `unknown algorithm ${JSON.stringify(iss.input)}; expected one of ${ALGORITHMS.join(', ')}` })
+      .default('momentum'),
+    /**
+     * Momentum of momentum/nesterov/momentumw/lars (default 0.9) and rmsprop (default 0, as PyTorch).
+     * Left out here so that rmsprop can get its own default; `resolveOptimizer` fills it in.
+     */
+    momentum: unit('momentum').optional(),
+    dampening: unit('dampening').default(0),
+    /** Base weight decay; grouping scales it per role (kernels ×1, biases and norm ×0 by default). */
+    weightDecay: nonNegative('weightDecay').default(5e-4),
+    /** Default: `decoupled` for adamw/sgdw/momentumw, `coupled` (L2 in the gradient) otherwise. */
+    decayMode: z.enum(DECAY_MODES, { error: `decayMode must be one of ${DECAY_MODES.join(', ')}` }).optional(),
+    betas: z.tuple([unit('betas[0]'), unit('betas[1]')]).default([0.9, 0.999]),
+    eps: z.number().gt(0, 'eps must be > 0').default(1e-8),
+    /** rmsprop smoothing constant. */
+    alpha: unit('alpha').default(0.99),
+    centered: z.boolean().default(false),
+    /** LARS η. */
+    trustCoefficient: nonNegative('trustCoefficient').default(0.001),
+  })
+  .strict();
+
+export type OptimizerInput = z.input<typeof optimizerSchema>;
+export type OptimizerConfig = z.infer<typeof optimizerSchema>;
+
+/** Optimizer config with the algorithm-dependent defaults settled. */
+export interface ResolvedOptimizer extends Omit<OptimizerConfig, 'momentum' | 'decayMode'> {
+  algorithm: Algorithm;
+  momentum: number;
+  decayMode: DecayMode;
+}
+
+const DECOUPLED: readonly Algorithm[] = ['adamw', 'sgdw', 'momentumw'];
+
+/** Parses (throwing ConfigError under `optimizer.`) and fills algorithm-dependent defaults. */
+export function resolveOptimizer(input: OptimizerInput | undefined, prefix = 'optimizer'): ResolvedOptimizer {
+  const cfg = parseOrThrow(optimizerSchema, input ?? {}, prefix);
+  const decoupled = DECOUPLED.includes(cfg.algorithm);
+  if (decoupled && cfg.decayMode !== undefined && cfg.decayMode !== 'decoupled') {
+    throw new ConfigError(`${prefix}.decayMode`, `"${cfg.decayMode}" contradicts ${cfg.algorithm}, whose decay is decoupled by definition`);
+  }
+  const momentum = cfg.momentum ?? (cfg.algorithm === 'rmsprop' ? 0 : 0.9);
+  if (cfg.algorithm === 'nesterov' && momentum === 0) {
+    throw new ConfigError(`${prefix}.momentum`, 'nesterov needs momentum > 0');
+  }
+  return { ...cfg, momentum, decayMode: cfg.decayMode ?? (decoupled ? 'decoupled' : 'coupled') };
+}
+
+/** Parses with a zod schema; the first issue becomes a one-line ConfigError naming the field. */
+export function parseOrThrow<S extends z.ZodType>(schema: S, input: unknown, prefix: string): z.infer<S> {
+  const r = schema.safeParse(input);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  let path = prefix;
+  for (const p of issue.path) path += typeof p === 'number' ? `[${p}]` : `.${String(p)}`;
+  let msg = issue.message;
+  if (issue.code === 'unrecognized_keys') msg = `unknown field(s) ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+  throw new ConfigError(path, msg);
+}
