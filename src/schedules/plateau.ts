@@ -122,7 +122,8 @@ export class ReduceOnPlateau {
   /** Why the stop rule fires on this plateau, or null when a reduction is still allowed. */
   private exhausted(): string | null {
     const { maxReductions, stopAtFraction, patience } = this.opts;
-    const what = `${this.opts.monitor ?? 'metric'} has not improved for ${patience + 1} epochs`;
+    const epochs = patience + 1 === 1 ? '1 epoch' : `${patience + 1} epochs`;
+    const what = `${this.opts.monitor ?? 'metric'} has not improved for ${epochs}`;
     if (maxReductions !== null && this.state.reductions >= maxReductions) {
       return `plateau: ${what} and all ${maxReductions} reductions are used`;
     }
