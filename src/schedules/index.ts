@@ -25,3 +25,10 @@ export {
   type ReferenceJob,
   type CaseResult,
 } from './reference';
+export {
+  EarlyStopping,
+  resolveMode,
+  type EarlyStopDecision,
+  type EarlyStoppingState,
+} from './early-stopping';
+export { variableWeightStore, type WeightStore, type WeightSnapshot, type WeightCopy } from './weights';

@@ -161,6 +161,23 @@ export const LrScheduleSchema = z
   })
   .strict();
 
+/**
+ * Early stopping with Keras semantics: stop when `monitor` has not improved by more than `minDelta` for `patience`
+ * epochs; `baseline` must also be beaten before the wait resets; `restoreBestWeights` puts the best epoch's weights
+ * back when training ends. mode `auto`: max for names containing acc (or ending in auc), min otherwise (as Keras 2).
+ */
+export const EarlyStoppingSchema = z
+  .object({
+    monitor: z.string().min(1).default('val_loss'),
+    mode: z.enum(['auto', 'min', 'max']).default('auto'),
+    patience: nonNegativeInt.default(0),
+    minDelta: z.number().nonnegative().default(0),
+    baseline: z.number().nullable().default(null),
+    restoreBestWeights: z.boolean().default(false),
+    startFromEpoch: nonNegativeInt.default(0),
+  })
+  .strict();
+
 export type BaseScheduleConfig = z.infer<typeof BaseScheduleSchema>;
 export type WarmupConfig = z.infer<typeof WarmupSchema>;
 export type LrConfig = z.infer<typeof LrSchema>;
@@ -168,6 +185,8 @@ export type PlateauConfig = z.infer<typeof PlateauSchema>;
 export type LrScheduleConfig = z.infer<typeof LrScheduleSchema>;
 export type LrScheduleInput = z.input<typeof LrScheduleSchema>;
 export type PlateauInput = z.input<typeof PlateauSchema>;
+export type EarlyStoppingConfig = z.infer<typeof EarlyStoppingSchema>;
+export type EarlyStoppingInput = z.input<typeof EarlyStoppingSchema>;
 
 /** Turn the first zod issue into a one-line ConfigError carrying the dotted field path. */
 export function zodToConfigError(error: z.ZodError, prefix = ''): ConfigError {
