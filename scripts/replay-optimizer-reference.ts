@@ -118,7 +118,7 @@ export function replayCase(ref: RefFile, c: RefCase): CaseResult {
   const vars: Record<string, tf.Variable> = {};
   const consts: Record<string, { c: tf.Tensor; target: tf.Tensor }> = {};
   for (const p of ref.params) {
-    vars[p.name] = tf.variable(tf.tensor(p.init, p.shape, 'float32'), true);
+    vars[p.name] = tf.tidy(() => tf.variable(tf.tensor(p.init, p.shape, 'float32'), true));
     consts[p.name] = { c: tf.tensor(p.curvature, p.shape, 'float32'), target: tf.tensor(p.target, p.shape, 'float32') };
   }
   const opt = new GroupedOptimizer(groups, { algorithm });
@@ -186,8 +186,12 @@ async function main(): Promise<number> {
     return 2;
   }
   if (backend === 'wasm') await import('@tensorflow/tfjs-backend-wasm');
-  await tf.setBackend(backend);
+  if (!(await tf.setBackend(backend))) {
+    process.stderr.write(`backend "${backend}" could not be initialised\n`);
+    return 2;
+  }
   await tf.ready();
+  process.stderr.write(`backend: ${tf.getBackend()}\n`);
   let ref: RefFile;
   try {
     ref = readReference(file);
