@@ -11,7 +11,7 @@ describe('weight decay modes vs tf.regularizers', () => {
     await tf.setBackend('cpu');
   });
 
-  function dense(name: string, regularizer?: tf.Regularizer): tf.LayersModel {
+  function dense(name: string, regularizer?: ReturnType<typeof tf.regularizers.l2>): tf.LayersModel {
     const m = tf.sequential({ name });
     m.add(tf.layers.dense({ units: 3, inputShape: [4], kernelInitializer: tf.initializers.randomNormal({ seed: 7 }), biasInitializer: 'ones', kernelRegularizer: regularizer, name: `${name}_d` }));
     return m;
