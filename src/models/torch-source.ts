@@ -8,7 +8,7 @@ import type { Backbone } from './types';
 export interface LoadedBackbone extends Backbone {
   /** input → logits of the original head, sharing layers with `model`; absent for headless files. */
   classifier?: tf.LayersModel;
-  numClasses: number;
+  numClasses?: number;
 }
 
 export interface TorchSourceOptions {
