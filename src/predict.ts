@@ -1,0 +1,108 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { decodeImage } from './data/decode';
+import { preprocessBatch } from './data/preprocess';
+import { scanFolder } from './data/scan';
+import { DataError } from './errors';
+import { loadExport, type ExportMetadata } from './export/exporter';
+import type { Preprocess } from './models/types';
+
+export interface Classifier {
+  model: tf.LayersModel;
+  labels: string[];
+  size: number;
+  preprocess: Preprocess;
+}
+
+/**
+ * Opens an export (labels and preprocessing from its metadata.json) or any tfjs LayersModel
+ * classifier, e.g. the shipped ImageNet MobileNet with a labels file beside it.
+ */
+export async function loadClassifier(dir: string, labelsFile?: string): Promise<Classifier> {
+  const { model, metadata } = await loadExport(dir);
+  const size = metadata?.inputSize ?? (model.inputs[0].shape[1] as number);
+  const preprocess: Preprocess = metadata?.preprocessing ?? { kind: 'scale', low: -1, high: 1 };
+  let labels: string[] | undefined = metadata?.labels;
+  const candidates = [labelsFile, path.join(dir, 'labels.txt'), path.join(path.dirname(path.resolve(dir)), 'imagenet_labels_1000.txt')];
+  for (const f of candidates) {
+    if (labels || !f || !fs.existsSync(f)) continue;
+    labels = fs.readFileSync(f, 'utf8').split('\n').map((s) => s.trim()).filter(Boolean);
+  }
+  const outputs = (model.outputs[0].shape as number[]).slice(-1)[0];
+  if (!labels || labels.length !== outputs) labels = Array.from({ length: outputs }, (_, i) => `class_${i}`);
+  return { model, labels, size, preprocess };
+}
+
+export interface Prediction {
+  file: string;
+  top: Array<{ label: string; index: number; probability: number }>;
+}
+
+async function probabilities(c: Classifier, files: string[], batch = 16): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  for (let i = 0; i < files.length; i += batch) {
+    const chunk = files.slice(i, i + batch);
+    const px = await Promise.all(chunk.map((f) => decodeImage(f, { size: c.size })));
+    const all = new Uint8Array(px.length * c.size * c.size * 3);
+    px.forEach((p, k) => all.set(p, k * p.length));
+    const probs = tf.tidy(() => {
+      const y = c.model.predict(preprocessBatch(all, chunk.length, c.size, c.preprocess)) as tf.Tensor;
+      return y.reshape([chunk.length, -1]);
+    });
+    const data = (await probs.data()) as Float32Array;
+    probs.dispose();
+    const k = data.length / chunk.length;
+    for (let j = 0; j < chunk.length; j++) out.push(data.slice(j * k, (j + 1) * k));
+  }
+  return out;
+}
+
+export async function predictFiles(c: Classifier, files: string[], topK = 3): Promise<Prediction[]> {
+  const probs = await probabilities(c, files);
+  return probs.map((p, i) => ({
+    file: files[i],
+    top: [...p]
+      .map((probability, index) => ({ label: c.labels[index], index, probability }))
+      .sort((a, b) => b.probability - a.probability)
+      .slice(0, topK),
+  }));
+}
+
+export interface Evaluation {
+  accuracy: number;
+  n: number;
+  perClass: Array<{ label: string; precision: number; recall: number; support: number }>;
+  /** rows: true class, columns: predicted class, in `labels` order */
+  confusion: number[][];
+  labels: string[];
+}
+
+/** Accuracy, per-class precision/recall and the confusion matrix on a folder of class sub-folders. */
+export async function evaluateFolder(c: Classifier, dir: string): Promise<Evaluation> {
+  const layout = scanFolder(dir);
+  const files = layout.all ?? [...(layout.presplit!.test ?? layout.presplit!.val)];
+  const index = layout.classes.map((name) => {
+    const i = c.labels.indexOf(name);
+    if (i < 0) throw new DataError(path.join(dir, name), `class "${name}" is not one of the model's labels (${c.labels.slice(0, 10).join(', ')}${c.labels.length > 10 ? ', ...' : ''})`);
+    return i;
+  });
+  const k = c.labels.length;
+  const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+  const probs = await probabilities(c, files.map((f) => f.file));
+  probs.forEach((p, i) => {
+    let best = 0;
+    for (let j = 1; j < p.length; j++) if (p[j] > p[best]) best = j;
+    confusion[index[files[i].label]][best]++;
+  });
+  const correct = confusion.reduce((s, row, i) => s + row[i], 0);
+  const perClass = c.labels.map((label, i) => {
+    const tp = confusion[i][i];
+    const support = confusion[i].reduce((a, b) => a + b, 0);
+    const predicted = confusion.reduce((s, row) => s + row[i], 0);
+    return { label, precision: predicted ? tp / predicted : 0, recall: support ? tp / support : 0, support };
+  });
+  return { accuracy: files.length ? correct / files.length : NaN, n: files.length, perClass, confusion, labels: c.labels };
+}
+
+export type { ExportMetadata };
