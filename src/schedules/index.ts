@@ -32,3 +32,4 @@ export {
   type EarlyStoppingState,
 } from './early-stopping';
 export { variableWeightStore, type WeightStore, type WeightSnapshot, type WeightCopy } from './weights';
+export { lrPlan, formatLrPlan, type LrPlan } from './plan';

@@ -95,8 +95,8 @@ export const BaseScheduleSchema = z.discriminatedUnion('type', [
 /**
  * Warmup in front of any schedule. `linear`: from startFactor·target to target, rising by a constant each step
  * (target = the scheduled rate at the end of warmup). `constant`: startFactor·target for the whole warmup, then a jump.
- * startFactor default: 1/scale when linear scaling raised the peak (Goyal et al. 2017: start at the unscaled base),
- * else 0.1 (He et al. 2016's constant warmup for ResNet-110: 0.01 before 0.1).
+ * startFactor default: 1/scale when linear scaling raised the peak (Goyal et al. 2017: start at the unscaled base —
+ * exactly the base when the schedule has not decayed by the end of warmup, as with step/multistep), else 0.1 (He et al. 2016's constant warmup for ResNet-110: 0.01 before 0.1).
  */
 export const WarmupSchema = z
   .object({
