@@ -24,6 +24,7 @@ export interface ReferenceFile {
 }
 
 export interface ReferenceJob {
+  /** Input for parseLrScheduleConfig, which validates it: a spec with an unknown field fails there, by name. */
   config: LrScheduleInput;
   run: RunShape;
 }
@@ -53,7 +54,7 @@ export function referenceSpecToJob(spec: Record<string, unknown>, length: number
   if (type === 'plateau') {
     const { lr0, maxReductions = null, stopAtFraction = null, ...plateau } = rest;
     return {
-      config: { lr: { base: lr0 as number }, plateau: { ...plateau, maxReductions, stopAtFraction } as never },
+      config: { lr: { base: lr0 as number }, plateau: { ...plateau, maxReductions, stopAtFraction } } as LrScheduleInput,
       run: { batch: REFERENCE_BATCH, stepsPerEpoch: 1, epochs: length },
     };
   }
@@ -64,16 +65,16 @@ export function referenceSpecToJob(spec: Record<string, unknown>, length: number
     const inEpochs = milestonesEpochs !== undefined ? { milestones: milestonesEpochs, per: 'epoch' } : {};
     return {
       config: {
-        lr: { base: baseLr, baseBatch, scaling } as never,
-        warmup: { type: 'linear', epochs: warmupEpochs as number },
-        schedule: { type: type.slice('warmup+'.length), ...schedule, ...inEpochs } as never,
-      },
+        lr: { base: baseLr, baseBatch, scaling },
+        warmup: { type: 'linear', epochs: warmupEpochs },
+        schedule: { type: type.slice('warmup+'.length), ...schedule, ...inEpochs },
+      } as LrScheduleInput,
       run: { batch: batch as number, stepsPerEpoch: spe, epochs: Math.ceil(length / spe) },
     };
   }
   const { lr0, ...schedule } = rest;
   return {
-    config: { lr: { base: lr0 as number }, schedule: { type, ...schedule } as never },
+    config: { lr: { base: lr0 }, schedule: { type, ...schedule } } as LrScheduleInput,
     run: { batch: REFERENCE_BATCH, stepsPerEpoch: 1, epochs: length },
   };
 }
