@@ -13,6 +13,11 @@ for (const k of [1, 3, 7]) for (const s of [1, 2]) for (const pad of ['same', 'v
 }
 cases.push({ k: 3, s: 2, pad: 1, h: 9, w: 9, c: 4, co: 8 });
 cases.push({ k: 3, s: 1, pad: 'same', h: 8, w: 8, c: 16, co: 32 });
+// Channel counts that mix the SIMD register blocks (4 ci x 8 co, 4 px x 8 ci) with every tail path.
+cases.push({ k: 3, s: 2, pad: 'same', h: 13, w: 14, c: 12, co: 20 });
+cases.push({ k: 1, s: 1, pad: 'valid', h: 7, w: 9, c: 36, co: 9 });
+cases.push({ k: 3, s: 2, pad: 'same', h: 16, w: 16, c: 3, co: 8 });
+cases.push({ k: 7, s: 2, pad: 3, h: 15, w: 15, c: 3, co: 16 });
 
 const N = 2;
 const name = (c: Case): string => `k${c.k} s${c.s} pad=${c.pad} ${c.h}x${c.w}x${c.c}->${c.co}`;

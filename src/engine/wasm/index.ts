@@ -1,22 +1,35 @@
-import { getKernel, registerKernel, type KernelConfig } from '@tensorflow/tfjs-core';
-import { convGradKernelConfigs } from './conv_grads';
+import { getKernel, registerGradient, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs-core';
+import { convGradKernelConfigs, convGradReplacementConfigs } from './conv_grads';
+import { fusedGradConfigs, fusedKernelConfigs, routeLayersToFusedOps } from './fused';
 
 export { trainKernels, wasmHeap, KERNELS_WASM_PATH } from './module';
+export { batchNormTrain, clampRelu } from './fused';
 
-/** Every kernel this package adds to (or replaces on) the `wasm` backend. */
-export const wasmTrainingKernelConfigs: readonly KernelConfig[] = [...convGradKernelConfigs];
+/** Kernels tfjs-backend-wasm lacks, plus our fused training kernels (own names). */
+export const wasmTrainingKernelConfigs: readonly KernelConfig[] = [...convGradKernelConfigs, ...fusedKernelConfigs];
+/** Stock wasm kernels we replace with faster ones. */
+export const wasmReplacementKernelConfigs: readonly KernelConfig[] = [...convGradReplacementConfigs];
 
 let registered = false;
 
 /**
- * Registers the training kernels tfjs-backend-wasm lacks. Idempotent. Call after `tf.setBackend('wasm')`
- * has resolved (the kernels attach to that backend's memory lazily, on first use).
+ * Makes the wasm backend train fast. Idempotent. Call after `tf.setBackend('wasm')` has resolved and
+ * before models are built or their BatchNorm modes set:
+ *  - registers the gradient kernels tfjs-backend-wasm lacks, and replaces its slow Conv2DBackpropInput;
+ *  - registers fused BatchNorm-training and ReLU/ReLU6 kernels with their gradients;
+ *  - routes tfjs-layers' BatchNormalization (training), ReLU layer and relu/relu6 activations to them
+ *    whenever the active backend is wasm (other backends run the stock code).
  */
 export function registerWasmTrainingKernels(): void {
   if (registered) return;
   for (const cfg of wasmTrainingKernelConfigs) {
-    // A later tfjs may ship its own; ours only fills gaps unless it is marked as a replacement.
     if (getKernel(cfg.kernelName, 'wasm') === undefined) registerKernel(cfg);
   }
+  for (const cfg of wasmReplacementKernelConfigs) {
+    if (getKernel(cfg.kernelName, 'wasm') !== undefined) unregisterKernel(cfg.kernelName, 'wasm');
+    registerKernel(cfg);
+  }
+  for (const g of fusedGradConfigs) registerGradient(g);
+  routeLayersToFusedOps();
   registered = true;
 }

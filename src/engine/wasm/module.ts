@@ -10,6 +10,16 @@ export interface TrainKernelExports {
     OH: number, OW: number, CM: number, KH: number, KW: number, SH: number, SW: number, PT: number, PL: number): void;
   dw_bp_input(dy: number, f: number, dx: number, N: number, H: number, W: number, C: number,
     OH: number, OW: number, CM: number, KH: number, KW: number, SH: number, SW: number, PT: number, PL: number): void;
+  conv2d_bp_filter_v2(x: number, dy: number, dw: number, N: number, H: number, W: number, CI: number,
+    OH: number, OW: number, CO: number, KH: number, KW: number, SH: number, SW: number, PT: number, PL: number): void;
+  conv2d_bp_input(dy: number, w: number, dx: number, wt: number, N: number, H: number, W: number, CI: number,
+    OH: number, OW: number, CO: number, KH: number, KW: number, SH: number, SW: number, PT: number, PL: number): void;
+  bn_train_fwd(x: number, gamma: number, beta: number, y: number, mean: number, variance: number, invstd: number,
+    scratch: number, P: number, C: number, eps: number): void;
+  bn_train_bwd(dy: number, x: number, gamma: number, mean: number, invstd: number, dx: number, dgamma: number,
+    dbeta: number, scratch: number, P: number, C: number): void;
+  clamp_fwd(x: number, y: number, n: number, hi: number): void;
+  clamp_bwd(dy: number, x: number, dx: number, n: number, hi: number, hiInclusive: number): void;
 }
 
 export const KERNELS_WASM_PATH = path.join(__dirname, 'train_kernels.wasm');
@@ -46,4 +56,19 @@ export function trainKernels(backend: BackendWasm): TrainKernelExports {
 /** Byte offset of a tensor's data in the heap (stable across memory growth; views are not). */
 export function offsetOf(backend: BackendWasm, dataId: object): number {
   return backend.dataIdMap.get(dataId).memoryOffset;
+}
+
+/**
+ * Runs f with `bytes` of scratch from tfjs's own allocator (16-byte aligned by emscripten's malloc).
+ * Freed even if f throws. Allocation may grow the memory; offsets stay valid, JS views do not.
+ */
+export function withScratch<T>(backend: BackendWasm, bytes: number, f: (ptr: number) => T): T {
+  const wasm = backend.wasm as unknown as { _malloc(n: number): number; _free(p: number): void };
+  const ptr = wasm._malloc(Math.max(16, bytes));
+  if (ptr === 0) throw new Error(`wasm heap exhausted allocating ${bytes} bytes of kernel scratch`);
+  try {
+    return f(ptr);
+  } finally {
+    wasm._free(ptr);
+  }
 }

@@ -1,0 +1,43 @@
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * What the PyTorch peer times: one SGD(momentum 0.9, weight decay 5e-4) step of softmax cross-entropy
+ * with BatchNorm in training mode, and one inference pass in eval mode.
+ */
+export interface Stepper {
+  train(): Promise<number>;
+  infer(): Promise<void>;
+  dispose(): void;
+}
+
+export function makeStepper(model: tf.LayersModel, batch: number, size: number, classes: number): Stepper {
+  const x = tf.randomNormal([batch, size, size, 3]);
+  const labels = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % classes), 'int32');
+  const y = tf.oneHot(labels, classes);
+  labels.dispose();
+  const opt = tf.train.momentum(0.01, 0.9);
+  const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const decay = 5e-4;
+  return {
+    async train(): Promise<number> {
+      const loss = opt.minimize(() => {
+        const logits = model.apply(x, { training: true }) as tf.Tensor;
+        const ce = tf.losses.softmaxCrossEntropy(y, logits);
+        const l2 = tf.addN(trainable.map((v) => tf.sum(tf.square(v)))).mul(decay / 2);
+        return ce.add(l2) as tf.Scalar;
+      }, true, trainable);
+      const v = (await loss!.data())[0];
+      loss!.dispose();
+      return v;
+    },
+    async infer(): Promise<void> {
+      const out = tf.tidy(() => model.predict(x) as tf.Tensor);
+      await out.data();
+      out.dispose();
+    },
+    dispose(): void {
+      tf.dispose([x, y]);
+      opt.dispose();
+    },
+  };
+}

@@ -1,0 +1,188 @@
+import * as tf from '@tensorflow/tfjs';
+import type { GradConfig, KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { offsetOf, trainKernels, withScratch } from './module';
+
+/*
+ * Fused training ops for the wasm backend. The stock path of a BatchNorm layer in training mode is
+ * moments + FusedBatchNorm forward and ~25 generic kernels backward (Tile, Sum, Mul, Sub, Cast...),
+ * each a full pass over the activation; ReLU6 is Relu + Minimum forward and six passes backward. On a
+ * MobileNet v1 step those passes were ~60% of the time. Here each is one kernel forward and one
+ * backward, registered under our own kernel names (with their own gradients), so the stock kernels
+ * and gradients stay untouched for every other backend.
+ */
+
+export const BN_TRAIN = 'LtBatchNormTrain';
+export const BN_TRAIN_GRAD = 'LtBatchNormTrainGrad';
+export const CLAMP = 'LtClamp';
+export const CLAMP_GRAD = 'LtClampGrad';
+
+const lastDim = (t: TensorInfo): number => t.shape[t.shape.length - 1];
+const sizeOf = (t: TensorInfo): number => t.shape.reduce((a, b) => a * b, 1);
+
+/** [y, mean, variance, invstd] = batch-statistics BatchNorm over every axis but the last. */
+const bnTrain: KernelFunc = ({ inputs, backend, attrs }) => {
+  const b = backend as BackendWasm;
+  const { x, gamma, beta } = inputs as { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo };
+  const eps = (attrs as { epsilon: number }).epsilon;
+  const C = lastDim(x);
+  const P = sizeOf(x) / C;
+  const y = b.makeOutput(x.shape, 'float32');
+  const mean = b.makeOutput([C], 'float32');
+  const variance = b.makeOutput([C], 'float32');
+  const invstd = b.makeOutput([C], 'float32');
+  withScratch(b, 16 * C, (s) => trainKernels(b).bn_train_fwd(offsetOf(b, x.dataId), offsetOf(b, gamma.dataId),
+    offsetOf(b, beta.dataId), offsetOf(b, y.dataId), offsetOf(b, mean.dataId), offsetOf(b, variance.dataId),
+    offsetOf(b, invstd.dataId), s, P, C, eps));
+  return [y, mean, variance, invstd];
+};
+
+/** [dx, dgamma, dbeta] through the batch statistics. */
+const bnTrainGrad: KernelFunc = ({ inputs, backend }) => {
+  const b = backend as BackendWasm;
+  const { dy, x, gamma, mean, invstd } = inputs as Record<'dy' | 'x' | 'gamma' | 'mean' | 'invstd', TensorInfo>;
+  const C = lastDim(x);
+  const P = sizeOf(x) / C;
+  const dx = b.makeOutput(x.shape, 'float32');
+  const dgamma = b.makeOutput([C], 'float32');
+  const dbeta = b.makeOutput([C], 'float32');
+  withScratch(b, 32 * C, (s) => trainKernels(b).bn_train_bwd(offsetOf(b, dy.dataId), offsetOf(b, x.dataId),
+    offsetOf(b, gamma.dataId), offsetOf(b, mean.dataId), offsetOf(b, invstd.dataId), offsetOf(b, dx.dataId),
+    offsetOf(b, dgamma.dataId), offsetOf(b, dbeta.dataId), s, P, C));
+  return [dx, dgamma, dbeta];
+};
+
+const bnTrainGradConfig: GradConfig = {
+  kernelName: BN_TRAIN,
+  inputsToSave: ['x', 'gamma'],
+  outputsToSave: [false, true, false, true],
+  gradFunc: (dys: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+    const dy = Array.isArray(dys) ? dys[0] : dys;
+    const [x, gamma, mean, invstd] = saved;
+    // One kernel yields all three, so run it here, not lazily: tfjs calls each input's closure inside its
+    // own tidy, which would dispose the siblings. Here we are in the gradients' outer tidy, which still
+    // releases a piece nobody asks for (a frozen gamma).
+    const [dx, dgamma, dbeta] = tf.engine().runKernel(BN_TRAIN_GRAD, { dy, x, gamma, mean, invstd }) as tf.Tensor[];
+    return { x: () => dx, gamma: () => dgamma, beta: () => dbeta };
+  },
+};
+
+/** y = min(max(x, 0), hi). */
+const clamp: KernelFunc = ({ inputs, backend, attrs }) => {
+  const b = backend as BackendWasm;
+  const { x } = inputs as { x: TensorInfo };
+  const y = b.makeOutput(x.shape, 'float32');
+  trainKernels(b).clamp_fwd(offsetOf(b, x.dataId), offsetOf(b, y.dataId), sizeOf(x), (attrs as { hi: number }).hi);
+  return y;
+};
+
+const clampGrad: KernelFunc = ({ inputs, backend, attrs }) => {
+  const b = backend as BackendWasm;
+  const { dy, x } = inputs as { dy: TensorInfo; x: TensorInfo };
+  const { hi, hiInclusive } = attrs as { hi: number; hiInclusive: boolean };
+  const dx = b.makeOutput(x.shape, 'float32');
+  trainKernels(b).clamp_bwd(offsetOf(b, dy.dataId), offsetOf(b, x.dataId), offsetOf(b, dx.dataId), sizeOf(x), hi,
+    hiInclusive ? 1 : 0);
+  return dx;
+};
+
+const clampGradConfig: GradConfig = {
+  kernelName: CLAMP,
+  inputsToSave: ['x'],
+  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: NamedAttrMap) => {
+    const [x] = saved;
+    return { x: () => tf.engine().runKernel(CLAMP_GRAD, { dy: dy as tf.Tensor, x }, attrs) as tf.Tensor };
+  },
+};
+
+export const fusedKernelConfigs: KernelConfig[] = [
+  { kernelName: BN_TRAIN, backendName: 'wasm', kernelFunc: bnTrain },
+  { kernelName: BN_TRAIN_GRAD, backendName: 'wasm', kernelFunc: bnTrainGrad },
+  { kernelName: CLAMP, backendName: 'wasm', kernelFunc: clamp },
+  { kernelName: CLAMP_GRAD, backendName: 'wasm', kernelFunc: clampGrad },
+];
+export const fusedGradConfigs: GradConfig[] = [bnTrainGradConfig, clampGradConfig];
+
+/* ---------------------------------- ops (wasm only) ---------------------------------- */
+
+/** Batch-statistics BatchNorm over all axes but the last; mean and biased variance as tf.moments gives. */
+export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number):
+  { y: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor } {
+  const [y, mean, variance, invstd] = tf.engine().runKernel(BN_TRAIN, { x, gamma, beta }, { epsilon }) as tf.Tensor[];
+  invstd.dispose(); // the tape holds its own reference when gradients are being recorded
+  return { y, mean, variance };
+}
+
+/** min(max(x, 0), hi); the gradient passes where 0 < x < hi (x <= hi with hiInclusive). */
+export function clampRelu(x: tf.Tensor, hi: number, hiInclusive: boolean): tf.Tensor {
+  return tf.engine().runKernel(CLAMP, { x }, { hi, hiInclusive }) as tf.Tensor;
+}
+
+/* ---------------------------------- layer routing ---------------------------------- */
+
+type Ctor = { prototype: Record<string, unknown> };
+const PATCHED = Symbol.for('layertune.wasmFused');
+
+function layerClass(name: string): Ctor {
+  const map = tf.serialization.SerializationMap.getMap().classNameMap as Record<string, [Ctor, unknown]>;
+  const entry = map[name];
+  if (!entry) throw new Error(`tfjs-layers has no registered class ${name}`);
+  return entry[0];
+}
+
+const onWasm = (x: tf.Tensor): boolean => tf.getBackend() === 'wasm' && x.dtype === 'float32';
+const one = (inputs: tf.Tensor | tf.Tensor[]): tf.Tensor => (Array.isArray(inputs) ? inputs[0] : inputs);
+
+interface BnLayer {
+  axis: number; epsilon: number; momentum: number; center: boolean; scale: boolean;
+  gamma: tf.LayerVariable; beta: tf.LayerVariable; movingMean: tf.LayerVariable; movingVariance: tf.LayerVariable;
+}
+
+/**
+ * Routes the stock layers to the fused ops while the wasm backend is active; on any other backend,
+ * or for a configuration the fused ops do not cover, the stock code runs unchanged. Numerically the
+ * same functions (test/engine/fused.test.ts). Must run before anything captures a layer's `call`
+ * (src/models/batchnorm.ts binds it per instance when a BN mode is set).
+ */
+export function routeLayersToFusedOps(): void {
+  const bn = layerClass('BatchNormalization').prototype as Record<string | symbol, unknown>;
+  if (bn[PATCHED]) return;
+  const bnCall = bn.call as (this: BnLayer, inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor;
+  bn.call = function (this: BnLayer, inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor {
+    const x = one(inputs);
+    const training = kwargs?.training === true;
+    if (!training || !onWasm(x) || x.rank < 2 || !(this.axis === -1 || this.axis === x.rank - 1) || !this.center || !this.scale) {
+      return bnCall.call(this, inputs, kwargs);
+    }
+    return tf.tidy(() => {
+      const { y, mean, variance } = batchNormTrain(x, this.gamma.read(), this.beta.read(), this.epsilon);
+      // Same moving-average update as tfjs-layers (biased batch variance, as Keras does).
+      const ema = (v: tf.LayerVariable, value: tf.Tensor): void =>
+        tf.tidy(() => { const o = v.read(); v.write(tf.sub(o, tf.mul(tf.sub(o, value), 1 - this.momentum))); });
+      ema(this.movingMean, mean);
+      ema(this.movingVariance, variance);
+      return y;
+    });
+  };
+  bn[PATCHED] = true;
+
+  // tf.layers.reLU({maxValue}): relu then clipByValue(0, max) → gradient mask 0 < x <= max.
+  const relu = layerClass('ReLU').prototype as Record<string | symbol, unknown>;
+  const reluCall = relu.call as (this: { maxValue?: number | null }, i: tf.Tensor | tf.Tensor[], k: unknown) => tf.Tensor;
+  relu.call = function (this: { maxValue?: number | null }, inputs: tf.Tensor | tf.Tensor[], kwargs: unknown): tf.Tensor {
+    const x = one(inputs);
+    if (!onWasm(x)) return reluCall.call(this, inputs, kwargs);
+    return clampRelu(x, this.maxValue ?? Infinity, true);
+  };
+  relu[PATCHED] = true;
+
+  // activation: 'relu6' is minimum(6, relu(x)) → mask 0 < x < 6; 'relu' → x > 0.
+  for (const [name, hi] of [['relu6', 6], ['relu', Infinity]] as const) {
+    const act = layerClass(name).prototype as Record<string | symbol, unknown>;
+    const apply = act.apply as (this: unknown, x: tf.Tensor, alpha?: number) => tf.Tensor;
+    act.apply = function (this: unknown, x: tf.Tensor, alpha?: number): tf.Tensor {
+      return onWasm(x) ? clampRelu(x, hi, false) : apply.call(this, x, alpha);
+    };
+    act[PATCHED] = true;
+  }
+}

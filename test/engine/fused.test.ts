@@ -1,0 +1,110 @@
+import { expect } from 'chai';
+import * as tf from '@tensorflow/tfjs';
+import { batchNormTrain, clampRelu } from '../../src/engine/wasm';
+import { initWasm, onBackend, randomArray, relErr } from './wasm_setup';
+
+const shapes: number[][] = [[2, 5, 6, 12], [3, 4, 4, 7], [9, 3], [4, 56, 56, 8]];
+
+/** Forward outputs and the gradients of sum(y * g) for the fused op (wasm) or tfjs's own (cpu). */
+function bnCase(shape: number[], fused: boolean): Record<string, Float32Array> {
+  return tf.tidy(() => {
+    const C = shape[shape.length - 1];
+    const size = shape.reduce((a, b) => a * b, 1);
+    // Offset and scale the input so mean and variance are far from 0 and 1: catches a dropped term.
+    const x = tf.tensor(randomArray(size, 11), shape).mul(3).add(1.5);
+    const gamma = tf.tensor1d(randomArray(C, 12)).add(1);
+    const beta = tf.tensor1d(randomArray(C, 13));
+    const g = tf.tensor(randomArray(size, 14), shape);
+    const eps = 1e-3;
+    const stock = (xx: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) => {
+      const axes = shape.slice(0, -1).map((_, i) => i);
+      const m = tf.moments(xx, axes);
+      return { y: tf.batchNorm(xx, m.mean, m.variance, bb, gg, eps), mean: m.mean, variance: m.variance };
+    };
+    const f = fused ? (xx: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) => batchNormTrain(xx, gg, bb, eps) : stock;
+    const out = f(x, gamma, beta);
+    const [dx, dgamma, dbeta] = tf.grads((xx: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) => f(xx, gg, bb).y.mul(g).sum())([x, gamma, beta]);
+    const d = (t: tf.Tensor): Float32Array => t.dataSync() as Float32Array;
+    return { y: d(out.y), mean: d(out.mean), variance: d(out.variance), dx: d(dx), dgamma: d(dgamma), dbeta: d(dbeta) };
+  });
+}
+
+describe('engine/wasm fused BatchNorm-training and ReLU kernels vs tfjs on cpu', function () {
+  this.timeout(60000);
+  before(initWasm);
+
+  for (const shape of shapes) {
+    it(`BatchNorm training ${JSON.stringify(shape)}: y, mean, variance, dx, dgamma, dbeta within 1e-4`, async () => {
+      const ref = await onBackend('cpu', () => bnCase(shape, false));
+      const got = await onBackend('wasm', () => bnCase(shape, true));
+      for (const k of Object.keys(ref)) expect(relErr(got[k], ref[k]), k).to.be.lessThan(1e-4);
+      expect(Math.max(...Array.from(ref.dx, Math.abs))).to.be.greaterThan(0);
+    });
+  }
+
+  const variants: Array<{ name: string; hi: number; inclusive: boolean; stock: (x: tf.Tensor) => tf.Tensor }> = [
+    { name: "activation 'relu6' = minimum(6, relu(x))", hi: 6, inclusive: false, stock: (x) => tf.minimum(6, tf.relu(x)) },
+    { name: 'ReLU layer maxValue 6 = clipByValue(relu(x), 0, 6)', hi: 6, inclusive: true, stock: (x) => tf.clipByValue(tf.relu(x), 0, 6) },
+    { name: 'relu', hi: Infinity, inclusive: false, stock: (x) => tf.relu(x) },
+  ];
+  for (const v of variants) {
+    it(`${v.name}: forward and gradient equal, including the exact boundary values`, async () => {
+      // 0 and 6 exactly are where the masks of the stock gradients differ; the fused op must follow each.
+      const vals = Float32Array.from([...randomArray(1021, 21)].map((u) => u * 8), (u, i) => (i % 7 === 0 ? 0 : i % 11 === 0 ? 6 : u));
+      const g = randomArray(vals.length, 22);
+      const run = (fused: boolean) => tf.tidy(() => {
+        const x = tf.tensor1d(vals);
+        const f = fused ? (t: tf.Tensor) => clampRelu(t, v.hi, v.inclusive) : v.stock;
+        const dx = tf.grad((t: tf.Tensor) => f(t).mul(tf.tensor1d(g)).sum())(x);
+        return { y: f(x).dataSync() as Float32Array, dx: dx.dataSync() as Float32Array };
+      });
+      const ref = await onBackend('cpu', () => run(false));
+      const got = await onBackend('wasm', () => run(true));
+      expect(relErr(got.y, ref.y)).to.equal(0);
+      expect(relErr(got.dx, ref.dx)).to.equal(0);
+    });
+  }
+
+  it('tfjs-layers BatchNormalization / ReLU / relu6 / relu are routed to the fused kernels on wasm only', async () => {
+    const build = (): tf.LayersModel => {
+      const input = tf.input({ shape: [6, 6, 4] });
+      let h = tf.layers.batchNormalization({}).apply(input) as tf.SymbolicTensor;
+      h = tf.layers.reLU({ maxValue: 6 }).apply(h) as tf.SymbolicTensor;
+      h = tf.layers.activation({ activation: 'relu6' }).apply(h) as tf.SymbolicTensor;
+      h = tf.layers.activation({ activation: 'relu' }).apply(h) as tf.SymbolicTensor;
+      return tf.model({ inputs: input, outputs: h });
+    };
+    const kernelsUsed = async (): Promise<string[]> => {
+      const m = build();
+      const x = tf.randomNormal([2, 6, 6, 4]);
+      const info = await tf.profile(() => {
+        tf.grads((t: tf.Tensor) => (m.apply(t, { training: true }) as tf.Tensor).sum())([x]).forEach((t) => t.dispose());
+      });
+      x.dispose();
+      m.dispose();
+      return info.kernelNames;
+    };
+    const onW = await onBackend('wasm', kernelsUsed);
+    const onC = await onBackend('cpu', kernelsUsed);
+    expect(await onW).to.include.members(['LtBatchNormTrain', 'LtBatchNormTrainGrad', 'LtClamp', 'LtClampGrad']);
+    expect((await onC).filter((k) => k.startsWith('Lt'))).to.deep.equal([]);
+  });
+
+  it('leaks nothing across repeated fused training steps (frozen gamma included)', async () => {
+    await onBackend('wasm', () => {
+      const x = tf.randomNormal([4, 8, 8, 16]);
+      const gamma = tf.variable(tf.ones([16]), false);
+      const beta = tf.variable(tf.zeros([16]));
+      const step = (): void => {
+        const { value, grads } = tf.variableGrads(() => clampRelu(batchNormTrain(x, gamma, beta, 1e-3).y, 6, false).sum() as tf.Scalar, [beta]);
+        value.dispose();
+        tf.dispose(grads);
+      };
+      step();
+      const before = tf.memory().numTensors;
+      for (let i = 0; i < 4; i++) step();
+      expect(tf.memory().numTensors).to.equal(before);
+      tf.dispose([x, gamma, beta]);
+    });
+  });
+});
