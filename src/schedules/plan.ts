@@ -1,27 +1,16 @@
 /** The resolved learning-rate numbers as `layertune plan` shows them: one JSON-able object and its text lines. */
 import { planPoints, type PlanPoint, type ResolvedSchedule } from './resolve';
+import type { ResolvedLr, ResolvedWarmup } from './scaling';
 
-export interface LrPlan {
-  base: number;
-  baseBatch: number;
-  scaling: 'linear' | 'sqrt' | 'none';
-  effectiveBatch: number;
-  scale: number;
-  peak: number;
+export interface LrPlan extends Omit<ResolvedLr, 'warmup'> {
+  /** The base schedule in one line, e.g. `multistep milestones=[30,60] gamma=0.1 per=epoch`. */
   schedule: string;
-  warmup: {
-    type: 'linear' | 'constant' | 'none';
-    steps: number;
+  warmup: ResolvedWarmup & {
     epochs: number;
-    startFactor: number;
     /** The reference rate at step 0 of the warmup. */
     startLr: number;
-    source: 'config' | 'scaling-default' | 'none';
   };
   plateau: string | null;
-  stepsPerEpoch: number;
-  epochs: number;
-  totalSteps: number;
   points: PlanPoint[];
 }
 
@@ -35,12 +24,7 @@ export function lrPlan(resolved: ResolvedSchedule): LrPlan {
     .map(([k, v]) => `${k}=${Array.isArray(v) ? `[${v.join(',')}]` : v}`)
     .join(' ');
   return {
-    base: lr.base,
-    baseBatch: lr.baseBatch,
-    scaling: lr.scaling,
-    effectiveBatch: lr.effectiveBatch,
-    scale: lr.scale,
-    peak: lr.peak,
+    ...lr,
     schedule: fields ? `${type} ${fields}` : type,
     warmup: {
       ...lr.warmup,
@@ -51,9 +35,6 @@ export function lrPlan(resolved: ResolvedSchedule): LrPlan {
       ? `${p.monitor} ${p.mode} factor=${p.factor} patience=${p.patience} cooldown=${p.cooldown} ` +
         `maxReductions=${p.maxReductions ?? '∞'} stopAtFraction=${p.stopAtFraction ?? 'off'}`
       : null,
-    stepsPerEpoch: lr.stepsPerEpoch,
-    epochs: lr.epochs,
-    totalSteps: lr.totalSteps,
     points,
   };
 }
