@@ -103,9 +103,12 @@ export function referenceGroups(ref: RefFile, c: RefCase): { algorithm: Algorith
   return { algorithm, groups: [...byKey.values()] };
 }
 
-/** Replays one case; gradients follow the file's oracle g = curvature·(p − target) + noise[t], in float32. */
-export function replayCase(ref: RefFile, c: RefCase): CaseResult {
-  const { algorithm, groups } = referenceGroups(ref, c);
+/**
+ * Replays one case; gradients follow the file's oracle g = curvature·(p − target) + noise[t], in float32.
+ * `setup` replaces the fixture-convention groups (tests pass groups built by `planGroups`).
+ */
+export function replayCase(ref: RefFile, c: RefCase, setup?: { algorithm: Algorithm; groups: ParamGroup[] }): CaseResult {
+  const { algorithm, groups } = setup ?? referenceGroups(ref, c);
   const steps = c.trajectory.length;
   const known = scheduleFactor(c.schedule);
   const first = ref.params[0];

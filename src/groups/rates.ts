@@ -21,5 +21,9 @@ export function layerDecayRates(lr: number, decay: number, depth: number): numbe
  * taking the remainder (14 stages in 3 → 5, 5, 4). Returns the group index of each stage.
  */
 export function splitStages(s: number, n: number): number[] {
-  return Array.from({ length: s }, (_, k) => Math.floor((k * n) / s));
+  const base = Math.floor(s / n);
+  const rem = s % n;
+  const out: number[] = [];
+  for (let g = 0; g < n; g++) for (let i = 0; i < base + (g < rem ? 1 : 0); i++) out.push(g);
+  return out;
 }
