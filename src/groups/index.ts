@@ -1,4 +1,5 @@
 export { planGroups } from './plan';
+export { collapseByLayer, type LayerPlanRow } from './by-layer';
 export { describeLayers, roleOf } from './describe';
 export { steppedRates, geometricRates, layerDecayRates, splitStages } from './rates';
 export {

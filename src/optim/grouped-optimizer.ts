@@ -145,7 +145,9 @@ export class GroupedOptimizer {
           const next = applyUpdate(v, out.delta, lr, group.weightDecay, group.decayMode, this.rule.decoupledStyle);
           if (wantNorms) {
             // Two sums per variable, all read back in one transfer below.
-            pairs.push(tf.stack([tf.sum(tf.square(tf.sub(next, v))), tf.sum(tf.square(next))]));
+            // Without decoupled decay the applied change is exactly −delta: skip a subtraction.
+            const change = group.decayMode === 'decoupled' && group.weightDecay > 0 ? tf.sub(next, v) : out.delta;
+            pairs.push(tf.stack([tf.sum(tf.square(change)), tf.sum(tf.square(next))]));
             normNames.push(name);
             normGroups.push(group.name);
           }

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../../src/errors';
-import { groupingSchema, planGroups, type LayerInfo } from '../../src/groups';
+import { collapseByLayer, groupingSchema, planGroups, type LayerInfo } from '../../src/groups';
 import { GroupedOptimizer, optimizerSchema, resolveOptimizer } from '../../src/optim';
 import { readReference, replayCase } from '../../scripts/replay-optimizer-reference';
 
@@ -142,6 +142,18 @@ describe('planGroups', () => {
       expect(() => planGroups(toyLayers(3), { rules: [{ match: 'block1', group: 'mine' }] })).to.throw(ConfigError, /^groups\.rules\[0\]\.group: group "mine" is not one of g0, g1, g2/);
       expect(() => planGroups(toyLayers(3), { rules: [{ match: '(' }] })).to.throw(ConfigError, /^groups\.rules\[0\]\.match: invalid regular expression/);
     });
+  });
+
+  it('collapseByLayer: one row per layer in order, values per role, frozen only when all variables are', () => {
+    const plan = planGroups(toyLayers(3), { biasLrMult: 0, rules: [{ match: '^block0_bn$', freeze: true }] });
+    const byLayer = collapseByLayer(plan.rows);
+    expect(byLayer.map((l) => l.layer)).to.deep.equal(toyLayers(3).map((l) => l.name));
+    const conv = byLayer[0];
+    expect(conv).to.deep.include({ layer: 'block0_conv', group: 'g0', frozen: false, variables: ['block0_conv/kernel', 'block0_conv/bias'] });
+    expect(conv.lr).to.deep.equal({ kernel: 0.001, bias: 0 });
+    expect(conv.weightDecay).to.deep.equal({ kernel: 5e-4, bias: 0 });
+    expect(byLayer[1]).to.include({ layer: 'block0_bn', frozen: true });
+    expect(byLayer[3].lr).to.deep.equal({ norm: 0.01 });
   });
 
   describe('bad input names the field', () => {

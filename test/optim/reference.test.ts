@@ -57,6 +57,15 @@ describe('GroupedOptimizer against the PyTorch 1.13 reference (test/fixtures/opt
       }
     });
 
+    it('matches on the wasm backend too (--backend wasm)', () => {
+      const r = spawnSync(TSX, [SCRIPT, FIXTURE, '--backend', 'wasm'], { encoding: 'utf8' });
+      expect(r.stderr).to.include('backend: wasm');
+      expect(r.status, r.stderr).to.equal(0);
+      const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+      expect(lines).to.have.length(12);
+      expect(lines.every((l) => l.ok === true)).to.equal(true);
+    });
+
     it('reads other files of the format (fewer steps, other lrs) and exits 1 when a case fails', () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'replay-'));
       try {
