@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { buildArch, BuiltArch } from './arch';
 import { readSafetensors } from './safetensors';
-import { inferTorchArch, loadTorchWeights, TorchArchInfo } from './torch-weights';
+import { inferTorchArch, loadTorchWeights, TorchArchInfo, torchHeadInfo } from './torch-weights';
 import type { Backbone } from './types';
 
 /** A Backbone that also keeps the checkpoint's own classifier (for parity checks and `predict`). */
@@ -33,8 +33,9 @@ export function backboneFromBuilt(built: BuiltArch, source: string, numClasses: 
 /** Loads torchvision- or timm-named PyTorch weights from a .safetensors file. */
 export function loadTorchSafetensors(file: string, opts: TorchSourceOptions = {}): LoadedBackbone {
   const st = readSafetensors(file);
-  const inferred: TorchArchInfo = inferTorchArch(st);
-  const arch = opts.arch ?? inferred.arch;
+  // a forced architecture skips inference: its mismatches are then reported tensor by tensor
+  const inferred: TorchArchInfo = opts.arch ? torchHeadInfo(st, opts.arch) : inferTorchArch(st);
+  const arch = inferred.arch;
   const built = buildArch(arch, { convention: 'torch', inputSize: opts.inputSize, numClasses: inferred.numClasses }, file);
   try {
     loadTorchWeights(built, st, inferred.naming);

@@ -20,6 +20,13 @@ function dim0(st: SafetensorsFile, name: string): number | undefined {
   return st.tensors.get(name)?.shape[0];
 }
 
+/** Naming and class count when the architecture is given rather than inferred. */
+export function torchHeadInfo(st: SafetensorsFile, arch: string): TorchArchInfo {
+  const naming: TorchNaming = st.tensors.has('conv_stem.weight') ? 'timm' : 'torchvision';
+  const fc = ['fc.weight', 'classifier.1.weight', 'classifier.weight'].find((n) => st.tensors.has(n));
+  return { arch, naming, numClasses: fc ? dim0(st, fc)! : 0 };
+}
+
 /** Infers architecture, naming and class count from tensor names and shapes alone. */
 export function inferTorchArch(st: SafetensorsFile): TorchArchInfo {
   const has = (n: string): boolean => st.tensors.has(n);

@@ -14,7 +14,7 @@ import { disposeBuilt } from '../../src/models/torch-source';
 const ROOT = path.join(__dirname, '..', '..');
 
 function trainableParams(m: tf.LayersModel): number {
-  return m.trainableWeights.reduce((n, w) => n + w.shape.reduce((a, b) => a * b, 1), 0);
+  return m.trainableWeights.reduce((n, w) => n + (w.shape as number[]).reduce((a, b) => a * b, 1), 0);
 }
 
 function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
