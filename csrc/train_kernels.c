@@ -433,3 +433,27 @@ void clamp_bwd(const f32 *dy, const f32 *x, f32 *dx, int n, f32 hi, int hiInclus
   }
   for (; i < n; i++) dx[i] = (x[i] > 0 && (hiInclusive ? x[i] <= hi : x[i] < hi)) ? dy[i] : 0;
 }
+
+/*
+ * Inference BatchNorm with given statistics: y = (x - mean) * (scale / sqrt(var + eps)) + offset over
+ * [P, C]. scale/offset may be 0 (absent → 1 / 0). tmp: 8*C bytes of scratch.
+ */
+EXPORT(bn_infer)
+void bn_infer(const f32 *x, const f32 *mean, const f32 *var, const f32 *offset, const f32 *scale, f32 *y,
+              f32 *tmp, int P, int C, f32 eps) {
+  f32 *k = tmp, *b = tmp + C;
+  for (int c = 0; c < C; c++) {
+    k[c] = (scale ? scale[c] : 1.0f) / __builtin_sqrtf(var[c] + eps);
+    b[c] = offset ? offset[c] : 0.0f;
+  }
+  for (int p = 0; p < P; p++) {
+    const f32 *r = x + (long)p * C;
+    f32 *o = y + (long)p * C;
+    int c = 0;
+    for (; c + 4 <= C; c += 4) {
+      v128_t d = wasm_f32x4_sub(wasm_v128_load(r + c), wasm_v128_load(mean + c));
+      wasm_v128_store(o + c, wasm_f32x4_add(wasm_f32x4_mul(d, wasm_v128_load(k + c)), wasm_v128_load(b + c)));
+    }
+    for (; c < C; c++) o[c] = (r[c] - mean[c]) * k[c] + b[c];
+  }
+}

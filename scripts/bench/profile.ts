@@ -1,6 +1,6 @@
 /**
  * Per-kernel time of one training step on a backend: where the milliseconds go.
- * usage: tsx scripts/bench/profile.ts [--model mobilenet_v1_0.25] [--size 224] [--batch 16] [--backend wasm]
+ * usage: tsx scripts/bench/profile.ts [--model mobilenet_v1_0.25] [--size 224] [--batch 16] [--backend wasm] [--infer] [--top]
  */
 import * as tf from '@tensorflow/tfjs';
 import { buildBenchModel, type BenchModel } from './models';
@@ -20,12 +20,14 @@ function arg(name: string, dflt: string): string {
   await useBackend(backend);
   const net = await buildBenchModel(model, size, 5);
   const s = makeStepper(net, batch, size, 5);
-  await s.train(); // warm-up
+  const infer = process.argv.includes('--infer');
+  const run = (): Promise<unknown> => (infer ? s.infer() : s.train());
+  await run(); // warm-up
   let t = performance.now();
-  await s.train();
+  await run();
   const plain = performance.now() - t;
   t = performance.now();
-  const info = await tf.profile(async () => { await s.train(); });
+  const info = await tf.profile(async () => { await run(); });
   const profiled = performance.now() - t;
   const by = new Map<string, { ms: number; n: number }>();
   let total = 0;
@@ -35,7 +37,7 @@ function arg(name: string, dflt: string): string {
     e.ms += ms; e.n += 1; by.set(k.name, e);
     total += ms;
   }
-  console.log(`${model} @${size} batch ${batch} on ${backend}: step ${plain.toFixed(0)} ms (${(plain / batch).toFixed(1)} ms/img), profiled ${profiled.toFixed(0)} ms, kernels sum ${total.toFixed(0)} ms`);
+  console.log(`${model} @${size} batch ${batch} on ${backend}: ${infer ? 'inference' : 'training step'} ${plain.toFixed(0)} ms (${(plain / batch).toFixed(1)} ms/img), profiled ${profiled.toFixed(0)} ms, kernels sum ${total.toFixed(0)} ms`);
   for (const [name, e] of [...by].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25)) {
     console.log(`${name.padEnd(40)} ${e.ms.toFixed(1).padStart(9)} ms ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  x${e.n}`);
   }

@@ -1,6 +1,7 @@
 import { getKernel, registerGradient, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs-core';
 import { convGradKernelConfigs, convGradReplacementConfigs } from './conv_grads';
 import { fusedGradConfigs, fusedKernelConfigs, routeLayersToFusedOps } from './fused';
+import { fusedBatchNormReplacement } from './batchnorm_infer';
 
 export { trainKernels, wasmHeap, KERNELS_WASM_PATH } from './module';
 export { batchNormTrain, clampRelu } from './fused';
@@ -12,10 +13,16 @@ export const wasmReplacementKernelConfigs: readonly KernelConfig[] = [...convGra
 
 let registered = false;
 
+function replaceKernel(cfg: KernelConfig): void {
+  if (getKernel(cfg.kernelName, 'wasm') !== undefined) unregisterKernel(cfg.kernelName, 'wasm');
+  registerKernel(cfg);
+}
+
 /**
  * Makes the wasm backend train fast. Idempotent. Call after `tf.setBackend('wasm')` has resolved and
  * before models are built or their BatchNorm modes set:
- *  - registers the gradient kernels tfjs-backend-wasm lacks, and replaces its slow Conv2DBackpropInput;
+ *  - registers the gradient kernels tfjs-backend-wasm lacks, and replaces its slow Conv2DBackpropInput
+ *    and FusedBatchNorm (falling back to the stock one for shapes ours does not cover);
  *  - registers fused BatchNorm-training and ReLU/ReLU6 kernels with their gradients;
  *  - routes tfjs-layers' BatchNormalization (training), ReLU layer and relu/relu6 activations to them
  *    whenever the active backend is wasm (other backends run the stock code).
@@ -25,10 +32,9 @@ export function registerWasmTrainingKernels(): void {
   for (const cfg of wasmTrainingKernelConfigs) {
     if (getKernel(cfg.kernelName, 'wasm') === undefined) registerKernel(cfg);
   }
-  for (const cfg of wasmReplacementKernelConfigs) {
-    if (getKernel(cfg.kernelName, 'wasm') !== undefined) unregisterKernel(cfg.kernelName, 'wasm');
-    registerKernel(cfg);
-  }
+  for (const cfg of wasmReplacementKernelConfigs) replaceKernel(cfg);
+  const stockBn = getKernel('FusedBatchNorm', 'wasm');
+  if (stockBn) replaceKernel(fusedBatchNormReplacement(stockBn.kernelFunc));
   for (const g of fusedGradConfigs) registerGradient(g);
   routeLayersToFusedOps();
   registered = true;

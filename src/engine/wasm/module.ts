@@ -20,6 +20,8 @@ export interface TrainKernelExports {
     dbeta: number, scratch: number, P: number, C: number): void;
   clamp_fwd(x: number, y: number, n: number, hi: number): void;
   clamp_bwd(dy: number, x: number, dx: number, n: number, hi: number, hiInclusive: number): void;
+  bn_infer(x: number, mean: number, variance: number, offset: number, scale: number, y: number, tmp: number,
+    P: number, C: number, eps: number): void;
 }
 
 export const KERNELS_WASM_PATH = path.join(__dirname, 'train_kernels.wasm');

@@ -1,0 +1,126 @@
+/**
+ * npm run bench: layertune's training step and inference per image on every available backend, next to
+ * the PyTorch peer (../shared/peer/torch_bench.py) on the same model, size and batch, IN THE SAME RUN,
+ * interleaved repeat by repeat so both see the same machine load. Medians over repeats.
+ *
+ * usage: npm run bench -- [--models a,b] [--backends wasm,cpu] [--repeats 3] [--steps 3] [--size 224]
+ *        [--batch 16] [--cpu-models mobilenet_v1_0.25] [--no-peer] [--peer PATH]
+ * Each layertune measurement runs in its own process (scripts/bench/run-one.ts). The cpu backend takes
+ * minutes per batch-16 step, so by default it is measured once (1 step, 1 inference) and only for
+ * --cpu-models. A benchmark, not a test: CI does not run it.
+ */
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { BENCH_MODELS } from './bench/models';
+import { median } from './bench/stats';
+
+const ROOT = path.join(__dirname, '..');
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : dflt;
+}
+const list = (s: string): string[] => s.split(',').map((x) => x.trim()).filter(Boolean);
+
+interface Sample { train: number | null; infer: number | null }
+
+function runLayertune(model: string, backend: string, size: number, batch: number, steps: number, infers: number): Sample {
+  const out = execFileSync(process.execPath, [
+    '--import', 'tsx', path.join(ROOT, 'scripts', 'bench', 'run-one.ts'),
+    '--model', model, '--backend', backend, '--size', String(size), '--batch', String(batch),
+    '--steps', String(steps), '--infers', String(infers),
+  ], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 24 });
+  const line = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  if (!line) throw new Error(`no result from run-one for ${model} on ${backend}`);
+  const j = JSON.parse(line) as { train_ms_per_img: number | null; infer_ms_per_img: number | null };
+  return { train: j.train_ms_per_img, infer: j.infer_ms_per_img };
+}
+
+function runPeer(peer: string, model: string, size: number, batch: number): Sample {
+  const out = execFileSync('/usr/bin/python3', [peer, '--model', model, '--size', String(size), '--batch', String(batch)],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const j = JSON.parse(out.trim().split('\n').pop()!) as { train_ms_per_img: number; infer_ms_per_img: number };
+  return { train: j.train_ms_per_img, infer: j.infer_ms_per_img };
+}
+
+function availableBackends(): string[] {
+  const out = ['wasm', 'cpu'];
+  try {
+    execFileSync(process.execPath, ['-e', "require('@tensorflow/tfjs-node')"], { cwd: ROOT, stdio: 'ignore' });
+    out.unshift('tensorflow');
+  } catch {
+    // tfjs-node is optional and its native binary is often absent: nothing native to measure
+  }
+  return out;
+}
+
+const med = (xs: Array<number | null>): number | null => {
+  const v = xs.filter((x): x is number => x !== null);
+  return v.length ? median(v) : null;
+};
+const fmt = (v: number | null, w = 10): string => (v === null ? '-' : v.toFixed(v < 10 ? 2 : 1)).padStart(w);
+
+function main(): void {
+  const models = list(arg('models', BENCH_MODELS.join(',')));
+  const backends = process.argv.includes('--backends') ? list(arg('backends', '')) : availableBackends();
+  const cpuModels = list(arg('cpu-models', 'mobilenet_v1_0.25'));
+  const repeats = Number(arg('repeats', '3'));
+  const steps = Number(arg('steps', '3'));
+  const size = Number(arg('size', '224'));
+  const batch = Number(arg('batch', '16'));
+  const peer = arg('peer', path.join(ROOT, '..', 'shared', 'peer', 'torch_bench.py'));
+  const usePeer = !process.argv.includes('--no-peer') && fs.existsSync(peer);
+  if (!usePeer && !process.argv.includes('--no-peer')) console.error(`peer not found at ${peer}: PyTorch columns stay empty`);
+
+  console.error(`layertune bench: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}, ` +
+    `node ${process.version}, size ${size}, batch ${batch}, repeats ${repeats}, backends ${backends.join('/')}`);
+  const rows: string[] = [];
+  const jsonLines: string[] = [];
+  for (const model of models) {
+    const samples = new Map<string, Sample[]>();
+    const push = (k: string, s: Sample): void => { samples.set(k, [...(samples.get(k) ?? []), s]); };
+    for (let r = 0; r < repeats; r++) {
+      for (const b of backends) {
+        const slow = b === 'cpu';
+        if (slow && (r > 0 || !cpuModels.includes(model))) continue;
+        try {
+          push(b, runLayertune(model, b, size, batch, slow ? 1 : steps, slow ? 1 : steps));
+        } catch (e) {
+          console.error(`${model} on ${b} failed: ${(e as Error).message.split('\n')[0]}`);
+        }
+      }
+      if (usePeer) push('pytorch', runPeer(peer, model, size, batch));
+      console.error(`  ${model}: repeat ${r + 1}/${repeats} done`);
+    }
+    const p = samples.get('pytorch') ?? [];
+    const pTrain = med(p.map((s) => s.train));
+    const pInfer = med(p.map((s) => s.infer));
+    const perBackend: Record<string, { train_ms_per_img: number | null; infer_ms_per_img: number | null; n: number }> = {};
+    for (const b of backends) {
+      const s = samples.get(b);
+      if (!s) continue;
+      const t = med(s.map((x) => x.train));
+      const i = med(s.map((x) => x.infer));
+      perBackend[b] = { train_ms_per_img: t, infer_ms_per_img: i, n: s.length };
+      rows.push(`${model.padEnd(20)}${b.padEnd(12)}${fmt(t)}${fmt(i)}${fmt(pTrain)}${fmt(pInfer)}${fmt(t && pTrain ? t / pTrain : null, 9)}${fmt(i && pInfer ? i / pInfer : null, 9)}${String(s.length).padStart(4)}`);
+    }
+    const best = ['tensorflow', 'wasm', 'cpu'].find((b) => perBackend[b]?.train_ms_per_img != null);
+    const bt = best ? perBackend[best] : undefined;
+    jsonLines.push(JSON.stringify({
+      model, size, batch, backend: best ?? null,
+      train_ms_per_img: bt?.train_ms_per_img ?? null, infer_ms_per_img: bt?.infer_ms_per_img ?? null,
+      pytorch_train_ms_per_img: pTrain, pytorch_infer_ms_per_img: pInfer,
+      ratio_train: bt?.train_ms_per_img != null && pTrain ? +(bt.train_ms_per_img / pTrain).toFixed(3) : null,
+      ratio_infer: bt?.infer_ms_per_img != null && pInfer ? +(bt.infer_ms_per_img / pInfer).toFixed(3) : null,
+      backends: perBackend, repeats, load_avg_end: +os.loadavg()[0].toFixed(2),
+    }));
+  }
+  console.log(`${'model'.padEnd(20)}${'backend'.padEnd(12)}${'train ms'.padStart(10)}${'infer ms'.padStart(10)}${'torch tr'.padStart(10)}${'torch inf'.padStart(10)}${'r_train'.padStart(9)}${'r_infer'.padStart(9)}${'n'.padStart(4)}`);
+  for (const r of rows) console.log(r);
+  console.log('(ms per image, medians; r_* = layertune / PyTorch on the same run)');
+  for (const j of jsonLines) console.log(j);
+}
+
+main();

@@ -1,0 +1,58 @@
+/**
+ * One measurement in a fresh process (so backends and wasm heaps never mix): prints one JSON line
+ * {backend, model, size, batch, train_ms_per_img, infer_ms_per_img, train_samples, infer_samples}.
+ * usage: tsx scripts/bench/run-one.ts --model M --backend wasm|cpu|tensorflow [--size 224] [--batch 16]
+ *        [--steps 3] [--infers 3] [--no-warmup]
+ */
+import * as tf from '@tensorflow/tfjs';
+import { buildBenchModel, type BenchModel } from './models';
+import { makeStepper } from './step';
+import { useBackend } from './backends';
+import { median } from './stats';
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : dflt;
+}
+
+(async () => {
+  const backend = arg('backend', 'wasm');
+  const model = arg('model', 'mobilenet_v1_0.25') as BenchModel;
+  const size = Number(arg('size', '224'));
+  const batch = Number(arg('batch', '16'));
+  const steps = Number(arg('steps', '3'));
+  const infers = Number(arg('infers', '3'));
+  const warmup = !process.argv.includes('--no-warmup');
+  await useBackend(backend);
+  const net = await buildBenchModel(model, size, 5);
+  const s = makeStepper(net, batch, size, 5);
+  const time = async (f: () => Promise<unknown>): Promise<number> => {
+    const t = performance.now();
+    await f();
+    return (performance.now() - t) / batch;
+  };
+  const inferSamples: number[] = [];
+  if (infers > 0) {
+    if (warmup) await s.infer();
+    for (let i = 0; i < infers; i++) inferSamples.push(await time(() => s.infer()));
+  }
+  const trainSamples: number[] = [];
+  if (steps > 0) {
+    if (warmup) await s.train(); // first step compiles/allocates; the peer also warms up once
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < steps; i++) trainSamples.push(await time(() => s.train()));
+    if (tf.memory().numTensors !== before) throw new Error(`tensor leak: ${before} -> ${tf.memory().numTensors} over ${steps} steps`);
+  }
+  s.dispose();
+  const r = (v: number | null): number | null => (v === null ? null : Math.round(v * 1000) / 1000);
+  console.log(JSON.stringify({
+    backend: tf.getBackend(), model, size, batch,
+    train_ms_per_img: r(trainSamples.length ? median(trainSamples) : null),
+    infer_ms_per_img: r(inferSamples.length ? median(inferSamples) : null),
+    train_samples: trainSamples.map((v) => r(v)), infer_samples: inferSamples.map((v) => r(v)),
+    rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20),
+  }));
+})().catch((e) => {
+  console.error(String(e?.stack ?? e));
+  process.exit(1);
+});

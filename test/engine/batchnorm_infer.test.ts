@@ -1,0 +1,35 @@
+import { expect } from 'chai';
+import * as tf from '@tensorflow/tfjs';
+import { initWasm, onBackend, randomArray, relErr } from './wasm_setup';
+
+/** tf.batchNorm with given statistics: the FusedBatchNorm kernel our wasm replacement serves. */
+function run(xShape: number[], statShape: number[], withScaleOffset: boolean): Float32Array {
+  return tf.tidy(() => {
+    const n = (s: number[]): number => s.reduce((a, b) => a * b, 1);
+    const x = tf.tensor(randomArray(n(xShape), 31), xShape).mul(2).add(0.5);
+    const mean = tf.tensor(randomArray(n(statShape), 32), statShape);
+    const variance = tf.tensor(randomArray(n(statShape), 33), statShape).abs().add(0.1);
+    const offset = withScaleOffset ? tf.tensor(randomArray(n(statShape), 34), statShape) : undefined;
+    const scale = withScaleOffset ? tf.tensor(randomArray(n(statShape), 35), statShape) : undefined;
+    return tf.batchNorm(x, mean, variance, offset, scale, 1e-3).dataSync() as Float32Array;
+  });
+}
+
+describe('engine/wasm FusedBatchNorm replacement (given statistics) vs cpu', function () {
+  this.timeout(60000);
+  before(initWasm);
+  const cases: Array<[number[], number[], boolean]> = [
+    [[2, 7, 5, 12], [12], true],
+    [[2, 7, 5, 6], [6], false],
+    [[3, 4, 4, 10], [1, 1, 1, 10], true],
+    [[5, 9], [9], true],
+    [[2, 3, 4, 8], [4, 8], true], // not one value per channel: the stock kernel's broadcasting
+  ];
+  for (const [xs, ss, so] of cases) {
+    it(`x ${JSON.stringify(xs)} stats ${JSON.stringify(ss)} scale/offset ${so}: within 1e-5`, async () => {
+      const ref = await onBackend('cpu', () => run(xs, ss, so));
+      const got = await onBackend('wasm', () => run(xs, ss, so));
+      expect(relErr(got, ref)).to.be.lessThan(1e-5);
+    });
+  }
+});
