@@ -17,9 +17,15 @@ export function isBatchNorm(layer: tf.layers.Layer): boolean {
   return layer.getClassName() === 'BatchNormalization';
 }
 
-export function setBatchNormMode(layer: tf.layers.Layer, mode: BatchNormMode): void {
+/**
+ * `momentum` is the Keras one (weight of the old moving average). Keras models ship with 0.99,
+ * which lags far behind when fine-tuning for a few hundred steps; PyTorch's default (0.1 there,
+ * 0.9 here) is what the peer uses.
+ */
+export function setBatchNormMode(layer: tf.layers.Layer, mode: BatchNormMode, momentum?: number): void {
   if (!isBatchNorm(layer)) return;
   const l = layer as any;
+  if (momentum !== undefined) l.momentum = momentum;
   if (!l[ORIGINAL]) l[ORIGINAL] = l.call.bind(l);
   const original = l[ORIGINAL];
   l.call =

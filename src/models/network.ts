@@ -72,12 +72,12 @@ export function splitAtStage(net: Network, lastFrozenStage: number): { prefix: t
 }
 
 /**
- * BN layers in frozen stages always use stored statistics (their weights do not move, so neither
- * should their statistics); trainable stages follow `mode`.
+ * Frozen BN layers always use stored statistics (their weights do not move, so neither should
+ * their statistics, and it is what makes caching a frozen prefix exact); trainable ones follow `mode`.
  */
-export function applyBatchNormModes(net: Network, mode: BatchNormMode, frozenStages: number): void {
+export function applyBatchNormModes(net: Network, mode: BatchNormMode, frozenLayers: ReadonlySet<string>, momentum?: number): void {
   for (const layer of net.train.layers) {
     if (!isBatchNorm(layer)) continue;
-    setBatchNormMode(layer, (net.stageOf.get(layer.name) ?? 0) < frozenStages ? 'frozen' : mode);
+    setBatchNormMode(layer, frozenLayers.has(layer.name) ? 'frozen' : mode, momentum);
   }
 }

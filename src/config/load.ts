@@ -1,0 +1,48 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import YAML from 'yaml';
+import { ConfigError } from '../errors';
+import { parseOrThrow } from '../optim/schema';
+import { JobSchema, type Job, type JobInput } from './schema';
+
+/** Reads a YAML or JSON job file into plain data (not yet validated). */
+export function readJobFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new ConfigError(file, 'config file not found');
+  }
+  try {
+    const data = /\.json$/i.test(file) ? JSON.parse(text) : YAML.parse(text, { maxAliasCount: 100 });
+    if (data === null || data === undefined) return {};
+    if (typeof data !== 'object' || Array.isArray(data)) throw new Error('the top level must be a mapping');
+    return data as Record<string, unknown>;
+  } catch (e) {
+    throw new ConfigError(file, `cannot parse: ${(e as Error).message.split('\n')[0]}`);
+  }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Deep-merges `over` into `base`: objects merge key by key, everything else (arrays too) replaces. */
+export function mergeConfig(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) continue;
+    out[k] = isPlainObject(v) && isPlainObject(out[k]) ? mergeConfig(out[k] as Record<string, unknown>, v) : v;
+  }
+  return out;
+}
+
+/**
+ * The job a run executes: the file (if any), then CLI flags or API options on top, validated.
+ * Relative paths in a file are read relative to the working directory, like CLI flags.
+ */
+export function resolveJob(input: JobInput | Record<string, unknown> = {}, configFile?: string): Job {
+  const fromFile = configFile ? readJobFile(configFile) : {};
+  const merged = mergeConfig(fromFile, input as Record<string, unknown>);
+  return parseOrThrow(JobSchema, merged, configFile ? path.basename(configFile) : 'config');
+}

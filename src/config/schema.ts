@@ -1,0 +1,77 @@
+/**
+ * The job config: the one source of truth for every option's type, default and range. Each stage
+ * owns the schema of its own section (optimizer, groups, lr/schedule/warmup/plateau); this file
+ * composes them with the data, model and training sections and derives the TypeScript types.
+ */
+import { z } from 'zod';
+import { optimizerSchema } from '../optim/schema';
+import { groupingSchema } from '../groups/schema';
+import { LrScheduleSchema } from '../schedules/schema';
+import { BACKENDS } from '../engine/backend';
+
+const posInt = z.number().int().positive();
+
+export const DataSchema = z
+  .object({
+    /** Image folder: one sub-folder per class, or train/ val/ (test/) folders of class folders. */
+    dir: z.string().min(1).default('data/flowers'),
+    /** Fraction of each class held out for validation when the folder is not pre-split. */
+    valFraction: z.number().min(0).max(0.9).default(0.2),
+    /** Seed of the train/validation split (independent of the training seed, so tuning never reshuffles the split). */
+    splitSeed: z.number().int().nonnegative().default(42),
+    /** Declared pixels above which an image is refused unread (decompression bombs). */
+    maxPixels: posInt.default(64 * 1024 * 1024),
+    /** Decoded images kept in memory, MiB. */
+    cacheMB: z.number().nonnegative().default(512),
+    /** Random left-right flips of training images. */
+    flip: z.boolean().default(true),
+  })
+  .strict();
+
+export const ModelSchema = z
+  .object({
+    /** A tfjs LayersModel folder or model.json (local path; URLs via the model sources). */
+    source: z.string().min(1).default('models/mobilenet_v1_0.25_224'),
+    /** Square input size; default: the model's own. Convolutions accept any size; smaller trains faster. */
+    size: z.number().int().min(32).max(1024).optional(),
+    dropout: z.number().min(0).lt(1).default(0.2),
+    /**
+     * BatchNorm in trainable stages: `batch` (batch statistics, moving averages updated) or `frozen`
+     * (stored statistics). Default chosen by measurement: see the README's table.
+     */
+    batchNorm: z.enum(['batch', 'frozen']).default('batch'),
+    /** Keras-style BN momentum while training with batch statistics (PyTorch's default 0.1 is 0.9 here). */
+    bnMomentum: z.number().min(0).lt(1).default(0.9),
+  })
+  .strict();
+
+export const TrainSchema = z
+  .object({
+    epochs: posInt.default(5),
+    batch: posInt.default(16),
+    seed: z.number().int().nonnegative().default(1),
+    /** Cached frozen-prefix activations kept in memory before spilling to the run folder, MiB. */
+    featureCacheMB: z.number().nonnegative().default(1024),
+    /** Report ‖Δw‖/‖w‖ per group each step (one small host read per step). */
+    monitorRatios: z.boolean().default(true),
+  })
+  .strict();
+
+export const JobSchema = z
+  .object({
+    data: DataSchema.prefault({}),
+    model: ModelSchema.prefault({}),
+    train: TrainSchema.prefault({}),
+    optimizer: optimizerSchema.prefault({}),
+    /** Layer groups; absent = three groups stepped 10x at 0.001/0.01/0.1 (reference batch 256). */
+    groups: groupingSchema,
+    ...LrScheduleSchema.shape,
+    backend: z.enum(BACKENDS).default('auto'),
+    /** Run folder: metrics, logs, checkpoints; the export goes to `<out>/model` unless `export` says otherwise. */
+    out: z.string().min(1).default('runs/latest'),
+    export: z.string().min(1).optional(),
+  })
+  .strict();
+
+export type JobInput = z.input<typeof JobSchema>;
+export type Job = z.infer<typeof JobSchema>;
