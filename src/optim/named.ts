@@ -41,6 +41,8 @@ export function namedVariableGrads(
   const entries = Object.entries(vars);
   const { value, grads } = tf.variableGrads(f, entries.map(([, v]) => v));
   const out: Record<string, tf.Tensor> = {};
-  for (const [key, v] of entries) out[key] = grads[v.name];
+  // tfjs leaves out variables the loss does not depend on (and non-trainable ones): so do we,
+  // and GroupedOptimizer then skips them as PyTorch skips `grad is None`.
+  for (const [key, v] of entries) if (grads[v.name] !== undefined) out[key] = grads[v.name];
   return { value, grads: out };
 }

@@ -97,6 +97,15 @@ describe('describeLayers / namedVariables on real tfjs models', () => {
     m.dispose();
   });
 
+  it('namedVariableGrads leaves out variables the loss does not depend on', () => {
+    const a = tf.variable(tf.tensor1d([1, 2]), true);
+    const b = tf.variable(tf.tensor1d([3]), true);
+    const { value, grads } = namedVariableGrads(() => tf.sum(tf.square(a)) as tf.Scalar, { used: a, unused: b });
+    expect(Object.keys(grads)).to.deep.equal(['used']);
+    expect(Array.from(grads.used.dataSync())).to.deep.equal([2, 4]);
+    tf.dispose([a, b, value, ...Object.values(grads)]);
+  });
+
   it('roleOf covers the Keras variable names', () => {
     expect(roleOf('Conv2D', 'c/kernel')).to.equal('kernel');
     expect(roleOf('SeparableConv2D', 'c/pointwise_kernel')).to.equal('kernel');
