@@ -10,7 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { GroupedOptimizer, type Algorithm, type DecayMode, type ParamGroup } from '../src/optim';
+import { DECOUPLED_ALGORITHMS, GroupedOptimizer, type Algorithm, type DecayMode, type ParamGroup } from '../src/optim';
 
 export const RTOL = 1e-5;
 export const ATOL = 1e-7;
@@ -75,8 +75,7 @@ export function scheduleFactor(name: string): ((t: number) => number) | null {
 /** The fixture's conventions as parameter groups: layer group × role, biases at bias_lr_mult, decay on weights only. */
 export function referenceGroups(ref: RefFile, c: RefCase): { algorithm: Algorithm; groups: ParamGroup[] } {
   const algorithm = c.optimizer as Algorithm;
-  const decoupled = algorithm === 'adamw' || algorithm === 'sgdw' || algorithm === 'momentumw';
-  const decayMode: DecayMode = decoupled ? 'decoupled' : 'coupled';
+  const decayMode: DecayMode = DECOUPLED_ALGORITHMS.has(algorithm) ? 'decoupled' : 'coupled';
   const wd = algorithm === 'adamw' ? ref.hyper.adamw_weight_decay ?? ref.hyper.weight_decay : ref.hyper.weight_decay;
   const momentum = c.momentum ?? ref.hyper.momentum;
   const byKey = new Map<string, ParamGroup>();

@@ -1,5 +1,5 @@
 import { ConfigError } from '../errors';
-import { parseOrThrow, resolveOptimizer, type OptimizerInput, type ResolvedOptimizer } from '../optim/schema';
+import { checkDecayModeFits, parseOrThrow, resolveOptimizer, type OptimizerInput, type ResolvedOptimizer } from '../optim/schema';
 import type { Algorithm, DecayMode, ParamGroup } from '../optim/types';
 import { geometricRates, layerDecayRates, splitStages, steppedRates } from './rates';
 import { groupingSchema, type GroupingConfig, type GroupingInput, type GroupRule } from './schema';
@@ -202,7 +202,6 @@ function applyRules(
   algorithm: Algorithm,
   warnings: PlanWarning[],
 ): Map<string, LayerSettings> {
-  const decoupledOnly = algorithm === 'adamw' || algorithm === 'sgdw' || algorithm === 'momentumw';
   const groupLr = new Map(base.groups.map((g) => [g.name, g.lr]));
   // Groups that rules create: their lr is the lr of the rule(s) naming them, which must agree.
   const created = new Map<string, { lr: number; rule: number }>();
@@ -229,9 +228,7 @@ function applyRules(
       if (cfg.strict) throw new ConfigError(`groups.rules[${index}].match`, message);
       warnings.push({ path: `groups.rules[${index}].match`, message });
     }
-    if (rule.decayMode !== undefined && decoupledOnly && rule.decayMode !== 'decoupled') {
-      throw new ConfigError(`groups.rules[${index}].decayMode`, `"${rule.decayMode}" contradicts ${algorithm}, whose decay is decoupled by definition`);
-    }
+    if (rule.decayMode !== undefined) checkDecayModeFits(algorithm, rule.decayMode, `groups.rules[${index}].decayMode`);
   }
 
   const out = new Map<string, LayerSettings>();

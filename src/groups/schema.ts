@@ -1,8 +1,9 @@
 import { z } from 'zod';
+import { nonNegative } from '../optim/schema';
 import { DECAY_MODES } from '../optim/types';
 
-const rate = (what: string) => z.number({ error: `${what} must be a number` }).min(0, `${what} must be >= 0`).finite();
-const mult = rate;
+const rate = nonNegative;
+const mult = nonNegative;
 const groupCount = z.number().int('groups must be an integer').min(1, 'groups must be >= 1').default(3);
 
 /**

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../errors';
-import { DECOUPLED_ONLY, RULES, type UpdateRule } from './algorithms';
+import { RULES, type UpdateRule } from './algorithms';
 import { applyUpdate, decayGradient } from './decay';
+import { checkDecayModeFits } from './schema';
 import {
   ALGORITHMS,
   DECAY_MODES,
@@ -262,9 +263,7 @@ export function resolveGroup(g: ParamGroup, d: OptimizerDefaults, algorithm: Alg
   if (!(DECAY_MODES as readonly string[]).includes(g.decayMode)) {
     throw new ConfigError(`${at}.decayMode`, `unknown decay mode "${String(g.decayMode)}"; expected one of ${DECAY_MODES.join(', ')}`);
   }
-  if (DECOUPLED_ONLY.has(algorithm) && g.decayMode !== 'decoupled') {
-    throw new ConfigError(`${at}.decayMode`, `"${g.decayMode}" contradicts ${algorithm}, whose decay is decoupled by definition`);
-  }
+  checkDecayModeFits(algorithm, g.decayMode, `${at}.decayMode`);
   const r: ResolvedGroup = {
     name: g.name,
     params: [...g.params],

@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors';
-import { ALGORITHMS, DECAY_MODES, type Algorithm, type DecayMode } from './types';
+import { ALGORITHMS, DECAY_MODES, DECOUPLED_ALGORITHMS, type Algorithm, type DecayMode } from './types';
 
 const unit = (what: string) =>
   z.number({ error: `${what} must be a number` }).min(0, `${what} must be in [0, 1)`).lt(1, `${what} must be in [0, 1)`);
-const nonNegative = (what: string) => z.number({ error: `${what} must be a number` }).min(0, `${what} must be >= 0`);
+export const nonNegative = (what: string) => z.number({ error: `${what} must be a number` }).min(0, `${what} must be >= 0`);
 
 /**
  * `optimizer:` section of a job. Defaults reproduce the mission recipe: SGD with momentum 0.9 and
@@ -46,20 +46,23 @@ export interface ResolvedOptimizer extends Omit<OptimizerConfig, 'momentum' | 'd
   decayMode: DecayMode;
 }
 
-const DECOUPLED: readonly Algorithm[] = ['adamw', 'sgdw', 'momentumw'];
-
 /** Parses (throwing ConfigError under `optimizer.`) and fills algorithm-dependent defaults. */
 export function resolveOptimizer(input: OptimizerInput | undefined, prefix = 'optimizer'): ResolvedOptimizer {
   const cfg = parseOrThrow(optimizerSchema, input ?? {}, prefix);
-  const decoupled = DECOUPLED.includes(cfg.algorithm);
-  if (decoupled && cfg.decayMode !== undefined && cfg.decayMode !== 'decoupled') {
-    throw new ConfigError(`${prefix}.decayMode`, `"${cfg.decayMode}" contradicts ${cfg.algorithm}, whose decay is decoupled by definition`);
-  }
+  const decoupled = DECOUPLED_ALGORITHMS.has(cfg.algorithm);
+  if (cfg.decayMode !== undefined) checkDecayModeFits(cfg.algorithm, cfg.decayMode, `${prefix}.decayMode`);
   const momentum = cfg.momentum ?? (cfg.algorithm === 'rmsprop' ? 0 : 0.9);
   if (cfg.algorithm === 'nesterov' && momentum === 0) {
     throw new ConfigError(`${prefix}.momentum`, 'nesterov needs momentum > 0');
   }
   return { ...cfg, momentum, decayMode: cfg.decayMode ?? (decoupled ? 'decoupled' : 'coupled') };
+}
+
+/** adamw/sgdw/momentumw are decoupled by definition: another mode for them is a contradiction, not a choice. */
+export function checkDecayModeFits(algorithm: Algorithm, mode: DecayMode, path: string): void {
+  if (DECOUPLED_ALGORITHMS.has(algorithm) && mode !== 'decoupled') {
+    throw new ConfigError(path, `"${mode}" contradicts ${algorithm}, whose decay is decoupled by definition`);
+  }
 }
 
 /** Parses with a zod schema; the first issue becomes a one-line ConfigError naming the field. */

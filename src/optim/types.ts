@@ -14,6 +14,9 @@ export const ALGORITHMS = [
 ] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
 
+/** Algorithms whose weight decay is decoupled by definition (their names end in `w`). */
+export const DECOUPLED_ALGORITHMS: ReadonlySet<Algorithm> = new Set<Algorithm>(['adamw', 'sgdw', 'momentumw']);
+
 /**
  * How weight decay enters the update (per group):
  * - `coupled`: L2 added to the gradient, g ← g + wd·w (PyTorch `weight_decay` of SGD/Adam/RMSprop).

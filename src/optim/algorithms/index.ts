@@ -18,10 +18,4 @@ export const RULES: Record<Algorithm, UpdateRule> = {
   lars: larsRule,
 };
 
-/** Algorithms whose decay is decoupled by definition. */
-export const DECOUPLED_ONLY: ReadonlySet<Algorithm> = new Set<Algorithm>(['adamw', 'sgdw', 'momentumw']);
-
-/** Algorithms that read `momentum` (for the others it is ignored). */
-export const USES_MOMENTUM: ReadonlySet<Algorithm> = new Set<Algorithm>(['momentum', 'momentumw', 'nesterov', 'lars', 'rmsprop']);
-
 export type { UpdateRule, RuleInput, RuleOutput } from './rule';
