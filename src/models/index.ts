@@ -7,6 +7,8 @@ export { disposeLoaded, loadTorchSafetensors } from './torch-source';
 export type { LoadedBackbone } from './torch-source';
 export { inferTorchArch } from './torch-weights';
 export { loadKerasH5 } from './keras-h5';
+export { loadFrozenEmbedder, refuseUnfreeze } from './graph-source';
+export type { FrozenEmbedder } from './graph-source';
 export { checkParity, compareLogits, PARITY_RTOL } from './parity';
 export type { ParityResult } from './parity';
 export { readSafetensors, parseSafetensors, tensorAsFloat32 } from './safetensors';
