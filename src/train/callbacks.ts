@@ -37,7 +37,8 @@ export interface StopRequest {
 export interface Callback {
   onTrainBegin?(info: { epochs: number; batchesPerEpoch: number; startEpoch: number }): void | Promise<void>;
   onEpochBegin?(epoch: number): void | Promise<void>;
-  onBatchEnd?(info: BatchInfo): void | Promise<void>;
+  /** Returning {stop: true} ends training after this step (the LR finder stops mid-epoch). */
+  onBatchEnd?(info: BatchInfo): void | StopRequest | Promise<void | StopRequest>;
   /** Returning {stop: true} ends training after this epoch. */
   onEpochEnd?(info: EpochInfo): void | StopRequest | Promise<void | StopRequest>;
   onTrainEnd?(summary: { epochs: number; stoppedEarly?: string }): void | Promise<void>;

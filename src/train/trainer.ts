@@ -135,8 +135,9 @@ export class Trainer {
         const updateRatios = result.norms
           ? Object.fromEntries(Object.entries(result.norms.groups).map(([g, n]) => [g, n.weight > 0 ? n.update / n.weight : 0]))
           : undefined;
+        let stepStop: StopRequest | undefined;
         for (const cb of this.callbacks) {
-          await cb.onBatchEnd?.({
+          const r = await cb.onBatchEnd?.({
             epoch,
             step: this.step,
             batchInEpoch,
@@ -147,10 +148,16 @@ export class Trainer {
             lrs,
             updateRatios,
           });
+          if (r && r.stop) stepStop = r;
         }
         this.step++;
         batchInEpoch++;
+        if (stepStop) {
+          stoppedEarly = stepStop.reason ?? 'stopped by a callback';
+          break;
+        }
       }
+      if (stoppedEarly) break;
       if (seen === 0) throw new TrainingError('no training image could be decoded');
       const val = this.data.val.length ? (await this.evaluate(this.data.val)).metrics : undefined;
       this.epoch++;

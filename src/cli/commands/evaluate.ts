@@ -1,0 +1,24 @@
+import type { Command } from 'commander';
+import { selectBackend } from '../../engine/backend';
+import { evaluateFolder, loadClassifier } from '../../predict';
+
+export function register(program: Command): void {
+  program
+    .command('evaluate')
+    .description('accuracy, per-class precision/recall and confusion matrix on a labelled folder')
+    .requiredOption('--model <dir>', 'exported model folder')
+    .requiredOption('--data <dir>', 'folder of class sub-folders')
+    .option('--backend <name>', 'backend', 'auto')
+    .option('--json', 'one JSON object on stdout')
+    .action(async (o) => {
+      await selectBackend(o.backend);
+      const c = await loadClassifier(o.model);
+      const e = await evaluateFolder(c, o.data);
+      if (o.json) return console.log(JSON.stringify({ accuracy: e.accuracy, n: e.n, perClass: e.perClass, confusion: e.confusion, labels: e.labels }));
+      console.log(`accuracy ${e.accuracy.toFixed(4)} on ${e.n} images`);
+      console.log('class'.padEnd(16) + 'precision  recall  support');
+      for (const p of e.perClass) console.log(`${p.label.padEnd(16)}${p.precision.toFixed(3).padStart(9)}  ${p.recall.toFixed(3).padStart(6)}  ${String(p.support).padStart(7)}`);
+      console.log('confusion (rows: true, columns: predicted):');
+      for (const [i, row] of e.confusion.entries()) console.log(`${e.labels[i].padEnd(16)}${row.map((v) => String(v).padStart(5)).join('')}`);
+    });
+}

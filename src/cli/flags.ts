@@ -1,0 +1,47 @@
+import { Command, InvalidArgumentError } from 'commander';
+
+export const num = (v: string): number => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`"${v}" is not a number`);
+  return n;
+};
+
+/** Common job flags: every command that trains takes them. Only flags actually given override the config. */
+export function withJobFlags(cmd: Command): Command {
+  return cmd
+    .option('--data <dir>', 'image folder (one sub-folder per class, or train/ val/ [test/])')
+    .option('--out <dir>', 'run folder (metrics, checkpoints, export)')
+    .option('--model <path>', 'pretrained tfjs LayersModel folder or model.json')
+    .option('--epochs <n>', 'epochs', num)
+    .option('--batch <n>', 'batch size', num)
+    .option('--size <px>', 'square input size', num)
+    .option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu')
+    .option('--bn <mode>', 'BatchNorm in trainable layers: batch | frozen')
+    .option('--lr <rate>', 'reference learning rate of the top group (at lr.baseBatch)', num)
+    .option('--seed <n>', 'training seed', num)
+    .option('--export <dir>', 'export folder (default <out>/model)')
+    .option('--config <file>', 'job file (YAML or JSON); flags override it');
+}
+
+export function flagsToJob(o: Record<string, any>): Record<string, unknown> {
+  const job: Record<string, any> = {};
+  const set = (section: string, key: string, v: unknown) => {
+    if (v === undefined) return;
+    job[section] = { ...(job[section] ?? {}), [key]: v };
+  };
+  set('data', 'dir', o.data);
+  set('model', 'source', o.model);
+  set('model', 'size', o.size);
+  set('model', 'batchNorm', o.bn);
+  set('train', 'epochs', o.epochs);
+  set('train', 'batch', o.batch);
+  set('train', 'seed', o.seed);
+  // the top group's rate; lr.base follows so plan and plateau floors read on the same scale
+  set('groups', 'top', o.lr);
+  set('lr', 'base', o.lr);
+  if (o.out !== undefined) job.out = o.out;
+  if (o.backend !== undefined) job.backend = o.backend;
+  if (o.export !== undefined) job.export = o.export;
+  return job;
+}
+
