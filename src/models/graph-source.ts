@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, ModelFormatError } from '../errors';
 import { fileHandler } from './io';
@@ -46,7 +47,9 @@ export async function loadFrozenEmbedder(uri: string, opts: { inputSize?: number
     if (e instanceof ModelFormatError) throw e;
     throw new ModelFormatError(location, `tfjs could not load the GraphModel: ${(e as Error).message}`);
   }
-  const nodes = new Set((model.artifacts?.modelTopology as { node?: Array<{ name: string }> } | undefined)?.node?.map((n) => n.name) ?? []);
+  // the node list is in model.json (already size-checked and parsed once by the loader above)
+  const topology = JSON.parse(fs.readFileSync(location, 'utf-8')).modelTopology as { node?: Array<{ name: string }> };
+  const nodes = new Set(topology.node?.map((n) => n.name) ?? []);
   const known = KNOWN_GRAPHS.find((g) => nodes.has(g.embedding) && nodes.has(g.logits));
   if (!known) {
     model.dispose();
