@@ -89,6 +89,21 @@ describe('models: architectures in code', function () {
     }
   });
 
+  it('ResNet-50 puts the stride where the weights expect it: 3×3 for torchvision (v1.5), first 1×1 for Keras (v1)', () => {
+    const conf = (b: BuiltArch, name: string) => b.features.getLayer(name).getConfig() as { strides: number[]; padding: string; useBias: boolean };
+    const torch = buildArch('resnet50', { convention: 'torch' });
+    expect(conf(torch, 'conv3_block1_1_conv').strides).to.deep.equal([1, 1]);
+    expect(conf(torch, 'conv3_block1_2_conv')).to.deep.include({ strides: [2, 2], padding: 'valid', useBias: false });
+    // symmetric 1-pixel padding in front of the strided 3×3, as torch's padding=1
+    const pad = torch.features.getLayer('conv3_block1_2_conv_pad').getConfig() as { padding: number[][] };
+    expect(pad.padding).to.deep.equal([[1, 1], [1, 1]]);
+    const keras = buildArch('resnet50', { convention: 'keras' });
+    expect(conf(keras, 'conv3_block1_1_conv')).to.deep.include({ strides: [2, 2], useBias: true });
+    expect(conf(keras, 'conv3_block1_2_conv')).to.deep.include({ strides: [1, 1], padding: 'same' });
+    expect(() => keras.features.getLayer('conv3_block1_2_conv_pad')).to.throw();
+    [torch, keras].forEach(disposeBuilt);
+  });
+
   it('MobileNet v1 builds at input sizes 128–224', () => {
     for (const size of [128, 160, 192, 224]) {
       const built = buildArch('mobilenet_v1_0.25', { inputSize: size });
