@@ -17,18 +17,6 @@ typedef float f32;
 
 static inline void zero(f32 *p, int n) { __builtin_memset(p, 0, (unsigned)n * sizeof(f32)); }
 
-/* acc[i] += a * v[i], i < n (SIMD with scalar tail). */
-static inline void axpy(f32 *restrict acc, const f32 *restrict v, f32 a, int n) {
-  int i = 0;
-  v128_t va = wasm_f32x4_splat(a);
-  for (; i + 4 <= n; i += 4) {
-    v128_t s = wasm_v128_load(acc + i);
-    s = wasm_f32x4_add(s, wasm_f32x4_mul(va, wasm_v128_load(v + i)));
-    wasm_v128_store(acc + i, s);
-  }
-  for (; i < n; i++) acc[i] += a * v[i];
-}
-
 /* acc[i] += u[i] * v[i], i < n. */
 static inline void fma_vv(f32 *restrict acc, const f32 *restrict u, const f32 *restrict v, int n) {
   int i = 0;
@@ -38,32 +26,6 @@ static inline void fma_vv(f32 *restrict acc, const f32 *restrict u, const f32 *r
     wasm_v128_store(acc + i, s);
   }
   for (; i < n; i++) acc[i] += u[i] * v[i];
-}
-
-/*
- * dW[kh,kw,ci,co] = sum_{n,oh,ow} x[n, oh*SH+kh-PT, ow*SW+kw-PL, ci] * dy[n,oh,ow,co]
- * Scatter form: one rank-1 update of dW's (kh,kw) slice per output pixel and tap.
- */
-EXPORT(conv2d_bp_filter)
-void conv2d_bp_filter(const f32 *x, const f32 *dy, f32 *dw, int N, int H, int W, int CI, int OH, int OW,
-                      int CO, int KH, int KW, int SH, int SW, int PT, int PL) {
-  zero(dw, KH * KW * CI * CO);
-  for (int n = 0; n < N; n++)
-    for (int oh = 0; oh < OH; oh++)
-      for (int ow = 0; ow < OW; ow++) {
-        const f32 *dyp = dy + ((n * OH + oh) * OW + ow) * CO;
-        for (int kh = 0; kh < KH; kh++) {
-          int ih = oh * SH + kh - PT;
-          if (ih < 0 || ih >= H) continue;
-          for (int kw = 0; kw < KW; kw++) {
-            int iw = ow * SW + kw - PL;
-            if (iw < 0 || iw >= W) continue;
-            const f32 *xp = x + ((n * H + ih) * W + iw) * CI;
-            f32 *dwp = dw + (kh * KW + kw) * CI * CO;
-            for (int ci = 0; ci < CI; ci++) axpy(dwp + ci * CO, dyp, xp[ci], CO);
-          }
-        }
-      }
 }
 
 /* dW[kh,kw,c,q] = sum_{n,oh,ow} x[n,ih,iw,c] * dy[n,oh,ow,c*CM+q] */
@@ -125,177 +87,6 @@ void dw_bp_input(const f32 *dy, const f32 *f, f32 *dx, int N, int H, int W, int 
           }
         }
       }
-}
-
-/* ------------------------------------------------------------------------------------------------
- * Blocked convolution gradients (milestone B). Both work tap by tap: for one filter tap (kh,kw) the
- * output pixels of a row `oh` whose input column is inside the image form a run with constant strides,
- * so the inner loops are branch-free and keep their accumulators in SIMD registers.
- * ------------------------------------------------------------------------------------------------ */
-
-/* First and one-past-last ow whose input column iw = ow*SW + kw - PL lies in [0, W). */
-static inline int ow_lo(int kw, int SW, int PL) {
-  int t = PL - kw; /* need ow*SW >= t */
-  return t <= 0 ? 0 : (t + SW - 1) / SW;
-}
-static inline int ow_hi(int kw, int SW, int PL, int W, int OW) {
-  int t = W - 1 + PL - kw; /* need ow*SW <= t */
-  if (t < 0) return 0;
-  int h = t / SW + 1;
-  return h < OW ? h : OW;
-}
-
-/*
- * dW[kh,kw,ci,co] = sum_{n,oh,ow} x[n,ih,iw,ci] * dy[n,oh,ow,co]: a 4(ci) x 8(co) register block is
- * accumulated over every output pixel of the tap before it is stored, so dW is written once.
- */
-EXPORT(conv2d_bp_filter_v2)
-void conv2d_bp_filter_v2(const f32 *x, const f32 *dy, f32 *dw, int N, int H, int W, int CI, int OH, int OW,
-                         int CO, int KH, int KW, int SH, int SW, int PT, int PL) {
-  for (int kh = 0; kh < KH; kh++)
-    for (int kw = 0; kw < KW; kw++) {
-      const int lo = ow_lo(kw, SW, PL), hi = ow_hi(kw, SW, PL, W, OW);
-      f32 *dwt = dw + (kh * KW + kw) * CI * CO;
-      const int xs = SW * CI; /* x step between consecutive ow */
-      int ci0 = 0;
-      for (; ci0 + 4 <= CI; ci0 += 4) {
-        int co0 = 0;
-        for (; co0 + 8 <= CO; co0 += 8) {
-          v128_t a00 = wasm_f32x4_splat(0), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
-          for (int n = 0; n < N; n++)
-            for (int oh = 0; oh < OH; oh++) {
-              int ih = oh * SH + kh - PT;
-              if (ih < 0 || ih >= H || lo >= hi) continue;
-              const f32 *xp = x + ((n * H + ih) * W + (lo * SW + kw - PL)) * CI + ci0;
-              const f32 *dp = dy + ((n * OH + oh) * OW + lo) * CO + co0;
-              for (int ow = lo; ow < hi; ow++, xp += xs, dp += CO) {
-                v128_t d0 = wasm_v128_load(dp), d1 = wasm_v128_load(dp + 4);
-                v128_t x0 = wasm_f32x4_splat(xp[0]), x1 = wasm_f32x4_splat(xp[1]);
-                v128_t x2 = wasm_f32x4_splat(xp[2]), x3 = wasm_f32x4_splat(xp[3]);
-                a00 = wasm_f32x4_add(a00, wasm_f32x4_mul(x0, d0)); a01 = wasm_f32x4_add(a01, wasm_f32x4_mul(x0, d1));
-                a10 = wasm_f32x4_add(a10, wasm_f32x4_mul(x1, d0)); a11 = wasm_f32x4_add(a11, wasm_f32x4_mul(x1, d1));
-                a20 = wasm_f32x4_add(a20, wasm_f32x4_mul(x2, d0)); a21 = wasm_f32x4_add(a21, wasm_f32x4_mul(x2, d1));
-                a30 = wasm_f32x4_add(a30, wasm_f32x4_mul(x3, d0)); a31 = wasm_f32x4_add(a31, wasm_f32x4_mul(x3, d1));
-              }
-            }
-          f32 *o = dwt + ci0 * CO + co0;
-          wasm_v128_store(o, a00); wasm_v128_store(o + 4, a01); o += CO;
-          wasm_v128_store(o, a10); wasm_v128_store(o + 4, a11); o += CO;
-          wasm_v128_store(o, a20); wasm_v128_store(o + 4, a21); o += CO;
-          wasm_v128_store(o, a30); wasm_v128_store(o + 4, a31);
-        }
-        for (; co0 < CO; co0++) { /* co tail: scalar, 4 ci at once */
-          f32 s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-          for (int n = 0; n < N; n++)
-            for (int oh = 0; oh < OH; oh++) {
-              int ih = oh * SH + kh - PT;
-              if (ih < 0 || ih >= H || lo >= hi) continue;
-              const f32 *xp = x + ((n * H + ih) * W + (lo * SW + kw - PL)) * CI + ci0;
-              const f32 *dp = dy + ((n * OH + oh) * OW + lo) * CO + co0;
-              for (int ow = lo; ow < hi; ow++, xp += xs, dp += CO) {
-                f32 d = *dp;
-                s0 += xp[0] * d; s1 += xp[1] * d; s2 += xp[2] * d; s3 += xp[3] * d;
-              }
-            }
-          f32 *o = dwt + ci0 * CO + co0;
-          o[0] = s0; o[CO] = s1; o[2 * CO] = s2; o[3 * CO] = s3;
-        }
-      }
-      for (; ci0 < CI; ci0++) { /* ci tail (e.g. RGB input): one ci row, 4 co at a time */
-        int co0 = 0;
-        for (; co0 + 4 <= CO; co0 += 4) {
-          v128_t a = wasm_f32x4_splat(0);
-          for (int n = 0; n < N; n++)
-            for (int oh = 0; oh < OH; oh++) {
-              int ih = oh * SH + kh - PT;
-              if (ih < 0 || ih >= H || lo >= hi) continue;
-              const f32 *xp = x + ((n * H + ih) * W + (lo * SW + kw - PL)) * CI + ci0;
-              const f32 *dp = dy + ((n * OH + oh) * OW + lo) * CO + co0;
-              for (int ow = lo; ow < hi; ow++, xp += xs, dp += CO)
-                a = wasm_f32x4_add(a, wasm_f32x4_mul(wasm_f32x4_splat(*xp), wasm_v128_load(dp)));
-            }
-          wasm_v128_store(dwt + ci0 * CO + co0, a);
-        }
-        for (; co0 < CO; co0++) {
-          f32 s = 0;
-          for (int n = 0; n < N; n++)
-            for (int oh = 0; oh < OH; oh++) {
-              int ih = oh * SH + kh - PT;
-              if (ih < 0 || ih >= H || lo >= hi) continue;
-              const f32 *xp = x + ((n * H + ih) * W + (lo * SW + kw - PL)) * CI + ci0;
-              const f32 *dp = dy + ((n * OH + oh) * OW + lo) * CO + co0;
-              for (int ow = lo; ow < hi; ow++, xp += xs, dp += CO) s += *xp * *dp;
-            }
-          dwt[ci0 * CO + co0] = s;
-        }
-      }
-    }
-}
-
-/*
- * dX of a regular conv2d: dx[n,ih,iw,ci] += sum_co dy[n,oh,ow,co] * w[kh,kw,ci,co], tap by tap.
- * wt is caller-provided scratch of KH*KW*CO*CI floats that receives w transposed per tap to [co][ci],
- * so the inner loop reads contiguous ci vectors. Register block: 4 output pixels x 8 ci.
- */
-EXPORT(conv2d_bp_input)
-void conv2d_bp_input(const f32 *dy, const f32 *w, f32 *dx, f32 *wt, int N, int H, int W, int CI, int OH, int OW,
-                     int CO, int KH, int KW, int SH, int SW, int PT, int PL) {
-  for (int t = 0; t < KH * KW; t++)
-    for (int ci = 0; ci < CI; ci++)
-      for (int co = 0; co < CO; co++) wt[(t * CO + co) * CI + ci] = w[(t * CI + ci) * CO + co];
-  zero(dx, N * H * W * CI);
-  for (int kh = 0; kh < KH; kh++)
-    for (int kw = 0; kw < KW; kw++) {
-      const int lo = ow_lo(kw, SW, PL), hi = ow_hi(kw, SW, PL, W, OW);
-      if (lo >= hi) continue;
-      const f32 *wtt = wt + (kh * KW + kw) * CO * CI;
-      const int xs = SW * CI;
-      for (int n = 0; n < N; n++)
-        for (int oh = 0; oh < OH; oh++) {
-          int ih = oh * SH + kh - PT;
-          if (ih < 0 || ih >= H) continue;
-          f32 *xrow = dx + ((n * H + ih) * W + (lo * SW + kw - PL)) * CI;
-          const f32 *drow = dy + ((n * OH + oh) * OW + lo) * CO;
-          int ow = lo;
-          for (; ow + 4 <= hi; ow += 4, xrow += 4 * xs, drow += 4 * CO) {
-            int ci0 = 0;
-            for (; ci0 + 8 <= CI; ci0 += 8) {
-              v128_t a00 = wasm_f32x4_splat(0), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
-              const f32 *wp = wtt + ci0;
-              for (int co = 0; co < CO; co++, wp += CI) {
-                v128_t w0 = wasm_v128_load(wp), w1 = wasm_v128_load(wp + 4);
-                v128_t d0 = wasm_f32x4_splat(drow[co]), d1 = wasm_f32x4_splat(drow[CO + co]);
-                v128_t d2 = wasm_f32x4_splat(drow[2 * CO + co]), d3 = wasm_f32x4_splat(drow[3 * CO + co]);
-                a00 = wasm_f32x4_add(a00, wasm_f32x4_mul(d0, w0)); a01 = wasm_f32x4_add(a01, wasm_f32x4_mul(d0, w1));
-                a10 = wasm_f32x4_add(a10, wasm_f32x4_mul(d1, w0)); a11 = wasm_f32x4_add(a11, wasm_f32x4_mul(d1, w1));
-                a20 = wasm_f32x4_add(a20, wasm_f32x4_mul(d2, w0)); a21 = wasm_f32x4_add(a21, wasm_f32x4_mul(d2, w1));
-                a30 = wasm_f32x4_add(a30, wasm_f32x4_mul(d3, w0)); a31 = wasm_f32x4_add(a31, wasm_f32x4_mul(d3, w1));
-              }
-              f32 *o = xrow + ci0;
-              wasm_v128_store(o, wasm_f32x4_add(wasm_v128_load(o), a00));
-              wasm_v128_store(o + 4, wasm_f32x4_add(wasm_v128_load(o + 4), a01)); o += xs;
-              wasm_v128_store(o, wasm_f32x4_add(wasm_v128_load(o), a10));
-              wasm_v128_store(o + 4, wasm_f32x4_add(wasm_v128_load(o + 4), a11)); o += xs;
-              wasm_v128_store(o, wasm_f32x4_add(wasm_v128_load(o), a20));
-              wasm_v128_store(o + 4, wasm_f32x4_add(wasm_v128_load(o + 4), a21)); o += xs;
-              wasm_v128_store(o, wasm_f32x4_add(wasm_v128_load(o), a30));
-              wasm_v128_store(o + 4, wasm_f32x4_add(wasm_v128_load(o + 4), a31));
-            }
-            for (; ci0 < CI; ci0++) {
-              f32 s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-              const f32 *wp = wtt + ci0;
-              for (int co = 0; co < CO; co++, wp += CI) {
-                f32 wv = *wp;
-                s0 += drow[co] * wv; s1 += drow[CO + co] * wv; s2 += drow[2 * CO + co] * wv; s3 += drow[3 * CO + co] * wv;
-              }
-              xrow[ci0] += s0; xrow[xs + ci0] += s1; xrow[2 * xs + ci0] += s2; xrow[3 * xs + ci0] += s3;
-            }
-          }
-          for (; ow < hi; ow++, xrow += xs, drow += CO) { /* pixel tail: one pixel, rank-1 updates */
-            for (int co = 0; co < CO; co++) axpy(xrow, wtt + co * CI, drow[co], CI);
-          }
-        }
-    }
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -455,5 +246,186 @@ void bn_infer(const f32 *x, const f32 *mean, const f32 *var, const f32 *offset, 
       wasm_v128_store(o + c, wasm_f32x4_add(wasm_f32x4_mul(d, wasm_v128_load(k + c)), wasm_v128_load(b + c)));
     }
     for (; c < C; c++) o[c] = (r[c] - mean[c]) * k[c] + b[c];
+  }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * dW as a cache-blocked GEMM: dW[M=KH*KW*CI, CO] = sum over pixel tiles of A_tile^T * dy_tile, where
+ * A_tile is the im2col of PT output pixels packed as [M4/4][PT][4] (M4 = M rounded up to 4; padded rows
+ * are zero) and dy_tile is simply PT consecutive rows of dy. The micro-kernel holds a 4(m) x 8(co)
+ * block of dW in registers across the PT pixels, so per tile dW is read and written once and A/dy
+ * come from L1/L2. pack: caller scratch of M4*PT floats.
+ * ------------------------------------------------------------------------------------------------ */
+#define PT 128
+
+static void pack_im2col(const f32 *x, f32 *pack, int p0, int np, int H, int W, int CI, int OH, int OW, int KH,
+                        int KW, int SH, int SW, int PTOP, int PLEFT, int M4) {
+  const int M = KH * KW * CI;
+  const int vec = (CI & 3) == 0;
+  int n = p0 / (OH * OW), rem = p0 % (OH * OW), oh = rem / OW, ow = rem % OW;
+  for (int p = 0; p < np; p++) {
+    for (int kh = 0; kh < KH; kh++) {
+      int ih = oh * SH + kh - PTOP;
+      for (int kw = 0; kw < KW; kw++) {
+        int iw = ow * SW + kw - PLEFT;
+        int m0 = (kh * KW + kw) * CI;
+        int ok = ih >= 0 && ih < H && iw >= 0 && iw < W;
+        const f32 *src = x + ((n * H + ih) * W + iw) * CI;
+        if (vec) {
+          for (int ci = 0; ci < CI; ci += 4) {
+            f32 *dst = pack + (((m0 + ci) >> 2) * PT + p) * 4;
+            wasm_v128_store(dst, ok ? wasm_v128_load(src + ci) : wasm_f32x4_splat(0));
+          }
+        } else {
+          for (int ci = 0; ci < CI; ci++) {
+            int m = m0 + ci;
+            pack[((m >> 2) * PT + p) * 4 + (m & 3)] = ok ? src[ci] : 0;
+          }
+        }
+      }
+    }
+    for (int m = M; m < M4; m++) pack[((m >> 2) * PT + p) * 4 + (m & 3)] = 0;
+    if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; n++; } }
+  }
+}
+
+EXPORT(conv2d_bp_filter)
+void conv2d_bp_filter(const f32 *x, const f32 *dy, f32 *dw, f32 *pack, int N, int H, int W, int CI, int OH,
+                         int OW, int CO, int KH, int KW, int SH, int SW, int PTOP, int PLEFT) {
+  const int M = KH * KW * CI, M4 = (M + 3) & ~3, P = N * OH * OW;
+  zero(dw, M * CO);
+  for (int p0 = 0; p0 < P; p0 += PT) {
+    const int np = P - p0 < PT ? P - p0 : PT;
+    pack_im2col(x, pack, p0, np, H, W, CI, OH, OW, KH, KW, SH, SW, PTOP, PLEFT, M4);
+    const f32 *B = dy + p0 * CO;
+    for (int m0 = 0; m0 < M4; m0 += 4) {
+      const f32 *A = pack + (m0 >> 2) * PT * 4;
+      const int rows = M - m0 < 4 ? M - m0 : 4;
+      int co0 = 0;
+      for (; co0 + 8 <= CO; co0 += 8) {
+        v128_t a00 = wasm_f32x4_splat(0), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        const f32 *ap = A, *bp = B + co0;
+        for (int p = 0; p < np; p++, ap += 4, bp += CO) {
+          v128_t b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 4);
+          v128_t x0 = wasm_v128_load32_splat(ap), x1 = wasm_v128_load32_splat(ap + 1);
+          v128_t x2 = wasm_v128_load32_splat(ap + 2), x3 = wasm_v128_load32_splat(ap + 3);
+          a00 = wasm_f32x4_add(a00, wasm_f32x4_mul(x0, b0)); a01 = wasm_f32x4_add(a01, wasm_f32x4_mul(x0, b1));
+          a10 = wasm_f32x4_add(a10, wasm_f32x4_mul(x1, b0)); a11 = wasm_f32x4_add(a11, wasm_f32x4_mul(x1, b1));
+          a20 = wasm_f32x4_add(a20, wasm_f32x4_mul(x2, b0)); a21 = wasm_f32x4_add(a21, wasm_f32x4_mul(x2, b1));
+          a30 = wasm_f32x4_add(a30, wasm_f32x4_mul(x3, b0)); a31 = wasm_f32x4_add(a31, wasm_f32x4_mul(x3, b1));
+        }
+        f32 *o = dw + m0 * CO + co0;
+#define ACC2(r, u, v) do { wasm_v128_store(o + (r) * CO, wasm_f32x4_add(wasm_v128_load(o + (r) * CO), u)); \
+    wasm_v128_store(o + (r) * CO + 4, wasm_f32x4_add(wasm_v128_load(o + (r) * CO + 4), v)); } while (0)
+        ACC2(0, a00, a01);
+        if (rows > 1) ACC2(1, a10, a11);
+        if (rows > 2) ACC2(2, a20, a21);
+        if (rows > 3) ACC2(3, a30, a31);
+#undef ACC2
+      }
+      for (; co0 + 4 <= CO; co0 += 4) {
+        v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
+        const f32 *ap = A, *bp = B + co0;
+        for (int p = 0; p < np; p++, ap += 4, bp += CO) {
+          v128_t b0 = wasm_v128_load(bp);
+          a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load32_splat(ap), b0));
+          a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_v128_load32_splat(ap + 1), b0));
+          a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_v128_load32_splat(ap + 2), b0));
+          a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wasm_v128_load32_splat(ap + 3), b0));
+        }
+        f32 *o = dw + m0 * CO + co0;
+        wasm_v128_store(o, wasm_f32x4_add(wasm_v128_load(o), a0));
+        if (rows > 1) wasm_v128_store(o + CO, wasm_f32x4_add(wasm_v128_load(o + CO), a1));
+        if (rows > 2) wasm_v128_store(o + 2 * CO, wasm_f32x4_add(wasm_v128_load(o + 2 * CO), a2));
+        if (rows > 3) wasm_v128_store(o + 3 * CO, wasm_f32x4_add(wasm_v128_load(o + 3 * CO), a3));
+      }
+      for (; co0 < CO; co0++) {
+        f32 s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        const f32 *ap = A, *bp = B + co0;
+        for (int p = 0; p < np; p++, ap += 4, bp += CO) {
+          f32 bv = *bp;
+          s0 += ap[0] * bv; s1 += ap[1] * bv; s2 += ap[2] * bv; s3 += ap[3] * bv;
+        }
+        f32 *o = dw + m0 * CO + co0;
+        o[0] += s0;
+        if (rows > 1) o[CO] += s1;
+        if (rows > 2) o[2 * CO] += s2;
+        if (rows > 3) o[3 * CO] += s3;
+      }
+    }
+  }
+}
+
+/*
+ * dX as a cache-blocked GEMM + col2im: per tile of PT output pixels, cols[PT, M8] = dy_tile[PT, CO] *
+ * W^T[CO, M] (M = KH*KW*CI), then each pixel's M values are scatter-added to the input pixels its taps
+ * read. W^T is packed once into panels [M8/8][CO][8] so one panel (8 rows of M) stays in L1 while all
+ * pixel blocks of the tile stream past it. Register block: 4 pixels x 8 m.
+ * scratch: (M8*CO + PT*M8) floats, M8 = M rounded up to 8.
+ */
+EXPORT(conv2d_bp_input)
+void conv2d_bp_input(const f32 *dy, const f32 *w, f32 *dx, f32 *scratch, int N, int H, int W, int CI, int OH,
+                        int OW, int CO, int KH, int KW, int SH, int SW, int PTOP, int PLEFT) {
+  const int M = KH * KW * CI, M8 = (M + 7) & ~7, P = N * OH * OW;
+  f32 *panel = scratch, *cols = scratch + M8 * CO;
+  for (int m0 = 0; m0 < M8; m0 += 8)
+    for (int co = 0; co < CO; co++)
+      for (int j = 0; j < 8; j++) panel[(m0 * CO) + co * 8 + j] = m0 + j < M ? w[(m0 + j) * CO + co] : 0;
+  zero(dx, N * H * W * CI);
+  for (int p0 = 0; p0 < P; p0 += PT) {
+    const int np = P - p0 < PT ? P - p0 : PT;
+    const f32 *B = dy + p0 * CO;
+    for (int m0 = 0; m0 < M8; m0 += 8) {
+      const f32 *pn = panel + m0 * CO;
+      int p = 0;
+      for (; p + 4 <= np; p += 4) {
+        v128_t a00 = wasm_f32x4_splat(0), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        const f32 *d = B + p * CO, *wp = pn;
+        for (int co = 0; co < CO; co++, wp += 8) {
+          v128_t w0 = wasm_v128_load(wp), w1 = wasm_v128_load(wp + 4);
+          v128_t d0 = wasm_v128_load32_splat(d + co), d1 = wasm_v128_load32_splat(d + CO + co);
+          v128_t d2 = wasm_v128_load32_splat(d + 2 * CO + co), d3 = wasm_v128_load32_splat(d + 3 * CO + co);
+          a00 = wasm_f32x4_add(a00, wasm_f32x4_mul(d0, w0)); a01 = wasm_f32x4_add(a01, wasm_f32x4_mul(d0, w1));
+          a10 = wasm_f32x4_add(a10, wasm_f32x4_mul(d1, w0)); a11 = wasm_f32x4_add(a11, wasm_f32x4_mul(d1, w1));
+          a20 = wasm_f32x4_add(a20, wasm_f32x4_mul(d2, w0)); a21 = wasm_f32x4_add(a21, wasm_f32x4_mul(d2, w1));
+          a30 = wasm_f32x4_add(a30, wasm_f32x4_mul(d3, w0)); a31 = wasm_f32x4_add(a31, wasm_f32x4_mul(d3, w1));
+        }
+        f32 *c = cols + p * M8 + m0;
+        wasm_v128_store(c, a00); wasm_v128_store(c + 4, a01); c += M8;
+        wasm_v128_store(c, a10); wasm_v128_store(c + 4, a11); c += M8;
+        wasm_v128_store(c, a20); wasm_v128_store(c + 4, a21); c += M8;
+        wasm_v128_store(c, a30); wasm_v128_store(c + 4, a31);
+      }
+      for (; p < np; p++) {
+        v128_t a0 = wasm_f32x4_splat(0), a1 = a0;
+        const f32 *d = B + p * CO, *wp = pn;
+        for (int co = 0; co < CO; co++, wp += 8) {
+          v128_t dv = wasm_v128_load32_splat(d + co);
+          a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(dv, wasm_v128_load(wp)));
+          a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(dv, wasm_v128_load(wp + 4)));
+        }
+        f32 *c = cols + p * M8 + m0;
+        wasm_v128_store(c, a0); wasm_v128_store(c + 4, a1);
+      }
+    }
+    /* col2im: scatter-add each pixel's taps into dx */
+    int n = p0 / (OH * OW), rem = p0 % (OH * OW), oh = rem / OW, ow = rem % OW;
+    for (int p = 0; p < np; p++) {
+      const f32 *c = cols + p * M8;
+      for (int kh = 0; kh < KH; kh++) {
+        int ih = oh * SH + kh - PTOP;
+        if (ih < 0 || ih >= H) continue;
+        for (int kw = 0; kw < KW; kw++) {
+          int iw = ow * SW + kw - PLEFT;
+          if (iw < 0 || iw >= W) continue;
+          f32 *o = dx + ((n * H + ih) * W + iw) * CI;
+          const f32 *s = c + (kh * KW + kw) * CI;
+          int ci = 0;
+          for (; ci + 4 <= CI; ci += 4) wasm_v128_store(o + ci, wasm_f32x4_add(wasm_v128_load(o + ci), wasm_v128_load(s + ci)));
+          for (; ci < CI; ci++) o[ci] += s[ci];
+        }
+      }
+      if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; n++; } }
+    }
   }
 }

@@ -15,7 +15,8 @@ describe('engine/wasm committed kernel binary', function () {
     const mod = new WebAssembly.Module(fs.readFileSync(KERNELS_WASM_PATH));
     expect(WebAssembly.Module.imports(mod)).to.deep.equal([{ module: 'env', name: 'memory', kind: 'memory' }]);
     const names = WebAssembly.Module.exports(mod).map((e) => e.name);
-    expect(names).to.include.members(['conv2d_bp_filter', 'dw_bp_filter', 'dw_bp_input']);
+    expect(names).to.include.members(['conv2d_bp_filter', 'conv2d_bp_input', 'dw_bp_filter', 'dw_bp_input',
+      'bn_train_fwd', 'bn_train_bwd', 'bn_infer', 'clamp_fwd', 'clamp_bwd']);
   });
 
   // The .wasm is committed because CI and users have no clang; this keeps it honest where clang exists.

@@ -1,6 +1,6 @@
 import { backend_util, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { offsetOf, trainKernels, withScratch } from './module';
+import { BPF_PIXEL_TILE, offsetOf, trainKernels, withScratch } from './module';
 
 type Pad = 'valid' | 'same' | number | backend_util.ExplicitPadding;
 type Rounding = 'floor' | 'round' | 'ceil' | undefined;
@@ -36,9 +36,11 @@ export const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => 
   const ci = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1,
     pad, dimRoundingMode, false, 'channelsLast');
   const out = b.makeOutput(filterShape, 'float32');
-  trainKernels(b).conv2d_bp_filter_v2(offsetOf(b, x.dataId), offsetOf(b, dy.dataId), offsetOf(b, out.dataId),
-    ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels, ci.outHeight, ci.outWidth, ci.outChannels,
-    ci.filterHeight, ci.filterWidth, ci.strideHeight, ci.strideWidth, ci.padInfo.top, ci.padInfo.left);
+  const m4 = (filterShape[0] * filterShape[1] * filterShape[2] + 3) & ~3;
+  withScratch(b, 4 * m4 * BPF_PIXEL_TILE, (pack) =>
+    trainKernels(b).conv2d_bp_filter(offsetOf(b, x.dataId), offsetOf(b, dy.dataId), offsetOf(b, out.dataId), pack,
+      ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels, ci.outHeight, ci.outWidth, ci.outChannels,
+      ci.filterHeight, ci.filterWidth, ci.strideHeight, ci.strideWidth, ci.padInfo.top, ci.padInfo.left));
   return out;
 };
 
@@ -82,7 +84,7 @@ export const depthwiseConv2dNativeBackpropInput: KernelFunc = ({ inputs, backend
 
 /**
  * dX of a regular conv2d. Replaces tfjs-wasm's own Conv2DBackpropInput, a scalar loop that was 19% of a
- * MobileNet v1 training step; ours is register-blocked SIMD (see csrc).
+ * MobileNet v1 training step; ours is a cache-blocked SIMD GEMM + col2im (see csrc).
  */
 export const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
   const b = backend as BackendWasm;
@@ -96,8 +98,9 @@ export const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
   const fs = filter.shape as [number, number, number, number];
   const ci = backend_util.computeConv2DInfo(inputShape, fs, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
   const out = b.makeOutput(inputShape, 'float32');
-  withScratch(b, 4 * fs[0] * fs[1] * fs[2] * fs[3], (wt) =>
-    trainKernels(b).conv2d_bp_input(offsetOf(b, dy.dataId), offsetOf(b, filter.dataId), offsetOf(b, out.dataId), wt,
+  const m8 = (fs[0] * fs[1] * fs[2] + 7) & ~7;
+  withScratch(b, 4 * m8 * (fs[3] + BPF_PIXEL_TILE), (scratch) =>
+    trainKernels(b).conv2d_bp_input(offsetOf(b, dy.dataId), offsetOf(b, filter.dataId), offsetOf(b, out.dataId), scratch,
       ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels, ci.outHeight, ci.outWidth, ci.outChannels,
       ci.filterHeight, ci.filterWidth, ci.strideHeight, ci.strideWidth, ci.padInfo.top, ci.padInfo.left));
   return out;

@@ -4,25 +4,26 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 /** Exports of csrc/train_kernels.c. Every pointer is a byte offset into tfjs-wasm's own heap. */
 export interface TrainKernelExports {
-  conv2d_bp_filter(x: number, dy: number, dw: number, N: number, H: number, W: number, CI: number,
-    OH: number, OW: number, CO: number, KH: number, KW: number, SH: number, SW: number, PT: number, PL: number): void;
   dw_bp_filter(x: number, dy: number, dw: number, N: number, H: number, W: number, C: number,
     OH: number, OW: number, CM: number, KH: number, KW: number, SH: number, SW: number, PT: number, PL: number): void;
   dw_bp_input(dy: number, f: number, dx: number, N: number, H: number, W: number, C: number,
     OH: number, OW: number, CM: number, KH: number, KW: number, SH: number, SW: number, PT: number, PL: number): void;
-  conv2d_bp_filter_v2(x: number, dy: number, dw: number, N: number, H: number, W: number, CI: number,
-    OH: number, OW: number, CO: number, KH: number, KW: number, SH: number, SW: number, PT: number, PL: number): void;
-  conv2d_bp_input(dy: number, w: number, dx: number, wt: number, N: number, H: number, W: number, CI: number,
-    OH: number, OW: number, CO: number, KH: number, KW: number, SH: number, SW: number, PT: number, PL: number): void;
   bn_train_fwd(x: number, gamma: number, beta: number, y: number, mean: number, variance: number, invstd: number,
     scratch: number, P: number, C: number, eps: number): void;
   bn_train_bwd(dy: number, x: number, gamma: number, mean: number, invstd: number, dx: number, dgamma: number,
     dbeta: number, scratch: number, P: number, C: number): void;
   clamp_fwd(x: number, y: number, n: number, hi: number): void;
   clamp_bwd(dy: number, x: number, dx: number, n: number, hi: number, hiInclusive: number): void;
+  conv2d_bp_filter(x: number, dy: number, dw: number, pack: number, N: number, H: number, W: number, CI: number,
+    OH: number, OW: number, CO: number, KH: number, KW: number, SH: number, SW: number, PT: number, PL: number): void;
+  conv2d_bp_input(dy: number, w: number, dx: number, scratch: number, N: number, H: number, W: number, CI: number,
+    OH: number, OW: number, CO: number, KH: number, KW: number, SH: number, SW: number, PT: number, PL: number): void;
   bn_infer(x: number, mean: number, variance: number, offset: number, scale: number, y: number, tmp: number,
     P: number, C: number, eps: number): void;
 }
+
+/** Pixel tile of conv2d_bp_filter and conv2d_bp_input (csrc PT): sizes their scratch. */
+export const BPF_PIXEL_TILE = 128;
 
 export const KERNELS_WASM_PATH = path.join(__dirname, 'train_kernels.wasm');
 
