@@ -1,0 +1,32 @@
+import { DataError } from '../../src/errors';
+import type { DataSource, Example } from '../../src/data/source';
+
+/**
+ * Synthetic images in memory: class k is a colour gradient with a class-specific hue, so a network
+ * can learn it quickly. Keys starting with "bad:" fail to decode, like a corrupt file.
+ */
+export class MemorySource implements DataSource {
+  readonly train: Example[];
+  readonly val: Example[];
+  readonly skipped: Array<{ file: string; reason: string }> = [];
+  readonly warnings: string[] = [];
+  constructor(readonly classes: string[], perClass: number, valPerClass: number, bad: string[] = []) {
+    const mk = (split: string, n: number) =>
+      classes.flatMap((_, label) => Array.from({ length: n }, (_, i) => ({ key: `${split}:${label}:${i}`, label })));
+    this.train = [...mk('train', perClass), ...bad.map((b) => ({ key: `bad:${b}`, label: 0 }))];
+    this.val = mk('val', valPerClass);
+  }
+  async pixels(ex: Example, size: number): Promise<Uint8Array> {
+    if (ex.key.startsWith('bad:')) throw new DataError(ex.key, 'cannot decode image (synthetic corrupt file)');
+    const i = Number(ex.key.split(':')[2]);
+    const px = new Uint8Array(size * size * 3);
+    for (let y = 0; y < size; y++) {
+      for (let x = 0; x < size; x++) {
+        const o = (y * size + x) * 3;
+        px[o + (ex.label % 3)] = 120 + ((x * 4 + i * 7) % 120);
+        px[o + ((ex.label + 1) % 3)] = (y * 3 + i) % 60;
+      }
+    }
+    return px;
+  }
+}
