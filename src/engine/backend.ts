@@ -44,7 +44,14 @@ function firstLine(e: unknown): string {
   return String((e as Error)?.message ?? e).split('\n')[0];
 }
 
+/** tfjs's own "install the node backend" banner: our backend line already says why it was passed over. */
+function silenceCpuBanner(): void {
+  const cpu = tf.findBackend('cpu') as unknown as { firstUse?: boolean } | null;
+  if (cpu) cpu.firstUse = false;
+}
+
 export async function selectBackend(name: string): Promise<BackendChoice> {
+  silenceCpuBanner();
   if (!(BACKENDS as readonly string[]).includes(name)) {
     throw new ConfigError('backend', `unknown backend "${name}" (expected one of ${BACKENDS.join(', ')})`);
   }
