@@ -14,3 +14,5 @@ export type { ParityResult } from './parity';
 export { readSafetensors, parseSafetensors, tensorAsFloat32 } from './safetensors';
 export { modelSourceSchema } from './schema';
 export type { ModelSourceConfig } from './schema';
+export { describeBackbone, formatDescription } from './describe';
+export type { ModelDescription, LayerRow, StageRow } from './describe';
