@@ -22,7 +22,9 @@ export interface BatchOptions {
 /**
  * Yields raw batches one at a time, decoding only the images of the current batch (plus what the
  * source caches), so memory does not grow with the data set. Undecodable files are recorded on the
- * source once and left out of every later epoch.
+ * source once and not decoded again. Which examples share a batch, and the RNG draws, never depend
+ * on which files are already known to be bad: a run resumed in a fresh process (which has to
+ * rediscover them) sees the same batches and the same flips as the uninterrupted run.
  */
 export async function* rawBatches(source: DataSource, examples: Example[], opts: BatchOptions, rng: Rng | null): AsyncGenerator<RawBatch> {
   const order = opts.shuffle && rng ? rng.shuffle(examples) : examples;
@@ -32,6 +34,7 @@ export async function* rawBatches(source: DataSource, examples: Example[], opts:
   const emit = async (items: typeof pending): Promise<RawBatch | null> => {
     const decoded = await Promise.all(
       items.map(async ({ ex, flip }) => {
+        if (bad.has(ex.key)) return null;
         try {
           const px = await source.pixels(ex, opts.size);
           return { ex, flip, px: flip ? flipHorizontal(px, opts.size) : px };
@@ -56,7 +59,6 @@ export async function* rawBatches(source: DataSource, examples: Example[], opts:
     };
   };
   for (const ex of order) {
-    if (bad.has(ex.key)) continue;
     // the flip draw happens for every example so the RNG stream does not depend on decode failures
     const flip = opts.flip && rng !== null && rng.next() < 0.5;
     pending.push({ ex, flip });

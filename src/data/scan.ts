@@ -1,3 +1,4 @@
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataError } from '../errors';
@@ -16,14 +17,49 @@ export interface FolderLayout {
   /** All files when the folder is one sub-folder per class. */
   all?: LabelledFile[];
   warnings: string[];
+  /** Files with an image extension that cannot be data (broken or looping symlinks, folders, FIFOs). */
+  skipped: Array<{ file: string; reason: string }>;
 }
 
-function listClassDirs(root: string): string[] {
-  return fs
-    .readdirSync(root, { withFileTypes: true })
-    .filter((d) => !d.name.startsWith('.') && (d.isDirectory() || (d.isSymbolicLink() && isDir(path.join(root, d.name)))))
-    .map((d) => d.name)
-    .sort();
+export interface ScanOptions {
+  /** Hash files of equal size and warn when the same bytes sit in two classes or splits (default on). */
+  checkDuplicates?: boolean;
+}
+
+/** Warnings listed one by one before the rest is summarised in one line, so a messy folder cannot flood the log. */
+const MAX_LISTED_DUPLICATES = 20;
+
+function listClassDirs(root: string, warnings: string[]): string[] {
+  const realRoot = fs.realpathSync(root);
+  const out: string[] = [];
+  for (const d of fs.readdirSync(root, { withFileTypes: true })) {
+    if (d.name.startsWith('.')) continue;
+    const full = path.join(root, d.name);
+    if (d.isDirectory()) {
+      out.push(d.name);
+      continue;
+    }
+    if (!d.isSymbolicLink()) continue;
+    let real: string;
+    try {
+      real = fs.realpathSync(full);
+    } catch (e) {
+      warnings.push(`${full}: ${symlinkProblem(e)}, ignored`);
+      continue;
+    }
+    if (!isDir(real)) continue;
+    // a class folder linking back to the data folder (or above it) is a cycle, never a class
+    if (realRoot === real || realRoot.startsWith(real + path.sep)) {
+      warnings.push(`${full}: symlink to ${real} loops back over the data folder, ignored`);
+      continue;
+    }
+    out.push(d.name);
+  }
+  return out.sort();
+}
+
+function symlinkProblem(e: unknown): string {
+  return (e as NodeJS.ErrnoException).code === 'ELOOP' ? 'symlink loop' : 'broken symlink';
 }
 
 function isDir(p: string): boolean {
@@ -34,7 +70,7 @@ function isDir(p: string): boolean {
   }
 }
 
-function listImages(dir: string, warnings: string[]): string[] {
+function listImages(dir: string, warnings: string[], skipped: FolderLayout['skipped']): string[] {
   const out: string[] = [];
   for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
     if (d.name.startsWith('.')) continue; // hidden files (.DS_Store, editor swaps) are never data
@@ -44,8 +80,16 @@ function listImages(dir: string, warnings: string[]): string[] {
       if (d.isFile()) warnings.push(`${full}: not an image extension, ignored`);
       continue;
     }
-    if (d.isSymbolicLink() && !fs.existsSync(full)) {
-      warnings.push(`${full}: broken symlink, ignored`);
+    // stat follows links: only regular files are read, so a FIFO named x.jpg cannot block a decode
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(full);
+    } catch (e) {
+      skip(full, symlinkProblem(e), warnings, skipped);
+      continue;
+    }
+    if (!st.isFile()) {
+      skip(full, 'not a regular file', warnings, skipped);
       continue;
     }
     out.push(full);
@@ -53,10 +97,15 @@ function listImages(dir: string, warnings: string[]): string[] {
   return out.sort();
 }
 
-function scanClasses(root: string, classes: string[], warnings: string[], allowEmpty = false): LabelledFile[] {
+function skip(file: string, reason: string, warnings: string[], skipped: FolderLayout['skipped']): void {
+  warnings.push(`${file}: ${reason}, ignored`);
+  skipped.push({ file, reason: `${file}: ${reason}` });
+}
+
+function scanClasses(root: string, classes: string[], warnings: string[], skipped: FolderLayout['skipped'], allowEmpty = false): LabelledFile[] {
   const files: LabelledFile[] = [];
   classes.forEach((c, label) => {
-    const imgs = listImages(path.join(root, c), warnings);
+    const imgs = listImages(path.join(root, c), warnings, skipped);
     if (imgs.length === 0 && !allowEmpty) throw new DataError(path.join(root, c), 'class folder holds no images');
     if (imgs.length === 1) warnings.push(`${path.join(root, c)}: class has a single image`);
     for (const f of imgs) files.push({ file: f, label });
@@ -64,29 +113,89 @@ function scanClasses(root: string, classes: string[], warnings: string[], allowE
   return files;
 }
 
-/** Reads an image folder: one sub-folder per class, or train/ val/ (test/) each holding class folders. */
-export function scanFolder(root: string): FolderLayout {
+/**
+ * Reads an image folder: one sub-folder per class, or train/ val/ (test/) each holding class folders.
+ * Only two levels are read and symlinked class folders that loop back are refused, so no link
+ * structure can make the scan recurse.
+ */
+export function scanFolder(root: string, opts: ScanOptions = {}): FolderLayout {
   if (!fs.existsSync(root)) throw new DataError(root, 'data folder does not exist');
   if (!isDir(root)) throw new DataError(root, 'data path is not a folder');
   const warnings: string[] = [];
-  const top = listClassDirs(root);
+  const skipped: FolderLayout['skipped'] = [];
+  const top = listClassDirs(root, warnings);
+  let layout: FolderLayout;
   if (top.includes('train') && top.includes('val')) {
-    const classes = listClassDirs(path.join(root, 'train'));
+    const classes = listClassDirs(path.join(root, 'train'), warnings);
     checkClassCount(path.join(root, 'train'), classes);
     for (const split of ['val', 'test']) {
       if (!top.includes(split)) continue;
-      const extra = listClassDirs(path.join(root, split)).filter((c) => !classes.includes(c));
+      const extra = listClassDirs(path.join(root, split), warnings).filter((c) => !classes.includes(c));
       if (extra.length) throw new DataError(path.join(root, split), `classes not present in train/: ${extra.join(', ')}`);
     }
-    const scanSplit = (s: string) => scanClasses(path.join(root, s), classes, warnings, s !== 'train');
-    return {
+    const scanSplit = (s: string) => scanClasses(path.join(root, s), classes, warnings, skipped, s !== 'train');
+    layout = {
       classes,
       presplit: { train: scanSplit('train'), val: scanSplit('val'), test: top.includes('test') ? scanSplit('test') : undefined },
       warnings,
+      skipped,
     };
+  } else {
+    checkClassCount(root, top);
+    layout = { classes: top, all: scanClasses(root, top, warnings, skipped), warnings, skipped };
   }
-  checkClassCount(root, top);
-  return { classes: top, all: scanClasses(root, top, warnings), warnings };
+  if (opts.checkDuplicates ?? true) warnings.push(...duplicateWarnings(layout));
+  return layout;
+}
+
+/**
+ * Same bytes under two labels (or in train and val) is label noise or leakage. Only files whose
+ * sizes collide are hashed, so a clean folder costs one stat per file.
+ */
+export function duplicateWarnings(layout: FolderLayout): string[] {
+  const tagged: Array<{ file: string; where: string }> = [];
+  const add = (files: LabelledFile[] | undefined, split: string) => {
+    for (const f of files ?? []) tagged.push({ file: f.file, where: `${split}${layout.classes[f.label]}` });
+  };
+  if (layout.presplit) {
+    add(layout.presplit.train, 'train/');
+    add(layout.presplit.val, 'val/');
+    add(layout.presplit.test, 'test/');
+  } else add(layout.all, '');
+  const bySize = new Map<number, typeof tagged>();
+  for (const t of tagged) {
+    const size = fs.statSync(t.file).size;
+    bySize.set(size, [...(bySize.get(size) ?? []), t]);
+  }
+  const groups: Array<typeof tagged> = [];
+  for (const same of bySize.values()) {
+    if (same.length < 2 || new Set(same.map((t) => t.where)).size < 2) continue;
+    const byHash = new Map<string, typeof tagged>();
+    for (const t of same) {
+      const h = hashFile(t.file);
+      byHash.set(h, [...(byHash.get(h) ?? []), t]);
+    }
+    for (const g of byHash.values()) if (new Set(g.map((t) => t.where)).size > 1) groups.push(g);
+  }
+  const lines = groups.map((g) => `duplicate content in ${[...new Set(g.map((t) => t.where))].join(' and ')}: ${g.map((t) => t.file).join(', ')}`);
+  if (lines.length > MAX_LISTED_DUPLICATES) {
+    const rest = lines.length - MAX_LISTED_DUPLICATES;
+    return [...lines.slice(0, MAX_LISTED_DUPLICATES), `... and ${rest} more group(s) of identical files across classes or splits`];
+  }
+  return lines;
+}
+
+/** SHA-256 of a file, read in chunks so a large file never sits in memory whole. */
+function hashFile(file: string): string {
+  const h = crypto.createHash('sha256');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  const fd = fs.openSync(file, 'r');
+  try {
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
 }
 
 function checkClassCount(root: string, classes: string[]): void {
