@@ -2,6 +2,7 @@ import { getKernel, registerGradient, registerKernel, unregisterKernel, type Ker
 import { convGradKernelConfigs, convGradReplacementConfigs } from './conv_grads';
 import { fusedGradConfigs, fusedKernelConfigs, routeLayersToFusedOps } from './fused';
 import { fusedBatchNormReplacement } from './batchnorm_infer';
+import { identityReplacement } from './identity';
 
 export { trainKernels, wasmHeap, KERNELS_WASM_PATH } from './module';
 export { batchNormTrain, clampRelu } from './fused';
@@ -22,7 +23,8 @@ function replaceKernel(cfg: KernelConfig): void {
  * Makes the wasm backend train fast. Idempotent. Call after `tf.setBackend('wasm')` has resolved and
  * before models are built or their BatchNorm modes set:
  *  - registers the gradient kernels tfjs-backend-wasm lacks, and replaces its slow Conv2DBackpropInput
- *    and FusedBatchNorm (falling back to the stock one for shapes ours does not cover);
+ *    and FusedBatchNorm (falling back to the stock one for shapes ours does not cover), and makes
+ *    Identity share buffers instead of copying them;
  *  - registers fused BatchNorm-training and ReLU/ReLU6 kernels with their gradients;
  *  - routes tfjs-layers' BatchNormalization (training), ReLU layer and relu/relu6 activations to them
  *    whenever the active backend is wasm (other backends run the stock code).
@@ -35,6 +37,8 @@ export function registerWasmTrainingKernels(): void {
   for (const cfg of wasmReplacementKernelConfigs) replaceKernel(cfg);
   const stockBn = getKernel('FusedBatchNorm', 'wasm');
   if (stockBn) replaceKernel(fusedBatchNormReplacement(stockBn.kernelFunc));
+  const stockIdentity = getKernel('Identity', 'wasm');
+  if (stockIdentity) replaceKernel(identityReplacement(stockIdentity.kernelFunc));
   for (const g of fusedGradConfigs) registerGradient(g);
   routeLayersToFusedOps();
   registered = true;
