@@ -1,12 +1,15 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { expect } from 'chai';
 import { checkParity, compareLogits } from '../../src/models/parity';
 import { buildArch } from '../../src/models/arch';
-import { readSafetensors } from '../../src/models/safetensors';
+import { encodeSafetensors, readSafetensors } from '../../src/models/safetensors';
 import { disposeLoaded, loadTorchSafetensors } from '../../src/models/torch-source';
 import { loadTorchWeights } from '../../src/models/torch-weights';
+import * as ref from './torch-reference';
 
 const DIR = path.join(__dirname, '..', 'fixtures', 'parity');
 
@@ -66,5 +69,29 @@ describe('models: the parity check has teeth', function () {
     expect(r.ok, JSON.stringify(r)).to.equal(false);
     expect(r.maxAbsErr).to.be.greaterThan(1e-3 * r.maxAbsLogit);
     disposeLoaded(loaded);
+  });
+});
+
+describe('models: ResNet-50 (Bottleneck, v1.5) against an independent naive torchvision forward pass', function () {
+  this.timeout(300_000);
+  it('random torchvision-named weights give the same logits (rel 1e-4) at a 40×40 input', async () => {
+    await tf.setBackend('wasm');
+    const W = ref.randomBottleneckWeights([3, 4, 6, 3], 10, 42);
+    const file = path.join(os.tmpdir(), `layertune-resnet50-${process.pid}.safetensors`);
+    fs.writeFileSync(file, encodeSafetensors([...W].map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape, bytes: new Uint8Array(t.data.buffer) }))));
+    try {
+      const loaded = loadTorchSafetensors(file, { inputSize: 40 });
+      expect(loaded.arch).to.equal('resnet50');
+      const r = ref.rng(9);
+      const nchw = Float32Array.from({ length: 3 * 40 * 40 }, () => 2 * r() - 1);
+      const want = ref.resnetBottleneckForward({ c: 3, h: 40, w: 40, d: nchw }, W, [3, 4, 6, 3]);
+      const got = tf.tidy(() => (loaded.classifier!.predict(tf.tensor(nchw, [1, 3, 40, 40]).transpose([0, 2, 3, 1])) as tf.Tensor).dataSync().slice());
+      const result = compareLogits('resnet50', got, want, 10, 1e-4);
+      expect(result.maxAbsLogit).to.be.greaterThan(0.1); // the random network is not degenerate
+      expect(result.ok, JSON.stringify(result)).to.equal(true);
+      disposeLoaded(loaded);
+    } finally {
+      fs.unlinkSync(file);
+    }
   });
 });
