@@ -5,12 +5,18 @@ import { ConfigError } from '../errors';
 import { parseOrThrow } from '../optim/schema';
 import { JobSchema, type Job, type JobInput } from './schema';
 
+/** Job files are a few hundred bytes; a larger one is a mistake (a data file passed as --config) or hostile. */
+export const MAX_JOB_FILE_BYTES = 1024 * 1024;
+
 /** Reads a YAML or JSON job file into plain data (not yet validated). */
 export function readJobFile(file: string): Record<string, unknown> {
   let text: string;
   try {
+    const size = fs.statSync(file).size;
+    if (size > MAX_JOB_FILE_BYTES) throw new ConfigError(file, `config file is ${size} bytes, over the ${MAX_JOB_FILE_BYTES}-byte limit`);
     text = fs.readFileSync(file, 'utf8');
-  } catch {
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
     throw new ConfigError(file, 'config file not found');
   }
   try {
