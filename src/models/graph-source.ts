@@ -29,9 +29,9 @@ export interface FrozenEmbedder {
  * Embedding and logits nodes of the GraphModels @tensorflow-models/mobilenet knows (the same
  * names it uses for `infer(img, true)`).
  */
-const KNOWN_GRAPHS: Array<{ arch: string; embedding: string; logits: string }> = [
-  { arch: 'mobilenet_v1', embedding: 'module_apply_default/MobilenetV1/Logits/global_pool', logits: 'module_apply_default/MobilenetV1/Logits/SpatialSqueeze' },
-  { arch: 'mobilenet_v2', embedding: 'module_apply_default/MobilenetV2/Logits/AvgPool', logits: 'module_apply_default/MobilenetV2/Logits/output' },
+const KNOWN_GRAPHS: Array<{ arch: string; embedding: string }> = [
+  { arch: 'mobilenet_v1', embedding: 'module_apply_default/MobilenetV1/Logits/global_pool' },
+  { arch: 'mobilenet_v2', embedding: 'module_apply_default/MobilenetV2/Logits/AvgPool' },
 ];
 
 const HUB_PREPROCESS: Preprocess = { kind: 'scale', low: 0, high: 1 };
@@ -50,7 +50,7 @@ export async function loadFrozenEmbedder(uri: string, opts: { inputSize?: number
   // the node list is in model.json (already size-checked and parsed once by the loader above)
   const topology = JSON.parse(fs.readFileSync(location, 'utf-8')).modelTopology as { node?: Array<{ name: string }> };
   const nodes = new Set(topology.node?.map((n) => n.name) ?? []);
-  const known = KNOWN_GRAPHS.find((g) => nodes.has(g.embedding) && nodes.has(g.logits));
+  const known = KNOWN_GRAPHS.find((g) => nodes.has(g.embedding));
   if (!known) {
     model.dispose();
     throw new ModelFormatError(location, `GraphModel nodes: no known embedding node (${KNOWN_GRAPHS.map((g) => g.embedding).join(', ')})`);
@@ -66,7 +66,8 @@ export async function loadFrozenEmbedder(uri: string, opts: { inputSize?: number
     preprocess: HUB_PREPROCESS,
     embeddingSize,
     embed: (x) => tf.tidy(() => (model.execute(x, known.embedding) as tf.Tensor).reshape([x.shape[0], embeddingSize])),
-    logits: (x) => tf.tidy(() => (model.execute(x, known.logits) as tf.Tensor).reshape([x.shape[0], -1]) as tf.Tensor2D),
+    // the graph's own output, as @tensorflow-models/mobilenet's classify() uses it
+    logits: (x) => tf.tidy(() => (model.execute(x) as tf.Tensor).reshape([x.shape[0], -1]) as tf.Tensor2D),
     dispose: () => model.dispose(),
   };
 }
