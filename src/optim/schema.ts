@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors';
+import { parseOrThrow } from '../config/parse';
 import { ALGORITHMS, DECAY_MODES, DECOUPLED_ALGORITHMS, type Algorithm, type DecayMode } from './types';
 
 const unit = (what: string) =>
@@ -65,14 +66,4 @@ export function checkDecayModeFits(algorithm: Algorithm, mode: DecayMode, path: 
   }
 }
 
-/** Parses with a zod schema; the first issue becomes a one-line ConfigError naming the field. */
-export function parseOrThrow<S extends z.ZodType>(schema: S, input: unknown, prefix: string): z.infer<S> {
-  const r = schema.safeParse(input);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0];
-  let path = prefix;
-  for (const p of issue.path) path += typeof p === 'number' ? `[${p}]` : `.${String(p)}`;
-  let msg = issue.message;
-  if (issue.code === 'unrecognized_keys') msg = `unknown field(s) ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
-  throw new ConfigError(path, msg);
-}
+export { parseOrThrow } from '../config/parse';

@@ -7,6 +7,7 @@
  * multiplier, so the floors become the same fraction of every group and group ratios hold.
  */
 import { z } from 'zod';
+import { zodToConfigError } from '../config/parse';
 import { ConfigError } from '../errors';
 
 const positiveInt = z.number().int().positive();
@@ -188,17 +189,7 @@ export type PlateauInput = z.input<typeof PlateauSchema>;
 export type EarlyStoppingConfig = z.infer<typeof EarlyStoppingSchema>;
 export type EarlyStoppingInput = z.input<typeof EarlyStoppingSchema>;
 
-/** Turn the first zod issue into a one-line ConfigError carrying the dotted field path. */
-export function zodToConfigError(error: z.ZodError, prefix = ''): ConfigError {
-  const issue = error.issues[0];
-  const path: (string | number)[] = prefix ? [prefix] : [];
-  for (const p of issue.path) path.push(typeof p === 'symbol' ? String(p) : p);
-  if (issue.code === 'unrecognized_keys' && issue.keys.length > 0) {
-    path.push(issue.keys[0]);
-    return new ConfigError(path.join('.'), 'unknown field');
-  }
-  return new ConfigError(path.join('.') || '(root)', issue.message);
-}
+export { zodToConfigError } from '../config/parse';
 
 /** Parse an lr/schedule/warmup/plateau config; bad input throws ConfigError with the field path. */
 export function parseLrScheduleConfig(input: unknown, prefix = ''): LrScheduleConfig {

@@ -140,7 +140,6 @@ describe('schedules: config validation', () => {
   it('other mistakes name their field, with an optional prefix for the enclosing config', () => {
     const cases: [unknown, string][] = [
       [{ schedule: { type: 'linearish' } }, 'train.schedule.type'],
-      [{ schedule: { type: 'step', stepSize: 5, gama: 0.5 } }, 'train.schedule.gama'],
       [{ schedule: { type: 'step' } }, 'train.schedule.stepSize'],
       [{ schedule: { type: 'exponential', k: 0.1, decayRate: 0.9 } }, 'train.schedule.k'],
       [{ schedule: { type: 'step', stepSize: 2, gamma: 2 } }, 'train.schedule.gamma'],
@@ -150,6 +149,9 @@ describe('schedules: config validation', () => {
       [{ plateau: { stopAtFraction: 1 } }, 'train.plateau.stopAtFraction'],
     ];
     for (const [input, path] of cases) expect(configError(() => parseLrScheduleConfig(input, 'train')).path).to.equal(path);
+    // an unknown key is reported on its parent, by name (one format for every section of the job)
+    const typo = configError(() => parseLrScheduleConfig({ schedule: { type: 'step', stepSize: 5, gama: 0.5 } }, 'train'));
+    expect(typo.message).to.equal('train.schedule: unknown field(s) "gama"');
   });
 
   it('cosine minLr above the peak is refused when resolved', () => {
