@@ -5,7 +5,8 @@
 import 'reflect-metadata';
 import { Container } from 'inversify';
 import { selectBackend, type BackendChoice } from './engine/backend';
-import { LayersFolderSource, type ModelSource } from './models/source';
+import type { ModelSource } from './models/source';
+import { RegistryModelSource } from './models/registry';
 import { ImageFolderSource } from './data/image-folder';
 import type { DataSource } from './data/source';
 import { LayersModelExporter, type Exporter } from './export/exporter';
@@ -64,7 +65,7 @@ export interface Stages {
 export function createContainer(): Container {
   const c = new Container();
   c.bind<BackendProvider>(TOKENS.Backend).toConstantValue({ select: selectBackend });
-  c.bind<ModelSource>(TOKENS.ModelSource).toConstantValue(new LayersFolderSource());
+  c.bind<ModelSource>(TOKENS.ModelSource).toConstantValue(new RegistryModelSource());
   c.bind<DataSourceFactory>(TOKENS.DataSource).toConstantValue({
     create: (job) =>
       new ImageFolderSource({

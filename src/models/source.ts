@@ -1,5 +1,4 @@
 import type { Backbone } from './types';
-import { loadLayersFolder } from './tfjs-layers';
 
 export interface ModelRequest {
   /** Path or URI of the pretrained model. */
@@ -8,13 +7,7 @@ export interface ModelRequest {
   size?: number;
 }
 
-/** Where a pretrained backbone comes from. The default reads tfjs LayersModel folders. */
+/** Where a pretrained backbone comes from. The default (models/registry.ts) picks a loader by the URI. */
 export interface ModelSource {
   load(req: ModelRequest): Promise<Backbone>;
-}
-
-export class LayersFolderSource implements ModelSource {
-  load(req: ModelRequest): Promise<Backbone> {
-    return loadLayersFolder(req.source, { inputSize: req.size });
-  }
 }
