@@ -113,8 +113,7 @@ export async function lrRangeTest(
   const at = (r: CurveReading): CurveReading => (r.index === null ? r : { lr: r.lr, index: r.index + t.offset });
   const suggestion = suggestLr(t.lrs, t.losses, cfg);
   const ok = suggestion.lr !== null;
-  const schedule = p.stages.schedule.create(p.job, { batch: p.job.train.batch, stepsPerEpoch: p.stepsPerEpoch, epochs: p.job.train.epochs });
-  const scale = schedule.resolved.lr.scale;
+  const scale = p.schedule.resolved.lr.scale;
   const groupRatios = Object.fromEntries(opt.groups.map((g) => [g.name, g.lr / top]));
   return {
     lrs: recorder.lrs,

@@ -8,6 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { Prepared } from '../job';
 import { splitAtStage, type Network } from '../models/network';
 import type { DataSource, Example } from '../data/source';
+import type { ModelRequest, ModelSource } from '../models/source';
+import type { Backbone } from '../models/types';
 import { Trainer, type LrPolicy, type StepOptimizer } from '../train/trainer';
 import type { Callback } from '../train/callbacks';
 import { flatLayers } from '../optim/named';
@@ -62,6 +64,9 @@ export function makeTrainer(p: Prepared, optimizer: StepOptimizer, lr: LrPolicy,
       cacheBytes: p.job.train.featureCacheMB * 1024 * 1024,
       spillDir: s.spillDir === undefined ? path.join(p.job.out, 'feature-cache') : s.spillDir,
       monitorNorms: s.monitorNorms ?? p.job.train.monitorRatios,
+      accumulate: p.job.train.accumulate,
+      // no divergence guard: a tuning run that diverges has found its answer (the finder's stop, a bad trial)
+      guard: null,
     },
     { prefix, suffix },
   );
@@ -90,6 +95,45 @@ export function disposeNetwork(net: Network): void {
         w.dispose();
       }
     }
+  }
+}
+
+/** Frees the head's weights only (the layers of the training model that are not in the backbone). */
+export function disposeHead(net: Network): void {
+  const backbone = new Set(flatLayers(net.backbone.model));
+  for (const layer of flatLayers(net.train)) {
+    if (backbone.has(layer)) continue;
+    for (const w of layer.weights) w.dispose();
+  }
+}
+
+/**
+ * A ModelSource that loads each backbone once and hands it out again with its pretrained weights (BatchNorm
+ * statistics included) written back: trials of a search start from the same weights without reloading, and
+ * without the loader's per-load allocations, so tensors stay flat over any number of trials. Call
+ * `disposeNetwork`-style cleanup through `dispose()` when the search ends; free each trial's head with
+ * `disposeHead`.
+ */
+export class CachedModelSource implements ModelSource {
+  private readonly cache = new Map<string, { backbone: Backbone; weights: WeightSnapshot }>();
+  constructor(private readonly base: ModelSource) {}
+  async load(req: ModelRequest): Promise<Backbone> {
+    const key = JSON.stringify([req.source, req.size ?? null]);
+    const hit = this.cache.get(key);
+    const store = (b: Backbone) => variableWeightStore(() => b.model.weights.map((w) => w.read() as tf.Variable));
+    if (hit) {
+      store(hit.backbone).write(hit.weights);
+      return hit.backbone;
+    }
+    const backbone = await this.base.load(req);
+    this.cache.set(key, { backbone, weights: store(backbone).read() });
+    return backbone;
+  }
+  dispose(): void {
+    for (const { backbone } of this.cache.values()) {
+      for (const layer of flatLayers(backbone.model)) for (const w of layer.weights) w.dispose();
+    }
+    this.cache.clear();
   }
 }
 
