@@ -94,6 +94,10 @@ function axis(values: number[], log: boolean, from: number, to: number, clampLo?
   } else if (!log) {
     const pad = (hi - lo) * 0.04;
     [lo, hi] = [lo - pad, hi + pad];
+  } else {
+    // lines at the extremes (a constant rate) must not sit on the frame
+    const pad = 10 ** (Math.max(0.1, Math.log10(hi / lo)) * 0.05);
+    [lo, hi] = [lo / pad, hi * pad];
   }
   const t = (v: number) => (log ? Math.log10(v) : v);
   const map = (v: number) => from + ((t(v) - t(lo)) / (t(hi) - t(lo))) * (to - from);
@@ -176,7 +180,7 @@ export function confusionSvg(matrix: number[][], classes: string[], title = 'Con
   const left = 120;
   const top = 60;
   const W = left + k * cell + 30;
-  const H = top + k * cell + 110;
+  const H = top + k * cell + 90;
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, sans-serif">`);
   out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
