@@ -2,16 +2,30 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { createContainer, resolveStages, type Stages } from './container';
-import { resolveJob } from './config/load';
+import { mergeConfig, readJobFile, resolveJob } from './config/load';
 import type { Job, JobInput } from './config/schema';
+import { ConfigError } from './errors';
 import { describeChoice, type BackendChoice } from './engine/backend';
 import { ensureWritableDir } from './export/atomic';
 import { attachHead, applyBatchNormModes, splitAtStage, HEAD_LAYERS, type Network } from './models/network';
 import { describeLayers, type GroupPlan } from './groups';
 import { namedVariables } from './optim/named';
-import { Trainer, type FitResult } from './train/trainer';
+import type { LrSchedule } from './schedules/controller';
+import { EarlyStopping, resolveMode } from './schedules/early-stopping';
+import { Trainer, type FitResult, type LrPolicy } from './train/trainer';
 import type { Callback } from './train/callbacks';
 import type { DataSource } from './data/source';
+import { BestTracker, loadCheckpoint, modelWeightStore, type Checkpoint } from './train/checkpoint';
+import {
+  Checkpointer,
+  EarlyStoppingCallback,
+  RecordingWeightStore,
+  earlyStoppingJudge,
+  trackerJudge,
+  type BestJudge,
+} from './train/checkpoint-callbacks';
+import { planResume, type ResumePlan } from './train/checkpoint-resume';
+import { formatChanges } from './train/checkpoint-diff';
 
 export interface RunOptions {
   /** A YAML/JSON job file; `input` overrides it field by field. */
@@ -21,6 +35,12 @@ export interface RunOptions {
   /** Extra callbacks around the loop. */
   callbacks?: Callback[];
   log?: (line: string) => void;
+  /**
+   * Continue the run in this folder from its latest checkpoint. `input` and `configFile` then override the
+   * checkpoint's job; a resulting change is refused unless `force`.
+   */
+  resume?: string;
+  force?: boolean;
 }
 
 export interface JobResult {
@@ -33,6 +53,8 @@ export interface JobResult {
   exportDir: string;
   skipped: DataSource['skipped'];
   cachedStages: number;
+  /** The checkpoint folder the run continued from. */
+  resumedFrom?: string;
 }
 
 /** Everything a training run needs, built but not run: shared by train, plan, lr-find and search. */
@@ -45,7 +67,17 @@ export interface Prepared {
   plan: GroupPlan;
   cachedStages: number;
   trainableVars: Record<string, tf.Variable>;
+  /** Forward passes per epoch (ceil(train images / batch)). */
+  batchesPerEpoch: number;
+  /** Optimizer steps per epoch: batchesPerEpoch / train.accumulate, rounded up. */
   stepsPerEpoch: number;
+  /** warmup ∘ schedule ∘ plateau, resolved against this run's effective batch and length. */
+  schedule: LrSchedule;
+}
+
+/** Optimizer steps per epoch when `accumulate` batches of `batch` images make one step. */
+export function stepsPerEpochOf(trainImages: number, batch: number, accumulate: number): number {
+  return Math.ceil(Math.ceil(trainImages / batch) / accumulate);
 }
 
 export async function prepare(input: JobInput | Record<string, unknown> = {}, opts: RunOptions = {}): Promise<Prepared> {
@@ -73,25 +105,60 @@ export async function prepare(input: JobInput | Record<string, unknown> = {}, op
   }
   const frozenLayers = new Set(layers.filter((l) => l.variables.length > 0 && l.variables.every((v) => frozen.has(v.name))).map((l) => l.name));
   applyBatchNormModes(network, job.model.batchNorm, frozenLayers, job.model.bnMomentum);
-  const nTrain = data.train.length;
-  const stepsPerEpoch = Math.ceil(nTrain / job.train.batch);
-  return { job, stages, backend, data, network, plan, cachedStages, trainableVars, stepsPerEpoch };
+  const { batch, accumulate, epochs } = job.train;
+  const batchesPerEpoch = Math.ceil(data.train.length / batch);
+  const stepsPerEpoch = stepsPerEpochOf(data.train.length, batch, accumulate);
+  // the effective batch (batch × accumulate) is what linear scaling and the warmup default read
+  const schedule = stages.schedule.create(job, { batch, accumulate, stepsPerEpoch, epochs });
+  return { job, stages, backend, data, network, plan, cachedStages, trainableVars, batchesPerEpoch, stepsPerEpoch, schedule };
+}
+
+/** The job input a run executes and records in its checkpoints: the file (if any) with the options on top. */
+function mergedInput(input: JobInput | Record<string, unknown>, configFile?: string): Record<string, unknown> {
+  return mergeConfig(configFile ? readJobFile(configFile) : {}, input as Record<string, unknown>);
+}
+
+/** `best` follows early stopping when it is on (so it is what restoreBestWeights puts back), else its own metric. */
+function bestJudge(job: Job, hasVal: boolean, es: EarlyStoppingCallback | null, restored: Checkpoint | null): BestJudge | null {
+  const cfg = job.checkpoint;
+  if (es && job.earlyStopping) {
+    const { monitor, mode } = job.earlyStopping;
+    if (cfg.monitor !== undefined && cfg.monitor !== monitor) {
+      throw new ConfigError('checkpoint.monitor', `"${cfg.monitor}" differs from earlyStopping.monitor "${monitor}": with early stopping on, the best checkpoint follows its monitor`);
+    }
+    return earlyStoppingJudge(es, monitor, resolveMode(mode, monitor), restored?.best ?? null);
+  }
+  const monitor = cfg.monitor ?? (hasVal ? 'val_loss' : 'loss');
+  const tracker = new BestTracker(restored?.best ?? BestTracker.initial(monitor, resolveMode(cfg.mode, monitor)));
+  return trackerJudge(tracker);
 }
 
 /** Fine-tunes a pretrained backbone on an image folder and exports it: what `layertune train` runs. */
 export async function runJob(input: JobInput | Record<string, unknown> = {}, opts: RunOptions = {}): Promise<JobResult> {
   const log = opts.log ?? ((s: string) => console.log(s));
-  const job0 = resolveJob(input, opts.configFile);
+  let resume: ResumePlan | null = null;
+  let jobInput: Record<string, unknown>;
+  if (opts.resume) {
+    resume = planResume(opts.resume, input as Record<string, unknown>, opts.configFile, opts.force ?? false);
+    jobInput = resume.input;
+    log(`resuming ${resume.dir}: ${resume.epoch} epoch(s), ${resume.step} step(s) done`);
+    if (resume.changes.length) log(`warning: resuming with a changed config (--force): ${formatChanges(resume.changes)}; the result is not the run that was started`);
+  } else {
+    jobInput = mergedInput(input, opts.configFile);
+  }
+  // validated with the file's name in error paths when there is a file
+  const job0 = resume ? resolveJob(jobInput) : resolveJob(input, opts.configFile);
   ensureWritableDir(job0.out);
   const exportDir = job0.export ?? path.join(job0.out, 'model');
   ensureWritableDir(path.dirname(path.resolve(exportDir)), 'export');
-  const p = await prepare(input, opts);
-  const { job, stages, data, network } = p;
+  const p = await prepare(jobInput, { ...opts, configFile: undefined });
+  const { job, stages, data, network, schedule } = p;
   log(`data: ${data.classes.length} classes (${data.classes.join(', ')}), ${data.train.length} train / ${data.val.length} val images`);
-  const schedule = stages.schedule.create(job, { batch: job.train.batch, stepsPerEpoch: p.stepsPerEpoch, epochs: job.train.epochs });
   const r = schedule.resolved.lr;
   log(
-    `lr: rates are defined at batch ${r.baseBatch} and scaled ${r.scaling} to batch ${r.effectiveBatch} (x${r.scale.toPrecision(4)})` +
+    `lr: rates are defined at batch ${r.baseBatch} and scaled ${r.scaling} to batch ${r.effectiveBatch}` +
+      (job.train.accumulate > 1 ? ` (${job.train.batch} × ${job.train.accumulate} accumulated)` : '') +
+      ` (x${r.scale.toPrecision(4)})` +
       (r.warmup.steps > 0 ? `, ${r.warmup.type} warmup over ${r.warmup.steps} steps` : ''),
   );
   for (const g of p.plan.groups) {
@@ -101,11 +168,45 @@ export async function runJob(input: JobInput | Record<string, unknown> = {}, opt
   const optimizer = stages.optimizer.create(p.plan.groups, job);
   const { prefix, suffix } =
     p.cachedStages > 0 ? splitAtStage(network, p.cachedStages - 1) : { prefix: null, suffix: network.train };
-  const callbacks = [...stages.reporters.create(job, job.out), ...(opts.callbacks ?? [])];
-  const lrPolicy = {
-    factor: (step: number, epoch: number) => schedule.factor(step, epoch),
-    epochEnd: (epoch: number, metric: number) => schedule.onEpochEnd(epoch, { val_loss: metric, loss: metric }),
+  const restored = resume ? loadCheckpoint(resume.dir) : null;
+  if (resume) {
+    // keep what the interrupted run logged; the reporters start a fresh metrics file
+    const metricsFile = path.join(job.out, 'metrics.jsonl');
+    if (fs.existsSync(metricsFile)) fs.renameSync(metricsFile, path.join(job.out, `metrics.until-step-${resume.step}.jsonl`));
+  }
+  const weights = modelWeightStore(network.train);
+  let esCallback: EarlyStoppingCallback | null = null;
+  let esStore: RecordingWeightStore | null = null;
+  if (job.earlyStopping) {
+    esStore = new RecordingWeightStore(weights);
+    esCallback = new EarlyStoppingCallback(new EarlyStopping(job.earlyStopping, esStore), restored !== null, log);
+  }
+  const callbacks = [...stages.reporters.create(job, job.out), ...(esCallback ? [esCallback] : []), ...(opts.callbacks ?? [])];
+  const lrPolicy: LrPolicy = {
+    factor: (step, epoch) => schedule.factor(step, epoch),
+    epochEnd: (epoch, metrics) => {
+      const d = schedule.onEpochEnd(epoch, metrics);
+      if (d.reduced) log(`plateau: rate multiplier now ×${d.multiplier.toPrecision(4)} from epoch ${epoch + 2}`);
+      return { stop: d.stop, reason: d.reason };
+    },
   };
+  const judge = bestJudge(job, data.val.length > 0, esCallback, restored);
+  const jobPlain = JSON.parse(JSON.stringify(job)) as Record<string, unknown>;
+  const checkpointer = new Checkpointer(
+    job.checkpoint,
+    job.out,
+    (t) => ({
+      job: jobPlain,
+      input: jobInput,
+      trainer: t.getState(),
+      schedule: schedule.getState(),
+      earlyStopping: esCallback ? esCallback.es.getState() : null,
+      earlyStoppingBest: esStore?.last ?? null,
+      weights: weights.read(),
+      optimizer: optimizer.getState(),
+    }),
+    judge,
+  );
   const trainer = new Trainer(network, data, p.trainableVars, optimizer, lrPolicy, callbacks, {
     epochs: job.train.epochs,
     batch: job.train.batch,
@@ -116,13 +217,28 @@ export async function runJob(input: JobInput | Record<string, unknown> = {}, opt
     cacheBytes: job.train.featureCacheMB * 1024 * 1024,
     spillDir: path.join(job.out, 'feature-cache'),
     monitorNorms: job.train.monitorRatios,
+    accumulate: job.train.accumulate,
+    guard: job.guard,
+    onEpochCommitted: (t, info) => checkpointer.onEpochCommitted(t, info),
+    log,
   }, { prefix, suffix });
+  if (restored) {
+    weights.write(restored.weights);
+    optimizer.setState(restored.optimizer);
+    schedule.setState(restored.schedule);
+    if (esCallback && restored.earlyStopping) {
+      esCallback.es.setState(restored.earlyStopping, restored.earlyStoppingBest ?? null);
+      esStore!.last = restored.earlyStoppingBest ?? null;
+    }
+    trainer.setState(restored.trainer);
+  }
   let fit: FitResult;
   try {
     fit = await trainer.fit();
   } finally {
     optimizer.dispose();
   }
+  if (fit.stoppedEarly) log(`stopped after epoch ${fit.epochs}: ${fit.stoppedEarly}`);
   const val = data.val.length ? await trainer.evaluate(data.val) : undefined;
   const metrics = { val: val && { loss: val.metrics.loss, accuracy: val.metrics.accuracy, confusion: val.confusion }, epochs: fit.history };
   await stages.exporter.export(network, exportDir, { trainingConfig: job, metrics });
@@ -130,7 +246,7 @@ export async function runJob(input: JobInput | Record<string, unknown> = {}, opt
     log(`skipped ${data.skipped.length} file(s):`);
     for (const s of data.skipped) log(`  ${s.reason}`);
   }
-  fs.writeFileSync(path.join(job.out, 'summary.json'), JSON.stringify({ val: metrics.val, skipped: data.skipped, export: exportDir }, null, 2));
+  fs.writeFileSync(path.join(job.out, 'summary.json'), JSON.stringify({ val: metrics.val, skipped: data.skipped, export: exportDir, stoppedEarly: fit.stoppedEarly ?? null, guardEvents: fit.guardEvents }, null, 2));
   if (val) log(`validation accuracy ${val.metrics.accuracy.toFixed(3)} (loss ${val.metrics.loss.toFixed(3)}) on ${data.val.length} images`);
   log(`exported to ${exportDir}`);
   return {
@@ -143,5 +259,6 @@ export async function runJob(input: JobInput | Record<string, unknown> = {}, opt
     exportDir,
     skipped: data.skipped,
     cachedStages: p.cachedStages,
+    resumedFrom: resume?.dir,
   };
 }

@@ -13,7 +13,8 @@ export function withJobFlags(cmd: Command): Command {
     .option('--out <dir>', 'run folder (metrics, checkpoints, export)')
     .option('--model <path>', 'pretrained tfjs LayersModel folder or model.json')
     .option('--epochs <n>', 'epochs', num)
-    .option('--batch <n>', 'batch size', num)
+    .option('--batch <n>', 'images per forward pass', num)
+    .option('--accumulate <n>', 'batches averaged into one optimizer step (effective batch = batch × accumulate)', num)
     .option('--size <px>', 'square input size', num)
     .option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu')
     .option('--bn <mode>', 'BatchNorm in trainable layers: batch | frozen')
@@ -35,6 +36,7 @@ export function flagsToJob(o: Record<string, any>): Record<string, unknown> {
   set('model', 'batchNorm', o.bn);
   set('train', 'epochs', o.epochs);
   set('train', 'batch', o.batch);
+  set('train', 'accumulate', o.accumulate);
   set('train', 'seed', o.seed);
   // the top group's rate; lr.base follows so plan and plateau floors read on the same scale
   set('groups', 'top', o.lr);

@@ -3,9 +3,13 @@ import { UserError } from '../errors';
 import * as train from './commands/train';
 import * as predict from './commands/predict';
 import * as evaluate from './commands/evaluate';
+import * as plan from './commands/plan';
+import * as lrFind from './commands/lr-find';
+import * as search from './commands/search';
+import * as report from './commands/report';
 
 /** Each command lives in its own module under commands/ and registers itself here. */
-const COMMANDS: Array<{ register(program: Command): void }> = [train, predict, evaluate];
+const COMMANDS: Array<{ register(program: Command): void }> = [train, plan, predict, evaluate, lrFind, search, report];
 
 export function buildCli(): Command {
   const program = new Command('layertune')

@@ -6,7 +6,9 @@
 import { z } from 'zod';
 import { optimizerSchema } from '../optim/schema';
 import { groupingSchema } from '../groups/schema';
-import { LrScheduleSchema } from '../schedules/schema';
+import { LrScheduleSchema, EarlyStoppingSchema } from '../schedules/schema';
+import { CheckpointSchema } from '../train/checkpoint';
+import { GuardSchema } from '../train/guard';
 import { BACKENDS } from '../engine/backend';
 
 const posInt = z.number().int().positive();
@@ -54,6 +56,11 @@ export const TrainSchema = z
     featureCacheMB: z.number().nonnegative().default(1024),
     /** Report ‖Δw‖/‖w‖ per group each step (one small host read per step). */
     monitorRatios: z.boolean().default(true),
+    /**
+     * Batches whose gradients are averaged into one optimizer step: the effective batch is batch × accumulate,
+     * and that is what linear scaling and warmup read.
+     */
+    accumulate: posInt.default(1),
   })
   .strict();
 
@@ -66,6 +73,12 @@ export const JobSchema = z
     /** Layer groups; absent = three groups stepped 10x at 0.001/0.01/0.1 (reference batch 256). */
     groups: groupingSchema,
     ...LrScheduleSchema.shape,
+    /** Keras-style early stopping; absent: off. */
+    earlyStopping: EarlyStoppingSchema.optional(),
+    /** `<out>/checkpoints/`: last (for --resume), best, every N epochs. */
+    checkpoint: CheckpointSchema.prefault({}),
+    /** Divergence guard: roll back and cut the rates on NaN/Inf or a loss spike. */
+    guard: GuardSchema.prefault({}),
     backend: z.enum(BACKENDS).default('auto'),
     /** Run folder: metrics, logs, checkpoints; the export goes to `<out>/model` unless `export` says otherwise. */
     out: z.string().min(1).default('runs/latest'),
