@@ -17,9 +17,11 @@ import { backboneFromBuilt, disposeBuilt, LoadedBackbone } from './torch-source'
 
 const HDF5_SIGNATURE = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
 
-// tsconfig resolves modules the node10 way, which ignores package `exports`: take the types from
-// the declaration file and keep the specifier in a variable so only Node resolves it
-type H5Module = typeof import('h5wasm/src/hdf5_hl');
+// tsconfig resolves modules the node10 way, which ignores package `exports`, and a specifier naming
+// h5wasm's declaration file would still resolve to its .ts source (not strict under our flags): the
+// `h5wasm-types` alias in tsconfig.json `paths` names the .d.ts exactly. Type-only, erased at run time;
+// the specifier stays in a variable so only Node resolves the real module.
+type H5Module = typeof import('h5wasm-types');
 const H5WASM_NODE = 'h5wasm/node';
 type H5Group = InstanceType<H5Module['Group']>;
 type H5Dataset = InstanceType<H5Module['Dataset']>;
