@@ -429,3 +429,24 @@ void conv2d_bp_input(const f32 *dy, const f32 *w, f32 *dx, f32 *scratch, int N, 
     }
   }
 }
+
+/*
+ * 4-D slice of 32-bit elements: out = x[b0:b0+z0, b1:b1+z1, b2:b2+z2, b3:b3+z3] (x shape s0..s3), one
+ * memory.copy per contiguous run. tfjs-wasm's Slice copies each innermost row from JavaScript, which
+ * made the gradient of ZeroPadding2D (a slice of the whole activation) cost ~30 ms a call.
+ */
+EXPORT(slice4)
+void slice4(const f32 *x, f32 *out, int s1, int s2, int s3, int b0, int b1, int b2, int b3, int z0, int z1, int z2,
+            int z3) {
+  const int rowFull = b3 == 0 && z3 == s3;
+  for (int i = 0; i < z0; i++)
+    for (int j = 0; j < z1; j++) {
+      const f32 *src = x + (((long)(b0 + i) * s1 + (b1 + j)) * s2 + b2) * s3 + b3;
+      if (rowFull) {
+        __builtin_memcpy(out, src, (unsigned)z2 * z3 * sizeof(f32));
+        out += z2 * z3;
+      } else {
+        for (int k = 0; k < z2; k++, src += s3, out += z3) __builtin_memcpy(out, src, (unsigned)z3 * sizeof(f32));
+      }
+    }
+}

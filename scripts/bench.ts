@@ -3,8 +3,9 @@
  * the PyTorch peer (../shared/peer/torch_bench.py) on the same model, size and batch, IN THE SAME RUN,
  * interleaved repeat by repeat so both see the same machine load. Medians over repeats.
  *
- * usage: npm run bench -- [--models a,b] [--backends wasm,cpu] [--repeats 3] [--steps 3] [--size 224]
+ * usage: npm run bench -- [--models a,b] [--backends wasm,wasm:2,cpu] [--repeats 3] [--steps 3] [--size 224]
  *        [--batch 16] [--cpu-models mobilenet_v1_0.25] [--no-peer] [--peer PATH]
+ * 'wasm:N' trains with gradients data-parallel over N worker threads (src/engine/wasm/parallel.ts).
  * Each layertune measurement runs in its own process (scripts/bench/run-one.ts). The cpu backend takes
  * minutes per batch-16 step, so by default it is measured once (1 step, 1 inference) and only for
  * --cpu-models. A benchmark, not a test: CI does not run it.
@@ -26,11 +27,13 @@ const list = (s: string): string[] => s.split(',').map((x) => x.trim()).filter(B
 
 interface Sample { train: number | null; infer: number | null }
 
-function runLayertune(model: string, backend: string, size: number, batch: number, steps: number, infers: number): Sample {
+/** 'wasm:2' = the wasm backend with training gradients data-parallel over 2 threads. */
+function runLayertune(model: string, backendSpec: string, size: number, batch: number, steps: number, infers: number): Sample {
+  const [backend, threads = '1'] = backendSpec.split(':');
   const out = execFileSync(process.execPath, [
     '--import', 'tsx', path.join(ROOT, 'scripts', 'bench', 'run-one.ts'),
     '--model', model, '--backend', backend, '--size', String(size), '--batch', String(batch),
-    '--steps', String(steps), '--infers', String(infers),
+    '--steps', String(steps), '--infers', String(infers), '--threads', threads,
   ], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 24 });
   const line = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
   if (!line) throw new Error(`no result from run-one for ${model} on ${backend}`);
@@ -46,7 +49,7 @@ function runPeer(peer: string, model: string, size: number, batch: number): Samp
 }
 
 function availableBackends(): string[] {
-  const out = ['wasm', 'cpu'];
+  const out = ['wasm', `wasm:${Math.max(2, os.cpus().length)}`, 'cpu'];
   try {
     execFileSync(process.execPath, ['-e', "require('@tensorflow/tfjs-node')"], { cwd: ROOT, stdio: 'ignore' });
     out.unshift('tensorflow');
@@ -86,7 +89,8 @@ function main(): void {
         const slow = b === 'cpu';
         if (slow && (r > 0 || !cpuModels.includes(model))) continue;
         try {
-          push(b, runLayertune(model, b, size, batch, slow ? 1 : steps, slow ? 1 : steps));
+          // Inference is single-threaded in every configuration: measure it once per repeat.
+          push(b, runLayertune(model, b, size, batch, slow ? 1 : steps, slow ? 1 : b.includes(':') ? 0 : steps));
         } catch (e) {
           console.error(`${model} on ${b} failed: ${(e as Error).message.split('\n')[0]}`);
         }
@@ -104,16 +108,21 @@ function main(): void {
       const t = med(s.map((x) => x.train));
       const i = med(s.map((x) => x.infer));
       perBackend[b] = { train_ms_per_img: t, infer_ms_per_img: i, n: s.length };
-      rows.push(`${model.padEnd(20)}${b.padEnd(12)}${fmt(t)}${fmt(i)}${fmt(pTrain)}${fmt(pInfer)}${fmt(t && pTrain ? t / pTrain : null, 9)}${fmt(i && pInfer ? i / pInfer : null, 9)}${String(s.length).padStart(4)}`);
+      const label = b.includes(':') ? `${b.split(':')[0]} x${b.split(':')[1]}` : b;
+      rows.push(`${model.padEnd(20)}${label.padEnd(12)}${fmt(t)}${fmt(i)}${fmt(pTrain)}${fmt(pInfer)}${fmt(t && pTrain ? t / pTrain : null, 9)}${fmt(i && pInfer ? i / pInfer : null, 9)}${String(s.length).padStart(4)}`);
     }
-    const best = ['tensorflow', 'wasm', 'cpu'].find((b) => perBackend[b]?.train_ms_per_img != null);
-    const bt = best ? perBackend[best] : undefined;
+    // layertune's fastest configuration for each column (native, wasm, wasm with worker threads, cpu).
+    const fastest = (k: 'train_ms_per_img' | 'infer_ms_per_img'): [string, number] | undefined =>
+      Object.entries(perBackend).filter(([, v]) => v[k] != null).map(([b, v]) => [b, v[k] as number] as [string, number])
+        .sort((a, c) => a[1] - c[1])[0];
+    const ft = fastest('train_ms_per_img');
+    const fi = fastest('infer_ms_per_img');
     jsonLines.push(JSON.stringify({
-      model, size, batch, backend: best ?? null,
-      train_ms_per_img: bt?.train_ms_per_img ?? null, infer_ms_per_img: bt?.infer_ms_per_img ?? null,
+      model, size, batch, train_backend: ft?.[0] ?? null, infer_backend: fi?.[0] ?? null,
+      train_ms_per_img: ft?.[1] ?? null, infer_ms_per_img: fi?.[1] ?? null,
       pytorch_train_ms_per_img: pTrain, pytorch_infer_ms_per_img: pInfer,
-      ratio_train: bt?.train_ms_per_img != null && pTrain ? +(bt.train_ms_per_img / pTrain).toFixed(3) : null,
-      ratio_infer: bt?.infer_ms_per_img != null && pInfer ? +(bt.infer_ms_per_img / pInfer).toFixed(3) : null,
+      ratio_train: ft && pTrain ? +(ft[1] / pTrain).toFixed(3) : null,
+      ratio_infer: fi && pInfer ? +(fi[1] / pInfer).toFixed(3) : null,
       backends: perBackend, repeats, load_avg_end: +os.loadavg()[0].toFixed(2),
     }));
   }

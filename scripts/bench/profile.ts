@@ -19,7 +19,7 @@ function arg(name: string, dflt: string): string {
   const batch = Number(arg('batch', '16'));
   await useBackend(backend);
   const net = await buildBenchModel(model, size, 5);
-  const s = makeStepper(net, batch, size, 5);
+  const s = await makeStepper(net, batch, size, 5);
   const infer = process.argv.includes('--infer');
   const run = (): Promise<unknown> => (infer ? s.infer() : s.train());
   await run(); // warm-up

@@ -2,7 +2,8 @@
  * One measurement in a fresh process (so backends and wasm heaps never mix): prints one JSON line
  * {backend, model, size, batch, train_ms_per_img, infer_ms_per_img, train_samples, infer_samples}.
  * usage: tsx scripts/bench/run-one.ts --model M --backend wasm|cpu|tensorflow [--size 224] [--batch 16]
- *        [--steps 3] [--infers 3] [--no-warmup]
+ *        [--steps 3] [--infers 3] [--threads 1] [--no-warmup]
+ * --threads N: training gradients data-parallel over N threads (wasm); inference stays on one.
  */
 import * as tf from '@tensorflow/tfjs';
 import { buildBenchModel, type BenchModel } from './models';
@@ -23,9 +24,10 @@ function arg(name: string, dflt: string): string {
   const steps = Number(arg('steps', '3'));
   const infers = Number(arg('infers', '3'));
   const warmup = !process.argv.includes('--no-warmup');
+  const threads = Number(arg('threads', '1'));
   await useBackend(backend);
   const net = await buildBenchModel(model, size, 5);
-  const s = makeStepper(net, batch, size, 5);
+  const s = await makeStepper(net, batch, size, 5, threads);
   // Wall time is what the ratios use; CPU time of this process is reported beside it because the
   // machine is shared, and CPU time is what contention inflates least.
   const cpuMs: number[] = [];
@@ -52,14 +54,16 @@ function arg(name: string, dflt: string): string {
   }
   s.dispose();
   const r = (v: number | null): number | null => (v === null ? null : Math.round(v * 1000) / 1000);
-  console.log(JSON.stringify({
-    backend: tf.getBackend(), model, size, batch,
+  const line = JSON.stringify({
+    backend: tf.getBackend(), threads, model, size, batch,
     train_ms_per_img: r(trainSamples.length ? median(trainSamples) : null),
     infer_ms_per_img: r(inferSamples.length ? median(inferSamples) : null),
     train_cpu_ms_per_img: r(trainSamples.length ? median(cpuMs) : null),
     train_samples: trainSamples.map((v) => r(v)), infer_samples: inferSamples.map((v) => r(v)),
     rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20),
-  }));
+  });
+  // Exit once the line is flushed (a pipe is async); worker threads, if any, end with the process.
+  process.stdout.write(line + '\n', () => process.exit(0));
 })().catch((e) => {
   console.error(String(e?.stack ?? e));
   process.exit(1);

@@ -10,7 +10,13 @@ export interface Stepper {
   dispose(): void;
 }
 
-export function makeStepper(model: tf.LayersModel, batch: number, size: number, classes: number): Stepper {
+/**
+ * threads > 1: the gradient is computed data-parallel (src/engine/wasm/parallel.ts), with the same
+ * weight decay added to the summed gradient before the same optimizer update.
+ */
+export async function makeStepper(model: tf.LayersModel, batch: number, size: number, classes: number, threads = 1): Promise<Stepper> {
+  const { ParallelGradients } = await import('../../src/engine/wasm/parallel');
+  const pg = threads > 1 ? await ParallelGradients.create(model, { threads }) : undefined;
   const x = tf.randomNormal([batch, size, size, 3]);
   const labels = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % classes), 'int32');
   const y = tf.oneHot(labels, classes);
@@ -20,6 +26,17 @@ export function makeStepper(model: tf.LayersModel, batch: number, size: number, 
   const decay = 5e-4;
   return {
     async train(): Promise<number> {
+      if (pg) {
+        const { loss, grads } = await pg.gradients(x, y);
+        const byName = new Map(trainable.map((v) => [v.name, v]));
+        tf.tidy(() => {
+          const decayed: tf.NamedTensorMap = {};
+          for (const [k, g] of Object.entries(grads)) decayed[k] = g.add(byName.get(k)!.mul(decay));
+          opt.applyGradients(decayed as Record<string, tf.Variable>);
+        });
+        tf.dispose(grads);
+        return loss;
+      }
       const loss = opt.minimize(() => {
         const logits = model.apply(x, { training: true }) as tf.Tensor;
         const ce = tf.losses.softmaxCrossEntropy(y, logits);
@@ -38,6 +55,7 @@ export function makeStepper(model: tf.LayersModel, batch: number, size: number, 
     dispose(): void {
       tf.dispose([x, y]);
       opt.dispose();
+      void pg?.dispose();
     },
   };
 }

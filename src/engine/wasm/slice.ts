@@ -1,0 +1,27 @@
+import { slice_util, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { offsetOf, trainKernels } from './module';
+
+/**
+ * Slice for 32-bit tensors of rank ≤ 4 in one wasm call (row copies with memory.copy). Other dtypes and
+ * ranks take the stock kernel.
+ */
+export function sliceReplacement(stock: KernelFunc): KernelConfig {
+  const kernelFunc: KernelFunc = (args) => {
+    const b = args.backend as BackendWasm;
+    const x = args.inputs.x as TensorInfo;
+    const { begin, size } = args.attrs as { begin: number | number[]; size: number | number[] };
+    if (!(x.dtype === 'float32' || x.dtype === 'int32') || x.shape.length > 4 || x.shape.length === 0) return stock(args);
+    const [b_, s_] = slice_util.parseSliceParams(x as never, begin, size);
+    const out = b.makeOutput(s_, x.dtype);
+    if (s_.some((d) => d === 0)) return out;
+    const pad = 4 - x.shape.length;
+    const xs = [...Array(pad).fill(1), ...x.shape];
+    const bs = [...Array(pad).fill(0), ...b_];
+    const zs = [...Array(pad).fill(1), ...s_];
+    trainKernels(b).slice4(offsetOf(b, x.dataId), offsetOf(b, out.dataId), xs[1], xs[2], xs[3],
+      bs[0], bs[1], bs[2], bs[3], zs[0], zs[1], zs[2], zs[3]);
+    return out;
+  };
+  return { kernelName: 'Slice', backendName: 'wasm', kernelFunc };
+}
