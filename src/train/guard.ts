@@ -15,7 +15,7 @@ export const GuardSchema = z
   .object({
     /** Off: a non-finite loss stops training at once with a TrainingError (nothing applied, nothing written). */
     enabled: z.boolean().default(true),
-    /** A loss above spikeFactor × the running median of recent losses (and above chance level, ln K) is a spike. */
+    /** A loss above spikeFactor × max(running median of recent losses, chance-level loss ln K) is a spike. */
     spikeFactor: z.number().gt(1).default(10),
     /** Recent accepted losses the median is taken over. */
     window: z.number().int().positive().default(20),
@@ -60,7 +60,7 @@ export function median(xs: readonly number[]): number {
 export class DivergenceGuard {
   private state: GuardState = { multiplier: 1, retries: 0, recent: [], events: [] };
 
-  /** @param chanceLoss the loss of a uniform guess (ln K): spikes below it are ordinary noise, not divergence. */
+  /** @param chanceLoss the loss of a uniform guess (ln K): the spike threshold never drops below spikeFactor × this. */
   constructor(
     readonly config: GuardConfig,
     private readonly chanceLoss: number,
@@ -81,9 +81,11 @@ export class DivergenceGuard {
     if (!gradsFinite) return 'a gradient has NaN or Inf entries';
     const { recent } = this.state;
     if (recent.length >= this.config.minHistory) {
+      // Against the median, but never below chance level: a well-fit model going from 0.001 to 0.05 is noise, not divergence.
       const m = median(recent);
-      if (loss > this.config.spikeFactor * m && loss > this.chanceLoss) {
-        return `loss ${loss.toPrecision(4)} is above ${this.config.spikeFactor}× its running median ${m.toPrecision(4)}`;
+      const ref = Math.max(m, this.chanceLoss);
+      if (loss > this.config.spikeFactor * ref) {
+        return `loss ${loss.toPrecision(4)} is above ${this.config.spikeFactor}× ${m >= this.chanceLoss ? `its running median ${m.toPrecision(4)}` : `the chance-level loss ${ref.toPrecision(4)} (running median ${m.toPrecision(4)})`}`;
       }
     }
     return null;
