@@ -109,7 +109,10 @@ export function chartSvg(spec: ChartSpec): string {
   const W = spec.width ?? 720;
   const H = spec.height ?? 420;
   const m = { left: 72, right: 20, top: 40, bottom: 56 };
-  const legendRows = spec.series.length > 1 ? Math.ceil(spec.series.length / 4) : 0;
+  // legend columns by the longest name, so long names never run into the next entry
+  const longest = Math.max(0, ...spec.series.map((s) => s.name.length));
+  const legendCols = longest > 30 ? 2 : longest > 18 ? 3 : 4;
+  const legendRows = spec.series.length > 1 ? Math.ceil(spec.series.length / legendCols) : 0;
   const plotBottom = H - m.bottom - legendRows * 18;
   const xs = spec.series.flatMap((s) => s.points.map((p) => p[0])).concat((spec.markers ?? []).map((mk) => mk.x));
   const ys = spec.series.flatMap((s) => s.points.map((p) => p[1]));
@@ -156,15 +159,15 @@ export function chartSvg(spec: ChartSpec): string {
     out.push(`<line x1="${x.toFixed(1)}" y1="${m.top}" x2="${x.toFixed(1)}" y2="${plotBottom}" stroke="${color}" stroke-width="1.5" stroke-dasharray="4 3"/>`);
     const right = x > (m.left + W - m.right) / 2;
     out.push(
-      `<text x="${(x + (right ? -4 : 4)).toFixed(1)}" y="${m.top + 14 + i * 14}" text-anchor="${right ? 'end' : 'start'}" font-size="11" fill="${color}">${esc(mk.label)}</text>`,
+      `<text x="${(x + (right ? -4 : 4)).toFixed(1)}" y="${m.top + 14 + i * 14}" text-anchor="${right ? 'end' : 'start'}" font-size="11" fill="${color}" stroke="white" stroke-width="3" paint-order="stroke">${esc(mk.label)}</text>`,
     );
   });
   if (legendRows) {
-    const colW = (W - m.left - m.right) / 4;
+    const colW = (W - m.left - m.right) / legendCols;
     spec.series.forEach((s, i) => {
       const color = s.color ?? PALETTE[i % PALETTE.length];
-      const x = m.left + (i % 4) * colW;
-      const y = H - 14 - (legendRows - 1 - Math.floor(i / 4)) * 18;
+      const x = m.left + (i % legendCols) * colW;
+      const y = H - 14 - (legendRows - 1 - Math.floor(i / legendCols)) * 18;
       out.push(`<rect x="${x}" y="${y - 9}" width="14" height="4" fill="${color}"/>`);
       out.push(`<text x="${x + 20}" y="${y - 4}" font-size="11">${esc(s.name)}</text>`);
     });

@@ -33,6 +33,26 @@ export function smooth(xs: number[], beta = 0.98): number[] {
   return xs.map((x) => s.push(x));
 }
 
+/**
+ * Centred moving mean over `k` points each side (fewer at the ends), non-finite values left out. Unlike the EMA it
+ * does not lag: an EMA with β = 0.98 averages over ~50 steps, which in a 100-step sweep over 8 decades is about
+ * 4 decades of rate, so slopes read off it sit decades too high (measured on the flowers sample: the EMA reading
+ * was 3.8e-2, and training there diverged to a validation loss of 14).
+ */
+export function centredMean(xs: number[], k: number): number[] {
+  return xs.map((_, i) => {
+    let s = 0;
+    let n = 0;
+    for (let j = Math.max(0, i - k); j <= Math.min(xs.length - 1, i + k); j++) {
+      if (Number.isFinite(xs[j])) {
+        s += xs[j];
+        n++;
+      }
+    }
+    return n ? s / n : NaN;
+  });
+}
+
 /** fastai's stop rule: the smoothed loss is NaN/∞ or above `factor` × the best smoothed loss so far. */
 export function shouldStop(smoothed: number, best: number, factor = 4): boolean {
   return !Number.isFinite(smoothed) || smoothed > factor * best;

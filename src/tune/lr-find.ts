@@ -13,7 +13,7 @@ import type { Callback, BatchInfo, StopRequest } from '../train/callbacks';
 import type { LrPolicy } from '../train/trainer';
 import { chartSvg, writePng, writeTextAtomic } from '../report/svg';
 import { LrFindSchema, type LrFindInput, type LrFindConfig } from './schema';
-import { minimumOver10, shouldStop, SmoothedLoss, suggestLr, sweepRate, trimCurve, valley, type CurveReading, type Suggestion } from './lr-curve';
+import { centredMean, minimumOver10, shouldStop, SmoothedLoss, suggestLr, sweepRate, trimCurve, valley, type CurveReading, type Suggestion } from './lr-curve';
 import { allWeights, DataView, disposeNetwork, makeTrainer, restoreWeights, topGroupLr } from './parts';
 
 export interface LrFindResult {
@@ -21,6 +21,8 @@ export interface LrFindResult {
   lrs: number[];
   losses: number[];
   smoothed: number[];
+  /** Centred moving mean of the raw losses: the lag-free curve the suggestion is read from. */
+  centred: number[];
   plannedSteps: number;
   stoppedBy: 'diverged' | 'nan' | 'end';
   /** Highest rate at which the loss is still clearly decreasing (see suggestLr); null with `reason` if none. */
@@ -109,9 +111,13 @@ export async function lrRangeTest(
     if (savedState) opt.setState(savedState);
     if (own) opt.dispose();
   }
+  // fastai's readings use the EMA curve, as fastai does; ours reads a centred (lag-free) mean of the raw losses
   const t = trimCurve(recorder.lrs, recorder.smoothed, cfg.steps);
+  const k = Math.max(2, Math.round(cfg.steps / 20));
+  const centred = centredMean(recorder.losses, k).map((v, i) => (Number.isFinite(recorder.losses[i]) ? v : NaN));
+  const tc = trimCurve(recorder.lrs, centred, cfg.steps);
   const at = (r: CurveReading): CurveReading => (r.index === null ? r : { lr: r.lr, index: r.index + t.offset });
-  const suggestion = suggestLr(t.lrs, t.losses, cfg);
+  const suggestion = suggestLr(tc.lrs, tc.losses, cfg);
   const ok = suggestion.lr !== null;
   const scale = p.schedule.resolved.lr.scale;
   const groupRatios = Object.fromEntries(opt.groups.map((g) => [g.name, g.lr / top]));
@@ -119,6 +125,7 @@ export async function lrRangeTest(
     lrs: recorder.lrs,
     losses: recorder.losses,
     smoothed: recorder.smoothed,
+    centred,
     plannedSteps: cfg.steps,
     stoppedBy: recorder.stoppedBy,
     suggestion: ok ? (at(suggestion) as Suggestion) : suggestion,
@@ -162,11 +169,12 @@ export function lrFindSvg(r: LrFindResult): string {
     xLog: true,
     series: [
       { name: 'loss', points: pts(r.losses), color: '#c7c7c7' },
-      { name: 'smoothed loss (EMA, bias-corrected)', points: pts(r.smoothed), color: '#1f77b4' },
+      { name: 'smoothed loss (EMA 0.98, bias-corrected)', points: pts(r.smoothed), color: '#1f77b4' },
+      { name: 'centred mean (suggestion read here)', points: pts(r.centred), color: '#ff7f0e' },
     ],
     markers,
     // the blow-up at the end would squash the interesting part
-    yMin: Math.max(0, lo - 0.1 * Math.abs(lo)),
+    yMin: Math.max(0, Math.min(...r.losses.filter(Number.isFinite)) * 0.95),
     yMax: finite.length ? Math.min(Math.max(...finite), r.config.stopFactor * lo) * 1.05 : undefined,
   });
 }
@@ -176,7 +184,7 @@ export async function writeLrFind(r: LrFindResult, dir: string): Promise<{ json:
   const json = path.join(dir, 'lr_find.json');
   const png = path.join(dir, 'lr_find.png');
   const clean = (xs: number[]) => xs.map((v) => (Number.isFinite(v) ? v : null));
-  writeTextAtomic(json, JSON.stringify({ ...r, losses: clean(r.losses), smoothed: clean(r.smoothed) }, null, 2) + '\n');
+  writeTextAtomic(json, JSON.stringify({ ...r, losses: clean(r.losses), smoothed: clean(r.smoothed), centred: clean(r.centred) }, null, 2) + '\n');
   await writePng(lrFindSvg(r), png);
   return { json, png };
 }

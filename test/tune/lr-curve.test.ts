@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { minimumOver10, shouldStop, smooth, slopes, suggestLr, sweepRate, trimCurve, valley } from '../../src/tune/lr-curve';
+import { centredMean, minimumOver10, shouldStop, smooth, slopes, suggestLr, sweepRate, trimCurve, valley } from '../../src/tune/lr-curve';
 
 /** Piecewise-linear loss in x = log10(lr): flat 2.0 to −5, slope −0.5/decade to −3 (1.0), −0.1/decade to −1 (0.8), then +2/decade. */
 function kinked(): { lrs: number[]; losses: number[] } {
@@ -24,6 +24,11 @@ describe('lr-curve: the maths of the range test', () => {
     expect(s[2]).to.be.closeTo(2.125 / 0.875, 1e-12);
     // β = 0.98: the first value comes through unchanged (no pull towards 0)
     expect(smooth([3.2], 0.98)[0]).to.be.closeTo(3.2, 1e-12);
+  });
+
+  it('centred mean: k points each side, fewer at the ends, non-finite values left out (hand-computed)', () => {
+    expect(centredMean([1, 2, 3, 10], 1)).to.deep.equal([1.5, 2, 5, 6.5]);
+    expect(centredMean([1, NaN, 3], 1)).to.deep.equal([1, 2, 3]);
   });
 
   it('stops at 4x the best smoothed loss or on NaN', () => {
