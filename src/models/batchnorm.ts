@@ -28,8 +28,22 @@ export function setBatchNormMode(layer: tf.layers.Layer, mode: BatchNormMode, mo
   if (momentum !== undefined) l.momentum = momentum;
   if (!l[ORIGINAL]) l[ORIGINAL] = l.call.bind(l);
   const original = l[ORIGINAL];
-  l.call =
-    mode === 'batch'
-      ? original
-      : (inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => original(inputs, { ...kwargs, training: false });
+  l.call = mode === 'batch' ? original : (inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => frozenCall(l, inputs, kwargs, original);
+}
+
+/**
+ * Stored-statistics BN as one per-channel affine map, y = x·scale + shift. Same values as the stock
+ * inference path, but its gradient is two broadcast reductions instead of FusedBatchNorm's gradient,
+ * whose Tile-heavy broadcasting made a frozen-BN training step ~20x slower on wasm.
+ */
+function frozenCall(l: any, inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>, original: (i: unknown, k: unknown) => tf.Tensor): tf.Tensor {
+  const x = Array.isArray(inputs) ? inputs[0] : inputs;
+  const axis = l.axis < 0 ? l.axis + x.rank : l.axis;
+  if (axis !== x.rank - 1) return original(inputs, { ...kwargs, training: false });
+  return tf.tidy(() => {
+    const inv = tf.rsqrt(tf.add(l.movingVariance.read(), l.epsilon));
+    const scale = l.gamma ? tf.mul(inv, l.gamma.read()) : inv;
+    const shift = l.beta ? tf.sub(l.beta.read(), tf.mul(l.movingMean.read(), scale)) : tf.neg(tf.mul(l.movingMean.read(), scale));
+    return tf.add(tf.mul(x, scale), shift);
+  });
 }
