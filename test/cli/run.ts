@@ -1,0 +1,42 @@
+import { spawn, spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+
+export const ROOT = path.join(__dirname, '..', '..');
+const BIN = path.join(ROOT, 'bin', 'layertune.js');
+
+export interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The real CLI in a child process, as a user runs it. */
+export function layertune(args: string[], timeoutMs = 180000): Run {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: timeoutMs });
+  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The CLI as a child that `onStdoutLine` may SIGKILL; resolves when it exits. */
+export function layertuneKillable(args: string[], onStdoutLine: (line: string, kill: () => void) => void): Promise<Run> {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let pending = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+    pending += d;
+    const lines = pending.split('\n');
+    pending = lines.pop()!;
+    for (const l of lines) onStdoutLine(l, () => child.kill('SIGKILL'));
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })));
+}
+
+/** stderr without tfjs's banner and npm noise: what the user is told. */
+export function userLines(stderr: string): string[] {
+  return stderr
+    .split('\n')
+    .filter((l) => l.trim() !== '' && !/^=+$|Hi, looks like you are running TensorFlow\.js|^npm warn/.test(l));
+}
