@@ -7,9 +7,10 @@ import * as plan from './commands/plan';
 import * as lrFind from './commands/lr-find';
 import * as search from './commands/search';
 import * as report from './commands/report';
+import * as inspect from './commands/inspect';
 
 /** Each command lives in its own module under commands/ and registers itself here. */
-const COMMANDS: Array<{ register(program: Command): void }> = [train, plan, predict, evaluate, lrFind, search, report];
+const COMMANDS: Array<{ register(program: Command): void }> = [train, plan, predict, evaluate, lrFind, search, report, inspect];
 
 export function buildCli(): Command {
   const program = new Command('layertune')
