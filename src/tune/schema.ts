@@ -58,7 +58,7 @@ export const RangeSchema = z
 
 export const SearchSpaceSchema = z
   .object({
-    /** Top group's reference rate (what `--lr` sets). */
+    /** The top group's EFFECTIVE rate at the run's batch (lr-find's unit); the config gets it divided by the batch scaling. */
     lr: RangeSchema.prefault({ min: 1e-5, max: 1e-1 }),
     /** optimizer.weightDecay */
     weightDecay: RangeSchema.prefault({ min: 1e-7, max: 1e-1 }),

@@ -18,6 +18,7 @@ import { ConfigError, TrainingError } from '../errors';
 import { parseOrThrow } from '../optim/schema';
 import type { Callback, EpochInfo, StopRequest } from '../train/callbacks';
 import type { LrPolicy } from '../train/trainer';
+import { scaleFactor } from '../schedules/scaling';
 import { chartSvg, writePng, writeTextAtomic } from '../report/svg';
 import { SearchSchema, type SearchConfig, type SearchInput } from './schema';
 import { PARAMS, describeTrial, gridTrials, randomTrials, trialToJob, validateSpace, type TrialParams } from './space';
@@ -141,6 +142,8 @@ class MedianStopCallback implements Callback {
 interface SearchManifest {
   base: Record<string, unknown>;
   search: SearchConfig;
+  /** Reference-to-effective rate factor of the base job: groups.top = lr / lrScale. */
+  lrScale: number;
 }
 
 /**
@@ -154,11 +157,13 @@ export async function search(input: JobInput | Record<string, unknown>, opts: Se
   const base = opts.configFile ? mergeConfig(readJobFile(opts.configFile), input as Record<string, unknown>) : (input as Record<string, unknown>);
   // validate the base job and that the searched fields exist in its grouping strategy
   const job0 = resolveJob(mergeConfig(base, trialToJob(trials[0])));
+  // searched rates are effective ones (at the run's batch); the config holds them at the reference batch
+  const lrScale = scaleFactor(job0.lr.scaling, job0.train.batch * job0.train.accumulate, job0.lr.baseBatch);
   if (job0.groups.strategy !== 'stepped' && (cfg.space.lr || cfg.space.factor)) {
     throw new ConfigError('groups.strategy', `search sets groups.top and groups.factor, which need the stepped strategy (got ${job0.groups.strategy})`);
   }
   fs.mkdirSync(path.join(opts.out, 'trials'), { recursive: true });
-  const manifest: SearchManifest = { base, search: cfg };
+  const manifest: SearchManifest = { base, search: cfg, lrScale };
   writeTextAtomic(path.join(opts.out, 'search.json'), JSON.stringify(manifest, null, 2) + '\n');
 
   const stages: Stages = { ...resolveStages(createContainer()), ...opts.stages };
@@ -170,7 +175,7 @@ export async function search(input: JobInput | Record<string, unknown>, opts: Se
   let resumed = 0;
   try {
     for (const { t, id } of mine) {
-      const trialJob = mergeConfig(base, trialToJob(t));
+      const trialJob = mergeConfig(base, trialToJob(t, lrScale));
       const key = trialKey(t, { ...resolveJob(trialJob), out: null, export: null }, cfg);
       const existing = readTrials(opts.out).get(id);
       if (existing && existing.key === key) {
@@ -244,17 +249,17 @@ export async function search(input: JobInput | Record<string, unknown>, opts: Se
   const ranking = records.filter((r) => r.status === 'done' && r.score !== null).sort((a, b) => b.score! - a.score!);
   const result: SearchResult = { config: cfg, trials: records, ranking, best: ranking[0] ?? null, resumed, files: {} };
   if (opts.shard) return result;
-  result.files = await writeSearchResults(result, base, opts.out);
+  result.files = await writeSearchResults(result, base, opts.out, lrScale);
   return result;
 }
 
 const fmtScore = (cfg: SearchConfig, s: number) => (cfg.metric === 'val_loss' ? (-s).toFixed(4) : s.toFixed(4));
 
 /** results.csv, results.json, best.yaml and one scatter plot per searched hyper-parameter. */
-export async function writeSearchResults(r: SearchResult, base: Record<string, unknown>, out: string): Promise<Record<string, string>> {
+export async function writeSearchResults(r: SearchResult, base: Record<string, unknown>, out: string, lrScale = 1): Promise<Record<string, string>> {
   const files: Record<string, string> = {};
   const searched = PARAMS.filter((p) => r.trials.some((t) => t.params[p] !== undefined));
-  const header = ['trial', 'status', ...searched, 'score', 'score_std', 'val_accuracy', 'val_loss', 'folds', 'epochs', 'seconds'];
+  const header = ['trial', 'status', ...searched.map((p) => (p === 'lr' ? 'lr_effective' : p)), 'score', 'score_std', 'val_accuracy', 'val_loss', 'folds', 'epochs', 'seconds'];
   const std = (xs: number[]) => {
     if (xs.length < 2) return 0;
     const m = xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -281,10 +286,10 @@ export async function writeSearchResults(r: SearchResult, base: Record<string, u
   );
   if (r.best) {
     files.best = path.join(out, 'best.yaml');
-    const job = mergeConfig(base, trialToJob(r.best.params));
+    const job = mergeConfig(base, trialToJob(r.best.params, lrScale));
     const doc =
       `# Best of ${r.trials.length} trials (${r.config.method}, ${r.config.folds} fold(s)): trial ${r.best.id + 1}, ` +
-      `${r.config.metric} ${fmtScore(r.config, r.best.score!)}\n# ${describeTrial(r.best.params)}\n# Train it: layertune train --config ${files.best}\n` +
+      `${r.config.metric} ${fmtScore(r.config, r.best.score!)}\n# ${describeTrial(r.best.params)} (lr: the top group's effective rate; groups.top = lr / ${+lrScale.toPrecision(6)})\n# Train it: layertune train --config ${files.best}\n` +
       YAML.stringify(job);
     writeTextAtomic(files.best, doc);
   }
@@ -300,8 +305,8 @@ export async function writeSearchResults(r: SearchResult, base: Record<string, u
     const file = path.join(out, `scatter_${p}.png`);
     await writePng(
       chartSvg({
-        title: `${r.config.metric} against ${p === 'momentum' ? '1 − momentum' : p}`,
-        xLabel: `${p === 'momentum' ? '1 − momentum' : p}${p === 'factor' && r.config.space.factor?.scale === 'linear' ? '' : ' (log scale)'}`,
+        title: `${r.config.metric} against ${p === 'momentum' ? '1 − momentum' : p === 'lr' ? 'the top group\'s rate' : p}`,
+        xLabel: `${p === 'momentum' ? '1 − momentum' : p === 'lr' ? 'effective lr of the top group' : p}${p === 'factor' && r.config.space.factor?.scale === 'linear' ? '' : ' (log scale)'}`,
         yLabel: r.config.metric === 'val_loss' ? '− validation loss' : 'validation accuracy',
         xLog: !(p === 'factor' && r.config.space.factor?.scale === 'linear'),
         series,

@@ -89,16 +89,19 @@ export function gridTrials(space: SearchSpace): TrialParams[] {
 }
 
 /**
- * A trial's values as job-config overrides: lr → the top group's reference rate (what `--lr` sets: groups.top
- * and lr.base), weightDecay → optimizer.weightDecay, momentum → optimizer.momentum, factor → groups.factor.
+ * A trial's values as job-config overrides. `lr` is the top group's EFFECTIVE rate at the run's batch (the unit
+ * lr-find reports, and the unit the default range 1e-5..1e-1 is meant in); the config carries reference rates
+ * (at lr.baseBatch), so it becomes groups.top = lr.base = lr / lrScale, as `--lr` sets them. weightDecay →
+ * optimizer.weightDecay, momentum → optimizer.momentum, factor → groups.factor.
  */
-export function trialToJob(t: TrialParams): Record<string, unknown> {
+export function trialToJob(t: TrialParams, lrScale = 1): Record<string, unknown> {
   const job: Record<string, Record<string, unknown>> = {};
   const set = (section: string, key: string, v: number | undefined) => {
     if (v !== undefined) job[section] = { ...(job[section] ?? {}), [key]: v };
   };
-  set('groups', 'top', t.lr);
-  set('lr', 'base', t.lr);
+  const ref = t.lr === undefined ? undefined : t.lr / lrScale;
+  set('groups', 'top', ref);
+  set('lr', 'base', ref);
   set('groups', 'factor', t.factor);
   set('optimizer', 'weightDecay', t.weightDecay);
   set('optimizer', 'momentum', t.momentum);

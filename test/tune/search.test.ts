@@ -40,12 +40,13 @@ describe('search (32 px MobileNet, in-memory data)', function () {
     expect(r.best).to.not.equal(null);
     expect(r.best!.score).to.equal(Math.max(...r.ranking.map((t) => t.score!)));
     const csv = fs.readFileSync(path.join(out, 'results.csv'), 'utf8').trim().split('\n');
-    expect(csv[0]).to.equal('trial,status,lr,weightDecay,momentum,factor,score,score_std,val_accuracy,val_loss,folds,epochs,seconds');
+    expect(csv[0]).to.equal('trial,status,lr_effective,weightDecay,momentum,factor,score,score_std,val_accuracy,val_loss,folds,epochs,seconds');
     expect(csv).to.have.length(5);
     // the best config is a ready job file carrying the best trial's values
     const best = YAML.parse(fs.readFileSync(r.files.best, 'utf8'));
     const job = resolveJob(best);
-    expect(job.groups.strategy === 'stepped' && job.groups.top).to.equal(r.best!.params.lr);
+    // lr is searched as the effective rate: the job carries it at the reference batch (batch 6 of 256)
+    expect(job.groups.strategy === 'stepped' && job.groups.top).to.be.closeTo(r.best!.params.lr! / (6 / 256), 1e-12);
     expect(job.optimizer.weightDecay).to.equal(r.best!.params.weightDecay);
     expect(job.optimizer.momentum).to.equal(r.best!.params.momentum);
     for (const p of ['lr', 'weightDecay', 'momentum', 'factor']) {
