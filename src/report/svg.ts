@@ -70,7 +70,14 @@ export function logTicks(lo: number, hi: number): number[] {
   const b = Math.ceil(Math.log10(hi) - 1e-9);
   const every = Math.max(1, Math.ceil((b - a + 1) / 8));
   const out: number[] = [];
-  for (let e = a; e <= b; e++) if ((e - a) % every === 0 && 10 ** e >= lo * (1 - 1e-9) && 10 ** e <= hi * (1 + 1e-9)) out.push(10 ** e);
+  const inside = (v: number) => v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9);
+  for (let e = a; e <= b; e++) if ((e - a) % every === 0 && inside(10 ** e)) out.push(10 ** e);
+  if (out.length < 3) {
+    // a range of a decade or two: label 2x and 5x as well, or the axis says almost nothing
+    const fine: number[] = [];
+    for (let e = a - 1; e <= b; e++) for (const m of [1, 2, 5]) if (inside(+(m * 10 ** e).toPrecision(12))) fine.push(+(m * 10 ** e).toPrecision(12));
+    if (fine.length >= 2) return fine;
+  }
   return out.length ? out : [lo, hi];
 }
 
