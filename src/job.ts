@@ -20,6 +20,9 @@ import {
   Checkpointer,
   EarlyStoppingCallback,
   RecordingWeightStore,
+  epochMetrics,
+  metricsWithTrainAsVal,
+  type MetricsOf,
   earlyStoppingJudge,
   trackerJudge,
   type BestJudge,
@@ -119,18 +122,18 @@ function mergedInput(input: JobInput | Record<string, unknown>, configFile?: str
 }
 
 /** `best` follows early stopping when it is on (so it is what restoreBestWeights puts back), else its own metric. */
-function bestJudge(job: Job, hasVal: boolean, es: EarlyStoppingCallback | null, restored: Checkpoint | null): BestJudge | null {
+function bestJudge(job: Job, hasVal: boolean, es: EarlyStoppingCallback | null, restored: Checkpoint | null, metricsOf: MetricsOf): BestJudge | null {
   const cfg = job.checkpoint;
   if (es && job.earlyStopping) {
     const { monitor, mode } = job.earlyStopping;
     if (cfg.monitor !== undefined && cfg.monitor !== monitor) {
       throw new ConfigError('checkpoint.monitor', `"${cfg.monitor}" differs from earlyStopping.monitor "${monitor}": with early stopping on, the best checkpoint follows its monitor`);
     }
-    return earlyStoppingJudge(es, monitor, resolveMode(mode, monitor), restored?.best ?? null);
+    return earlyStoppingJudge(es, monitor, resolveMode(mode, monitor), restored?.best ?? null, metricsOf);
   }
   const monitor = cfg.monitor ?? (hasVal ? 'val_loss' : 'loss');
   const tracker = new BestTracker(restored?.best ?? BestTracker.initial(monitor, resolveMode(cfg.mode, monitor)));
-  return trackerJudge(tracker);
+  return trackerJudge(tracker, metricsOf);
 }
 
 /** Fine-tunes a pretrained backbone on an image folder and exports it: what `layertune train` runs. */
@@ -174,23 +177,33 @@ export async function runJob(input: JobInput | Record<string, unknown> = {}, opt
     const metricsFile = path.join(job.out, 'metrics.jsonl');
     if (fs.existsSync(metricsFile)) fs.renameSync(metricsFile, path.join(job.out, `metrics.until-step-${resume.step}.jsonl`));
   }
+  const hasVal = data.val.length > 0;
+  const watched = [
+    ['plateau.monitor', job.plateau?.monitor],
+    ['earlyStopping.monitor', job.earlyStopping?.monitor],
+    ['checkpoint.monitor', job.checkpoint.monitor],
+  ].filter(([, m]) => m?.startsWith('val_'));
+  if (!hasVal && watched.length) {
+    log(`warning: no validation images: ${watched.map(([k, m]) => `${k} "${m}"`).join(', ')} read the training metrics instead`);
+  }
+  const metricsOf: MetricsOf = hasVal ? epochMetrics : (info) => metricsWithTrainAsVal(epochMetrics(info));
   const weights = modelWeightStore(network.train);
   let esCallback: EarlyStoppingCallback | null = null;
   let esStore: RecordingWeightStore | null = null;
   if (job.earlyStopping) {
     esStore = new RecordingWeightStore(weights);
-    esCallback = new EarlyStoppingCallback(new EarlyStopping(job.earlyStopping, esStore), restored !== null, log);
+    esCallback = new EarlyStoppingCallback(new EarlyStopping(job.earlyStopping, esStore), restored !== null, log, metricsOf);
   }
   const callbacks = [...stages.reporters.create(job, job.out), ...(esCallback ? [esCallback] : []), ...(opts.callbacks ?? [])];
   const lrPolicy: LrPolicy = {
     factor: (step, epoch) => schedule.factor(step, epoch),
     epochEnd: (epoch, metrics) => {
-      const d = schedule.onEpochEnd(epoch, metrics);
+      const d = schedule.onEpochEnd(epoch, hasVal ? metrics : metricsWithTrainAsVal(metrics));
       if (d.reduced) log(`plateau: rate multiplier now ×${d.multiplier.toPrecision(4)} from epoch ${epoch + 2}`);
       return { stop: d.stop, reason: d.reason };
     },
   };
-  const judge = bestJudge(job, data.val.length > 0, esCallback, restored);
+  const judge = bestJudge(job, hasVal, esCallback, restored, metricsOf);
   const jobPlain = JSON.parse(JSON.stringify(job)) as Record<string, unknown>;
   const checkpointer = new Checkpointer(
     job.checkpoint,

@@ -24,6 +24,16 @@ export function epochMetrics(info: EpochInfo): Record<string, number> {
   return m;
 }
 
+export type MetricsOf = (info: EpochInfo) => Record<string, number>;
+
+/**
+ * For runs without validation images: `val_loss`/`val_accuracy` read the training metrics, so the default
+ * monitors (val_loss) still work. runJob says so once, at the start.
+ */
+export function metricsWithTrainAsVal(m: Record<string, number>): Record<string, number> {
+  return 'val_loss' in m ? m : { ...m, val_loss: m.loss, val_accuracy: m.accuracy };
+}
+
 /**
  * A WeightStore that remembers the last snapshot it handed out. EarlyStopping reads weights exactly when it
  * takes a new best, so `last` is its restoreBestWeights copy, which a checkpoint must carry for an exact resume.
@@ -48,12 +58,13 @@ export class EarlyStoppingCallback implements Callback {
     readonly es: EarlyStopping,
     private readonly resumed: boolean,
     private readonly log: (line: string) => void,
+    private readonly metricsOf: MetricsOf = epochMetrics,
   ) {}
   onTrainBegin(): void {
     if (!this.resumed) this.es.onTrainBegin();
   }
   onEpochEnd(info: EpochInfo): StopRequest | void {
-    const d = this.es.onEpochEnd(info.epoch, epochMetrics(info));
+    const d = this.es.onEpochEnd(info.epoch, this.metricsOf(info));
     this.lastIsBest = d.isBest;
     if (d.stop) return { stop: true, reason: d.reason };
   }
@@ -69,15 +80,21 @@ export interface BestJudge {
   state(): BestState | null;
 }
 
-export function trackerJudge(tracker: BestTracker): BestJudge {
-  return { isBest: (info) => tracker.update(info.epoch, epochMetrics(info)), state: () => tracker.getState() };
+export function trackerJudge(tracker: BestTracker, metricsOf: MetricsOf = epochMetrics): BestJudge {
+  return { isBest: (info) => tracker.update(info.epoch, metricsOf(info)), state: () => tracker.getState() };
 }
 
-export function earlyStoppingJudge(cb: EarlyStoppingCallback, monitor: string, mode: 'min' | 'max', restored: BestState | null = null): BestJudge {
+export function earlyStoppingJudge(
+  cb: EarlyStoppingCallback,
+  monitor: string,
+  mode: 'min' | 'max',
+  restored: BestState | null = null,
+  metricsOf: MetricsOf = epochMetrics,
+): BestJudge {
   let last: BestState = restored ?? { monitor, mode, value: null, epoch: -1 };
   return {
     isBest(info) {
-      if (cb.lastIsBest) last = { monitor, mode, value: epochMetrics(info)[monitor] ?? null, epoch: info.epoch };
+      if (cb.lastIsBest) last = { monitor, mode, value: metricsOf(info)[monitor] ?? null, epoch: info.epoch };
       return cb.lastIsBest;
     },
     state: () => ({ ...last }),

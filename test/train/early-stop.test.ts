@@ -55,4 +55,15 @@ describe('early stopping and the plateau stop, wired from the job config', funct
     const counts = res.fit.history.map((h) => h.numTensors);
     expect(new Set(counts).size, `numTensors ${counts}`).to.equal(1);
   });
+
+  it('without validation images the val_* monitors read the training metrics, and the run says so', async () => {
+    const lines: string[] = [];
+    const res = await runJob(
+      { ...base(tmpDir('lt-noval-')), train: { epochs: 2, batch: 4 }, plateau: {}, earlyStopping: { patience: 5 } } as JobInput,
+      { log: (l) => lines.push(l), stages: { data: { create: () => new MemorySource(['a', 'b'], 6, 0) } } },
+    );
+    expect(res.fit.history).to.have.length(2);
+    expect(res.fit.history[0].val).to.equal(undefined);
+    expect(lines).to.include('warning: no validation images: plateau.monitor "val_loss", earlyStopping.monitor "val_loss" read the training metrics instead');
+  });
 });
