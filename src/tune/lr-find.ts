@@ -104,7 +104,8 @@ export async function lrRangeTest(
   try {
     await trainer.fit();
   } catch (e) {
-    if (!(e instanceof TrainingError)) throw e;
+    // a non-finite loss is the sweep's natural end (the trainer refuses that step); any other failure is not
+    if (!(e instanceof TrainingError) || !/^loss became/.test(e.message)) throw e;
     recorder.recordNaN();
   } finally {
     restoreWeights(p.network, savedWeights);

@@ -114,6 +114,24 @@ describe('lr-find on the shipped MobileNet (32 px, in-memory data)', function ()
     expect(fs.existsSync(png)).to.equal(true);
   });
 
+  it('a loss that turns NaN ends the sweep as "nan", and the weights still come back', async () => {
+    const p = await prepare(tinyJob(tmpDir()), withData(new MemorySource()));
+    try {
+      const before = allWeights(p.network);
+      const n0 = tf.memory().numTensors;
+      // the 4x rule switched off: only a non-finite loss can stop this sweep to 1e12
+      const r = await lrRangeTest(p, { start: 1e-2, end: 1e12, steps: 30, stopFactor: 1e300 });
+      expect(r.stoppedBy).to.equal('nan');
+      expect(Number.isFinite(r.losses[r.losses.length - 1])).to.equal(false);
+      expect(r.losses.length).to.be.lessThan(30);
+      const after = allWeights(p.network);
+      for (let i = 0; i < before.length; i++) expect(Buffer.from(after[i].values.buffer).equals(Buffer.from(before[i].values.buffer))).to.equal(true);
+      expect(tf.memory().numTensors).to.equal(n0);
+    } finally {
+      disposeNetwork(p.network);
+    }
+  });
+
   it('bad sweep settings are ConfigErrors naming the field', async () => {
     const p = await prepare(tinyJob(tmpDir()), withData(new MemorySource()));
     try {
