@@ -450,3 +450,18 @@ void slice4(const f32 *x, f32 *out, int s1, int s2, int s3, int b0, int b1, int 
       }
     }
 }
+
+/*
+ * 4-D tile of 32-bit elements: out[i,j,k,l] = x[i%s0, j%s1, k%s2, l%s3], out shape o0..o3 (multiples of
+ * s). tfjs's own BatchNorm gradient broadcasts with Tile (used when BN runs with given statistics and
+ * its layer trains); tfjs-wasm's generic Tile computes an index per element.
+ */
+EXPORT(tile4)
+void tile4(const f32 *x, f32 *out, int s0, int s1, int s2, int s3, int o0, int o1, int o2, int o3) {
+  for (int i = 0; i < o0; i++)
+    for (int j = 0; j < o1; j++)
+      for (int k = 0; k < o2; k++) {
+        const f32 *src = x + (((i % s0) * s1 + (j % s1)) * s2 + (k % s2)) * s3;
+        for (int l = 0; l < o3; l += s3, out += s3) __builtin_memcpy(out, src, (unsigned)s3 * sizeof(f32));
+      }
+}

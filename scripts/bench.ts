@@ -34,6 +34,8 @@ function runLayertune(model: string, backendSpec: string, size: number, batch: n
     '--import', 'tsx', path.join(ROOT, 'scripts', 'bench', 'run-one.ts'),
     '--model', model, '--backend', backend, '--size', String(size), '--batch', String(batch),
     '--steps', String(steps), '--infers', String(infers), '--threads', threads,
+    // cpu: minutes per step, and its first step is no slower than later ones (no compilation to warm)
+    ...(backend === 'cpu' ? ['--no-warmup'] : []),
   ], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 24 });
   const line = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
   if (!line) throw new Error(`no result from run-one for ${model} on ${backend}`);

@@ -24,3 +24,24 @@ describe('engine/wasm Slice replacement vs cpu', function () {
     });
   }
 });
+
+describe('engine/wasm Tile replacement vs cpu', function () {
+  before(initWasm);
+  const cases: Array<[number[], number[]]> = [
+    [[1, 1, 1, 8], [2, 5, 7, 1]], // BatchNorm-gradient broadcast
+    [[2, 3, 1, 5], [1, 2, 4, 3]],
+    [[3, 2], [2, 3]],
+    [[4], [3]],
+    [[2, 1, 3], [1, 0, 2]],
+  ];
+  for (const [shape, reps] of cases) {
+    it(`${JSON.stringify(shape)} reps ${JSON.stringify(reps)} (float32 and int32)`, async () => {
+      for (const dtype of ['float32', 'int32'] as const) {
+        const n = shape.reduce((a, b) => a * b, 1);
+        const vals = Array.from(randomArray(n, 52), (v) => Math.round(v * 1000));
+        const run = (): number[] => tf.tidy(() => Array.from(tf.tile(tf.tensor(vals, shape, dtype), reps).dataSync()));
+        expect(await onBackend('wasm', run)).to.deep.equal(await onBackend('cpu', run));
+      }
+    });
+  }
+});

@@ -3,7 +3,7 @@ import { convGradKernelConfigs, convGradReplacementConfigs } from './conv_grads'
 import { fusedGradConfigs, fusedKernelConfigs, routeLayersToFusedOps } from './fused';
 import { fusedBatchNormReplacement } from './batchnorm_infer';
 import { identityReplacement } from './identity';
-import { sliceReplacement } from './slice';
+import { sliceReplacement, tileReplacement } from './slice';
 
 export { trainKernels, wasmHeap, KERNELS_WASM_PATH } from './module';
 export { batchNormTrain, clampRelu } from './fused';
@@ -25,7 +25,7 @@ function replaceKernel(cfg: KernelConfig): void {
  * before models are built or their BatchNorm modes set:
  *  - registers the gradient kernels tfjs-backend-wasm lacks, and replaces its slow Conv2DBackpropInput
  *    and FusedBatchNorm (falling back to the stock one for shapes ours does not cover), and makes
- *    Identity share buffers instead of copying them, and does Slice (rank ≤ 4) in one wasm call;
+ *    Identity share buffers instead of copying them, and does Slice and Tile (rank ≤ 4) in one wasm call;
  *  - registers fused BatchNorm-training and ReLU/ReLU6 kernels with their gradients;
  *  - routes tfjs-layers' BatchNormalization (training), ReLU layer and relu/relu6 activations to them
  *    whenever the active backend is wasm (other backends run the stock code).
@@ -42,6 +42,8 @@ export function registerWasmTrainingKernels(): void {
   if (stockIdentity) replaceKernel(identityReplacement(stockIdentity.kernelFunc));
   const stockSlice = getKernel('Slice', 'wasm');
   if (stockSlice) replaceKernel(sliceReplacement(stockSlice.kernelFunc));
+  const stockTile = getKernel('Tile', 'wasm');
+  if (stockTile) replaceKernel(tileReplacement(stockTile.kernelFunc));
   for (const g of fusedGradConfigs) registerGradient(g);
   routeLayersToFusedOps();
   registered = true;

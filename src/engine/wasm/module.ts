@@ -20,6 +20,8 @@ export interface TrainKernelExports {
     OH: number, OW: number, CO: number, KH: number, KW: number, SH: number, SW: number, PT: number, PL: number): void;
   slice4(x: number, out: number, s1: number, s2: number, s3: number, b0: number, b1: number, b2: number, b3: number,
     z0: number, z1: number, z2: number, z3: number): void;
+  tile4(x: number, out: number, s0: number, s1: number, s2: number, s3: number, o0: number, o1: number, o2: number,
+    o3: number): void;
   bn_infer(x: number, mean: number, variance: number, offset: number, scale: number, y: number, tmp: number,
     P: number, C: number, eps: number): void;
 }

@@ -25,3 +25,22 @@ export function sliceReplacement(stock: KernelFunc): KernelConfig {
   };
   return { kernelName: 'Slice', backendName: 'wasm', kernelFunc };
 }
+
+/** Tile for 32-bit tensors of rank ≤ 4 with memory.copy runs; other dtypes and ranks: stock kernel. */
+export function tileReplacement(stock: KernelFunc): KernelConfig {
+  const kernelFunc: KernelFunc = (args) => {
+    const b = args.backend as BackendWasm;
+    const x = args.inputs.x as TensorInfo;
+    const reps = (args.attrs as { reps: number[] }).reps;
+    if (!(x.dtype === 'float32' || x.dtype === 'int32') || x.shape.length > 4 || x.shape.length === 0) return stock(args);
+    const outShape = x.shape.map((d, i) => d * reps[i]);
+    const out = b.makeOutput(outShape, x.dtype);
+    if (outShape.some((d) => d === 0)) return out;
+    const pad = 4 - x.shape.length;
+    const xs = [...Array(pad).fill(1), ...x.shape];
+    const os = [...Array(pad).fill(1), ...outShape];
+    trainKernels(b).tile4(offsetOf(b, x.dataId), offsetOf(b, out.dataId), xs[0], xs[1], xs[2], xs[3], os[0], os[1], os[2], os[3]);
+    return out;
+  };
+  return { kernelName: 'Tile', backendName: 'wasm', kernelFunc };
+}
