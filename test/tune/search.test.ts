@@ -64,6 +64,21 @@ describe('search (32 px MobileNet, in-memory data)', function () {
     expect(more.trials).to.have.length(5);
   });
 
+  it('shards (what --workers runs) split the trials and share them through the trial files', async () => {
+    const out = tmpDir();
+    const src = new MemorySource({ classes: 2, perClass: 3, valPerClass: 1 });
+    const opts = { ...withData(src), out, search: { trials: 3, space: small, medianStop: false } };
+    const base = tinyJob(path.join(out, 'j'));
+    const a = await search(base, { ...opts, shard: { index: 0, count: 2 } });
+    expect(a.trials.map((t) => t.id)).to.deep.equal([0, 2]);
+    expect(a.files).to.deep.equal({}); // a worker writes no summary
+    const b = await search(base, { ...opts, shard: { index: 1, count: 2 } });
+    expect(b.trials.map((t) => t.id)).to.deep.equal([0, 1, 2]);
+    const all = await search(base, opts);
+    expect(all.resumed).to.equal(3);
+    expect(fs.existsSync(all.files.csv)).to.equal(true);
+  });
+
   it('a changed base job invalidates the stored trials', async () => {
     const out = tmpDir();
     const src = new MemorySource({ classes: 2, perClass: 3, valPerClass: 1 });
