@@ -24,6 +24,8 @@ export interface Inspection extends ModelDescription {
   groups: InspectGroup[];
   /** The planner's non-fatal findings (e.g. every variable frozen). */
   warnings: string[];
+  /** Why only a head can be trained (GraphModels); absent for fine-tunable backbones. */
+  headOnly?: string;
 }
 
 /**
@@ -58,7 +60,7 @@ export function inspectBackbone(backbone: Backbone, opts: { classes?: number; gr
       layers: g.layers.length,
       params: g.layers.reduce((n, l) => n + (paramsOf.get(l) ?? 0), 0),
     }));
-    return { ...d, preprocess: backbone.preprocess, head, headClasses: classes, groups, warnings: plan.warnings.map((w) => `${w.path}: ${w.message}`) };
+    return { ...d, preprocess: backbone.preprocess, head, headClasses: classes, groups, warnings: plan.warnings.map((w) => `${w.path}: ${w.message}`), headOnly: backbone.headOnly };
   } finally {
     // only the head's weights are new; the backbone's layers stay usable (layer.dispose() goes by
     // reference counts, which symbolic re-application raises, so the variables are freed directly)
@@ -70,7 +72,9 @@ export function inspectBackbone(backbone: Backbone, opts: { classes?: number; gr
 export function formatInspection(i: Inspection, opts: { layers?: boolean } = {}): string {
   const shape = (s: Array<number | null>): string => `[${s.map((v) => (v === null ? '?' : v)).join(',')}]`;
   const pre = i.preprocess.kind === 'scale' ? `pixels scaled to [${i.preprocess.low},${i.preprocess.high}]` : `pixels normalised (mean ${i.preprocess.mean}, std ${i.preprocess.std})`;
-  const lines = [formatDescription(i, opts), '', `input: ${pre}`, '', `head (${i.headClasses} classes, for illustration)`];
+  const lines = [formatDescription(i, opts), '', `input: ${pre}`];
+  if (i.headOnly) lines.push(`head-only: ${i.headOnly}`);
+  lines.push('', `head (${i.headClasses} classes, for illustration)`);
   for (const r of i.head) lines.push([r.name, r.className, shape(r.outputShape), r.params].join('\t'));
   lines.push('', 'groups of the default plan (rates at the reference batch, before scaling and schedule)', ['group', 'lr', 'stages', 'layers', 'params'].join('\t'));
   for (const g of i.groups) lines.push([g.name, g.lr, g.stages.join(',') || '-', g.layers, g.params.toLocaleString('en')].join('\t'));

@@ -18,6 +18,32 @@ function inside(dir: string, file: string): boolean {
 }
 
 /**
+ * Bytes a manifest group's shards must hold (`stored`, after quantization) and the float32 bytes its
+ * weights become once loaded; refuses unknown dtypes and invalid shapes. `where` names the file or URL.
+ */
+export function declaredGroupBytes(weights: tf.io.WeightsManifestEntry[], where: string): { stored: number; float32: number } {
+  let stored = 0;
+  let float32 = 0;
+  for (const w of weights) {
+    const per = DTYPE_BYTES[w.dtype ?? 'float32'];
+    if (per === undefined) throw new ModelFormatError(where, `weight ${w.name}: unsupported dtype ${w.dtype}`);
+    if (!Array.isArray(w.shape) || w.shape.some((d) => !Number.isInteger(d) || d < 0)) {
+      throw new ModelFormatError(where, `weight ${w.name}: invalid shape ${JSON.stringify(w.shape)}`);
+    }
+    const q = (w as any).quantization;
+    let size = per;
+    if (q != null) {
+      size = QUANTIZED_BYTES[q.dtype];
+      if (size === undefined) throw new ModelFormatError(where, `weight ${w.name}: unsupported quantization dtype ${q.dtype}`);
+    }
+    const n = w.shape.reduce((a, b) => a * b, 1);
+    stored += n * size;
+    float32 += n * 4;
+  }
+  return { stored, float32 };
+}
+
+/**
  * Reads and validates a LayersModel `model.json` and its weight shards from a local folder.
  * tfjs without tfjs-node has no file:// handler; this one also refuses weight paths that leave
  * the folder and manifests whose byte counts disagree with the files, before any large allocation.
@@ -57,23 +83,8 @@ export function readModelArtifacts(modelJsonPath: string): tf.io.ModelArtifacts 
     if (group == null || !Array.isArray(group.paths) || !Array.isArray(group.weights)) {
       throw new ModelFormatError(modelJsonPath, `weightsManifest[${gi}] needs paths[] and weights[]`);
     }
-    let groupBytes = 0;
-    for (const w of group.weights) {
-      const per = DTYPE_BYTES[w.dtype ?? 'float32'];
-      if (per === undefined) throw new ModelFormatError(modelJsonPath, `weight ${w.name}: unsupported dtype ${w.dtype}`);
-      if (!Array.isArray(w.shape) || w.shape.some((d) => !Number.isInteger(d) || d < 0)) {
-        throw new ModelFormatError(modelJsonPath, `weight ${w.name}: invalid shape ${JSON.stringify(w.shape)}`);
-      }
-      const q = (w as any).quantization;
-      let stored = per;
-      if (q != null) {
-        stored = QUANTIZED_BYTES[q.dtype];
-        if (stored === undefined) throw new ModelFormatError(modelJsonPath, `weight ${w.name}: unsupported quantization dtype ${q.dtype}`);
-      }
-      const n = w.shape.reduce((a, b) => a * b, 1);
-      groupBytes += n * stored;
-      declaredFloatBytes += n * 4;
-    }
+    const { stored: groupBytes, float32: groupFloatBytes } = declaredGroupBytes(group.weights, modelJsonPath);
+    declaredFloatBytes += groupFloatBytes;
     declaredTotal += groupBytes;
     if (declaredTotal > MAX_WEIGHT_BYTES) {
       throw new ModelFormatError(modelJsonPath, `manifest declares ${declaredTotal} bytes of weights, over the limit`);

@@ -24,21 +24,35 @@ export interface HeadOptions {
   seed: number;
 }
 
+/**
+ * A 4-D feature map is pooled first; a backbone that already ends in a pooled embedding [N, C] (a
+ * GraphModel) goes straight to dropout and dense. For a head-only backbone `infer` is the head alone
+ * over that embedding (input [N, C]), because the GraphModel cannot be saved inside a LayersModel:
+ * the export is a plain tfjs LayersModel whose metadata names the GraphModel to run before it.
+ */
 export function attachHead(backbone: Backbone, classes: string[], opts: HeadOptions): Network {
   const input = backbone.model.inputs[0];
   const features = backbone.model.outputs[0];
-  const pooled = tf.layers.globalAveragePooling2d({ name: HEAD_LAYERS[0] }).apply(features) as tf.SymbolicTensor;
-  const dropped = tf.layers.dropout({ rate: opts.dropout, name: HEAD_LAYERS[1], seed: opts.seed }).apply(pooled) as tf.SymbolicTensor;
-  const logits = tf.layers
-    .dense({
-      units: classes.length,
-      name: HEAD_LAYERS[2],
-      kernelInitializer: tf.initializers.glorotUniform({ seed: opts.seed }),
-    })
-    .apply(dropped) as tf.SymbolicTensor;
-  const probs = tf.layers.activation({ activation: 'softmax', name: SOFTMAX_LAYER }).apply(logits) as tf.SymbolicTensor;
+  const dropout = tf.layers.dropout({ rate: opts.dropout, name: HEAD_LAYERS[1], seed: opts.seed });
+  const dense = tf.layers.dense({
+    units: classes.length,
+    name: HEAD_LAYERS[2],
+    kernelInitializer: tf.initializers.glorotUniform({ seed: opts.seed }),
+  });
+  const softmax = tf.layers.activation({ activation: 'softmax', name: SOFTMAX_LAYER });
+  const pooled =
+    features.shape.length === 2
+      ? features
+      : (tf.layers.globalAveragePooling2d({ name: HEAD_LAYERS[0] }).apply(features) as tf.SymbolicTensor);
+  const logits = dense.apply(dropout.apply(pooled)) as tf.SymbolicTensor;
   const train = tf.model({ inputs: input, outputs: logits, name: 'layertune_train' });
-  const infer = tf.model({ inputs: input, outputs: probs, name: 'layertune' });
+  let infer: tf.LayersModel;
+  if (backbone.headOnly) {
+    const embedding = tf.input({ shape: [features.shape[1] as number], name: 'embedding' });
+    infer = tf.model({ inputs: embedding, outputs: softmax.apply(dense.apply(dropout.apply(embedding))) as tf.SymbolicTensor, name: 'layertune' });
+  } else {
+    infer = tf.model({ inputs: input, outputs: softmax.apply(logits) as tf.SymbolicTensor, name: 'layertune' });
+  }
   return { backbone, classes, train, infer, stageOf: stageIndex(backbone, train) };
 }
 

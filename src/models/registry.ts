@@ -5,6 +5,8 @@ import { buildArch } from './arch';
 import { loadKerasH5 } from './keras-h5';
 import type { ModelRequest, ModelSource } from './source';
 import { resolveModelJson, loadLayersFolder } from './tfjs-layers';
+import { loadGraphBackbone } from './graph-source';
+import { fetchToCache, isRemote, type RemoteOptions } from './remote';
 import { backboneFromBuilt, LoadedBackbone, loadTorchSafetensors } from './torch-source';
 
 export interface LoadBackboneOptions {
@@ -12,6 +14,8 @@ export interface LoadBackboneOptions {
   arch?: string;
   /** Square input side; default the architecture's own (224). */
   inputSize?: number;
+  /** Cache folder, offline and refresh behaviour for http(s):// sources (see remote.ts). */
+  remote?: RemoteOptions;
 }
 
 /** How a URI names its source; exported so `inspect` and error messages can say what was understood. */
@@ -25,12 +29,12 @@ const H5_EXTENSIONS = ['.h5', '.hdf5', '.keras'];
  *  - `*.safetensors`: PyTorch weights in torchvision or timm naming;
  *  - `*.h5` / `*.hdf5`: Keras application weights;
  *  - a folder or `model.json`: a tfjs LayersModel, or a GraphModel (inference only).
- * `file://` prefixes are accepted; remote URLs are not fetched here.
+ * `file://` prefixes are accepted; http(s) URLs must be fetched into the cache first (loadBackbone does).
  */
 export function classifySource(uri: string): { kind: SourceKind; location: string } {
   if (uri.startsWith('arch:')) return { kind: 'scratch', location: uri.slice(5) };
   if (/^https?:\/\//i.test(uri)) {
-    throw new ModelFormatError(uri, 'remote URLs are not fetched by the model loader; download the file and pass its local path');
+    throw new ModelFormatError(uri, 'remote URLs are classified after download: load it with loadBackbone, which fetches it into the cache (fetchToCache)');
   }
   const location = uri.startsWith('file://') ? decodeURIComponent(uri.slice(7)) : uri;
   const ext = path.extname(location).toLowerCase();
@@ -57,11 +61,16 @@ function isGraphModelJson(file: string): boolean {
 }
 
 /**
- * One entry point for every pretrained source: returns a trainable Backbone (a functional
- * LayersModel with declared stages). GraphModels are refused here with the reason and the
- * alternative, since they cannot be fine-tuned (see graph-source.ts).
+ * One entry point for every pretrained source: returns a Backbone (a functional LayersModel with
+ * declared stages). http(s) URLs are downloaded into the user cache first and keep the URL as their
+ * `source`. A GraphModel becomes a head-only backbone (`headOnly` set; see graph-source.ts).
  */
 export async function loadBackbone(uri: string, opts: LoadBackboneOptions = {}): Promise<LoadedBackbone> {
+  if (isRemote(uri)) {
+    const local = await fetchToCache(uri, opts.remote);
+    const b = await loadBackbone(local, { ...opts, remote: undefined });
+    return { ...b, source: uri };
+  }
   const { kind, location } = classifySource(uri);
   switch (kind) {
     case 'scratch': {
@@ -73,10 +82,7 @@ export async function loadBackbone(uri: string, opts: LoadBackboneOptions = {}):
     case 'keras-h5':
       return loadKerasH5(location, { arch: opts.arch, inputSize: opts.inputSize });
     case 'tfjs-graph':
-      throw new ModelFormatError(
-        location,
-        'is a tfjs GraphModel (e.g. @tensorflow-models/mobilenet): inference only, so it cannot be fine-tuned or unfrozen; use it for head-only training on cached embeddings (loadFrozenEmbedder), or pass a LayersModel, .safetensors or .h5 source to fine-tune',
-      );
+      return loadGraphBackbone(location, { inputSize: opts.inputSize });
     case 'tfjs-layers':
       return { ...(await loadLayersFolder(location, { inputSize: opts.inputSize })) };
   }

@@ -27,4 +27,9 @@ export interface Backbone {
   inputSize: number;
   /** Where the weights came from, for metadata and error messages. */
   source: string;
+  /**
+   * Set when the backbone cannot be fine-tuned, only head-trained (a tfjs GraphModel): the reason, for
+   * error messages. Its model then has no trainable weights and outputs a pooled embedding [N, C].
+   */
+  headOnly?: string;
 }

@@ -65,7 +65,7 @@ describe('models: registry and loaders', function () {
     expect(classifySource('file:///x/w.safetensors')).to.deep.equal({ kind: 'safetensors', location: '/x/w.safetensors' });
     expect(classifySource('/x/mobilenet.h5').kind).to.equal('keras-h5');
     expect(classifySource(path.join(ROOT, 'models', 'mobilenet_v1_0.25_224')).kind).to.equal('tfjs-layers');
-    expect(() => classifySource('https://example.com/model.json')).to.throw(ModelFormatError, /remote URLs/);
+    expect(() => classifySource('https://example.com/model.json')).to.throw(ModelFormatError, /remote URLs are classified after download/);
     expect(() => classifySource('/nope/missing')).to.throw(ModelFormatError, /^\/nope\/missing: no such file or folder/);
     const odd = path.join(dir, 'weights.bin');
     fs.writeFileSync(odd, 'x');
@@ -78,13 +78,18 @@ describe('models: registry and loaders', function () {
     b.model.dispose();
   });
 
-  it('a GraphModel folder is refused with the reason and the head-only alternative', async () => {
+  it('a GraphModel folder loads as a head-only backbone; one without a known embedding node is refused', async () => {
     const g = path.join(dir, 'graph');
     fs.mkdirSync(g);
-    fs.writeFileSync(path.join(g, 'model.json'), JSON.stringify({ format: 'graph-model', modelTopology: { node: [] }, weightsManifest: [] }));
+    // a valid graph (one input placeholder) that is no MobileNet @tensorflow-models/mobilenet knows
+    const node = [{ name: 'images', op: 'Placeholder', attr: { dtype: { type: 'DT_FLOAT' } } }];
+    fs.writeFileSync(path.join(g, 'model.json'), JSON.stringify({ format: 'graph-model', modelTopology: { node, versions: { producer: 27 } }, weightsManifest: [] }));
     const e = await rejection(loadBackbone(g));
     expect(e).to.be.instanceOf(ModelFormatError);
-    expect(e.message).to.match(/model\.json: is a tfjs GraphModel .*cannot be fine-tuned or unfrozen; use it for head-only training on cached embeddings/);
+    expect(e.message).to.match(/model\.json: GraphModel nodes: no known embedding node/);
+    const b = await loadBackbone(path.join(__dirname, '..', 'fixtures', 'models', 'mobilenet_v1_0.25_224_graph'));
+    expect(b.headOnly).to.match(/inference-only/);
+    b.model.dispose();
   });
 
   it('arch: URIs build a randomly initialised backbone; unknown names are ConfigErrors on model.arch', async () => {
