@@ -10,6 +10,7 @@ import { LrScheduleSchema, EarlyStoppingSchema } from '../schedules/schema';
 import { CheckpointSchema } from '../train/checkpoint';
 import { GuardSchema } from '../train/guard';
 import { BACKENDS } from '../engine/backend';
+import { TuneSchema } from '../tune/schema';
 
 const posInt = z.number().int().positive();
 
@@ -79,6 +80,8 @@ export const JobSchema = z
     checkpoint: CheckpointSchema.prefault({}),
     /** Divergence guard: roll back and cut the rates on NaN/Inf or a loss spike. */
     guard: GuardSchema.prefault({}),
+    /** lr-find, the update/weight-ratio monitor, search and wd-auto settings (src/tune/schema.ts). */
+    tune: TuneSchema.prefault({}),
     backend: z.enum(BACKENDS).default('auto'),
     /** Run folder: metrics, logs, checkpoints; the export goes to `<out>/model` unless `export` says otherwise. */
     out: z.string().min(1).default('runs/latest'),

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { prepare, type Prepared, type RunOptions } from '../job';
 import type { JobInput } from '../config/schema';
 import { TrainingError } from '../errors';
+import { mergeConfig } from '../config/load';
 import { parseOrThrow } from '../optim/schema';
 import type { GroupedOptimizer } from '../optim';
 import type { Callback, BatchInfo, StopRequest } from '../train/callbacks';
@@ -89,7 +90,8 @@ export async function lrRangeTest(
   opts: { optimizer?: GroupedOptimizer; callbacks?: Callback[] } = {},
 ): Promise<LrFindResult> {
   const optimizer = opts.optimizer;
-  const cfg = parseOrThrow(LrFindSchema, input, 'tune.lrFind');
+  // the job's tune.lrFind section, then the call's own settings over it
+  const cfg = parseOrThrow(LrFindSchema, mergeConfig(p.job.tune.lrFind, input as Record<string, unknown>), 'tune.lrFind');
   const own = optimizer === undefined;
   const opt = optimizer ?? p.stages.optimizer.create(p.plan.groups, p.job);
   const savedState = own ? null : opt.getState();

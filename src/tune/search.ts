@@ -152,9 +152,10 @@ interface SearchManifest {
  */
 export async function search(input: JobInput | Record<string, unknown>, opts: SearchOptions): Promise<SearchResult> {
   const log = opts.log ?? ((s: string) => console.log(s));
-  const cfg = parseOrThrow(SearchSchema, opts.search ?? {}, 'tune.search');
-  const trials = planTrials(cfg);
   const base = opts.configFile ? mergeConfig(readJobFile(opts.configFile), input as Record<string, unknown>) : (input as Record<string, unknown>);
+  // the job's tune.search section, then the call's own settings over it
+  const cfg = parseOrThrow(SearchSchema, mergeConfig(resolveJob(base).tune.search, (opts.search ?? {}) as Record<string, unknown>), 'tune.search');
+  const trials = planTrials(cfg);
   // validate the base job and that the searched fields exist in its grouping strategy
   const job0 = resolveJob(mergeConfig(base, trialToJob(trials[0])));
   // searched rates are effective ones (at the run's batch); the config holds them at the reference batch
@@ -176,7 +177,8 @@ export async function search(input: JobInput | Record<string, unknown>, opts: Se
   try {
     for (const { t, id } of mine) {
       const trialJob = mergeConfig(base, trialToJob(t, lrScale));
-      const key = trialKey(t, { ...resolveJob(trialJob), out: null, export: null }, cfg);
+      // where the run writes, and the tuning settings themselves (trial count...), do not change a trial's outcome
+      const key = trialKey(t, { ...resolveJob(trialJob), out: null, export: null, tune: null }, cfg);
       const existing = readTrials(opts.out).get(id);
       if (existing && existing.key === key) {
         resumed++;

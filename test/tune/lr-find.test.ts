@@ -132,6 +132,21 @@ describe('lr-find on the shipped MobileNet (32 px, in-memory data)', function ()
     }
   });
 
+  it("reads the job's tune.lrFind section; the call's settings override it", async () => {
+    const p = await prepare(tinyJob(tmpDir(), { tune: { lrFind: { steps: 8, start: 1e-6, end: 1e-3 } } }), withData(new MemorySource()));
+    try {
+      const a = await lrRangeTest(p);
+      expect(a.plannedSteps).to.equal(8);
+      expect(a.losses).to.have.length(8);
+      expect(a.lrs[7]).to.be.closeTo(1e-3, 1e-15);
+      const b = await lrRangeTest(p, { steps: 6 });
+      expect(b.plannedSteps).to.equal(6);
+      expect(b.config.start).to.equal(1e-6);
+    } finally {
+      disposeNetwork(p.network);
+    }
+  });
+
   it('bad sweep settings are ConfigErrors naming the field', async () => {
     const p = await prepare(tinyJob(tmpDir()), withData(new MemorySource()));
     try {
