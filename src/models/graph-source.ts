@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, ModelFormatError } from '../errors';
 import { fileHandler } from './io';
@@ -67,8 +68,8 @@ export async function loadFrozenEmbedder(uri: string, opts: { inputSize?: number
   return {
     kind: 'frozen',
     arch: `${known.arch}_graph`,
-    // a URL stays the URL: it is what an export's metadata should point at
-    source: isRemote(uri) ? uri : location,
+    // what an export's metadata points at: the URL itself, or an absolute path (predict may run elsewhere)
+    source: isRemote(uri) ? uri : path.resolve(location),
     embeddingNode: known.embedding,
     inputSize,
     preprocess: HUB_PREPROCESS,
