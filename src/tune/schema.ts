@@ -60,8 +60,8 @@ export const SearchSpaceSchema = z
   .object({
     /** The top group's EFFECTIVE rate at the run's batch (lr-find's unit); the config gets it divided by the batch scaling. */
     lr: RangeSchema.prefault({ min: 1e-5, max: 1e-1 }),
-    /** optimizer.weightDecay */
-    weightDecay: RangeSchema.prefault({ min: 1e-7, max: 1e-1 }),
+    /** optimizer.weightDecay. null: not searched. */
+    weightDecay: RangeSchema.nullable().prefault({ min: 1e-7, max: 1e-1 }),
     /** 1 − momentum, log-uniform: momentum = 1 − 10^U(−3, −1). null: not searched. */
     oneMinusMomentum: RangeSchema.nullable().prefault({ min: 1e-3, max: 1e-1 }),
     /** groups.factor, the spread between consecutive groups. null: not searched. */

@@ -39,6 +39,12 @@ describe('search space', () => {
     expect(gridValues({ min: 1e-5, max: 1e-3, scale: 'log' })).to.deep.equal([1e-5, 3e-5, 1e-4, 3e-4, 1e-3]);
     expect(gridValues({ min: 2e-5, max: 5e-4, scale: 'log' })).to.deep.equal([3e-5, 1e-4, 3e-4]);
     expect(gridValues({ min: 1, max: 30, scale: 'log' })).to.deep.equal([1, 3, 10, 30]);
+    expect(gridTrials(space({ lr: { min: 1e-3, max: 3e-2 }, weightDecay: null, oneMinusMomentum: null, factor: null }))).to.deep.equal([
+      { lr: 1e-3 },
+      { lr: 3e-3 },
+      { lr: 1e-2 },
+      { lr: 3e-2 },
+    ]);
     const g = gridTrials(space({ lr: { min: 1e-4, max: 1e-3 }, weightDecay: { min: 1e-5, max: 1e-4 }, oneMinusMomentum: null, factor: null }));
     expect(g).to.have.length(9);
     expect(g[0]).to.deep.equal({ lr: 1e-4, weightDecay: 1e-5 });
