@@ -29,6 +29,7 @@ import {
 } from './train/checkpoint-callbacks';
 import { planResume, type ResumePlan } from './train/checkpoint-resume';
 import { formatChanges } from './train/checkpoint-diff';
+import { joinMetrics, setAsideMetrics } from './train/checkpoint-metrics';
 
 export interface RunOptions {
   /** A YAML/JSON job file; `input` overrides it field by field. */
@@ -172,11 +173,8 @@ export async function runJob(input: JobInput | Record<string, unknown> = {}, opt
   const { prefix, suffix } =
     p.cachedStages > 0 ? splitAtStage(network, p.cachedStages - 1) : { prefix: null, suffix: network.train };
   const restored = resume ? loadCheckpoint(resume.dir) : null;
-  if (resume) {
-    // keep what the interrupted run logged; the reporters start a fresh metrics file
-    const metricsFile = path.join(job.out, 'metrics.jsonl');
-    if (fs.existsSync(metricsFile)) fs.renameSync(metricsFile, path.join(job.out, `metrics.until-step-${resume.step}.jsonl`));
-  }
+  // keep what the interrupted run logged up to its checkpoint; the reporters start a fresh metrics file
+  if (restored) setAsideMetrics(job.out, restored.trainer.step, restored.trainer.epoch);
   const hasVal = data.val.length > 0;
   const watched = [
     ['plateau.monitor', job.plateau?.monitor],
@@ -250,6 +248,7 @@ export async function runJob(input: JobInput | Record<string, unknown> = {}, opt
     fit = await trainer.fit();
   } finally {
     optimizer.dispose();
+    if (restored) joinMetrics(job.out);
   }
   if (fit.stoppedEarly) log(`stopped after epoch ${fit.epochs}: ${fit.stoppedEarly}`);
   const val = data.val.length ? await trainer.evaluate(data.val) : undefined;

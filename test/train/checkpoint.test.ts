@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { saveCheckpoint, loadCheckpoint, latestCheckpoint, modelWeightStore, BestTracker, type Checkpoint } from '../../src/train/checkpoint';
 import { diffConfig, formatChanges } from '../../src/train/checkpoint-diff';
+import { joinMetrics, linesBefore, setAsideMetrics } from '../../src/train/checkpoint-metrics';
 import { mixSeed, Trainer } from '../../src/train/trainer';
 import { prepare } from '../../src/job';
 import type { JobInput } from '../../src/config/schema';
@@ -95,6 +96,30 @@ describe('checkpoint files', () => {
     expect(t.update(3, { val_loss: 0.5 })).to.equal(true);
     expect(t.getState()).to.deep.equal({ monitor: 'val_loss', mode: 'min', value: 0.5, epoch: 3 });
     expect(() => t.update(4, { loss: 1 })).to.throw(ConfigError, /checkpoint\.monitor: no metric "val_loss"/);
+  });
+});
+
+describe('metrics.jsonl across resumes', () => {
+  const step = (s: number, e: number) => JSON.stringify({ type: 'step', step: s, epoch: e });
+  const epoch = (e: number, s: number) => JSON.stringify({ type: 'epoch', epoch: e, step: s });
+  it('keeps what the checkpoint covers, drops repeated steps, end markers and torn lines, and joins the files again', () => {
+    const run = tmpDir('lt-metrics-');
+    const file = path.join(run, 'metrics.jsonl');
+    // first run: 2 epochs of 2 steps checkpointed, then died inside epoch 3 (a torn last line)
+    fs.writeFileSync(file, [step(0, 0), step(1, 0), epoch(0, 2), step(2, 1), step(3, 1), epoch(1, 4), step(4, 2), '{"type":"st'].join('\n'));
+    expect(setAsideMetrics(run, 4, 2)).to.equal(6);
+    // a resumed run that itself dies (SIGKILL: never joins) after logging steps 4 and 5
+    fs.writeFileSync(file, [step(4, 2), step(5, 2)].join('\n') + '\n');
+    // the next resume, from the same checkpoint, joins first, then keeps only what the checkpoint covers
+    expect(setAsideMetrics(run, 4, 2)).to.equal(6);
+    fs.writeFileSync(file, [step(4, 2), step(5, 2), epoch(2, 6), JSON.stringify({ type: 'end', epochs: 3 })].join('\n') + '\n');
+    joinMetrics(run);
+    const lines = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.filter((l) => l.type === 'step').map((l) => l.step)).to.deep.equal([0, 1, 2, 3, 4, 5]);
+    expect(lines.filter((l) => l.type === 'epoch').map((l) => l.epoch)).to.deep.equal([0, 1, 2]);
+    expect(lines.filter((l) => l.type === 'end')).to.have.length(1);
+    expect(fs.readdirSync(run)).to.deep.equal(['metrics.jsonl']);
+    expect(linesBefore([step(3, 1), epoch(1, 4), JSON.stringify({ note: 'x' })], 3, 1)).to.deep.equal([JSON.stringify({ note: 'x' })]);
   });
 });
 
