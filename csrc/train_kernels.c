@@ -251,12 +251,12 @@ void bn_infer(const f32 *x, const f32 *mean, const f32 *var, const f32 *offset, 
 
 /* ------------------------------------------------------------------------------------------------
  * dW as a cache-blocked GEMM: dW[M=KH*KW*CI, CO] = sum over pixel tiles of A_tile^T * dy_tile, where
- * A_tile is the im2col of PT output pixels packed as [M4/4][PT][4] (M4 = M rounded up to 4; padded rows
- * are zero) and dy_tile is simply PT consecutive rows of dy. The micro-kernel holds a 4(m) x 8(co)
- * block of dW in registers across the PT pixels, so per tile dW is read and written once and A/dy
- * come from L1/L2. pack: caller scratch of M4*PT floats.
+ * A_tile is the im2col of PTILE output pixels packed as [M4/4][PTILE][4] (M4 = M rounded up to 4; padded rows
+ * are zero) and dy_tile is simply PTILE consecutive rows of dy. The micro-kernel holds a 4(m) x 8(co)
+ * block of dW in registers across the PTILE pixels, so per tile dW is read and written once and A/dy
+ * come from L1/L2. pack: caller scratch of M4*PTILE floats.
  * ------------------------------------------------------------------------------------------------ */
-#define PT 128
+#define PTILE 128
 
 static void pack_im2col(const f32 *x, f32 *pack, int p0, int np, int H, int W, int CI, int OH, int OW, int KH,
                         int KW, int SH, int SW, int PTOP, int PLEFT, int M4) {
@@ -273,18 +273,18 @@ static void pack_im2col(const f32 *x, f32 *pack, int p0, int np, int H, int W, i
         const f32 *src = x + ((n * H + ih) * W + iw) * CI;
         if (vec) {
           for (int ci = 0; ci < CI; ci += 4) {
-            f32 *dst = pack + (((m0 + ci) >> 2) * PT + p) * 4;
+            f32 *dst = pack + (((m0 + ci) >> 2) * PTILE + p) * 4;
             wasm_v128_store(dst, ok ? wasm_v128_load(src + ci) : wasm_f32x4_splat(0));
           }
         } else {
           for (int ci = 0; ci < CI; ci++) {
             int m = m0 + ci;
-            pack[((m >> 2) * PT + p) * 4 + (m & 3)] = ok ? src[ci] : 0;
+            pack[((m >> 2) * PTILE + p) * 4 + (m & 3)] = ok ? src[ci] : 0;
           }
         }
       }
     }
-    for (int m = M; m < M4; m++) pack[((m >> 2) * PT + p) * 4 + (m & 3)] = 0;
+    for (int m = M; m < M4; m++) pack[((m >> 2) * PTILE + p) * 4 + (m & 3)] = 0;
     if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; n++; } }
   }
 }
@@ -294,12 +294,12 @@ void conv2d_bp_filter(const f32 *x, const f32 *dy, f32 *dw, f32 *pack, int N, in
                          int OW, int CO, int KH, int KW, int SH, int SW, int PTOP, int PLEFT) {
   const int M = KH * KW * CI, M4 = (M + 3) & ~3, P = N * OH * OW;
   zero(dw, M * CO);
-  for (int p0 = 0; p0 < P; p0 += PT) {
-    const int np = P - p0 < PT ? P - p0 : PT;
+  for (int p0 = 0; p0 < P; p0 += PTILE) {
+    const int np = P - p0 < PTILE ? P - p0 : PTILE;
     pack_im2col(x, pack, p0, np, H, W, CI, OH, OW, KH, KW, SH, SW, PTOP, PLEFT, M4);
     const f32 *B = dy + p0 * CO;
     for (int m0 = 0; m0 < M4; m0 += 4) {
-      const f32 *A = pack + (m0 >> 2) * PT * 4;
+      const f32 *A = pack + (m0 >> 2) * PTILE * 4;
       const int rows = M - m0 < 4 ? M - m0 : 4;
       int co0 = 0;
       for (; co0 + 8 <= CO; co0 += 8) {
@@ -357,11 +357,11 @@ void conv2d_bp_filter(const f32 *x, const f32 *dy, f32 *dw, f32 *pack, int N, in
 }
 
 /*
- * dX as a cache-blocked GEMM + col2im: per tile of PT output pixels, cols[PT, M8] = dy_tile[PT, CO] *
+ * dX as a cache-blocked GEMM + col2im: per tile of PTILE output pixels, cols[PTILE, M8] = dy_tile[PTILE, CO] *
  * W^T[CO, M] (M = KH*KW*CI), then each pixel's M values are scatter-added to the input pixels its taps
  * read. W^T is packed once into panels [M8/8][CO][8] so one panel (8 rows of M) stays in L1 while all
  * pixel blocks of the tile stream past it. Register block: 4 pixels x 8 m.
- * scratch: (M8*CO + PT*M8) floats, M8 = M rounded up to 8.
+ * scratch: (M8*CO + PTILE*M8) floats, M8 = M rounded up to 8.
  */
 EXPORT(conv2d_bp_input)
 void conv2d_bp_input(const f32 *dy, const f32 *w, f32 *dx, f32 *scratch, int N, int H, int W, int CI, int OH,
@@ -372,8 +372,8 @@ void conv2d_bp_input(const f32 *dy, const f32 *w, f32 *dx, f32 *scratch, int N, 
     for (int co = 0; co < CO; co++)
       for (int j = 0; j < 8; j++) panel[(m0 * CO) + co * 8 + j] = m0 + j < M ? w[(m0 + j) * CO + co] : 0;
   zero(dx, N * H * W * CI);
-  for (int p0 = 0; p0 < P; p0 += PT) {
-    const int np = P - p0 < PT ? P - p0 : PT;
+  for (int p0 = 0; p0 < P; p0 += PTILE) {
+    const int np = P - p0 < PTILE ? P - p0 : PTILE;
     const f32 *B = dy + p0 * CO;
     for (int m0 = 0; m0 < M8; m0 += 8) {
       const f32 *pn = panel + m0 * CO;
@@ -464,4 +464,52 @@ void tile4(const f32 *x, f32 *out, int s0, int s1, int s2, int s3, int o0, int o
         const f32 *src = x + (((i % s0) * s1 + (j % s1)) * s2 + (k % s2)) * s3;
         for (int l = 0; l < o3; l += s3, out += s3) __builtin_memcpy(out, src, (unsigned)s3 * sizeof(f32));
       }
+}
+
+/*
+ * Depthwise dW for the 3x3, multiplier-1, C % 4 == 0 case MobileNets use: for each block of 4 channels
+ * the 9 tap accumulators stay in registers across all output pixels (interior pixels unrolled, border
+ * pixels checked per tap), so dW is stored once instead of read-modify-written 9 times per pixel.
+ */
+EXPORT(dw_bp_filter_3x3)
+void dw_bp_filter_3x3(const f32 *x, const f32 *dy, f32 *dw, int N, int H, int W, int C, int OH, int OW, int SH,
+                      int SW, int PT, int PL) {
+  for (int c0 = 0; c0 < C; c0 += 4) {
+    v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0;
+    for (int n = 0; n < N; n++)
+      for (int oh = 0; oh < OH; oh++) {
+        const int ih0 = oh * SH - PT;
+        const int rowsIn = ih0 >= 0 && ih0 + 2 < H;
+        const f32 *dp = dy + ((n * OH + oh) * OW) * C + c0;
+        for (int ow = 0; ow < OW; ow++, dp += C) {
+          const int iw0 = ow * SW - PL;
+          const v128_t d = wasm_v128_load(dp);
+          if (rowsIn && iw0 >= 0 && iw0 + 2 < W) {
+            const f32 *b = x + ((n * H + ih0) * W + iw0) * C + c0;
+            a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(b), d));
+            a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_v128_load(b + C), d));
+            a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_v128_load(b + 2 * C), d));
+            b += W * C;
+            a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wasm_v128_load(b), d));
+            a4 = wasm_f32x4_add(a4, wasm_f32x4_mul(wasm_v128_load(b + C), d));
+            a5 = wasm_f32x4_add(a5, wasm_f32x4_mul(wasm_v128_load(b + 2 * C), d));
+            b += W * C;
+            a6 = wasm_f32x4_add(a6, wasm_f32x4_mul(wasm_v128_load(b), d));
+            a7 = wasm_f32x4_add(a7, wasm_f32x4_mul(wasm_v128_load(b + C), d));
+            a8 = wasm_f32x4_add(a8, wasm_f32x4_mul(wasm_v128_load(b + 2 * C), d));
+          } else {
+#define TAP(acc, kh, kw) do { int ih = ih0 + (kh), iw = iw0 + (kw); \
+    if (ih >= 0 && ih < H && iw >= 0 && iw < W) \
+      acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(x + ((n * H + ih) * W + iw) * C + c0), d)); } while (0)
+            TAP(a0, 0, 0); TAP(a1, 0, 1); TAP(a2, 0, 2);
+            TAP(a3, 1, 0); TAP(a4, 1, 1); TAP(a5, 1, 2);
+            TAP(a6, 2, 0); TAP(a7, 2, 1); TAP(a8, 2, 2);
+#undef TAP
+          }
+        }
+      }
+    wasm_v128_store(dw + 0 * C + c0, a0); wasm_v128_store(dw + 1 * C + c0, a1); wasm_v128_store(dw + 2 * C + c0, a2);
+    wasm_v128_store(dw + 3 * C + c0, a3); wasm_v128_store(dw + 4 * C + c0, a4); wasm_v128_store(dw + 5 * C + c0, a5);
+    wasm_v128_store(dw + 6 * C + c0, a6); wasm_v128_store(dw + 7 * C + c0, a7); wasm_v128_store(dw + 8 * C + c0, a8);
+  }
 }

@@ -18,6 +18,11 @@ cases.push({ k: 3, s: 2, pad: 'same', h: 13, w: 14, c: 12, co: 20 });
 cases.push({ k: 1, s: 1, pad: 'valid', h: 7, w: 9, c: 36, co: 9 });
 cases.push({ k: 3, s: 2, pad: 'same', h: 16, w: 16, c: 3, co: 8 });
 cases.push({ k: 7, s: 2, pad: 3, h: 15, w: 15, c: 3, co: 16 });
+// Stride-1 explicit padding (depthwise dX through the forward kernel) and the 3x3 dW fast path (C % 4 == 0)
+// with borders on every side, at stride 1 and 2.
+cases.push({ k: 5, s: 1, pad: 1, h: 9, w: 8, c: 4, co: 4 });
+cases.push({ k: 3, s: 1, pad: 'same', h: 7, w: 6, c: 8, co: 8 });
+cases.push({ k: 3, s: 2, pad: 'valid', h: 9, w: 10, c: 12, co: 12 });
 
 const N = 2;
 const name = (c: Case): string => `k${c.k} s${c.s} pad=${c.pad} ${c.h}x${c.w}x${c.c}->${c.co}`;

@@ -1,4 +1,4 @@
-import { backend_util, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
+import { backend_util, getKernel, type KernelConfig, type KernelFunc, type NamedAttrMap, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { BPF_PIXEL_TILE, offsetOf, trainKernels, withScratch } from './module';
 
@@ -57,11 +57,46 @@ export const depthwiseConv2dNativeBackpropFilter: KernelFunc = ({ inputs, backen
   const ci = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1,
     pad, dimRoundingMode, true, 'channelsLast');
   const out = b.makeOutput(filterShape, 'float32');
+  // Register-resident taps win where rows are short (C <= 16: 5x on MobileNet's 112x112x8 layer); for wider
+  // rows the per-4-channel rescans cost more than the scatter loop's dW traffic (measured).
+  if (filterShape[0] === 3 && filterShape[1] === 3 && filterShape[3] === 1 && ci.inChannels % 4 === 0 && ci.inChannels <= 16) {
+    trainKernels(b).dw_bp_filter_3x3(offsetOf(b, x.dataId), offsetOf(b, dy.dataId), offsetOf(b, out.dataId),
+      ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels, ci.outHeight, ci.outWidth,
+      ci.strideHeight, ci.strideWidth, ci.padInfo.top, ci.padInfo.left);
+    return out;
+  }
   trainKernels(b).dw_bp_filter(offsetOf(b, x.dataId), offsetOf(b, dy.dataId), offsetOf(b, out.dataId),
     ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels, ci.outHeight, ci.outWidth, filterShape[3],
     ci.filterHeight, ci.filterWidth, ci.strideHeight, ci.strideWidth, ci.padInfo.top, ci.padInfo.left);
   return out;
 };
+
+/**
+ * Stride 1, multiplier 1: dX is the forward depthwise convolution of dy with the filter rotated 180°
+ * and the complementary padding, which tfjs-wasm runs through XNNPACK (~3x our scatter loop on
+ * MobileNet's 112x112x8 layer).
+ */
+function viaForwardDepthwise(b: BackendWasm, dy: TensorInfo, filter: TensorInfo, ci: backend_util.Conv2DInfo,
+  forward: KernelFunc): TensorInfo {
+  const [KH, KW, C] = filter.shape as [number, number, number, number];
+  const rot = b.makeOutput([KH, KW, C, 1], 'float32');
+  const src = b.typedArrayFromHeap(filter) as Float32Array; // views: taken after the last allocation
+  const dst = b.typedArrayFromHeap(rot) as Float32Array;
+  for (let kh = 0; kh < KH; kh++) {
+    for (let kw = 0; kw < KW; kw++) {
+      dst.set(src.subarray(((KH - 1 - kh) * KW + (KW - 1 - kw)) * C, ((KH - 1 - kh) * KW + (KW - 1 - kw) + 1) * C), (kh * KW + kw) * C);
+    }
+  }
+  const { top, bottom, left, right } = ci.padInfo;
+  const padT = KH - 1 - top, padB = KH - 1 - bottom, padL = KW - 1 - left, padR = KW - 1 - right;
+  try {
+    if ([padT, padB, padL, padR].some((p) => p < 0)) throw new Error('padding wider than the filter');
+    return forward({ inputs: { x: dy, filter: rot }, backend: b,
+      attrs: { strides: 1, dilations: 1, pad: [[0, 0], [padT, padB], [padL, padR], [0, 0]] } as unknown as NamedAttrMap }) as TensorInfo;
+  } finally {
+    b.disposeData(rot.dataId);
+  }
+}
 
 /** dX of a depthwise conv2d. Inputs {dy, filter}; attrs.inputShape is x's shape. */
 export const depthwiseConv2dNativeBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
@@ -75,6 +110,10 @@ export const depthwiseConv2dNativeBackpropInput: KernelFunc = ({ inputs, backend
   requireUnitDilation('DepthwiseConv2dNativeBackpropInput', dilations);
   const fs = filter.shape as [number, number, number, number];
   const ci = backend_util.computeConv2DInfo(inputShape, fs, strides, 1, pad, dimRoundingMode, true, 'channelsLast');
+  const forward = getKernel('DepthwiseConv2dNative', 'wasm');
+  if (fs[3] === 1 && ci.strideHeight === 1 && ci.strideWidth === 1 && forward) {
+    return viaForwardDepthwise(b, dy, filter, ci, forward.kernelFunc);
+  }
   const out = b.makeOutput(inputShape, 'float32');
   trainKernels(b).dw_bp_input(offsetOf(b, dy.dataId), offsetOf(b, filter.dataId), offsetOf(b, out.dataId),
     ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels, ci.outHeight, ci.outWidth, fs[3],

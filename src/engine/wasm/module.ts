@@ -22,11 +22,13 @@ export interface TrainKernelExports {
     z0: number, z1: number, z2: number, z3: number): void;
   tile4(x: number, out: number, s0: number, s1: number, s2: number, s3: number, o0: number, o1: number, o2: number,
     o3: number): void;
+  dw_bp_filter_3x3(x: number, dy: number, dw: number, N: number, H: number, W: number, C: number, OH: number,
+    OW: number, SH: number, SW: number, PT: number, PL: number): void;
   bn_infer(x: number, mean: number, variance: number, offset: number, scale: number, y: number, tmp: number,
     P: number, C: number, eps: number): void;
 }
 
-/** Pixel tile of conv2d_bp_filter and conv2d_bp_input (csrc PT): sizes their scratch. */
+/** Pixel tile of conv2d_bp_filter and conv2d_bp_input (csrc PTILE): sizes their scratch. */
 export const BPF_PIXEL_TILE = 128;
 
 export const KERNELS_WASM_PATH = path.join(__dirname, 'train_kernels.wasm');
