@@ -23,6 +23,7 @@ cases.push({ k: 7, s: 2, pad: 3, h: 15, w: 15, c: 3, co: 16 });
 cases.push({ k: 5, s: 1, pad: 1, h: 9, w: 8, c: 4, co: 4 });
 cases.push({ k: 3, s: 1, pad: 'same', h: 7, w: 6, c: 8, co: 8 });
 cases.push({ k: 3, s: 2, pad: 'valid', h: 9, w: 10, c: 12, co: 12 });
+cases.push({ k: 1, s: 1, pad: 1, h: 5, w: 6, c: 4, co: 4 }); // pad wider than the filter: scatter-loop fallback
 
 const N = 2;
 const name = (c: Case): string => `k${c.k} s${c.s} pad=${c.pad} ${c.h}x${c.w}x${c.c}->${c.co}`;

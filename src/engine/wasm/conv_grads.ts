@@ -73,8 +73,8 @@ export const depthwiseConv2dNativeBackpropFilter: KernelFunc = ({ inputs, backen
 
 /**
  * Stride 1, multiplier 1: dX is the forward depthwise convolution of dy with the filter rotated 180°
- * and the complementary padding, which tfjs-wasm runs through XNNPACK (~3x our scatter loop on
- * MobileNet's 112x112x8 layer).
+ * and the complementary padding (KH-1-pad, so pads must not exceed KH-1), which tfjs-wasm runs through
+ * XNNPACK (~3x our scatter loop on MobileNet's 112x112x8 layer).
  */
 function viaForwardDepthwise(b: BackendWasm, dy: TensorInfo, filter: TensorInfo, ci: backend_util.Conv2DInfo,
   forward: KernelFunc): TensorInfo {
@@ -90,7 +90,6 @@ function viaForwardDepthwise(b: BackendWasm, dy: TensorInfo, filter: TensorInfo,
   const { top, bottom, left, right } = ci.padInfo;
   const padT = KH - 1 - top, padB = KH - 1 - bottom, padL = KW - 1 - left, padR = KW - 1 - right;
   try {
-    if ([padT, padB, padL, padR].some((p) => p < 0)) throw new Error('padding wider than the filter');
     return forward({ inputs: { x: dy, filter: rot }, backend: b,
       attrs: { strides: 1, dilations: 1, pad: [[0, 0], [padT, padB], [padL, padR], [0, 0]] } as unknown as NamedAttrMap }) as TensorInfo;
   } finally {
@@ -111,7 +110,9 @@ export const depthwiseConv2dNativeBackpropInput: KernelFunc = ({ inputs, backend
   const fs = filter.shape as [number, number, number, number];
   const ci = backend_util.computeConv2DInfo(inputShape, fs, strides, 1, pad, dimRoundingMode, true, 'channelsLast');
   const forward = getKernel('DepthwiseConv2dNative', 'wasm');
-  if (fs[3] === 1 && ci.strideHeight === 1 && ci.strideWidth === 1 && forward) {
+  const { top, bottom, left, right } = ci.padInfo;
+  const padsFit = Math.max(top, bottom) <= fs[0] - 1 && Math.max(left, right) <= fs[1] - 1;
+  if (fs[3] === 1 && ci.strideHeight === 1 && ci.strideWidth === 1 && padsFit && forward) {
     return viaForwardDepthwise(b, dy, filter, ci, forward.kernelFunc);
   }
   const out = b.makeOutput(inputShape, 'float32');
