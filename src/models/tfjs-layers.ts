@@ -70,6 +70,9 @@ export function backboneFromLayersModel(full: tf.LayersModel, source: string, op
   const seeds = new Map([[full.inputLayers[0].name, input]]);
   const features = replay(full, seeds, featureLayer);
   const model = tf.model({ inputs: input, outputs: features, name: 'backbone' });
+  // the original classifier (and anything else past the feature layer) is never used again
+  const kept = new Set(model.layers.map((l) => l.name));
+  for (const l of full.layers) if (!kept.has(l.name) && l.getClassName() !== 'InputLayer') l.dispose();
   const arch = detectArch(full);
   return {
     arch,
