@@ -2,8 +2,10 @@ import { z } from 'zod';
 import { KNOWN_ARCHS } from './arch';
 
 /**
- * Where the backbone comes from. `source` is a tfjs model folder / model.json, a `.safetensors`
- * (torchvision or timm names), a Keras `.h5`, or `arch:NAME` for random initialisation.
+ * Where the backbone comes from. `source` is a tfjs model folder / model.json (a LayersModel, or a
+ * GraphModel for head-only training), a `.safetensors` (torchvision or timm names), a Keras `.h5`, any of
+ * these as a `file://` or `http(s)://` URL (downloaded once into the user cache), or `arch:NAME` for
+ * random initialisation.
  */
 export const modelSourceSchema = z
   .object({

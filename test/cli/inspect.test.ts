@@ -1,7 +1,10 @@
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { cli, ROOT } from '../reliability/cli';
+import { cli, cliChild, ROOT } from '../reliability/cli';
+import { tmpDir } from '../helpers/images';
 import type { Inspection } from '../../src/models/inspect';
 
 const MODEL = 'models/mobilenet_v1_0.25_224';
@@ -72,6 +75,38 @@ describe('cli: layertune inspect', function () {
     expect(r.stdout).to.match(/\nlt_head_dense\tDense\t\[\?,2\]\t514\n/);
     // --no-layers: no per-layer rows
     expect(r.stdout).not.to.match(/\nconv_dw_5\t/);
+  });
+
+  it('a GraphModel served over http: downloaded into $LAYERTUNE_CACHE, reported head-only with only the head in the groups', async () => {
+    const graph = path.join(ROOT, 'test', 'fixtures', 'models', 'mobilenet_v1_0.25_224_graph');
+    const server = http.createServer((req, res) => {
+      const file = path.join(graph, path.basename(req.url ?? ''));
+      if (!req.url?.startsWith('/g/') || !fs.existsSync(file)) return void res.writeHead(404).end();
+      const body = fs.readFileSync(file);
+      res.writeHead(200, { 'content-length': body.length }).end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const cache = tmpDir('lt-cli-cache-');
+    const saved = process.env.LAYERTUNE_CACHE;
+    process.env.LAYERTUNE_CACHE = cache;
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/g/model.json`;
+      // async child: the server in this process must keep answering while the CLI runs
+      const r = await cliChild(['inspect', url, '--json']);
+      expect(r.code, r.stderr).to.equal(0);
+      const i = JSON.parse(r.stdout) as Inspection;
+      expect(i).to.include({ arch: 'mobilenet_v1_graph', source: url, params: 0 });
+      expect(i.headOnly).to.match(/inference-only/);
+      expect(i.stages.map((s) => s.outputShape)).to.deep.equal([[null, 256]]);
+      expect(i.groups.filter((g) => g.params > 0)).to.deep.equal([{ name: 'g2', lr: 0.1, stages: ['head'], layers: 1, params: 256 * 2 + 2 }]);
+      expect(fs.readdirSync(path.join(cache, 'models'))).to.have.length(1);
+    } finally {
+      if (saved === undefined) delete process.env.LAYERTUNE_CACHE;
+      else process.env.LAYERTUNE_CACHE = saved;
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      fs.rmSync(cache, { recursive: true, force: true });
+    }
   });
 
   it('a missing model is one line naming the path, exit 2', () => {
