@@ -96,49 +96,50 @@ void dw_bp_input(const f32 *dy, const f32 *f, f32 *dx, int N, int H, int W, int 
  * ------------------------------------------------------------------------------------------------ */
 #define BLOCK 64
 
-/* tot[c] += sum_p f(p, c) over rows, for f = x (mode 0), (x-m)^2 (mode 1); part is C floats of scratch. */
-static void col_sums(const f32 *x, const f32 *m, double *tot, f32 *part, int P, int C, int mode) {
-  for (int c = 0; c < C; c++) tot[c] = 0;
+/*
+ * Per-channel sums of d = x - K and d*d in one pass, K = the first row (a shift that keeps
+ * E[d^2] - E[d]^2 from cancelling when |mean| >> std). s, q: C doubles each; ps, pq: C floats scratch.
+ */
+static void shifted_sums(const f32 *x, const f32 *K, double *s, double *q, f32 *ps, f32 *pq, int P, int C) {
+  for (int c = 0; c < C; c++) s[c] = q[c] = 0;
   for (int p0 = 0; p0 < P; p0 += BLOCK) {
     int p1 = p0 + BLOCK < P ? p0 + BLOCK : P;
-    zero(part, C);
+    zero(ps, C); zero(pq, C);
     for (int p = p0; p < p1; p++) {
       const f32 *r = x + (long)p * C;
       int c = 0;
-      if (mode == 0) {
-        for (; c + 4 <= C; c += 4) wasm_v128_store(part + c, wasm_f32x4_add(wasm_v128_load(part + c), wasm_v128_load(r + c)));
-        for (; c < C; c++) part[c] += r[c];
-      } else {
-        for (; c + 4 <= C; c += 4) {
-          v128_t d = wasm_f32x4_sub(wasm_v128_load(r + c), wasm_v128_load(m + c));
-          wasm_v128_store(part + c, wasm_f32x4_add(wasm_v128_load(part + c), wasm_f32x4_mul(d, d)));
-        }
-        for (; c < C; c++) { f32 d = r[c] - m[c]; part[c] += d * d; }
+      for (; c + 4 <= C; c += 4) {
+        v128_t d = wasm_f32x4_sub(wasm_v128_load(r + c), wasm_v128_load(K + c));
+        wasm_v128_store(ps + c, wasm_f32x4_add(wasm_v128_load(ps + c), d));
+        wasm_v128_store(pq + c, wasm_f32x4_add(wasm_v128_load(pq + c), wasm_f32x4_mul(d, d)));
       }
+      for (; c < C; c++) { f32 d = r[c] - K[c]; ps[c] += d; pq[c] += d * d; }
     }
-    for (int c = 0; c < C; c++) tot[c] += part[c];
+    for (int c = 0; c < C; c++) { s[c] += ps[c]; q[c] += pq[c]; }
   }
 }
 
 /*
  * y = (x - mean) * invstd * gamma + beta with batch statistics; also returns mean, biased variance
  * (what tf.moments gives, and what Keras feeds the moving averages) and invstd = 1/sqrt(var + eps).
- * scratch: 16*C bytes.
+ * Two passes over x: statistics, then y. scratch: 24*C bytes.
  */
 EXPORT(bn_train_fwd)
 void bn_train_fwd(const f32 *x, const f32 *gamma, const f32 *beta, f32 *y, f32 *mean, f32 *var, f32 *invstd,
                   void *scratch, int P, int C, f32 eps) {
-  double *tot = (double *)scratch;
-  f32 *part = (f32 *)(tot + C);
-  f32 *scale = part + C;
-  col_sums(x, 0, tot, part, P, C, 0);
-  for (int c = 0; c < C; c++) mean[c] = (f32)(tot[c] / P);
-  col_sums(x, mean, tot, part, P, C, 1);
+  double *s = (double *)scratch, *q = s + C;
+  f32 *ps = (f32 *)(q + C), *pq = ps + C;
+  shifted_sums(x, x, s, q, ps, pq, P, C);
+  f32 *scale = ps; /* block partials are spent; reuse them */
   for (int c = 0; c < C; c++) {
-    var[c] = (f32)(tot[c] / P);
+    double m = s[c] / P;
+    double v = q[c] / P - m * m;
+    mean[c] = (f32)(x[c] + m);
+    var[c] = (f32)(v > 0 ? v : 0);
     invstd[c] = 1.0f / __builtin_sqrtf(var[c] + eps);
     scale[c] = invstd[c] * gamma[c];
   }
+  /* (x - mean) * scale + beta, not x * scale + (beta - mean * scale): no cancellation when |mean| >> std */
   for (int p = 0; p < P; p++) {
     const f32 *r = x + (long)p * C;
     f32 *o = y + (long)p * C;

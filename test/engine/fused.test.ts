@@ -3,15 +3,18 @@ import * as tf from '@tensorflow/tfjs';
 import { batchNormTrain, clampRelu } from '../../src/engine/wasm';
 import { initWasm, onBackend, randomArray, relErr } from './wasm_setup';
 
-const shapes: number[][] = [[2, 5, 6, 12], [3, 4, 4, 7], [9, 3], [4, 56, 56, 8]];
+// [shape, input scale, input offset]: offset >> scale is where one-pass variance formulas cancel.
+const shapes: Array<[number[], number, number]> = [
+  [[2, 5, 6, 12], 3, 1.5], [[3, 4, 4, 7], 3, 1.5], [[9, 3], 3, 1.5], [[4, 56, 56, 8], 3, 1.5], [[4, 9, 9, 8], 0.1, 100],
+];
 
 /** Forward outputs and the gradients of sum(y * g) for the fused op (wasm) or tfjs's own (cpu). */
-function bnCase(shape: number[], fused: boolean): Record<string, Float32Array> {
+function bnCase(shape: number[], fused: boolean, scale: number, offset: number): Record<string, Float32Array> {
   return tf.tidy(() => {
     const C = shape[shape.length - 1];
     const size = shape.reduce((a, b) => a * b, 1);
     // Offset and scale the input so mean and variance are far from 0 and 1: catches a dropped term.
-    const x = tf.tensor(randomArray(size, 11), shape).mul(3).add(1.5);
+    const x = tf.tensor(randomArray(size, 11), shape).mul(scale).add(offset);
     const gamma = tf.tensor1d(randomArray(C, 12)).add(1);
     const beta = tf.tensor1d(randomArray(C, 13));
     const g = tf.tensor(randomArray(size, 14), shape);
@@ -33,10 +36,10 @@ describe('engine/wasm fused BatchNorm-training and ReLU kernels vs tfjs on cpu',
   this.timeout(60000);
   before(initWasm);
 
-  for (const shape of shapes) {
-    it(`BatchNorm training ${JSON.stringify(shape)}: y, mean, variance, dx, dgamma, dbeta within 1e-4`, async () => {
-      const ref = await onBackend('cpu', () => bnCase(shape, false));
-      const got = await onBackend('wasm', () => bnCase(shape, true));
+  for (const [shape, scale, offset] of shapes) {
+    it(`BatchNorm training ${JSON.stringify(shape)}, x ~ U(-1,1)*${scale}+${offset}: y, mean, variance, dx, dgamma, dbeta within 1e-4`, async () => {
+      const ref = await onBackend('cpu', () => bnCase(shape, false, scale, offset));
+      const got = await onBackend('wasm', () => bnCase(shape, true, scale, offset));
       for (const k of Object.keys(ref)) expect(relErr(got[k], ref[k]), k).to.be.lessThan(1e-4);
       expect(Math.max(...Array.from(ref.dx, Math.abs))).to.be.greaterThan(0);
     });

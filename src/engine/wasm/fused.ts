@@ -31,7 +31,7 @@ const bnTrain: KernelFunc = ({ inputs, backend, attrs }) => {
   const mean = b.makeOutput([C], 'float32');
   const variance = b.makeOutput([C], 'float32');
   const invstd = b.makeOutput([C], 'float32');
-  withScratch(b, 16 * C, (s) => trainKernels(b).bn_train_fwd(offsetOf(b, x.dataId), offsetOf(b, gamma.dataId),
+  withScratch(b, 24 * C, (s) => trainKernels(b).bn_train_fwd(offsetOf(b, x.dataId), offsetOf(b, gamma.dataId),
     offsetOf(b, beta.dataId), offsetOf(b, y.dataId), offsetOf(b, mean.dataId), offsetOf(b, variance.dataId),
     offsetOf(b, invstd.dataId), s, P, C, eps));
   return [y, mean, variance, invstd];
