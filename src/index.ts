@@ -20,3 +20,8 @@ export * from './optim';
 export * from './groups';
 export * from './schedules';
 export { ConfigError, DataError, ModelFormatError, TrainingError, UserError } from './errors';
+export * from './tune';
+export * from './report';
+export { GuardSchema, DivergenceGuard } from './train/guard';
+export { CheckpointSchema, saveCheckpoint, loadCheckpoint, latestCheckpoint, modelWeightStore } from './train/checkpoint';
+export { planResume } from './train/checkpoint-resume';

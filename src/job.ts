@@ -14,6 +14,9 @@ import type { LrSchedule } from './schedules/controller';
 import { EarlyStopping, resolveMode } from './schedules/early-stopping';
 import { Trainer, type FitResult, type LrPolicy } from './train/trainer';
 import type { Callback } from './train/callbacks';
+import { RatioMonitor } from './train/ratio-monitor';
+import { planLrWdWarnings } from './tune/rules';
+import { writeReport } from './report/report';
 import type { DataSource } from './data/source';
 import { BestTracker, loadCheckpoint, modelWeightStore, type Checkpoint } from './train/checkpoint';
 import {
@@ -45,6 +48,8 @@ export interface RunOptions {
    */
   resume?: string;
   force?: boolean;
+  /** Write report.html and the PNG charts into the run folder after training (default true). */
+  report?: boolean;
 }
 
 export interface JobResult {
@@ -169,6 +174,7 @@ export async function runJob(input: JobInput | Record<string, unknown> = {}, opt
     log(`  group ${g.name}: lr ${(g.lr * schedule.factor(0, 0)).toPrecision(4)} (configured ${g.lr}), weight decay ${g.weightDecay} ${g.decayMode}, ${g.params.length} variables`);
   }
   if (p.cachedStages > 0) log(`frozen: the first ${p.cachedStages} stage(s) are frozen; their outputs are computed once per image and cached`);
+  for (const w of planLrWdWarnings(p)) log(`warning: ${w.message}`);
   const optimizer = stages.optimizer.create(p.plan.groups, job);
   const { prefix, suffix } =
     p.cachedStages > 0 ? splitAtStage(network, p.cachedStages - 1) : { prefix: null, suffix: network.train };
@@ -192,7 +198,8 @@ export async function runJob(input: JobInput | Record<string, unknown> = {}, opt
     esStore = new RecordingWeightStore(weights);
     esCallback = new EarlyStoppingCallback(new EarlyStopping(job.earlyStopping, esStore), restored !== null, log, metricsOf);
   }
-  const callbacks = [...stages.reporters.create(job, job.out), ...(esCallback ? [esCallback] : []), ...(opts.callbacks ?? [])];
+  const monitor = job.train.monitorRatios ? [new RatioMonitor(job.tune.ratioMonitor, { optimizer, log })] : [];
+  const callbacks = [...stages.reporters.create(job, job.out), ...monitor, ...(esCallback ? [esCallback] : []), ...(opts.callbacks ?? [])];
   const lrPolicy: LrPolicy = {
     factor: (step, epoch) => schedule.factor(step, epoch),
     epochEnd: (epoch, metrics) => {
@@ -261,6 +268,7 @@ export async function runJob(input: JobInput | Record<string, unknown> = {}, opt
   fs.writeFileSync(path.join(job.out, 'summary.json'), JSON.stringify({ val: metrics.val, skipped: data.skipped, export: exportDir, stoppedEarly: fit.stoppedEarly ?? null, guardEvents: fit.guardEvents }, null, 2));
   if (val) log(`validation accuracy ${val.metrics.accuracy.toFixed(3)} (loss ${val.metrics.loss.toFixed(3)}) on ${data.val.length} images`);
   log(`exported to ${exportDir}`);
+  if (opts.report ?? true) log(`report: ${(await writeReport(job.out)).html}`);
   return {
     job,
     backend: p.backend,

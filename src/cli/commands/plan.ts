@@ -4,6 +4,7 @@
  * at the end of warmup and at the last step, its weight decay and whether it is frozen.
  */
 import type { Command } from 'commander';
+import { planLrWdWarnings } from '../../tune/rules';
 import { prepare, type Prepared } from '../../job';
 import { ConfigError } from '../../errors';
 import { collapseByLayer } from '../../groups';
@@ -88,6 +89,8 @@ export function buildPlan(p: Prepared): JobPlan {
         `each optimizer step averages over at most ${p.data.train.length} images while the rates are scaled for ${eff}`,
     );
   }
+  // the seed's rule of thumb: a group's rate and decay 2-4 orders of magnitude apart
+  for (const w of planLrWdWarnings(p)) warnings.push(w.message);
   return { lr: lrPlan(resolved), factors, variables, layers, warnings };
 }
 
