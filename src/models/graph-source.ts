@@ -132,9 +132,21 @@ export class GraphEmbeddingLayer extends tf.layers.Layer {
 
   override dispose(): ReturnType<tf.layers.Layer['dispose']> {
     const r = super.dispose();
-    if (r.refCountAfterDispose === 0) this.embedder.dispose();
+    if (r.refCountAfterDispose === 0) this.releaseGraph();
     return r;
   }
+
+  /**
+   * Frees the GraphModel's tensors now, whatever the layer's reference count (every symbolic
+   * re-application raises it, so model.dispose() alone may never reach zero). Idempotent.
+   */
+  releaseGraph(): void {
+    if (this.released) return;
+    this.released = true;
+    this.embedder.dispose();
+  }
+
+  private released = false;
 }
 tf.serialization.registerClass(GraphEmbeddingLayer);
 

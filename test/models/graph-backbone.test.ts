@@ -7,8 +7,8 @@ import { prepare, runJob } from '../../src/job';
 import { ConfigError } from '../../src/errors';
 import { loadBackbone } from '../../src/models/registry';
 import { fileHandler } from '../../src/models/io';
-import { splitAtStage } from '../../src/models/network';
-import { chainGraphHead, checkHeadOnly, isGraphHeadExport, loadFrozenEmbedder, GRAPH_LAYER } from '../../src/models/graph-source';
+import { attachHead, splitAtStage } from '../../src/models/network';
+import { chainGraphHead, checkHeadOnly, isGraphHeadExport, loadFrozenEmbedder, GRAPH_LAYER, GraphEmbeddingLayer } from '../../src/models/graph-source';
 import { inspectBackbone } from '../../src/models/inspect';
 import { namedVariables } from '../../src/optim/named';
 import { preprocessBatch } from '../../src/data/preprocess';
@@ -134,6 +134,18 @@ describe('models: a GraphModel (@tensorflow-models/mobilenet) as a head-only bac
       spy.restore();
       opt.dispose();
     }
+  });
+
+  it('releaseGraph frees the GraphModel even after the wrapper was applied again (head, split)', async () => {
+    const before = tf.memory().numTensors;
+    const b = await loadBackbone(GRAPH);
+    const net = attachHead(b, ['a', 'b'], { dropout: 0, seed: 1 });
+    splitAtStage(net, 0);
+    const layer = b.model.getLayer(GRAPH_LAYER) as GraphEmbeddingLayer;
+    layer.releaseGraph();
+    layer.releaseGraph();
+    for (const w of net.train.weights) w.dispose();
+    expect(tf.memory().numTensors).to.equal(before);
   });
 
   it('asking to fine-tune it is refused plainly, naming the field; head settings and the defaults are fine', async () => {
