@@ -118,7 +118,13 @@ function shardUrl(modelUrl: URL, p: unknown, where: string): { url: URL; rel: st
   };
   if (typeof p !== 'string' || p === '') return bad('must be a non-empty string');
   if (/^[a-z][a-z0-9+.-]*:/i.test(p) || p.startsWith('/') || p.includes('\\')) return bad('leaves the model folder (absolute)');
-  const rel = path.posix.normalize(decodeURIComponent(p));
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(p);
+  } catch {
+    return bad('is not a valid URL path (bad %-escape)');
+  }
+  const rel = path.posix.normalize(decoded);
   if (rel === '..' || rel.startsWith('../') || rel === '.' || path.posix.isAbsolute(rel)) return bad('leaves the model folder');
   const url = new URL(p, modelUrl);
   const folder = modelUrl.pathname.slice(0, modelUrl.pathname.lastIndexOf('/') + 1);
