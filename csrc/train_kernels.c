@@ -514,3 +514,58 @@ void dw_bp_filter_3x3(const f32 *x, const f32 *dy, f32 *dw, int N, int H, int W,
     wasm_v128_store(dw + 6 * C + c0, a6); wasm_v128_store(dw + 7 * C + c0, a7); wasm_v128_store(dw + 8 * C + c0, a8);
   }
 }
+
+/*
+ * MaxPool dX (dilation 1): each dy goes to the first maximum of its window in (kh, kw) scan order,
+ * the rule tfjs's cpu backend uses (strict >, so ties keep the earlier tap; an all -inf/NaN window
+ * gets nothing). SIMD over 4 channels tracks the best value and the flat x offset it came from.
+ */
+EXPORT(maxpool_bp)
+void maxpool_bp(const f32 *x, const f32 *dy, f32 *dx, int N, int H, int W, int C, int OH, int OW, int KH, int KW,
+                int SH, int SW, int PTOP, int PLEFT) {
+  zero(dx, N * H * W * C);
+  const v128_t lanes = wasm_i32x4_make(0, 1, 2, 3);
+  for (int n = 0; n < N; n++)
+    for (int oh = 0; oh < OH; oh++)
+      for (int ow = 0; ow < OW; ow++) {
+        const f32 *d = dy + ((n * OH + oh) * OW + ow) * C;
+        int c = 0;
+        for (; c + 4 <= C; c += 4) {
+          v128_t best = wasm_f32x4_splat(-__builtin_inff()), at = wasm_i32x4_splat(-1);
+          for (int kh = 0; kh < KH; kh++) {
+            int ih = oh * SH + kh - PTOP;
+            if (ih < 0 || ih >= H) continue;
+            for (int kw = 0; kw < KW; kw++) {
+              int iw = ow * SW + kw - PLEFT;
+              if (iw < 0 || iw >= W) continue;
+              int off = ((n * H + ih) * W + iw) * C + c;
+              v128_t v = wasm_v128_load(x + off);
+              v128_t m = wasm_f32x4_gt(v, best);
+              best = wasm_v128_bitselect(v, best, m);
+              at = wasm_v128_bitselect(wasm_i32x4_add(wasm_i32x4_splat(off), lanes), at, m);
+            }
+          }
+          int a0 = wasm_i32x4_extract_lane(at, 0), a1 = wasm_i32x4_extract_lane(at, 1);
+          int a2 = wasm_i32x4_extract_lane(at, 2), a3 = wasm_i32x4_extract_lane(at, 3);
+          if (a0 >= 0) dx[a0] += d[c];
+          if (a1 >= 0) dx[a1] += d[c + 1];
+          if (a2 >= 0) dx[a2] += d[c + 2];
+          if (a3 >= 0) dx[a3] += d[c + 3];
+        }
+        for (; c < C; c++) {
+          f32 best = -__builtin_inff();
+          int at = -1;
+          for (int kh = 0; kh < KH; kh++) {
+            int ih = oh * SH + kh - PTOP;
+            if (ih < 0 || ih >= H) continue;
+            for (int kw = 0; kw < KW; kw++) {
+              int iw = ow * SW + kw - PLEFT;
+              if (iw < 0 || iw >= W) continue;
+              int off = ((n * H + ih) * W + iw) * C + c;
+              if (x[off] > best) { best = x[off]; at = off; }
+            }
+          }
+          if (at >= 0) dx[at] += d[c];
+        }
+      }
+}

@@ -146,6 +146,26 @@ export const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
   return out;
 };
 
+/**
+ * MaxPool dX. Replaces tfjs-wasm's scalar loop (~0.5 s on ResNet's 16x112x112x64 stem pool); the same
+ * first-maximum rule as the cpu backend.
+ */
+export const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
+  const b = backend as BackendWasm;
+  const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
+  const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as {
+    filterSize: [number, number] | number; strides: [number, number] | number; pad: Pad; dimRoundingMode?: Rounding;
+  };
+  requireFloat32('MaxPoolGrad', dy, input);
+  const ci = backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1,
+    pad as 'valid' | 'same' | number, dimRoundingMode);
+  const out = b.makeOutput(input.shape, 'float32');
+  trainKernels(b).maxpool_bp(offsetOf(b, input.dataId), offsetOf(b, dy.dataId), offsetOf(b, out.dataId),
+    ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels, ci.outHeight, ci.outWidth,
+    ci.effectiveFilterHeight, ci.effectiveFilterWidth, ci.strideHeight, ci.strideWidth, ci.padInfo.top, ci.padInfo.left);
+  return out;
+};
+
 export const convGradKernelConfigs: KernelConfig[] = [
   { kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2DBackpropFilter },
   { kernelName: 'DepthwiseConv2dNativeBackpropFilter', backendName: 'wasm', kernelFunc: depthwiseConv2dNativeBackpropFilter },
@@ -155,5 +175,6 @@ export const convGradKernelConfigs: KernelConfig[] = [
 /** Kernels tfjs-wasm has, but too slowly for training; registering these replaces the stock ones. */
 export const convGradReplacementConfigs: KernelConfig[] = [
   { kernelName: 'Conv2DBackpropInput', backendName: 'wasm', kernelFunc: conv2DBackpropInput },
+  { kernelName: 'MaxPoolGrad', backendName: 'wasm', kernelFunc: maxPoolGrad },
 ];
 

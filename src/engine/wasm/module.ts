@@ -24,6 +24,8 @@ export interface TrainKernelExports {
     o3: number): void;
   dw_bp_filter_3x3(x: number, dy: number, dw: number, N: number, H: number, W: number, C: number, OH: number,
     OW: number, SH: number, SW: number, PT: number, PL: number): void;
+  maxpool_bp(x: number, dy: number, dx: number, N: number, H: number, W: number, C: number, OH: number, OW: number,
+    KH: number, KW: number, SH: number, SW: number, PT: number, PL: number): void;
   bn_infer(x: number, mean: number, variance: number, offset: number, scale: number, y: number, tmp: number,
     P: number, C: number, eps: number): void;
 }
