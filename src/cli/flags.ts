@@ -21,6 +21,7 @@ export function withJobFlags(cmd: Command): Command {
     .option('--lr <rate>', 'reference learning rate of the top group (at lr.baseBatch)', num)
     .option('--seed <n>', 'training seed', num)
     .option('--export <dir>', 'export folder (default <out>/model)')
+    .option('--strict', 'a grouping rule that matches no layer is an error, not a warning')
     .option('--config <file>', 'job file (YAML or JSON); flags override it');
 }
 
@@ -41,6 +42,7 @@ export function flagsToJob(o: Record<string, any>): Record<string, unknown> {
   // the top group's rate; lr.base follows so plan and plateau floors read on the same scale
   set('groups', 'top', o.lr);
   set('lr', 'base', o.lr);
+  set('groups', 'strict', o.strict);
   if (o.out !== undefined) job.out = o.out;
   if (o.backend !== undefined) job.backend = o.backend;
   if (o.export !== undefined) job.export = o.export;

@@ -81,7 +81,8 @@ export function buildPlan(p: Prepared): JobPlan {
     ...l,
     lr: Object.fromEntries(Object.entries(l.lr).map(([role, lr]) => [role, times(lr as number)])) as LayerPlan['lr'],
   }));
-  const warnings = p.plan.warnings.map((w) => `${w.path}: ${w.message}`);
+  // grouping warnings were already printed by prepare(); these are the plan's own
+  const warnings: string[] = [];
   const eff = resolved.lr.effectiveBatch;
   if (eff > p.data.train.length) {
     warnings.push(
