@@ -49,7 +49,8 @@ function listClassDirs(root: string, warnings: string[]): string[] {
     }
     if (!isDir(real)) continue;
     // a class folder linking back to the data folder (or above it) is a cycle, never a class
-    if (realRoot === real || realRoot.startsWith(real + path.sep)) {
+    const up = path.relative(real, realRoot);
+    if (up === '' || (up !== '..' && !up.startsWith(`..${path.sep}`) && !path.isAbsolute(up))) {
       warnings.push(`${full}: symlink to ${real} loops back over the data folder, ignored`);
       continue;
     }

@@ -92,6 +92,7 @@ describe('reliability: image-input matrix', function () {
     await writeImage(path.join(root, 'single', 'only.png'), { rgb: [200, 200, 20] });
     fs.symlinkSync(root, path.join(root, 'self')); // a class folder that is the data folder itself
     fs.symlinkSync('spin', path.join(root, 'spin')); // a class folder that links to itself
+    fs.symlinkSync('/', path.join(root, 'slash')); // a class folder that links to an ancestor
     fs.mkdirSync(path.join(root, '.git'));
     const t0 = Date.now();
     const source = new ImageFolderSource({ root, valFraction: 0, seed: 1 });
@@ -113,6 +114,7 @@ describe('reliability: image-input matrix', function () {
     expect(new ImageFolderSource({ root, valFraction: 0, seed: 1 }).classes).to.deep.equal(['good', 'other', 'single']);
     expect(out.warnings.some((w) => w.includes(path.join(root, 'self')) && /loops back/.test(w))).to.equal(true);
     expect(out.warnings.some((w) => w.includes(path.join(root, 'spin')) && /symlink loop/.test(w))).to.equal(true);
+    expect(out.warnings.some((w) => w.includes(path.join(root, 'slash')) && /loops back/.test(w))).to.equal(true);
     expect(scanMs).to.be.lessThan(5000);
   });
 

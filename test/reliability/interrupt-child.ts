@@ -7,20 +7,25 @@ import { runJob } from '../../src/job';
 import { UserError } from '../../src/errors';
 import { InterruptedError, InterruptOnSignal } from '../../src/train/signals';
 
-const [data, out, epochs] = process.argv.slice(2);
-const handler = new InterruptOnSignal({ runDir: out });
-runJob(
-  { data: { dir: data }, model: { size: 32 }, train: { epochs: Number(epochs), batch: 2, seed: 5 }, backend: 'wasm', out },
-  { callbacks: [handler] },
-).then(
-  () => process.exit(0),
-  (e) => {
-    handler.dispose();
-    if (e instanceof UserError) {
-      console.error(`error: ${e.message}`);
-      process.exit(e instanceof InterruptedError ? e.exitCode : 2);
-    }
-    console.error(e);
-    process.exit(1);
-  },
-);
+// `mocha test/reliability` loads every .ts in the folder: run only when started as a script
+if (require.main === module) main();
+
+function main(): void {
+  const [data, out, epochs] = process.argv.slice(2);
+  const handler = new InterruptOnSignal({ runDir: out });
+  runJob(
+    { data: { dir: data }, model: { size: 32 }, train: { epochs: Number(epochs), batch: 2, seed: 5 }, backend: 'wasm', out },
+    { callbacks: [handler] },
+  ).then(
+    () => process.exit(0),
+    (e) => {
+      handler.dispose();
+      if (e instanceof UserError) {
+        console.error(`error: ${e.message}`);
+        process.exit(e instanceof InterruptedError ? e.exitCode : 2);
+      }
+      console.error(e);
+      process.exit(1);
+    },
+  );
+}

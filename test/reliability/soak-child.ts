@@ -14,7 +14,6 @@ import { writeClassFolder } from '../helpers/images';
 
 const [work, epochsArg, lrFindsArg, trialsArg] = process.argv.slice(2);
 const gc = (globalThis as { gc?: () => void }).gc;
-if (!gc) throw new Error('run with --expose-gc');
 
 function sample(phase: string, i: number): void {
   gc!();
@@ -23,7 +22,16 @@ function sample(phase: string, i: number): void {
   console.log(JSON.stringify({ phase, i, numTensors: tf.memory().numTensors, rss: m.rss, heapUsed: m.heapUsed, external: m.external }));
 }
 
-(async () => {
+// `mocha test/reliability` loads every .ts in the folder: run only when started as a script
+if (require.main === module) {
+  if (!gc) throw new Error('run with --expose-gc');
+  soak().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
+
+async function soak(): Promise<void> {
   const data = path.join(work, 'data');
   await writeClassFolder(data, { red: 6, blue: 6 });
   const job = { data: { dir: data, valFraction: 0.2 }, model: { size: 32 }, train: { batch: 4 }, backend: 'wasm' as const };
@@ -53,7 +61,4 @@ function sample(phase: string, i: number): void {
     },
   );
   sample('end', 0);
-})().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+}
