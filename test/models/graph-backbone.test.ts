@@ -112,12 +112,14 @@ describe('models: a GraphModel (@tensorflow-models/mobilenet) as a head-only bac
     tf.dispose([plain, viaChain, own]);
     graph.dispose();
     expect(tf.memory().numTensors).to.equal(before);
+    fs.rmSync(out, { recursive: true, force: true });
   });
 
   it('with its stage cached, the Trainer executes the graph once per image over all epochs', async () => {
     const source = new MemorySource(['a', 'b'], 6, 2);
+    const out = tmpDir('lt-graph-cache-');
     const p = await prepare(
-      { model: { source: GRAPH }, train: { epochs: 3, batch: 4 }, backend: 'wasm', out: tmpDir() },
+      { model: { source: GRAPH }, train: { epochs: 3, batch: 4 }, backend: 'wasm', out },
       { ...quiet, stages: { data: { create: () => source } } },
     );
     const opt = p.stages.optimizer.create(p.plan.groups, p.job);
@@ -133,6 +135,7 @@ describe('models: a GraphModel (@tensorflow-models/mobilenet) as a head-only bac
     } finally {
       spy.restore();
       opt.dispose();
+      fs.rmSync(out, { recursive: true, force: true });
     }
   });
 
