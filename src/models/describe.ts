@@ -34,21 +34,26 @@ function size(v: tf.LayerVariable): number {
   return (v.shape as number[]).reduce((a, b) => a * b, 1);
 }
 
+/** One layer's row: class, (first) output shape, trainable and state parameter counts. */
+export function layerRow(l: tf.layers.Layer, stage: string): LayerRow {
+  const out = l.outputShape as Array<number | null>;
+  return {
+    name: l.name,
+    className: l.getClassName(),
+    outputShape: Array.isArray(out[0]) ? (out[0] as unknown as Array<number | null>) : out,
+    params: l.trainableWeights.reduce((n, w) => n + size(w), 0),
+    stateParams: l.nonTrainableWeights.reduce((n, w) => n + size(w), 0),
+    stage,
+  };
+}
+
 /** Layers in order with output shapes, parameter counts and the stage each belongs to. */
 export function describeBackbone(b: Backbone): ModelDescription {
   const ends = new Map(b.stages.map((s, i) => [s.endLayer, i]));
   let stage = 0;
   const layers: LayerRow[] = [];
   for (const l of b.model.layers) {
-    const out = l.outputShape as Array<number | null>;
-    layers.push({
-      name: l.name,
-      className: l.getClassName(),
-      outputShape: Array.isArray(out[0]) ? (out[0] as unknown as Array<number | null>) : out,
-      params: l.trainableWeights.reduce((n, w) => n + size(w), 0),
-      stateParams: l.nonTrainableWeights.reduce((n, w) => n + size(w), 0),
-      stage: b.stages[Math.min(stage, b.stages.length - 1)]?.name ?? '',
-    });
+    layers.push(layerRow(l, b.stages[Math.min(stage, b.stages.length - 1)]?.name ?? ''));
     if (ends.has(l.name)) stage = ends.get(l.name)! + 1;
   }
   const stages = b.stages.map((s) => {

@@ -1,5 +1,5 @@
 import { describeLayers, planGroups, type GroupingInput } from '../groups';
-import { describeBackbone, formatDescription, type LayerRow, type ModelDescription } from './describe';
+import { describeBackbone, formatDescription, layerRow, type LayerRow, type ModelDescription } from './describe';
 import { attachHead, HEAD_LAYERS } from './network';
 import type { Backbone } from './types';
 
@@ -41,16 +41,7 @@ export function inspectBackbone(backbone: Backbone, opts: { classes?: number; gr
     const headNames = new Set<string>(HEAD_LAYERS);
     const infos = describeLayers(net.train, (name) => net.stageOf.get(name) ?? 0, headNames);
     const plan = planGroups(infos, opts.grouping);
-    const head: LayerRow[] = net.train.layers
-      .filter((l) => headNames.has(l.name))
-      .map((l) => ({
-        name: l.name,
-        className: l.getClassName(),
-        outputShape: l.outputShape as Array<number | null>,
-        params: l.trainableWeights.reduce((n, w) => n + w.shape.reduce((a: number, b) => a * (b as number), 1), 0),
-        stateParams: 0,
-        stage: 'head',
-      }));
+    const head: LayerRow[] = net.train.layers.filter((l) => headNames.has(l.name)).map((l) => layerRow(l, 'head'));
     const stageOfLayer = new Map<string, string>([...d.layers.map((r) => [r.name, r.stage] as const), ...head.map((r) => [r.name, 'head'] as const)]);
     const paramsOf = new Map<string, number>([...d.layers, ...head].map((r) => [r.name, r.params]));
     const groups = plan.layerGroups.map((g) => ({

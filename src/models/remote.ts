@@ -164,7 +164,7 @@ async function downloadTfjs(dl: Downloader, modelUrl: URL, tmp: string): Promise
       const dest = path.join(tmp, ...s.rel.split('/'));
       fs.mkdirSync(path.dirname(dest), { recursive: true });
       // a server sending more than the group declares is cut off at the first excess byte
-      const n = await dl.toFile(s.url, dest, g.bytes - got, `weightsManifest[${gi}] (${s.rel})`);
+      const n = await dl.toFile(s.url, dest, g.bytes - got, 'the manifest leaves for it', `weightsManifest[${gi}] (${s.rel})`);
       got += n;
       files.push({ path: s.rel, bytes: n });
     }
@@ -179,7 +179,7 @@ async function downloadTfjs(dl: Downloader, modelUrl: URL, tmp: string): Promise
 async function downloadSingle(dl: Downloader, url: URL, tmp: string, name: string, kind: RemoteKind): Promise<{ path: string; bytes: number }> {
   const dest = path.join(tmp, name);
   dl.startProgress(null);
-  const n = await dl.toFile(url, dest, MAX_WEIGHT_BYTES, name);
+  const n = await dl.toFile(url, dest, MAX_WEIGHT_BYTES, 'allowed for a weights file', name);
   dl.endProgress();
   // the safetensors header declares every tensor's byte range: a short or padded download is refused here
   if (kind === 'safetensors') parseSafetensors(fs.readFileSync(dest), url.href);
@@ -250,17 +250,19 @@ class Downloader {
     return { res, body: res.body.getReader(), length, abort, touch, done };
   }
 
-  /** Streams `url` into `dest`; returns its byte count. Refuses more than `cap` bytes. */
-  async toFile(url: URL, dest: string, cap: number, what: string): Promise<number> {
+  /**
+   * GETs `url`, handing each chunk to `sink`; returns the byte count. More than `cap` bytes, announced or
+   * sent, is refused at once (`capWhy` says where the cap comes from); fewer than Content-Length is a
+   * transfer cut short.
+   */
+  private async stream(url: URL, cap: number, capWhy: string, what: string, sink: (chunk: Uint8Array, contentLength: number | null) => void): Promise<number> {
     const r = await this.open(url, what);
-    if (r.length !== null && r.length > cap) {
-      r.done();
-      r.abort.abort();
-      throw new ModelFormatError(this.label, `${what}: the server announces ${r.length} bytes, more than the ${cap} the manifest leaves for it`);
-    }
-    const fd = fs.openSync(dest, 'w');
     let n = 0;
     try {
+      if (r.length !== null && r.length > cap) {
+        r.abort.abort();
+        throw new ModelFormatError(this.label, `${what}: the server announces ${r.length} bytes, more than the ${cap} ${capWhy}`);
+      }
       for (;;) {
         const { done, value } = await r.body.read();
         if (done) break;
@@ -268,40 +270,34 @@ class Downloader {
         n += value.length;
         if (n > cap) {
           r.abort.abort();
-          throw new ModelFormatError(this.label, `${what}: the server sent more than the ${cap} bytes the manifest leaves for it`);
+          throw new ModelFormatError(this.label, `${what}: the server sent more than the ${cap} bytes ${capWhy}`);
         }
-        fs.writeSync(fd, value);
-        this.progress(value.length, r.length);
+        sink(value, r.length);
       }
     } finally {
       r.done();
-      fs.closeSync(fd);
     }
     if (r.length !== null && n !== r.length) throw new ModelFormatError(this.label, `${what}: transfer cut short (${n} of ${r.length} bytes)`);
     return n;
   }
 
-  /** Reads a small response (model.json) into memory, refusing more than `cap` bytes. */
-  async toBuffer(url: URL, cap: number, what: string): Promise<Buffer> {
-    const r = await this.open(url, what);
-    const chunks: Uint8Array[] = [];
-    let n = 0;
+  /** Streams `url` into `dest` with progress; returns its byte count. */
+  async toFile(url: URL, dest: string, cap: number, capWhy: string, what: string): Promise<number> {
+    const fd = fs.openSync(dest, 'w');
     try {
-      for (;;) {
-        const { done, value } = await r.body.read();
-        if (done) break;
-        r.touch();
-        n += value.length;
-        if (n > cap) {
-          r.abort.abort();
-          throw new ModelFormatError(this.label, `${what}: over the ${cap}-byte limit`);
-        }
-        chunks.push(value);
-      }
+      return await this.stream(url, cap, capWhy, what, (chunk, length) => {
+        fs.writeSync(fd, chunk);
+        this.progress(chunk.length, length);
+      });
     } finally {
-      r.done();
+      fs.closeSync(fd);
     }
-    if (r.length !== null && n !== r.length) throw new ModelFormatError(this.label, `${what}: transfer cut short (${n} of ${r.length} bytes)`);
+  }
+
+  /** Reads a small response (model.json) into memory. */
+  async toBuffer(url: URL, cap: number, what: string): Promise<Buffer> {
+    const chunks: Uint8Array[] = [];
+    await this.stream(url, cap, 'allowed for it', what, (chunk) => chunks.push(chunk));
     return Buffer.concat(chunks);
   }
 }
