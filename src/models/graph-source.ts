@@ -6,8 +6,7 @@ import { fileHandler } from './io';
 import { classifySource } from './registry';
 import { fetchToCache, isRemote, type RemoteOptions } from './remote';
 import { HEAD_LAYERS } from './network';
-import type { Backbone } from './types';
-import type { Preprocess } from './types';
+import type { Backbone, Preprocess } from './types';
 
 /**
  * A feature extractor that cannot be trained: a tfjs GraphModel such as the TF-Hub MobileNet that
@@ -107,6 +106,7 @@ export const GRAPH_LAYER = 'graph_embedding';
  */
 export class GraphEmbeddingLayer extends tf.layers.Layer {
   static readonly className = 'LayertuneGraphEmbedding';
+  private released = false;
 
   constructor(
     private readonly embedder: FrozenEmbedder,
@@ -145,8 +145,6 @@ export class GraphEmbeddingLayer extends tf.layers.Layer {
     this.released = true;
     this.embedder.dispose();
   }
-
-  private released = false;
 }
 tf.serialization.registerClass(GraphEmbeddingLayer);
 
@@ -178,7 +176,7 @@ export async function loadGraphBackbone(uri: string, opts: { inputSize?: number;
 export function checkHeadOnly(backbone: Backbone, grouping: unknown, field = 'groups'): void {
   if (!backbone.headOnly || grouping == null || typeof grouping !== 'object') return;
   const g = grouping as Record<string, unknown>;
-  const refuse = (path: string, what: string): never => refuseUnfreeze({ source: backbone.source, arch: backbone.arch }, path, what);
+  const refuse = (at: string, what: string): never => refuseUnfreeze({ source: backbone.source, arch: backbone.arch }, at, what);
   if (g.strategy === 'layerDecay') refuse(`${field}.strategy`, 'layerDecay (one rate per backbone stage)');
   if (typeof g.groups === 'number' && g.groups > 1) refuse(`${field}.groups`, `groups: ${g.groups} (rates for backbone stages)`);
   if (Array.isArray(g.lrs) && g.lrs.length > 1) refuse(`${field}.lrs`, `lrs: ${JSON.stringify(g.lrs)} (rates for backbone stages)`);
