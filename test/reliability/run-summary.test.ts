@@ -34,4 +34,18 @@ describe('reliability: a training run over a folder with bad files', function ()
     expect(r.stderr.split('\n').filter((l) => l.includes('LAYERTUNE_SKIPPED_IMAGE') && l.includes(bomb))).to.have.length(1);
     expect(fs.readdirSync(path.join(out, 'model')).sort()).to.deep.equal(['metadata.json', 'model.json', 'weights.bin']);
   });
+
+  // Pending on src/data/image-folder.ts (the last hunk of test/reliability/wiring.patch): files skipped at scan
+  // time are logged as warnings but not yet counted in source.skipped, so summary.json misses them.
+  it.skip('lists files skipped at scan time (a symlink loop) in summary.json too', async () => {
+    const data = tmpDir('lt-summary-scan-');
+    await writeClassFolder(data, { red: 3, blue: 3 });
+    const loop = path.join(data, 'red', 'loop.jpg');
+    fs.symlinkSync('loop.jpg', loop);
+    const out = path.join(tmpDir('lt-summary-scan-run-'), 'run');
+    const r = cli(['train', '--data', data, '--out', out, '--epochs', '1', '--size', '32', '--batch', '4', '--backend', 'wasm']);
+    expect(r.code, r.stderr).to.equal(0);
+    const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
+    expect(summary.skipped).to.deep.equal([{ file: loop, reason: `${loop}: symlink loop` }]);
+  });
 });
