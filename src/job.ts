@@ -7,6 +7,7 @@ import type { Job, JobInput } from './config/schema';
 import { ConfigError } from './errors';
 import { describeChoice, type BackendChoice } from './engine/backend';
 import { ensureWritableDir } from './export/atomic';
+import { checkHeadOnly } from './models/graph-source';
 import { attachHead, applyBatchNormModes, splitAtStage, HEAD_LAYERS, type Network } from './models/network';
 import { describeLayers, type GroupPlan } from './groups';
 import { namedVariables } from './optim/named';
@@ -98,6 +99,8 @@ export async function prepare(input: JobInput | Record<string, unknown> = {}, op
   const data = stages.data.create(job);
   for (const w of data.warnings) log(`warning: ${w}`);
   const backbone = await stages.modelSource.load({ source: job.model.source, size: job.model.size });
+  // a GraphModel trains head-only: refuse plainly a grouping that asks to fine-tune it
+  checkHeadOnly(backbone, mergeConfig(opts.configFile ? readJobFile(opts.configFile) : {}, input as Record<string, unknown>).groups);
   const network = attachHead(backbone, data.classes, { dropout: job.model.dropout, seed: job.train.seed });
   const layers = describeLayers(network.train, (name) => network.stageOf.get(name) ?? 0, new Set<string>(HEAD_LAYERS));
   const plan = stages.grouper.plan(layers, job);
@@ -108,7 +111,7 @@ export async function prepare(input: JobInput | Record<string, unknown> = {}, op
   // Leading stages whose every variable is frozen are computed once per image and cached.
   let cachedStages = 0;
   for (let s = 0; s < backbone.stages.length; s++) {
-    const stageVars = layers.filter((l) => l.stage === s).flatMap((l) => l.variables.map((v) => v.name));
+    const stageVars = layers.filter((l) => !l.isHead && l.stage === s).flatMap((l) => l.variables.map((v) => v.name));
     if (stageVars.some((v) => !frozen.has(v))) break;
     cachedStages = s + 1;
   }

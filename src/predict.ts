@@ -7,6 +7,7 @@ import { scanFolder } from './data/scan';
 import { DataError } from './errors';
 import { loadExport, type ExportMetadata } from './export/exporter';
 import type { Preprocess } from './models/types';
+import { chainGraphHead, isGraphHeadExport } from './models/graph-source';
 
 export interface Classifier {
   model: tf.LayersModel;
@@ -20,7 +21,10 @@ export interface Classifier {
  * classifier, e.g. the shipped ImageNet MobileNet with a labels file beside it.
  */
 export async function loadClassifier(dir: string, labelsFile?: string): Promise<Classifier> {
-  const { model, metadata } = await loadExport(dir);
+  const loaded = await loadExport(dir);
+  const metadata = loaded.metadata;
+  // a head trained on a GraphModel is exported alone, over embeddings: run the graph before it
+  const model = metadata && isGraphHeadExport(loaded.model, metadata) ? await chainGraphHead(loaded.model, metadata) : loaded.model;
   const size = metadata?.inputSize ?? (model.inputs[0].shape[1] as number);
   const preprocess: Preprocess = metadata?.preprocessing ?? { kind: 'scale', low: -1, high: 1 };
   let labels: string[] | undefined = metadata?.labels;
