@@ -3,7 +3,7 @@
  * test/models/layers-folder.test.ts (a `../` weight path, byte counts that disagree with the
  * shards, a manifest declaring 4e11 bytes, missing shard, broken JSON) and
  * test/models/safetensors.test.ts (header over the cap or a custom cap, header past the end, bad
- * dtype/shape/offsets, overlaps, holes, trailing bytes). Each case here must be refused with a
+ * dtype/shape/offsets, overlaps, holes, trailing bytes: those parse bytes already in memory). Each case here must be refused with a
  * ModelFormatError naming the file, before any large allocation: the tests watch RSS and time.
  */
 import { expect } from 'chai';
@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { MAX_JSON_DEPTH, MAX_MODEL_JSON_BYTES, readModelArtifacts, topologyVariableBytes } from '../../src/models/io';
 import { loadLayersFolder } from '../../src/models/tfjs-layers';
+import { readSafetensors } from '../../src/models/safetensors';
 import { ModelFormatError } from '../../src/errors';
 import { tmpDir } from '../helpers/images';
 
@@ -159,6 +160,24 @@ describe('reliability: untrusted model files', function () {
     fs.truncateSync(path.join(d, 'model.json'), MAX_MODEL_JSON_BYTES + 1);
     const r = await refused(() => readModelArtifacts(path.join(d, 'model.json')), /over the 33554432-byte limit/);
     expect(r.rssGrowth).to.be.lessThan(16 * MB);
+  });
+
+  // Pending on src/models/safetensors.ts (a hunk of test/reliability/wiring.patch): readSafetensors reads the whole
+  // file before it checks the header, so a FIFO blocks it forever and a hostile header is refused only after the
+  // file was loaded. Un-skip once the patch is applied.
+  it.skip('safetensors: a FIFO is refused without blocking, and an over-cap header before the file is read', async () => {
+    const dir = tmpDir('lt-st-');
+    const fifo = path.join(dir, 'w.safetensors');
+    execFileSync('mkfifo', [fifo]);
+    await refused(() => readSafetensors(fifo), /w\.safetensors: not a regular file/);
+    const big = path.join(dir, 'big.safetensors');
+    const prefix = Buffer.alloc(8);
+    prefix.writeBigUInt64LE(1n << 40n);
+    fs.writeFileSync(big, prefix);
+    fs.truncateSync(big, 1536 * MB); // sparse: 1.5 GB that would be read (and allocated) whole
+    const r = await refused(() => readSafetensors(big), /header length: 1099511627776 bytes exceeds the \d+-byte limit/);
+    expect(r.rssGrowth).to.be.lessThan(100 * MB);
+    expect(r.ms).to.be.lessThan(1000);
   });
 
   it('still loads the unmodified models (no false alarms): shipped MobileNet v1 and the nested Teachable Machine MobileNetV2', () => {
