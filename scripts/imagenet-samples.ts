@@ -2,22 +2,19 @@
  * How the shipped ImageNet MobileNet classifies the labelled sample photos in ../shared/data/imagenet-samples
  * through the same path as `layertune predict` (loadClassifier + predictFiles, no new head).
  *
- *   npx tsx scripts/imagenet-samples.ts [--model models/mobilenet_v1_0.25_224] [--samples DIR] [--backend wasm] [--crop]
+ *   npx tsx scripts/imagenet-samples.ts [--model models/mobilenet_v1_0.25_224] [--samples DIR] [--backend wasm] [--crop center|fill]
  *
- * `--crop` decodes with a centre crop (shorter side to the input size, then crop), which is how labels.tsv's
- * columns were computed; without it the photos go through `layertune predict`'s own decoder, which stretches
- * the whole photo to a square (as the PyTorch peer's training preprocessing does).
+ * `--crop center` (the default for a plain classifier, as `layertune predict` uses it) scales the shorter side to
+ * the input size and crops the middle, which is how labels.tsv's columns were computed; `fill` stretches the
+ * whole photo to a square (how layertune and the PyTorch peer train).
  *
  * Prints one JSON line per photo ({file, top1, expectedTop1, accepted, top5}) and a summary line with top-1 / top-5
  * accuracy against the accepted indices and the agreement with labels.tsv's `top1_<model>` column.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import sharp from 'sharp';
-import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../src/engine/backend';
-import { preprocessBatch } from '../src/data/preprocess';
-import { loadClassifier, predictFiles, type Classifier, type Prediction } from '../src/predict';
+import { loadClassifier, predictFiles } from '../src/predict';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(name);
@@ -35,18 +32,6 @@ function parseAccepted(s: string): Set<number> {
   return out;
 }
 
-/** Centre-crop decoding, one photo at a time (35 photos: no batching needed). */
-async function predictCropped(c: Classifier, files: string[], k: number): Promise<Prediction[]> {
-  const out: Prediction[] = [];
-  for (const file of files) {
-    const { data } = await sharp(file).rotate().resize(c.size, c.size, { fit: 'cover', position: 'centre' }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-    const probs = tf.tidy(() => (c.model.predict(preprocessBatch(new Uint8Array(data), 1, c.size, c.preprocess)) as tf.Tensor).dataSync());
-    const top = [...probs].map((probability, index) => ({ label: c.labels[index], index, probability })).sort((a, b) => b.probability - a.probability);
-    out.push({ file, top: top.slice(0, k) });
-  }
-  return out;
-}
-
 async function main(): Promise<void> {
   const modelDir = arg('--model', 'models/mobilenet_v1_0.25_224');
   const samples = arg('--samples', path.join(__dirname, '..', '..', 'shared', 'data', 'imagenet-samples'));
@@ -55,9 +40,10 @@ async function main(): Promise<void> {
   const header = rows.shift()!;
   const col = (name: string): number => header.indexOf(name);
   const expectedCol = col(`top1_${path.basename(path.resolve(modelDir))}`);
-  const c = await loadClassifier(modelDir);
+  const crop = arg('--crop', 'center') as 'center' | 'fill';
+  const c = await loadClassifier(modelDir, undefined, crop);
   const files = rows.map((r) => path.join(samples, r[col('file')]));
-  const preds = process.argv.includes('--crop') ? await predictCropped(c, files, 5) : await predictFiles(c, files, 5);
+  const preds = await predictFiles(c, files, 5);
   let top1 = 0;
   let top5 = 0;
   let agree = 0;
@@ -72,7 +58,7 @@ async function main(): Promise<void> {
   });
   const n = preds.length;
   console.log(
-    JSON.stringify({ model: modelDir, decode: process.argv.includes('--crop') ? 'centre-crop' : 'stretch (layertune predict)', n, top1: top1 / n, top5: top5 / n, agreeWithLabelsTsv: expectedCol >= 0 ? agree / n : null }),
+    JSON.stringify({ model: modelDir, crop, n, top1: top1 / n, top5: top5 / n, agreeWithLabelsTsv: expectedCol >= 0 ? agree / n : null }),
   );
 }
 

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { decodeImage } from './data/decode';
+import { decodeImage, type Crop } from './data/decode';
 import { preprocessBatch } from './data/preprocess';
 import { scanFolder } from './data/scan';
 import { DataError } from './errors';
@@ -11,6 +11,8 @@ import { chainGraphHead, isGraphHeadExport } from './models/graph-source';
 
 export interface Classifier {
   model: tf.LayersModel;
+  /** How photos are fitted to the input: an export keeps what it was trained with; a plain ImageNet model crops the centre. */
+  crop: Crop;
   labels: string[];
   size: number;
   preprocess: Preprocess;
@@ -20,7 +22,7 @@ export interface Classifier {
  * Opens an export (labels and preprocessing from its metadata.json) or any tfjs LayersModel
  * classifier, e.g. the shipped ImageNet MobileNet with a labels file beside it.
  */
-export async function loadClassifier(dir: string, labelsFile?: string): Promise<Classifier> {
+export async function loadClassifier(dir: string, labelsFile?: string, crop?: Crop): Promise<Classifier> {
   const loaded = await loadExport(dir);
   const metadata = loaded.metadata;
   // a head trained on a GraphModel is exported alone, over embeddings: run the graph before it
@@ -35,7 +37,8 @@ export async function loadClassifier(dir: string, labelsFile?: string): Promise<
   }
   const outputs = (model.outputs[0].shape as number[]).slice(-1)[0];
   if (!labels || labels.length !== outputs) labels = Array.from({ length: outputs }, (_, i) => `class_${i}`);
-  return { model, labels, size, preprocess };
+  // layertune exports were trained on stretched photos; a bare pretrained classifier expects ImageNet's centre crop
+  return { model, labels, size, preprocess, crop: crop ?? (metadata ? 'fill' : 'center') };
 }
 
 export interface Prediction {
@@ -47,7 +50,7 @@ async function probabilities(c: Classifier, files: string[], batch = 16): Promis
   const out: Float32Array[] = [];
   for (let i = 0; i < files.length; i += batch) {
     const chunk = files.slice(i, i + batch);
-    const px = await Promise.all(chunk.map((f) => decodeImage(f, { size: c.size })));
+    const px = await Promise.all(chunk.map((f) => decodeImage(f, { size: c.size, crop: c.crop })));
     const all = new Uint8Array(px.length * c.size * c.size * 3);
     px.forEach((p, k) => all.set(p, k * p.length));
     const probs = tf.tidy(() => {

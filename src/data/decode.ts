@@ -4,9 +4,16 @@ import { DataError } from '../errors';
 /** Default cap on declared pixels: refuses decompression bombs before any pixel is decoded. */
 export const DEFAULT_MAX_PIXELS = 64 * 1024 * 1024;
 
+/**
+ * `fill` stretches the whole photo to the square (what training uses, like the PyTorch peer);
+ * `center` scales the short side to `size` and crops the middle (ImageNet's evaluation protocol).
+ */
+export type Crop = 'fill' | 'center';
+
 export interface DecodeOptions {
   size: number;
   maxPixels?: number;
+  crop?: Crop;
 }
 
 /**
@@ -32,7 +39,7 @@ export async function decodeImage(file: string, opts: DecodeOptions): Promise<Ui
       .rotate()
       .flatten({ background: { r: 255, g: 255, b: 255 } })
       .toColourspace('srgb')
-      .resize(opts.size, opts.size, { fit: 'fill' })
+      .resize(opts.size, opts.size, opts.crop === 'center' ? { fit: 'cover', position: 'centre' } : { fit: 'fill' })
       .removeAlpha()
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });

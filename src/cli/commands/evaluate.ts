@@ -9,10 +9,11 @@ export function register(program: Command): void {
     .requiredOption('--model <dir>', 'exported model folder')
     .requiredOption('--data <dir>', 'folder of class sub-folders')
     .option('--backend <name>', 'backend', 'auto')
+    .option('--crop <mode>', 'fill (stretch, as layertune trains) | center (ImageNet protocol); default: fill for exports, center for plain models')
     .option('--json', 'one JSON object on stdout')
     .action(async (o) => {
       await selectBackend(o.backend);
-      const c = await loadClassifier(o.model);
+      const c = await loadClassifier(o.model, undefined, o.crop);
       const e = await evaluateFolder(c, o.data);
       if (o.json) return console.log(JSON.stringify({ accuracy: e.accuracy, n: e.n, perClass: e.perClass, confusion: e.confusion, labels: e.labels }));
       console.log(`accuracy ${e.accuracy.toFixed(4)} on ${e.n} images`);
