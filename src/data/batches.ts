@@ -10,6 +10,8 @@ export interface RawBatch {
   /** Stable identity of each row (example key + augmentation), for the frozen-prefix cache. */
   keys: string[];
   n: number;
+  /** Position of this batch in the pass, counting batches that yielded nothing (all undecodable). */
+  index: number;
 }
 
 export interface BatchOptions {
@@ -17,6 +19,11 @@ export interface BatchOptions {
   batch: number;
   shuffle: boolean;
   flip: boolean;
+  /**
+   * Leading batches to pass over: their RNG draws are made, nothing is decoded or yielded. Resuming mid-epoch
+   * from (RNG state at the epoch's start, index of the last batch done + 1) gives exactly the rest of the epoch.
+   */
+  skip?: number;
 }
 
 /**
@@ -31,7 +38,9 @@ export async function* rawBatches(source: DataSource, examples: Example[], opts:
   const bad = new Set(source.skipped.map((s) => s.file));
   const per = opts.size * opts.size * 3;
   let pending: Array<{ ex: Example; flip: boolean }> = [];
+  let index = 0;
   const emit = async (items: typeof pending): Promise<RawBatch | null> => {
+    if (index++ < (opts.skip ?? 0)) return null;
     const decoded = await Promise.all(
       items.map(async ({ ex, flip }) => {
         if (bad.has(ex.key)) return null;
@@ -56,6 +65,7 @@ export async function* rawBatches(source: DataSource, examples: Example[], opts:
       labels: ok.map((d) => d.ex.label),
       keys: ok.map((d) => `${d.ex.key}${d.flip ? '#flip' : ''}`),
       n: ok.length,
+      index: index - 1,
     };
   };
   for (const ex of order) {
