@@ -48,8 +48,12 @@ function arg(name: string, dflt: string): string {
   if (steps > 0) {
     if (warmup) await s.train(); // first step compiles/allocates; the peer also warms up once
     cpuMs.length = 0;
-    const before = tf.memory().numTensors;
-    for (let i = 0; i < steps; i++) trainSamples.push(await time(() => s.train()));
+    // The first step creates the optimizer's slots, so numTensors is comparable only after one step.
+    let before = warmup ? tf.memory().numTensors : -1;
+    for (let i = 0; i < steps; i++) {
+      trainSamples.push(await time(() => s.train()));
+      if (before < 0) before = tf.memory().numTensors;
+    }
     if (tf.memory().numTensors !== before) throw new Error(`tensor leak: ${before} -> ${tf.memory().numTensors} over ${steps} steps`);
   }
   s.dispose();
