@@ -20,8 +20,8 @@ interface Run {
 
 function collect(out: string, exportDir: string): Run {
   const lines = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  // wall-clock seconds may differ, and numTensors counts the whole process (earlier runs in it leave the
-  // loader's cut-off classifier behind): neither is a result of the run
+  // wall-clock seconds may differ, and numTensors counts the whole process (whatever earlier runs in it
+  // left): neither is a result of the run
   const epochs = lines.filter((l) => l.type === 'epoch').map(({ seconds: _s, numTensors: _n, ...rest }) => rest);
   const steps = lines.filter((l) => l.type === 'step');
   return { epochs, steps, weights: fs.readFileSync(path.join(exportDir, 'weights.bin')) };
