@@ -42,7 +42,8 @@ describe('reliability: soak (50 epochs, LR range tests and a 10-trial search in 
       `      soak: RSS ${mb(e[1].rss)} MB after epoch 2, ${mb(e[EPOCHS - 1].rss)} MB after epoch ${EPOCHS} ` +
         `(${(((e[EPOCHS - 1].rss - e[1].rss) / e[1].rss) * 100).toFixed(2)}%); heap ${mb(e[1].heapUsed)} -> ${mb(e[EPOCHS - 1].heapUsed)} MB; ` +
         `tensors ${e[0].numTensors}; lr-find tensors ${of('lr-find').map((s) => s.numTensors)}; ` +
-        `trial tensors ${of('trial').map((s) => s.numTensors)}; RSS at the end ${mb(of('end')[0].rss)} MB`,
+        `trial tensors ${of('trial').map((s) => s.numTensors)}; RSS at the end ${mb(of('end')[0].rss)} MB; ` +
+        `divergence-guard rollbacks during the 50 epochs: ${of('guard')[0]?.i}`,
     );
   });
 
