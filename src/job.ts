@@ -14,6 +14,7 @@ import { namedVariables } from './optim/named';
 import type { LrSchedule } from './schedules/controller';
 import { EarlyStopping, resolveMode } from './schedules/early-stopping';
 import { Trainer, type FitResult, type LrPolicy } from './train/trainer';
+import { InterruptOnSignal } from './train/signals';
 import type { Callback } from './train/callbacks';
 import { RatioMonitor } from './train/ratio-monitor';
 import { planLrWdWarnings } from './tune/rules';
@@ -36,6 +37,8 @@ import { formatChanges } from './train/checkpoint-diff';
 import { joinMetrics, setAsideMetrics } from './train/checkpoint-metrics';
 
 export interface RunOptions {
+  /** Turn SIGINT/SIGTERM during training into a checkpointed stop with a resume hint (the CLI sets it). */
+  handleSignals?: boolean;
   /** A YAML/JSON job file; `input` overrides it field by field. */
   configFile?: string;
   /** Replace pipeline stages (tests, embedding applications). */
@@ -202,7 +205,9 @@ export async function runJob(input: JobInput | Record<string, unknown> = {}, opt
     esCallback = new EarlyStoppingCallback(new EarlyStopping(job.earlyStopping, esStore), restored !== null, log, metricsOf);
   }
   const monitor = job.train.monitorRatios ? [new RatioMonitor(job.tune.ratioMonitor, { optimizer, log })] : [];
-  const callbacks = [...stages.reporters.create(job, job.out), ...monitor, ...(esCallback ? [esCallback] : []), ...(opts.callbacks ?? [])];
+  const interrupt = opts.handleSignals ? new InterruptOnSignal({ runDir: job.out }) : null;
+  // last: its onTrainEnd throws the InterruptedError after every other callback has closed its files
+  const callbacks = [...stages.reporters.create(job, job.out), ...monitor, ...(esCallback ? [esCallback] : []), ...(opts.callbacks ?? []), ...(interrupt ? [interrupt] : [])];
   const lrPolicy: LrPolicy = {
     factor: (step, epoch) => schedule.factor(step, epoch),
     epochEnd: (epoch, metrics) => {
@@ -258,6 +263,7 @@ export async function runJob(input: JobInput | Record<string, unknown> = {}, opt
     fit = await trainer.fit();
   } finally {
     optimizer.dispose();
+    interrupt?.dispose();
     if (restored) joinMetrics(job.out);
   }
   if (fit.stoppedEarly) log(`stopped after epoch ${fit.epochs}: ${fit.stoppedEarly}`);

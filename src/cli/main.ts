@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { UserError } from '../errors';
 import * as train from './commands/train';
 import * as predict from './commands/predict';
@@ -8,6 +8,7 @@ import * as lrFind from './commands/lr-find';
 import * as search from './commands/search';
 import * as report from './commands/report';
 import * as inspect from './commands/inspect';
+import { InterruptedError } from '../train/signals';
 
 /** Each command lives in its own module under commands/ and registers itself here. */
 const COMMANDS: Array<{ register(program: Command): void }> = [train, plan, predict, evaluate, lrFind, search, report, inspect];
@@ -15,7 +16,10 @@ const COMMANDS: Array<{ register(program: Command): void }> = [train, plan, pred
 export function buildCli(): Command {
   const program = new Command('layertune')
     .description('Fine-tune pretrained CNNs on TensorFlow.js with layer-wise learning rates')
-    .showHelpAfterError();
+    // flag errors come back as CommanderErrors and print as one line like every other user error (main below);
+    // both settings are copied to the commands registered after them
+    .exitOverride()
+    .configureOutput({ outputError: () => undefined });
   for (const c of COMMANDS) c.register(program);
   return program;
 }
@@ -25,6 +29,16 @@ export async function main(argv: string[]): Promise<number> {
     await buildCli().parseAsync(argv);
     return 0;
   } catch (e) {
+    if (e instanceof CommanderError) {
+      // help was printed (asked for, or a bare `layertune`): keep commander's status
+      if (['commander.help', 'commander.helpDisplayed', 'commander.version'].includes(e.code)) return e.exitCode;
+      console.error(`${e.message.startsWith('error: ') ? e.message : `error: ${e.message}`} (see --help)`);
+      return 2;
+    }
+    if (e instanceof InterruptedError) {
+      console.error(`error: ${e.message}`);
+      return e.exitCode;
+    }
     if (e instanceof UserError) {
       console.error(`error: ${e.message}`);
       return 2;

@@ -30,6 +30,8 @@ export class ImageFolderSource implements DataSource {
     const layout = scanFolder(opts.root);
     this.classes = layout.classes;
     this.warnings = layout.warnings;
+    // files found at scan time but unusable (symlink loops, FIFOs): counted with the decode failures
+    this.skipped.push(...layout.skipped);
     if (layout.presplit) {
       this.train = toExamples(layout.presplit.train);
       this.val = toExamples(layout.presplit.val);

@@ -153,13 +153,34 @@ function checkCoverage(file: string, infos: TensorInfo[], dataLength: number): v
 }
 
 export function readSafetensors(file: string, opts: ParseOptions = {}): SafetensorsFile {
+  const cant = (e: unknown) => new ModelFormatError(file, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   let bytes: Buffer;
   try {
+    // stat first: opening a FIFO would block, and reading a file before checking its header allocates it whole
+    const st = fs.statSync(file);
+    if (!st.isFile()) throw new ModelFormatError(file, 'not a regular file');
+    checkHeaderLength(file, st.size, opts);
     bytes = fs.readFileSync(file);
   } catch (e) {
-    throw new ModelFormatError(file, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw e instanceof ModelFormatError ? e : cant(e);
   }
   return parseSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), file, opts);
+}
+
+/** The 8-byte header length against the cap and the file size, reading those 8 bytes only. */
+function checkHeaderLength(file: string, size: number, opts: ParseOptions): void {
+  if (size < 8) return; // parseSafetensors names this case
+  const prefix = Buffer.alloc(8);
+  const fd = fs.openSync(file, 'r');
+  try {
+    fs.readSync(fd, prefix, 0, 8, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  const cap = opts.maxHeaderBytes ?? MAX_HEADER_BYTES;
+  const n = prefix.readBigUInt64LE(0);
+  if (n > BigInt(cap)) throw new ModelFormatError(file, `safetensors header length: ${n} bytes exceeds the ${cap}-byte limit`);
+  if (8n + n > BigInt(size)) throw new ModelFormatError(file, `safetensors header length: ${n} bytes runs past the end of the ${size}-byte file`);
 }
 
 /** IEEE 754 binary16 → number (subnormals, infinities and NaN included). */

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { ConfigError } from '../errors';
-import { replaceFolderAtomic } from '../export/atomic';
+import { replaceFolderAtomic, recoverFolder } from '../export/atomic';
 import { flatLayers } from '../optim/named';
 import type { OptimizerState } from '../optim/types';
 import type { LrScheduleState } from '../schedules/controller';
@@ -286,6 +286,11 @@ export function latestCheckpoint(runDir: string): string {
   const root = checkpointsDir(runDir);
   let names: string[] = [];
   try {
+    // a kill between replaceFolderAtomic's two renames leaves `.NAME.old`: put it back first
+    for (const n of fs.readdirSync(root)) {
+      const m = /^\.(.+)\.old$/.exec(n);
+      if (m) recoverFolder(path.join(root, m[1]));
+    }
     names = fs.readdirSync(root).filter((n) => !n.startsWith('.'));
   } catch {
     // handled below

@@ -93,13 +93,12 @@ describe('reliability: config errors on the command line', function () {
 
   it('--size 8: below the smallest input size', () => expectOneLine(['train', '--size', '8'], /model\.size: /));
 
-  // Pending on src/cli/main.ts (test/reliability/wiring.patch): commander's own errors still print the usage
-  // after the error line and exit 1. Un-skip once the patch is applied.
+  // commander's own parse errors get the same one-line treatment as ours
   for (const [args, pattern] of [
     [['train', '--epochs', 'abc'], /^error: option '--epochs <n>' argument 'abc' is invalid\. "abc" is not a number \(see --help\)$/],
     [['train', '--bogus', '1'], /^error: unknown option '--bogus' \(see --help\)$/],
   ] as const) {
-    it.skip(`${args.join(' ')}: commander's own error, one line, exit 2`, () => expectOneLine([...args], pattern));
+    it(`${args.join(' ')}: commander's own error, one line, exit 2`, () => expectOneLine([...args], pattern));
   }
 
   it('--bn sometimes: not one of the modes', () => expectOneLine(['train', '--bn', 'sometimes'], /model\.batchNorm: .*"frozen"/));

@@ -166,10 +166,8 @@ describe('reliability: interruption', function () {
     expect(r.stderr).to.match(new RegExp(`holds ${held} finished epoch\\(s\\); continue with: layertune train --resume`));
   });
 
-  // Pending on checkpoint.ts (not this area's): latestCheckpoint() skips a `last` that a kill between
-  // replaceFolderAtomic's two renames left as `.last.old`; calling recoverFolder() on each checkpoint folder
-  // first (as the next save does) makes --resume find it. Un-skip once that lands.
-  it.skip('a kill between the two renames of a checkpoint write still resumes from it', () => {
+  // a kill between replaceFolderAtomic's two renames leaves `.last.old`; latestCheckpoint puts it back
+  it('a kill between the two renames of a checkpoint write still resumes from it', () => {
     const run = tmpDir('lt-ck-rename-');
     const root = path.join(run, 'checkpoints');
     fs.mkdirSync(path.join(root, '.last.old'), { recursive: true });

@@ -162,10 +162,8 @@ describe('reliability: untrusted model files', function () {
     expect(r.rssGrowth).to.be.lessThan(16 * MB);
   });
 
-  // Pending on src/models/safetensors.ts (a hunk of test/reliability/wiring.patch): readSafetensors reads the whole
-  // file before it checks the header, so a FIFO blocks it forever and a hostile header is refused only after the
-  // file was loaded. Un-skip once the patch is applied.
-  it.skip('safetensors: a FIFO is refused without blocking, and an over-cap header before the file is read', async () => {
+  // readSafetensors checks the file type and header size from an 8-byte read before loading anything
+  it('safetensors: a FIFO is refused without blocking, and an over-cap header before the file is read', async () => {
     const dir = tmpDir('lt-st-');
     const fifo = path.join(dir, 'w.safetensors');
     execFileSync('mkfifo', [fifo]);

@@ -19,6 +19,6 @@ export function register(program: Command): void {
     if (typeof o.wd === 'number') input = mergeConfig(input, { optimizer: { weightDecay: o.wd } });
     if (o.wd === 'auto') input = await wdAutoJob(input, { configFile: o.config, resume: o.resume });
     if (o.lr === 'auto') input = await lrAuto(input, { configFile: o.config, resume: o.resume });
-    await runJob(input as JobInput, { configFile: o.config, resume: o.resume, force: Boolean(o.force), report: o.report !== false });
+    await runJob(input as JobInput, { configFile: o.config, resume: o.resume, force: Boolean(o.force), report: o.report !== false, handleSignals: true });
   });
 }
