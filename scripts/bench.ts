@@ -15,14 +15,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { BENCH_MODELS } from './bench/models';
-import { median } from './bench/stats';
+import { arg, median } from './bench/stats';
 
 const ROOT = path.join(__dirname, '..');
 
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-}
 const list = (s: string): string[] => s.split(',').map((x) => x.trim()).filter(Boolean);
 
 interface Sample { train: number | null; infer: number | null }

@@ -5,19 +5,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { buildBenchModel, type BenchModel } from './models';
 import { makeStepper } from './step';
-import { useBackend } from './backends';
+import { selectBackend } from '../../src/engine/backend';
+import { arg } from './stats';
 
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-}
 
 (async () => {
   const backend = arg('backend', 'wasm');
   const model = arg('model', 'mobilenet_v1_0.25') as BenchModel;
   const size = Number(arg('size', '224'));
   const batch = Number(arg('batch', '16'));
-  await useBackend(backend);
+  await selectBackend(backend); // the product's own selection (wasm gets the training kernels)
   const net = await buildBenchModel(model, size, 5);
   const s = await makeStepper(net, batch, size, 5);
   const infer = process.argv.includes('--infer');

@@ -8,13 +8,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { buildBenchModel, type BenchModel } from './models';
 import { makeStepper } from './step';
-import { useBackend } from './backends';
-import { median } from './stats';
+import { selectBackend } from '../../src/engine/backend';
+import { arg, median } from './stats';
 
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-}
 
 (async () => {
   const backend = arg('backend', 'wasm');
@@ -25,7 +21,7 @@ function arg(name: string, dflt: string): string {
   const infers = Number(arg('infers', '3'));
   const warmup = !process.argv.includes('--no-warmup');
   const threads = Number(arg('threads', '1'));
-  await useBackend(backend);
+  await selectBackend(backend); // the product's own selection (wasm gets the training kernels)
   const net = await buildBenchModel(model, size, 5);
   const s = await makeStepper(net, batch, size, 5, threads);
   // Wall time is what the ratios use; CPU time of this process is reported beside it because the

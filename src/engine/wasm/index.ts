@@ -1,4 +1,4 @@
-import { getKernel, registerGradient, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs-core';
+import { getKernel, registerGradient, registerKernel, unregisterKernel, type KernelConfig, type KernelFunc } from '@tensorflow/tfjs-core';
 import { convGradKernelConfigs, convGradReplacementConfigs } from './conv_grads';
 import { fusedGradConfigs, fusedKernelConfigs, routeLayersToFusedOps } from './fused';
 import { fusedBatchNormReplacement } from './batchnorm_infer';
@@ -12,6 +12,13 @@ export { batchNormTrain, clampRelu } from './fused';
 export const wasmTrainingKernelConfigs: readonly KernelConfig[] = [...convGradKernelConfigs, ...fusedKernelConfigs];
 /** Stock wasm kernels we replace with faster ones. */
 export const wasmReplacementKernelConfigs: readonly KernelConfig[] = [...convGradReplacementConfigs];
+/** Stock wasm kernels we replace for the common cases, handing the rest to the stock kernel. */
+const withStockFallback: Record<string, (stock: KernelFunc) => KernelConfig> = {
+  FusedBatchNorm: fusedBatchNormReplacement,
+  Identity: identityReplacement,
+  Slice: sliceReplacement,
+  Tile: tileReplacement,
+};
 
 let registered = false;
 
@@ -23,9 +30,9 @@ function replaceKernel(cfg: KernelConfig): void {
 /**
  * Makes the wasm backend train fast. Idempotent. Call after `tf.setBackend('wasm')` has resolved and
  * before models are built or their BatchNorm modes set:
- *  - registers the gradient kernels tfjs-backend-wasm lacks, and replaces its slow Conv2DBackpropInput
- *    and FusedBatchNorm (falling back to the stock one for shapes ours does not cover), and makes
- *    Identity share buffers instead of copying them, and does Slice and Tile (rank ≤ 4) in one wasm call;
+ *  - registers the gradient kernels tfjs-backend-wasm lacks and replaces slow stock ones
+ *    (Conv2DBackpropInput, MaxPoolGrad; FusedBatchNorm, Identity, Slice, Tile with the stock kernel as
+ *    fallback for what ours does not cover); see README.md for why each;
  *  - registers fused BatchNorm-training and ReLU/ReLU6 kernels with their gradients;
  *  - routes tfjs-layers' BatchNormalization (training), ReLU layer and relu/relu6 activations to them
  *    whenever the active backend is wasm (other backends run the stock code).
@@ -36,14 +43,10 @@ export function registerWasmTrainingKernels(): void {
     if (getKernel(cfg.kernelName, 'wasm') === undefined) registerKernel(cfg);
   }
   for (const cfg of wasmReplacementKernelConfigs) replaceKernel(cfg);
-  const stockBn = getKernel('FusedBatchNorm', 'wasm');
-  if (stockBn) replaceKernel(fusedBatchNormReplacement(stockBn.kernelFunc));
-  const stockIdentity = getKernel('Identity', 'wasm');
-  if (stockIdentity) replaceKernel(identityReplacement(stockIdentity.kernelFunc));
-  const stockSlice = getKernel('Slice', 'wasm');
-  if (stockSlice) replaceKernel(sliceReplacement(stockSlice.kernelFunc));
-  const stockTile = getKernel('Tile', 'wasm');
-  if (stockTile) replaceKernel(tileReplacement(stockTile.kernelFunc));
+  for (const [name, make] of Object.entries(withStockFallback)) {
+    const stock = getKernel(name, 'wasm');
+    if (stock) replaceKernel(make(stock.kernelFunc));
+  }
   for (const g of fusedGradConfigs) registerGradient(g);
   routeLayersToFusedOps();
   registered = true;

@@ -3,7 +3,7 @@ import { parentPort, workerData } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerWasmTrainingKernels } from './index';
-import { shardLoss } from './parallel';
+import { layoutOf, shardLoss } from './parallel';
 
 interface Init {
   topology: object; weightBuf: SharedArrayBuffer; gradBuf: SharedArrayBuffer; shapes: number[][]; trainableIdx: number[];
@@ -18,19 +18,15 @@ interface Step { type: 'step'; x: Float32Array; xShape: number[]; y: Float32Arra
     const model = await tf.models.modelFromJSON({ modelTopology: init.topology } as tf.io.ModelJSON);
     const vars = model.weights;
     if (vars.length !== init.shapes.length) throw new Error(`model copy has ${vars.length} weights, expected ${init.shapes.length}`);
-    const offsets: number[] = [];
-    let off = 0;
-    for (const s of init.shapes) { offsets.push(off); off += s.reduce((a, b) => a * b, 1); }
+    const all = layoutOf(init.shapes);
     const trainable = init.trainableIdx.map((i) => vars[i]);
-    const tOffsets: number[] = [];
-    off = 0;
-    for (const i of init.trainableIdx) { tOffsets.push(off); off += init.shapes[i].reduce((a, b) => a * b, 1); }
+    const tOffsets = layoutOf(init.trainableIdx.map((i) => init.shapes[i])).offsets;
     parentPort!.postMessage({ type: 'ready' });
     parentPort!.on('message', (m: Step) => {
       try {
-        const all = new Float32Array(init.weightBuf);
+        const weights = new Float32Array(init.weightBuf);
         tf.tidy(() => {
-          vars.forEach((v, i) => v.write(tf.tensor(all.subarray(offsets[i], offsets[i] + init.shapes[i].reduce((a, b) => a * b, 1)), init.shapes[i])));
+          vars.forEach((v, i) => v.write(tf.tensor(weights.subarray(all.offsets[i], all.offsets[i] + all.sizes[i]), init.shapes[i])));
         });
         const out = new Float32Array(init.gradBuf);
         const loss = tf.tidy(() => {

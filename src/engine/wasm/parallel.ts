@@ -26,20 +26,23 @@ type Msg =
   | { type: 'done'; loss: number }
   | { type: 'error'; message: string };
 
-interface Layout { offsets: number[]; sizes: number[]; total: number }
+export interface Layout { offsets: number[]; sizes: number[]; total: number }
 
-function layoutOf(vars: tf.LayerVariable[]): Layout {
+/** Where each tensor of `shapes` lies in one flat float32 buffer, in order. */
+export function layoutOf(shapes: number[][]): Layout {
   const offsets: number[] = [];
   const sizes: number[] = [];
   let total = 0;
-  for (const v of vars) {
-    const size = (v.shape as number[]).reduce((a, b) => a * b, 1);
+  for (const shape of shapes) {
+    const size = shape.reduce((a, b) => a * b, 1);
     offsets.push(total);
     sizes.push(size);
     total += size;
   }
   return { offsets, sizes, total };
 }
+
+const shapesOf = (vars: tf.LayerVariable[]): number[][] => vars.map((v) => v.shape as number[]);
 
 /** The loss every shard minimises: mean softmax cross-entropy over the shard (logits model). */
 export function shardLoss(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor, labelSmoothing: number): tf.Scalar {
@@ -59,8 +62,8 @@ export class ParallelGradients {
   private constructor(private readonly model: tf.LayersModel, private readonly opts: Required<ParallelGradientsOptions>) {
     this.all = model.weights;
     this.trainable = model.trainableWeights;
-    this.allLayout = layoutOf(this.all);
-    this.trainLayout = layoutOf(this.trainable);
+    this.allLayout = layoutOf(shapesOf(this.all));
+    this.trainLayout = layoutOf(shapesOf(this.trainable));
     this.weightBuf = new SharedArrayBuffer(4 * this.allLayout.total);
   }
 
@@ -75,7 +78,7 @@ export class ParallelGradients {
       const gradBuf = new SharedArrayBuffer(4 * pg.trainLayout.total);
       const w = new Worker(script, {
         execArgv: ['--require', require.resolve('tsx/cjs')],
-        workerData: { topology, weightBuf: pg.weightBuf, gradBuf, shapes: pg.all.map((v) => v.shape), trainableIdx },
+        workerData: { topology, weightBuf: pg.weightBuf, gradBuf, shapes: shapesOf(pg.all), trainableIdx },
       });
       pg.workers.push(w);
       pg.gradBufs.push(gradBuf);
