@@ -17,5 +17,5 @@ TMP="$OUT.tmp.$$"
 DUMP=$(llvm-objdump -d -h "$TMP" 2>/dev/null || true)
 if printf '%s' "$DUMP" | grep -qE '^\s+[0-9]+ DATA\s'; then echo "error: $OUT has a data section" >&2; rm -f "$TMP"; exit 1; fi
 if printf '%s' "$DUMP" | grep -qE 'global\.(get|set)'; then echo "error: $OUT uses a global (the shadow stack)" >&2; rm -f "$TMP"; exit 1; fi
-mv "$TMP" "$OUT"
+chmod 644 "$TMP"  
 echo "built $OUT ($(wc -c < "$OUT") bytes)"
