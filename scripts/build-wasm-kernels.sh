@@ -17,5 +17,6 @@ TMP="$OUT.tmp.$$"
 DUMP=$(llvm-objdump -d -h "$TMP" 2>/dev/null || true)
 if printf '%s' "$DUMP" | grep -qE '^\s+[0-9]+ DATA\s'; then echo "error: $OUT has a data section" >&2; rm -f "$TMP"; exit 1; fi
 if printf '%s' "$DUMP" | grep -qE 'global\.(get|set)'; then echo "error: $OUT uses a global (the shadow stack)" >&2; rm -f "$TMP"; exit 1; fi
-chmod 644 "$TMP"  
+chmod 644 "$TMP" # wasm-ld marks its output executable; it is data
+mv "$TMP" "$OUT"
 echo "built $OUT ($(wc -c < "$OUT") bytes)"
