@@ -61,12 +61,14 @@ async function main(): Promise<void> {
   const split = materialiseSplit(a.data!);
   console.error(`split: ${split.nTrain} train / ${split.nVal} val from ${a.data} (seed 42, stratified 0.2) in ${split.dir}`);
   const rows: Row[] = [];
-  const configs = [['headonly', 'frozen'], ['headonly', 'batch'], ['layerwise', 'frozen'], ['layerwise', 'batch']].filter(
+  const configs = [['headonly', 'frozen'], ['headonly', 'batch'], ['layerwise', 'frozen'], ['layerwise', 'batch'], ['literal', 'batch']].filter(
     ([r, b]) => !a.only || a.only.split(',').includes(`${r}/${b}`),
   );
   for (const [recipe, bn] of configs) {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), `lt-peer-${recipe}-${bn}-`));
     const rules = recipe === 'headonly' ? [{ match: '^(?!lt_head)', freeze: true }] : PEER_GROUP_RULES;
+    // 'literal': the recipe's rates taken at face value at this batch, i.e. without linear scaling
+    const literal = recipe === 'literal';
     const t0 = Date.now();
     const res = await runJob(
       {
@@ -74,6 +76,7 @@ async function main(): Promise<void> {
         model: { size, batchNorm: bn as 'batch' | 'frozen' },
         train: { epochs, batch, monitorRatios: false },
         groups: { rules },
+        lr: { scaling: literal ? 'none' : 'linear' },
         backend: a.backend as 'auto',
         out,
       },
@@ -84,7 +87,7 @@ async function main(): Promise<void> {
       path.join(SHARED, 'peer', 'torch_finetune.py'),
       '--model-dir', path.join(ROOT, 'models', 'mobilenet_v1_0.25_224'),
       '--train', path.join(split.dir, 'train'), '--val', path.join(split.dir, 'val'),
-      '--recipe', recipe, '--lrs', scaled.join(','), '--bn', bn === 'batch' ? 'train' : 'frozen',
+      '--recipe', literal ? 'layerwise' : recipe, '--lrs', (literal ? REF_LRS : scaled).join(','), '--bn', bn === 'batch' ? 'train' : 'frozen',
       '--epochs', String(epochs), '--size', String(size), '--batch', String(batch),
     ];
     const t1 = Date.now();
