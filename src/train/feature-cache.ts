@@ -48,24 +48,29 @@ export class FeatureCache {
   }
 
   /**
-   * Prefix outputs for a batch: cached rows are reused, and when any row is missing the whole batch
-   * goes through `compute` once (one forward pass beats many single-row passes).
+   * Prefix outputs for a batch: cached rows are reused and only the missing rows go through
+   * `compute(rows)` (one forward pass over them), so a partly seen batch (a new flip of a known
+   * image) costs only its new rows.
    */
-  batch(keys: string[], compute: () => tf.Tensor): tf.Tensor {
+  batch(keys: string[], compute: (rows: number[]) => tf.Tensor): tf.Tensor {
     const rowSize = this.shape.reduce((a, b) => a * b, 1);
-    if (keys.every((k) => this.has(k))) {
-      this.hits += keys.length;
-      const out = new Float32Array(keys.length * rowSize);
-      keys.forEach((k, i) => out.set(this.get(k), i * rowSize));
-      return tf.tensor(out, [keys.length, ...this.shape]);
+    const missing = keys.map((k, i) => (this.has(k) ? -1 : i)).filter((i) => i >= 0);
+    this.hits += keys.length - missing.length;
+    this.misses += missing.length;
+    const fresh = new Map<number, Float32Array>();
+    if (missing.length) {
+      const t = compute(missing);
+      const data = t.dataSync() as Float32Array;
+      t.dispose();
+      missing.forEach((row, j) => {
+        const values = data.slice(j * rowSize, (j + 1) * rowSize);
+        fresh.set(row, values);
+        this.put(keys[row], values);
+      });
     }
-    this.misses += keys.length;
-    const t = compute();
-    const data = t.dataSync() as Float32Array;
-    keys.forEach((k, i) => {
-      if (!this.has(k)) this.put(k, data.slice(i * rowSize, (i + 1) * rowSize));
-    });
-    return t;
+    const out = new Float32Array(keys.length * rowSize);
+    keys.forEach((k, i) => out.set(fresh.get(i) ?? this.get(k), i * rowSize));
+    return tf.tensor(out, [keys.length, ...this.shape]);
   }
 
   get bytesInMemory(): number {

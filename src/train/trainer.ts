@@ -165,11 +165,15 @@ export class Trainer {
 
   /** Network input for a batch: images, or the cached frozen-prefix activations. */
   private inputs(b: RawBatch): tf.Tensor {
-    const images = () => preprocessBatch(b.pixels, b.n, this.opts.size, this.net.backbone.preprocess);
-    if (!this.prefix || !this.cache) return images();
-    return this.cache.batch(b.keys, () =>
-      tf.tidy(() => this.prefix!.apply(images(), { training: false }) as tf.Tensor),
-    );
+    const pre = this.net.backbone.preprocess;
+    const size = this.opts.size;
+    if (!this.prefix || !this.cache) return preprocessBatch(b.pixels, b.n, size, pre);
+    const per = size * size * 3;
+    return this.cache.batch(b.keys, (rows) => {
+      const px = new Uint8Array(rows.length * per);
+      rows.forEach((r, j) => px.set(b.pixels.subarray(r * per, (r + 1) * per), j * per));
+      return tf.tidy(() => this.prefix!.apply(preprocessBatch(px, rows.length, size, pre), { training: false }) as tf.Tensor);
+    });
   }
 
   private batchesPerEpoch(examples: Example[]): number {
