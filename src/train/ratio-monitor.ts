@@ -48,6 +48,7 @@ export class RatioMonitor implements Callback {
   /** Multiplier autoAdjust has applied per group, and each group's rate before any adjustment. */
   readonly multipliers = new Map<string, number>();
   private readonly baseLr = new Map<string, number>();
+  private readonly announced = new Map<string, 'low' | 'high'>();
 
   constructor(
     input: RatioMonitorInput = {},
@@ -66,6 +67,7 @@ export class RatioMonitor implements Callback {
       if (!(r > 0) || !Number.isFinite(r)) continue;
       if (r >= low && r <= high) {
         this.outside.delete(group);
+        this.announced.delete(group);
         continue;
       }
       const run = this.outside.get(group) ?? [];
@@ -95,7 +97,11 @@ export class RatioMonitor implements Callback {
       }
       const w: RatioWarning = { step: b.step, group, ratio, factor, direction, multiplier, message: msg };
       this.warnings.push(w);
-      (this.opts.log ?? ((s: string) => console.warn(`warning: ${s}`)))(msg);
+      // every episode is recorded; the log hears about a group once per side until it comes back in range
+      // (an adjustment is always told), so a long run's output is not one warning per K steps
+      if (multiplier === undefined && this.announced.get(group) === direction) continue;
+      this.announced.set(group, direction);
+      (this.opts.log ?? ((s: string) => console.warn(`warning: ${s}`)))(msg + (multiplier === undefined ? ' (told once until it returns to range)' : ''));
     }
   }
 }
