@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 
 export const ROOT = path.join(__dirname, '..', '..');
-const BIN = path.join(ROOT, 'bin', 'layertune.js');
+export const BIN = path.join(ROOT, 'bin', 'layertune.js');
 
 export interface Run {
   code: number | null;
@@ -17,8 +17,8 @@ export function layertune(args: string[], timeoutMs = 180000): Run {
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** The CLI as a child that `onStdoutLine` may SIGKILL; resolves when it exits. */
-export function layertuneKillable(args: string[], onStdoutLine: (line: string, kill: () => void) => void): Promise<Run> {
+/** The CLI as a child that `onStdoutLine` may signal (SIGKILL unless told otherwise); resolves when it exits. */
+export function layertuneKillable(args: string[], onStdoutLine: (line: string, kill: (signal?: NodeJS.Signals) => void) => void): Promise<Run> {
   const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -28,7 +28,7 @@ export function layertuneKillable(args: string[], onStdoutLine: (line: string, k
     pending += d;
     const lines = pending.split('\n');
     pending = lines.pop()!;
-    for (const l of lines) onStdoutLine(l, () => child.kill('SIGKILL'));
+    for (const l of lines) onStdoutLine(l, (signal) => child.kill(signal ?? 'SIGKILL'));
   });
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   return new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })));
