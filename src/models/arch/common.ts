@@ -144,6 +144,25 @@ export function attachClassifier(
   return tf.model({ inputs: input, outputs: logits, name: modelName });
 }
 
+/**
+ * The end of every builder: the features model, the optional classifier (torchvision/Keras/timm names
+ * for its dense layer) and the declared stages, packed as a BuiltArch.
+ */
+export function finishArch(
+  b: GraphBuilder,
+  input: Sym,
+  x: Sym,
+  parts: Pick<BuiltArch, 'arch' | 'convention' | 'stages' | 'preprocess' | 'inputSize'> & {
+    numClasses?: number;
+    head: { pool: string; dense: string; torch: string; timm?: string };
+  },
+): BuiltArch {
+  const { numClasses, head, ...rest } = parts;
+  const features = tf.model({ inputs: input, outputs: x, name: parts.arch });
+  const classifier = numClasses ? attachClassifier(b, input, x, numClasses, head, `${parts.arch}_classifier`) : undefined;
+  return { ...rest, features, classifier, params: b.params };
+}
+
 export function checkInputSize(size: number, min: number, arch: string): void {
   if (!Number.isInteger(size) || size < min) throw new ConfigError('model.inputSize', `${arch} needs an integer input size ≥ ${min}, got ${size}`);
 }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../../errors';
 import type { StageDef } from '../types';
-import { ArchOptions, attachClassifier, BuiltArch, checkInputSize, formatAlpha, GraphBuilder, KERAS_MOBILENET_PREPROCESS, TORCH_PREPROCESS } from './common';
+import { ArchOptions, BuiltArch, finishArch, checkInputSize, formatAlpha, GraphBuilder, KERAS_MOBILENET_PREPROCESS, TORCH_PREPROCESS } from './common';
 
 type Sym = tf.SymbolicTensor;
 
@@ -56,19 +56,6 @@ export function buildMobileNetV1(alpha: number, opts: ArchOptions = {}): BuiltAr
     if (STAGE_END_BLOCKS.includes(id)) stages.push({ name: `stage${stages.length}`, endLayer: `conv_pw_${id}_relu` });
   });
 
-  const features = tf.model({ inputs: input, outputs: x, name: arch });
   // Keras's head is a 1×1 conv `conv_preds` on the pooled vector; as a Dense it has the same maths
-  const classifier = opts.numClasses
-    ? attachClassifier(b, input, x, opts.numClasses, { pool: 'global_average_pooling2d_1', dense: 'conv_preds', torch: 'classifier' }, `${arch}_classifier`)
-    : undefined;
-  return {
-    arch,
-    convention,
-    features,
-    classifier,
-    stages,
-    preprocess: convention === 'keras' ? KERAS_MOBILENET_PREPROCESS : TORCH_PREPROCESS,
-    inputSize,
-    params: b.params,
-  };
+  return finishArch(b, input, x, { arch, convention, stages, preprocess: convention === 'keras' ? KERAS_MOBILENET_PREPROCESS : TORCH_PREPROCESS, inputSize, numClasses: opts.numClasses, head: { pool: 'global_average_pooling2d_1', dense: 'conv_preds', torch: 'classifier' } });
 }

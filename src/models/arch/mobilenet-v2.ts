@@ -3,7 +3,7 @@ import { ConfigError } from '../../errors';
 import type { StageDef } from '../types';
 import {
   ArchOptions,
-  attachClassifier,
+  finishArch,
   BuiltArch,
   checkInputSize,
   formatAlpha,
@@ -103,18 +103,5 @@ export function buildMobileNetV2(alpha: number, opts: ArchOptions = {}): BuiltAr
   x = b.relu6(b.bn(x, 'Conv_1_bn', `features.${last}.1`, 'bn2'), 'out_relu');
   stages.push({ name: `stage${stages.length}`, endLayer: 'out_relu' });
 
-  const features = tf.model({ inputs: input, outputs: x, name: arch });
-  const classifier = opts.numClasses
-    ? attachClassifier(b, input, x, opts.numClasses, { pool: 'global_average_pooling2d', dense: 'predictions', torch: 'classifier.1', timm: 'classifier' }, `${arch}_classifier`)
-    : undefined;
-  return {
-    arch,
-    convention,
-    features,
-    classifier,
-    stages,
-    preprocess: convention === 'keras' ? KERAS_MOBILENET_PREPROCESS : TORCH_PREPROCESS,
-    inputSize,
-    params: b.params,
-  };
+  return finishArch(b, input, x, { arch, convention, stages, preprocess: convention === 'keras' ? KERAS_MOBILENET_PREPROCESS : TORCH_PREPROCESS, inputSize, numClasses: opts.numClasses, head: { pool: 'global_average_pooling2d', dense: 'predictions', torch: 'classifier.1', timm: 'classifier' } });
 }

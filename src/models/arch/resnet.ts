@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Preprocess, StageDef } from '../types';
-import { ArchOptions, attachClassifier, BuiltArch, checkInputSize, GraphBuilder, TORCH_PREPROCESS } from './common';
+import { ArchOptions, BuiltArch, finishArch, checkInputSize, GraphBuilder, TORCH_PREPROCESS } from './common';
 
 type Sym = tf.SymbolicTensor;
 
@@ -84,18 +84,5 @@ export function buildResNet(depth: ResNetDepth, opts: ArchOptions = {}): BuiltAr
     stages.push({ name: `stage${s + 1}`, endLayer: `conv${s + 2}_block${blocks[s]}_out` });
   }
 
-  const features = tf.model({ inputs: input, outputs: x, name: arch });
-  const classifier = opts.numClasses
-    ? attachClassifier(b, input, x, opts.numClasses, { pool: 'avg_pool', dense: 'predictions', torch: 'fc' }, `${arch}_classifier`)
-    : undefined;
-  return {
-    arch,
-    convention,
-    features,
-    classifier,
-    stages,
-    preprocess: keras ? KERAS_CAFFE_PREPROCESS : TORCH_PREPROCESS,
-    inputSize,
-    params: b.params,
-  };
+  return finishArch(b, input, x, { arch, convention, stages, preprocess: keras ? KERAS_CAFFE_PREPROCESS : TORCH_PREPROCESS, inputSize, numClasses: opts.numClasses, head: { pool: 'avg_pool', dense: 'predictions', torch: 'fc' } });
 }
