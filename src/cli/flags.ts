@@ -11,7 +11,7 @@ export function withJobFlags(cmd: Command): Command {
   return cmd
     .option('--data <dir>', 'image folder (one sub-folder per class, or train/ val/ [test/])')
     .option('--out <dir>', 'run folder (metrics, checkpoints, export)')
-    .option('--model <path>', 'pretrained tfjs LayersModel folder or model.json')
+    .option('--model <uri>', 'pretrained backbone: tfjs LayersModel folder, model.json or http(s) URL, .safetensors, .h5, a TF-Hub GraphModel, or arch:NAME')
     .option('--epochs <n>', 'epochs', num)
     .option('--batch <n>', 'images per forward pass', num)
     .option('--accumulate <n>', 'batches averaged into one optimizer step (effective batch = batch × accumulate)', num)
