@@ -7,27 +7,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataError } from '../errors';
 import { SmoothedLoss } from '../tune/lr-curve';
+import type { BatchInfo, EpochInfo } from '../train/callbacks';
 import { chartSvg, confusionSvg, writePng, writeTextAtomic, type Series } from './svg';
 
-export interface StepRecord {
-  type: 'step';
-  epoch: number;
-  step: number;
-  loss: number;
-  accuracy: number;
-  lrs: Record<string, number>;
-  updateRatios?: Record<string, number>;
-}
-
-export interface EpochRecord {
-  type: 'epoch';
-  epoch: number;
-  step: number;
-  train: { loss: number; accuracy: number };
-  val?: { loss: number; accuracy: number };
-  seconds: number;
-  lrs: Record<string, number>;
-}
+/** What MetricsLogCallback writes per step and per epoch (src/train/metrics-log.ts), read back. */
+export type StepRecord = { type: 'step' } & Pick<BatchInfo, 'epoch' | 'step' | 'loss' | 'accuracy' | 'lrs' | 'updateRatios'>;
+export type EpochRecord = { type: 'epoch' } & Pick<EpochInfo, 'epoch' | 'step' | 'train' | 'val' | 'seconds' | 'lrs'>;
 
 export interface RunMetrics {
   steps: StepRecord[];

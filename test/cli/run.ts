@@ -17,9 +17,9 @@ export function layertune(args: string[], timeoutMs = 180000): Run {
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** The CLI as a child that `onStdoutLine` may signal (SIGKILL unless told otherwise); resolves when it exits. */
-export function layertuneKillable(args: string[], onStdoutLine: (line: string, kill: (signal?: NodeJS.Signals) => void) => void): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Any node script as a child whose stdout lines reach `onStdoutLine`, which may signal it; resolves when it exits. */
+export function nodeChild(argv: string[], onStdoutLine: (line: string, kill: (signal?: NodeJS.Signals) => void) => void): Promise<Run> {
+  const child = spawn(process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   let pending = '';
@@ -32,6 +32,11 @@ export function layertuneKillable(args: string[], onStdoutLine: (line: string, k
   });
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   return new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })));
+}
+
+/** The CLI as a child that `onStdoutLine` may signal (SIGKILL unless told otherwise); resolves when it exits. */
+export function layertuneKillable(args: string[], onStdoutLine: (line: string, kill: (signal?: NodeJS.Signals) => void) => void): Promise<Run> {
+  return nodeChild([BIN, ...args], onStdoutLine);
 }
 
 /** stderr without tfjs's banner and npm noise: what the user is told. */

@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ROOT, cli, type CliResult } from './cli';
+import { nodeChild } from '../cli/run';
 import { tmpDir, writeClassFolder } from '../helpers/images';
 import { InterruptOnSignal, InterruptedError, signalExitCode, type SignalHost, type StopSignal } from '../../src/train/signals';
 import { latestCheckpoint, loadCheckpoint, peekCheckpoint } from '../../src/train/checkpoint';
@@ -40,19 +41,7 @@ const batch = (epoch: number, step: number): BatchInfo => ({ epoch, step, batchI
 
 /** The interrupt child as a process the test signals when a stdout line matches. */
 function child(args: string[], onLine: (line: string, send: (s: NodeJS.Signals) => void) => void): Promise<CliResult> {
-  const c = spawn(process.execPath, ['-r', 'tsx/cjs', path.join(__dirname, 'interrupt-child.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  let pending = '';
-  c.stdout.setEncoding('utf8').on('data', (d: string) => {
-    stdout += d;
-    pending += d;
-    const lines = pending.split('\n');
-    pending = lines.pop()!;
-    for (const l of lines) onLine(l, (s) => c.kill(s));
-  });
-  c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return new Promise((resolve) => c.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })));
+  return nodeChild(['-r', 'tsx/cjs', path.join(__dirname, 'interrupt-child.ts'), ...args], (l, kill) => onLine(l, (s) => kill(s)));
 }
 
 describe('reliability: interruption', function () {
