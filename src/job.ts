@@ -6,6 +6,7 @@ import { mergeConfig, readJobFile, resolveJob } from './config/load';
 import type { Job, JobInput } from './config/schema';
 import { ConfigError } from './errors';
 import { describeChoice, type BackendChoice } from './engine/backend';
+import { resolveThreads } from './engine/threads';
 import { ensureWritableDir } from './export/atomic';
 import { checkHeadOnly } from './models/graph-source';
 import { attachHead, applyBatchNormModes, splitAtStage, HEAD_LAYERS, type Network } from './models/network';
@@ -179,6 +180,10 @@ export async function runJob(input: JobInput | Record<string, unknown> = {}, opt
   for (const g of p.plan.groups) {
     log(`  group ${g.name}: lr ${(g.lr * schedule.factor(0, 0)).toPrecision(4)} (configured ${g.lr}), weight decay ${g.weightDecay} ${g.decayMode}, ${g.params.length} variables`);
   }
+  const threads = resolveThreads(job.train.threads, p.backend.tfBackend, job.train.batch);
+  if (threads.threads > 1) {
+    log(`threads: ${threads.reason}; each computes the gradients of ~${Math.ceil(job.train.batch / threads.threads)} images, BatchNorm statistics per thread`);
+  }
   if (p.cachedStages > 0) log(`frozen: the first ${p.cachedStages} stage(s) are frozen; their outputs are computed once per image and cached`);
   for (const w of planLrWdWarnings(p)) log(`warning: ${w.message}`);
   const optimizer = stages.optimizer.create(p.plan.groups, job);
@@ -244,6 +249,7 @@ export async function runJob(input: JobInput | Record<string, unknown> = {}, opt
     spillDir: path.join(job.out, 'feature-cache'),
     monitorNorms: job.train.monitorRatios,
     accumulate: job.train.accumulate,
+    threads: threads.threads,
     guard: job.guard,
     onEpochCommitted: (t, info) => checkpointer.onEpochCommitted(t, info),
     log,

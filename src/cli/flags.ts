@@ -15,6 +15,7 @@ export function withJobFlags(cmd: Command): Command {
     .option('--epochs <n>', 'epochs', num)
     .option('--batch <n>', 'images per forward pass', num)
     .option('--accumulate <n>', 'batches averaged into one optimizer step (effective batch = batch × accumulate)', num)
+    .option('--threads <n>', 'threads computing gradients on the wasm backend: auto (one per core, >= 8 images each) or a number', (v: string) => (v === 'auto' ? 'auto' : num(v)))
     .option('--size <px>', 'square input size', num)
     .option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu')
     .option('--bn <mode>', 'BatchNorm in trainable layers: batch | frozen')
@@ -39,6 +40,7 @@ export function flagsToJob(o: Record<string, any>): Record<string, unknown> {
   set('train', 'batch', o.batch);
   set('train', 'accumulate', o.accumulate);
   set('train', 'seed', o.seed);
+  set('train', 'threads', o.threads);
   // the top group's rate; lr.base follows so plan and plateau floors read on the same scale
   set('groups', 'top', o.lr);
   set('lr', 'base', o.lr);

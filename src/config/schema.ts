@@ -62,6 +62,12 @@ export const TrainSchema = z
      * and that is what linear scaling and warmup read.
      */
     accumulate: posInt.default(1),
+    /**
+     * Threads computing each batch's gradients on the wasm backend (data-parallel worker threads; BatchNorm
+     * statistics are then per thread). `auto`: one per core, at most 4, at least 8 images each. Native
+     * backends spread their own kernels over the cores and ignore this.
+     */
+    threads: z.union([z.literal('auto'), posInt.max(16)]).default('auto'),
   })
   .strict();
 

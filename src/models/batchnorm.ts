@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 export type BatchNormMode = 'frozen' | 'batch';
 
 const ORIGINAL = Symbol('layertune.bn.originalCall');
+const MODE = Symbol('layertune.bn.mode');
 
 export function isBatchNorm(layer: tf.layers.Layer): boolean {
   return layer.getClassName() === 'BatchNormalization';
@@ -28,7 +29,13 @@ export function setBatchNormMode(layer: tf.layers.Layer, mode: BatchNormMode, mo
   if (momentum !== undefined) l.momentum = momentum;
   if (!l[ORIGINAL]) l[ORIGINAL] = l.call.bind(l);
   const original = l[ORIGINAL];
+  l[MODE] = mode;
   l.call = mode === 'batch' ? original : (inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => frozenCall(l, inputs, kwargs, original);
+}
+
+/** The mode set by setBatchNormMode, or null for a layer never set (stock behaviour = 'batch'). */
+export function batchNormModeOf(layer: tf.layers.Layer): BatchNormMode | null {
+  return isBatchNorm(layer) ? ((layer as any)[MODE] ?? null) : null;
 }
 
 /**

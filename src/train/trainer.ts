@@ -10,6 +10,7 @@ import { flatLayers, namedVariableGrads } from '../optim/named';
 import { FeatureCache } from './feature-cache';
 import { allFinite, DivergenceGuard, GoodState, type GuardConfig, type GuardEvent } from './guard';
 import { modelWeightStore, type TrainerState } from './checkpoint';
+import { ParallelGradients, type ShardOutput } from '../engine/wasm/parallel';
 import type { Callback, EpochInfo, EpochMetrics, StopRequest } from './callbacks';
 
 /** The optimizer as the loop sees it: named gradients in, updates applied; state in and out for the guard. */
@@ -48,6 +49,13 @@ export interface TrainerOptions {
    * (default 1). The last step of an epoch averages whatever is left, so epochs end on a step boundary.
    */
   accumulate?: number;
+  /**
+   * Threads computing each batch's gradients (default 1). Above 1, on the wasm backend, the batch is split
+   * into that many shards and worker threads compute all but the first (src/engine/wasm/parallel.ts);
+   * BatchNorm in training mode then sees per-shard statistics. Ignored (one thread) on other backends and
+   * when only a head trains on cached features, where a step is too small to share.
+   */
+  threads?: number;
   /**
    * Divergence guard. Absent, or `enabled: false`: a non-finite loss throws a TrainingError before anything is
    * applied (what the LR finder relies on).
@@ -99,6 +107,7 @@ export class Trainer {
   private readonly cache: FeatureCache | null;
   private readonly dropouts: Array<{ layer: tf.layers.Layer; base: number }>;
   private readonly accumulate: number;
+  private parallel: ParallelGradients | null = null;
   readonly guard: DivergenceGuard | null;
   private readonly good: GoodState | null;
   readonly rng: Rng;
@@ -184,28 +193,82 @@ export class Trainer {
     (this.opts.log ?? ((s: string) => console.log(s)))(line);
   }
 
-  /** Forward and backward on one batch: the loss, the hit count, whether every gradient is finite, and the gradients. */
-  private async forwardBackward(b: RawBatch, microIndex: number) {
-    for (const d of this.dropouts) (d.layer as unknown as { seed: number }).seed = mixSeed(d.base, microIndex);
-    const x = this.inputs(b);
-    const y = tf.tidy(() => tf.oneHot(tf.tensor1d(b.labels, 'int32'), this.net.classes.length));
+  /** Dropout seeds for one forward pass: shard 0 keeps the single-thread seeds, so one thread is unchanged. */
+  private seedsFor(microIndex: number, shard: number): number[] {
+    return this.dropouts.map((d) => (shard === 0 ? mixSeed(d.base, microIndex) : mixSeed(mixSeed(d.base, microIndex), shard)));
+  }
+
+  /** Loss, hits and gradients of one shard of a batch, on this thread. */
+  private shard(x: tf.Tensor, y: tf.Tensor): ShardOutput {
     let hits: tf.Scalar | undefined;
     const { value, grads } = namedVariableGrads(() => {
       const logits = this.suffix.apply(x, { training: true }) as tf.Tensor2D;
       hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.argMax(y, 1)), 'float32'))) as tf.Scalar;
       return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
     }, this.vars);
+    return { value, hits: hits!, grads };
+  }
+
+  /** Forward and backward on one batch: the loss, the hit count, whether every gradient is finite, and the gradients. */
+  private async forwardBackward(b: RawBatch, microIndex: number) {
+    const seeds0 = this.seedsFor(microIndex, 0);
+    this.dropouts.forEach((d, i) => ((d.layer as unknown as { seed: number }).seed = seeds0[i]));
+    const x = this.inputs(b);
+    const y = tf.tidy(() => tf.oneHot(tf.tensor1d(b.labels, 'int32'), this.net.classes.length));
+    let out: ShardOutput;
+    try {
+      out = this.parallel
+        ? await this.parallel.step(x, y, (xs, ys) => this.shard(xs, ys), (k) => this.seedsFor(microIndex, k))
+        : this.shard(x, y);
+    } finally {
+      tf.dispose([x, y]);
+    }
+    const { value, hits, grads } = out;
     const checkGrads = this.guard !== null && this.guard.config.checkGradients;
     // one host read for the three scalars
     const packed = tf.tidy(() =>
-      tf.stack([value, hits!, checkGrads ? tf.cast(allFinite(grads), 'float32') : tf.scalar(1)]),
+      tf.stack([value, hits, checkGrads ? tf.cast(allFinite(grads), 'float32') : tf.scalar(1)]),
     );
     const [loss, hit, finite] = Array.from(await packed.data());
-    tf.dispose([x, y, value, hits!, packed]);
+    tf.dispose([value, hits, packed]);
     return { loss, hit, gradsFinite: finite === 1, grads };
   }
 
+  /** Worker threads for the gradients, when asked for and worth it; one thread (with the reason logged) otherwise. */
+  private async startThreads(): Promise<void> {
+    const threads = this.opts.threads ?? 1;
+    if (threads <= 1 || this.parallel) return;
+    if (tf.getBackend() !== 'wasm') return;
+    const convs = flatLayers(this.suffix).some((l) => /Conv/.test(l.getClassName()));
+    if (!convs) return; // a head on cached features: a step takes milliseconds, a thread would cost more
+    try {
+      this.parallel = await ParallelGradients.create(this.suffix, { threads, vars: this.vars });
+    } catch (e) {
+      this.log(`warning: training on one thread: the gradient workers did not start (${(e as Error).message})`);
+    }
+  }
+
+  private async stopThreads(): Promise<void> {
+    const p = this.parallel;
+    this.parallel = null;
+    await p?.dispose();
+  }
+
+  /** Threads computing gradients in the running fit (1 outside fit or when the workers did not start). */
+  get threads(): number {
+    return this.parallel ? this.parallel.threads : 1;
+  }
+
   async fit(): Promise<FitResult> {
+    await this.startThreads();
+    try {
+      return await this.fitLoop();
+    } finally {
+      await this.stopThreads();
+    }
+  }
+
+  private async fitLoop(): Promise<FitResult> {
     const bpe = this.batchesPerEpoch(this.data.train);
     const spe = Math.ceil(bpe / this.accumulate);
     for (const cb of this.callbacks) await cb.onTrainBegin?.({ epochs: this.opts.epochs, batchesPerEpoch: spe, startEpoch: this.epoch });

@@ -6,6 +6,7 @@
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Prepared } from '../job';
+import { resolveThreads } from '../engine/threads';
 import { splitAtStage, type Network } from '../models/network';
 import type { DataSource, Example } from '../data/source';
 import type { ModelRequest, ModelSource } from '../models/source';
@@ -65,6 +66,7 @@ export function makeTrainer(p: Prepared, optimizer: StepOptimizer, lr: LrPolicy,
       spillDir: s.spillDir === undefined ? path.join(p.job.out, 'feature-cache') : s.spillDir,
       monitorNorms: s.monitorNorms ?? p.job.train.monitorRatios,
       accumulate: p.job.train.accumulate,
+      threads: resolveThreads(p.job.train.threads, p.backend.tfBackend, p.job.train.batch).threads,
       // no divergence guard: a tuning run that diverges has found its answer (the finder's stop, a bad trial)
       guard: null,
     },

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { ParallelGradients, shardLoss } from '../../src/engine/wasm/parallel';
+import { ParallelGradients, shardBounds, shardLoss } from '../../src/engine/wasm/parallel';
+import { setBatchNormMode } from '../../src/models/batchnorm';
 import { initWasm, onBackend, randomArray, relErr } from './wasm_setup';
 
 function buildNet(withBn: boolean): tf.LayersModel {
@@ -23,7 +24,7 @@ describe('engine/wasm data-parallel gradients over worker threads', function () 
       const model = buildNet(false);
       const x = tf.tensor4d(randomArray(5 * 8 * 8 * 3, 41), [5, 8, 8, 3]); // 5 rows: uneven shards 2 + 3
       const y = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 1], 'int32'), 4);
-      const ref = tf.variableGrads(() => shardLoss(model, x, y, 0.1), model.trainableWeights.map((v) => v.read() as tf.Variable));
+      const ref = tf.variableGrads(() => shardLoss(model, x, y, 0.1).loss, model.trainableWeights.map((v) => v.read() as tf.Variable));
       const pg = await ParallelGradients.create(model, { threads: 2, labelSmoothing: 0.1 });
       try {
         const before = tf.memory().numTensors;
@@ -66,6 +67,75 @@ describe('engine/wasm data-parallel gradients over worker threads', function () 
       } finally {
         await pg.dispose();
         tf.dispose([x, y]);
+        model.dispose();
+      }
+    });
+  });
+
+  it('carry BatchNorm modes to the workers: frozen BN makes the split invisible', async () => {
+    await onBackend('wasm', async () => {
+      const model = buildNet(true);
+      const bn = model.layers.find((l) => l.getClassName() === 'BatchNormalization')!;
+      // stored statistics away from 0/1 so a worker that used batch statistics would disagree
+      const [, , mean, variance] = bn.getWeights();
+      const stored = [tf.fill(mean.shape, 0.3), tf.fill(variance.shape, 2.5)];
+      bn.setWeights([...bn.getWeights().slice(0, 2), ...stored]);
+      setBatchNormMode(bn, 'frozen');
+      const x = tf.tensor4d(randomArray(6 * 8 * 8 * 3, 43), [6, 8, 8, 3]);
+      const y = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 1, 0], 'int32'), 4);
+      const vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
+      const ref = tf.variableGrads(() => shardLoss(model, x, y, 0).loss, vars);
+      const pg = await ParallelGradients.create(model, { threads: 2 });
+      try {
+        const got = await pg.gradients(x, y);
+        expect(Math.abs(got.loss - ref.value.dataSync()[0])).to.be.lessThan(1e-5);
+        for (const k of Object.keys(ref.grads)) expect(relErr(got.grads[k].dataSync(), ref.grads[k].dataSync()), k).to.be.lessThan(1e-5);
+        tf.dispose(got.grads);
+      } finally {
+        await pg.dispose();
+        tf.dispose([x, y, ref.value, ...Object.values(ref.grads), ...stored]);
+        model.dispose();
+      }
+    });
+  });
+
+  it('leave batch-mode BatchNorm moving statistics at the shard-weighted mean of every shard\'s update', async () => {
+    await onBackend('wasm', async () => {
+      const model = buildNet(true);
+      const bn = model.layers.find((l) => l.getClassName() === 'BatchNormalization')!;
+      setBatchNormMode(bn, 'batch', 0.5); // a large step so the shards' updates differ visibly
+      const B = 5;
+      const x = tf.tensor4d(randomArray(B * 8 * 8 * 3, 44), [B, 8, 8, 3]);
+      const y = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 1], 'int32'), 4);
+      const start = bn.getWeights().map((w) => w.clone());
+      // expected: each shard's update from the same start, on this thread, weighted by shard size
+      const bounds = shardBounds(B, 2);
+      const expected = [0, 0].map(() => [] as number[]);
+      const perShard: Float32Array[][] = [];
+      for (let k = 0; k < 2; k++) {
+        bn.setWeights(start);
+        tf.tidy(() => { model.apply(x.slice(bounds[k], bounds[k + 1] - bounds[k]), { training: true }); });
+        perShard.push(bn.getWeights().slice(2).map((w) => w.dataSync().slice() as Float32Array));
+      }
+      for (let s = 0; s < 2; s++) {
+        const n = perShard[0][s].length;
+        for (let i = 0; i < n; i++) {
+          expected[s].push(perShard.reduce((acc, shard, k) => acc + shard[s][i] * ((bounds[k + 1] - bounds[k]) / B), 0));
+        }
+      }
+      bn.setWeights(start);
+      const pg = await ParallelGradients.create(model, { threads: 2 });
+      try {
+        const got = await pg.gradients(x, y);
+        tf.dispose(got.grads);
+        const [, , m, v] = bn.getWeights();
+        expect(relErr(m.dataSync(), expected[0])).to.be.lessThan(1e-5);
+        expect(relErr(v.dataSync(), expected[1])).to.be.lessThan(1e-5);
+        // control: shard 0's update alone is measurably different
+        expect(relErr(perShard[0][0], expected[0])).to.be.greaterThan(1e-3);
+      } finally {
+        await pg.dispose();
+        tf.dispose([x, y, ...start]);
         model.dispose();
       }
     });

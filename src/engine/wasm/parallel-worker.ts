@@ -3,41 +3,59 @@ import { parentPort, workerData } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerWasmTrainingKernels } from './index';
-import { layoutOf, shardLoss } from './parallel';
-
-interface Init {
-  topology: object; weightBuf: SharedArrayBuffer; gradBuf: SharedArrayBuffer; shapes: number[][]; trainableIdx: number[];
-}
-interface Step { type: 'step'; x: Float32Array; xShape: number[]; y: Float32Array; yShape: number[]; weight: number; labelSmoothing: number }
+import { layoutOf, seedDropouts, shardLoss, type StepMsg, type WorkerInit } from './parallel';
+import { setBatchNormMode } from '../../models/batchnorm';
+import { flatLayers } from '../../optim/named';
 
 (async () => {
-  const init = workerData as Init;
+  const init = workerData as WorkerInit;
   try {
     await tf.setBackend('wasm');
+    // before the model is built: the BatchNorm/ReLU routing to the fused kernels binds at layer call time
     registerWasmTrainingKernels();
     const model = await tf.models.modelFromJSON({ modelTopology: init.topology } as tf.io.ModelJSON);
+    for (const layer of flatLayers(model)) {
+      const mode = init.bnModes[layer.name];
+      if (mode) setBatchNormMode(layer, mode);
+    }
     const vars = model.weights;
     if (vars.length !== init.shapes.length) throw new Error(`model copy has ${vars.length} weights, expected ${init.shapes.length}`);
+    vars.forEach((v, i) => {
+      if (v.originalName !== init.names[i]) throw new Error(`model copy's weight ${i} is ${v.originalName}, expected ${init.names[i]}`);
+    });
     const all = layoutOf(init.shapes);
     const trainable = init.trainableIdx.map((i) => vars[i]);
     const tOffsets = layoutOf(init.trainableIdx.map((i) => init.shapes[i])).offsets;
+    const stats = init.statIdx.map((i) => vars[i]);
+    const sOffsets = layoutOf(init.statIdx.map((i) => init.shapes[i])).offsets;
     parentPort!.postMessage({ type: 'ready' });
-    parentPort!.on('message', (m: Step) => {
+    parentPort!.on('message', (m: StepMsg) => {
       try {
         const weights = new Float32Array(init.weightBuf);
         tf.tidy(() => {
           vars.forEach((v, i) => v.write(tf.tensor(weights.subarray(all.offsets[i], all.offsets[i] + all.sizes[i]), init.shapes[i])));
         });
+        seedDropouts(model, m.seeds);
         const out = new Float32Array(init.gradBuf);
-        const loss = tf.tidy(() => {
+        const [loss, hits] = tf.tidy(() => {
           const x = tf.tensor(m.x, m.xShape);
           const y = tf.tensor(m.y, m.yShape);
-          const { value, grads } = tf.variableGrads(() => shardLoss(model, x, y, m.labelSmoothing),
-            trainable.map((v) => v.read() as tf.Variable));
-          trainable.forEach((v, j) => out.set(grads[(v.read() as tf.Variable).name].mul(m.weight).dataSync() as Float32Array, tOffsets[j]));
-          return value.dataSync()[0] * m.weight;
+          let h: tf.Scalar | undefined;
+          const { value, grads } = tf.variableGrads(() => {
+            const s = shardLoss(model, x, y, init.labelSmoothing);
+            h = tf.keep(s.hits);
+            return s.loss;
+          }, trainable.map((v) => v.read() as tf.Variable));
+          trainable.forEach((v, j) => {
+            const g = grads[(v.read() as tf.Variable).name];
+            if (g) out.set(g.mul(m.weight).dataSync() as Float32Array, tOffsets[j]);
+          });
+          return [value.dataSync()[0] * m.weight, h!.dataSync()[0]];
         });
-        parentPort!.postMessage({ type: 'done', loss });
+        // the moving statistics this shard's batch-mode BatchNorm layers just updated
+        const sb = new Float32Array(init.statsBuf);
+        stats.forEach((v, j) => sb.set(v.read().dataSync() as Float32Array, sOffsets[j]));
+        parentPort!.postMessage({ type: 'done', loss, hits });
       } catch (e) {
         parentPort!.postMessage({ type: 'error', message: String((e as Error)?.message ?? e) });
       }

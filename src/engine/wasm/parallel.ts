@@ -1,6 +1,8 @@
 import * as path from 'path';
 import { Worker } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
+import { batchNormModeOf, isBatchNorm, type BatchNormMode } from '../../models/batchnorm';
+import { flatLayers } from '../../optim/named';
 
 /*
  * Data-parallel gradients over both cores. tfjs-wasm's threaded build only spreads the XNNPACK kernels
@@ -8,7 +10,9 @@ import * as tf from '@tensorflow/tfjs';
  * worker thread that runs the whole step on its share of the batch can reach ~2x. The calling thread
  * computes shard 0 itself while workers compute the others; gradients are weighted by shard size and
  * summed, so the result is the gradient of the mean loss over the whole batch, except that BatchNorm
- * in training mode sees per-shard batch statistics (as in data-parallel PyTorch without SyncBN).
+ * in training mode sees per-shard batch statistics (as in data-parallel PyTorch without SyncBN). The
+ * moving statistics of those layers are then the shard-weighted mean of every shard's update, so they
+ * follow the whole batch rather than shard 0 alone.
  * Weights go to the workers through one SharedArrayBuffer each step; gradients come back the same way.
  */
 
@@ -17,14 +21,48 @@ export interface ParallelGradientsOptions {
   threads?: number;
   /** Label smoothing of the softmax cross-entropy (default 0). */
   labelSmoothing?: number;
+  /**
+   * The variables to differentiate, keyed by the caller's names (default: the model's trainable weights
+   * keyed by their runtime names). Each must be one of the model's weights.
+   */
+  vars?: Record<string, tf.Variable>;
+}
+
+/** What one shard's forward and backward pass yields; the loss is the shard's mean. */
+export interface ShardOutput {
+  value: tf.Scalar;
+  hits: tf.Scalar;
+  grads: Record<string, tf.Tensor>;
 }
 
 export interface ShardResult { loss: number; grads: tf.NamedTensorMap }
 
 type Msg =
   | { type: 'ready' }
-  | { type: 'done'; loss: number }
+  | { type: 'done'; loss: number; hits: number }
   | { type: 'error'; message: string };
+
+/** What a worker needs to rebuild the model and take part in steps. */
+export interface WorkerInit {
+  topology: object;
+  weightBuf: SharedArrayBuffer;
+  gradBuf: SharedArrayBuffer;
+  statsBuf: SharedArrayBuffer;
+  shapes: number[][];
+  /** Stable weight names, to check the worker's copy lines up with ours. */
+  names: string[];
+  trainableIdx: number[];
+  /** Indices (into the weights) of the moving statistics that batch-mode BatchNorm layers update. */
+  statIdx: number[];
+  bnModes: Record<string, BatchNormMode>;
+  labelSmoothing: number;
+}
+
+export interface StepMsg {
+  type: 'step'; x: Float32Array; xShape: number[]; y: Float32Array; yShape: number[]; weight: number;
+  /** One seed per Dropout layer, in flatLayers order. */
+  seeds: number[];
+}
 
 export interface Layout { offsets: number[]; sizes: number[]; total: number }
 
@@ -42,113 +80,221 @@ export function layoutOf(shapes: number[][]): Layout {
   return { offsets, sizes, total };
 }
 
-const shapesOf = (vars: tf.LayerVariable[]): number[][] => vars.map((v) => v.shape as number[]);
-
-/** The loss every shard minimises: mean softmax cross-entropy over the shard (logits model). */
-export function shardLoss(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor, labelSmoothing: number): tf.Scalar {
+/** The loss every shard minimises: mean softmax cross-entropy over the shard (logits model), and its hits. */
+export function shardLoss(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor, labelSmoothing: number): { loss: tf.Scalar; hits: tf.Scalar } {
   const logits = model.apply(x, { training: true }) as tf.Tensor;
-  return tf.losses.softmaxCrossEntropy(y, logits, undefined, labelSmoothing) as tf.Scalar;
+  const hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.argMax(y, 1)), 'float32')) as tf.Scalar;
+  return { loss: tf.losses.softmaxCrossEntropy(y, logits, undefined, labelSmoothing) as tf.Scalar, hits };
+}
+
+/** Batch rows [start, end) of shard k of n. */
+export function shardBounds(batch: number, shards: number): number[] {
+  return Array.from({ length: shards + 1 }, (_, i) => Math.round((i * batch) / shards));
+}
+
+/** Sets each Dropout layer's seed (tfjs draws the same mask for the same seed). */
+export function seedDropouts(model: tf.LayersModel, seeds: number[]): void {
+  const drops = flatLayers(model).filter((l) => l.getClassName() === 'Dropout');
+  drops.forEach((d, i) => { if (seeds[i] !== undefined) (d as unknown as { seed: number }).seed = seeds[i]; });
 }
 
 export class ParallelGradients {
   private readonly workers: Worker[] = [];
-  private readonly weightBuf: SharedArrayBuffer;
   private readonly gradBufs: SharedArrayBuffer[] = [];
+  private readonly statsBufs: SharedArrayBuffer[] = [];
+  private readonly weightBuf: SharedArrayBuffer;
   private readonly all: tf.LayerVariable[];
-  private readonly trainable: tf.LayerVariable[];
   private readonly allLayout: Layout;
+  /** Caller's name and index into `all` of each differentiated variable. */
+  private readonly keys: string[];
+  private readonly trainableIdx: number[];
   private readonly trainLayout: Layout;
+  private readonly statIdx: number[];
+  private readonly statLayout: Layout;
+  private readonly vars: Record<string, tf.Variable>;
+  private broken: Error | null = null;
 
-  private constructor(private readonly model: tf.LayersModel, private readonly opts: Required<ParallelGradientsOptions>) {
+  private constructor(private readonly model: tf.LayersModel, private readonly opts: Required<Omit<ParallelGradientsOptions, 'vars'>>, vars?: Record<string, tf.Variable>) {
     this.all = model.weights;
-    this.trainable = model.trainableWeights;
-    this.allLayout = layoutOf(shapesOf(this.all));
-    this.trainLayout = layoutOf(shapesOf(this.trainable));
+    const runtime = this.all.map((w) => w.read() as tf.Variable);
+    this.vars = vars ?? Object.fromEntries(model.trainableWeights.map((w) => [(w.read() as tf.Variable).name, w.read() as tf.Variable]));
+    this.keys = Object.keys(this.vars);
+    this.trainableIdx = this.keys.map((k) => {
+      const i = runtime.indexOf(this.vars[k]);
+      if (i < 0) throw new Error(`variable "${k}" is not a weight of the model`);
+      return i;
+    });
+    this.allLayout = layoutOf(this.all.map((v) => v.shape as number[]));
+    this.trainLayout = layoutOf(this.trainableIdx.map((i) => this.all[i].shape as number[]));
+    this.statIdx = [];
+    for (const layer of flatLayers(model)) {
+      if (!isBatchNorm(layer) || (batchNormModeOf(layer) ?? 'batch') !== 'batch') continue;
+      for (const w of layer.nonTrainableWeights) this.statIdx.push(this.all.indexOf(w));
+    }
+    if (this.statIdx.some((i) => i < 0)) throw new Error('a BatchNorm statistic is not among the model weights');
+    this.statLayout = layoutOf(this.statIdx.map((i) => this.all[i].shape as number[]));
     this.weightBuf = new SharedArrayBuffer(4 * this.allLayout.total);
   }
 
   /** Starts threads-1 workers, each with a copy of the model built from its JSON topology. */
   static async create(model: tf.LayersModel, options: ParallelGradientsOptions = {}): Promise<ParallelGradients> {
     const opts = { threads: options.threads ?? 2, labelSmoothing: options.labelSmoothing ?? 0 };
-    const pg = new ParallelGradients(model, opts);
-    const trainableIdx = pg.trainable.map((v) => pg.all.indexOf(v));
+    const pg = new ParallelGradients(model, opts, options.vars);
+    const bnModes: Record<string, BatchNormMode> = {};
+    for (const layer of flatLayers(model)) {
+      const mode = batchNormModeOf(layer);
+      if (mode) bnModes[layer.name] = mode;
+    }
     const topology = model.toJSON(null, false);
     const script = path.join(__dirname, 'parallel-worker.ts');
-    await Promise.all(Array.from({ length: opts.threads - 1 }, async () => {
-      const gradBuf = new SharedArrayBuffer(4 * pg.trainLayout.total);
-      const w = new Worker(script, {
-        execArgv: ['--require', require.resolve('tsx/cjs')],
-        workerData: { topology, weightBuf: pg.weightBuf, gradBuf, shapes: shapesOf(pg.all), trainableIdx },
-      });
-      pg.workers.push(w);
-      pg.gradBufs.push(gradBuf);
-      await pg.next(w);
-    }));
+    try {
+      await Promise.all(Array.from({ length: opts.threads - 1 }, async () => {
+        const gradBuf = new SharedArrayBuffer(4 * pg.trainLayout.total);
+        const statsBuf = new SharedArrayBuffer(4 * Math.max(1, pg.statLayout.total));
+        const init: WorkerInit = {
+          topology: topology as object, weightBuf: pg.weightBuf, gradBuf, statsBuf,
+          shapes: pg.all.map((v) => v.shape as number[]), names: pg.all.map((v) => v.originalName),
+          trainableIdx: pg.trainableIdx, statIdx: pg.statIdx, bnModes, labelSmoothing: opts.labelSmoothing,
+        };
+        const w = new Worker(script, { execArgv: ['--require', require.resolve('tsx/cjs')], workerData: init });
+        pg.workers.push(w);
+        pg.gradBufs.push(gradBuf);
+        pg.statsBufs.push(statsBuf);
+        await pg.next(w);
+      }));
+    } catch (e) {
+      await pg.dispose();
+      throw e;
+    }
     return pg;
+  }
+
+  get threads(): number {
+    return this.workers.length + 1;
   }
 
   private next(w: Worker): Promise<Msg> {
     return new Promise((resolve, reject) => {
       const onMsg = (m: Msg): void => { cleanup(); m.type === 'error' ? reject(new Error(`gradient worker: ${m.message}`)) : resolve(m); };
       const onErr = (e: Error): void => { cleanup(); reject(e); };
-      const cleanup = (): void => { w.off('message', onMsg); w.off('error', onErr); };
+      const onExit = (code: number): void => { cleanup(); reject(new Error(`gradient worker exited with code ${code}`)); };
+      const cleanup = (): void => { w.off('message', onMsg); w.off('error', onErr); w.off('exit', onExit); };
       w.on('message', onMsg);
       w.on('error', onErr);
+      w.on('exit', onExit);
     });
   }
 
   /**
-   * Gradient of the mean loss over the batch w.r.t. the model's trainable weights, keyed by variable
-   * name, plus that loss. x: [B, H, W, 3], y: one-hot [B, classes]. The caller owns the returned tensors.
-   * Moving BatchNorm statistics are updated from shard 0 only.
+   * One step over the batch: `local` computes shard 0 on this thread (it must differentiate exactly the
+   * variables given at creation, under the same keys) while the workers compute the others, seeded with
+   * `seeds(k)` for their Dropout layers. Returns the mean loss and gradients over the whole batch and the
+   * total hits, as tensors the caller owns. A batch smaller than the thread count uses fewer shards.
    */
-  async gradients(x: tf.Tensor, y: tf.Tensor): Promise<ShardResult> {
+  async step(x: tf.Tensor, y: tf.Tensor, local: (xs: tf.Tensor, ys: tf.Tensor) => ShardOutput, seeds: (shard: number) => number[] = () => []): Promise<ShardOutput> {
+    if (this.broken) throw this.broken;
     const B = x.shape[0];
     const n = Math.min(this.workers.length + 1, B);
-    const bounds = Array.from({ length: n + 1 }, (_, i) => Math.round((i * B) / n));
-    // Current weights → shared buffer (workers copy them into their own heaps).
+    const bounds = shardBounds(B, n);
+    // wasm copies a tensor's values into and out of its heap; other backends may share the arrays
+    const heapCopies = tf.getBackend() === 'wasm';
     const wv = new Float32Array(this.weightBuf);
-    this.all.forEach((v, i) => wv.set(v.read().dataSync() as Float32Array, this.allLayout.offsets[i]));
+    if (n > 1) this.all.forEach((v, i) => wv.set(v.read().dataSync() as Float32Array, this.allLayout.offsets[i]));
     const pending: Array<Promise<Msg>> = [];
     for (let k = 1; k < n; k++) {
-      const [xs, ys] = tf.tidy(() => [x.slice(bounds[k], bounds[k + 1] - bounds[k]), y.slice(bounds[k], bounds[k + 1] - bounds[k])]);
-      const xd = xs.dataSync() as Float32Array;
-      const yd = ys.dataSync() as Float32Array;
-      const msg = { type: 'step', x: xd, xShape: xs.shape, y: yd, yShape: ys.shape, weight: (bounds[k + 1] - bounds[k]) / B, labelSmoothing: this.opts.labelSmoothing };
+      const size = bounds[k + 1] - bounds[k];
+      const [xs, ys] = tf.tidy(() => [x.slice(bounds[k], size), y.slice(bounds[k], size)]);
+      const msg: StepMsg = {
+        type: 'step', x: xs.dataSync() as Float32Array, xShape: xs.shape, y: ys.dataSync() as Float32Array, yShape: ys.shape,
+        weight: size / B, seeds: seeds(k),
+      };
       tf.dispose([xs, ys]);
       const w = this.workers[k - 1];
       pending.push(this.next(w));
-      w.postMessage(msg);
+      // wasm's dataSync returns a copy we may hand over; the cpu backend's may share the batch's memory
+      w.postMessage(msg, heapCopies ? [msg.x.buffer as ArrayBuffer, msg.y.buffer as ArrayBuffer] : []);
     }
-    // Shard 0 here, concurrently with the workers.
     const w0 = (bounds[1] - bounds[0]) / B;
-    const local = tf.tidy(() => {
-      const xs = x.slice(0, bounds[1]);
-      const ys = y.slice(0, bounds[1]);
-      const { value, grads } = tf.variableGrads(() => shardLoss(this.model, xs, ys, this.opts.labelSmoothing),
-        this.trainable.map((v) => v.read() as tf.Variable));
-      const scaled: tf.NamedTensorMap = {};
-      for (const k of Object.keys(grads)) scaled[k] = tf.keep(grads[k].mul(w0));
-      return { loss: tf.keep(value.mul(w0)), grads: scaled };
+    const [xs0, ys0] = n > 1 ? tf.tidy(() => [x.slice(0, bounds[1]), y.slice(0, bounds[1])]) : [x, y];
+    let out: ShardOutput;
+    try {
+      out = local(xs0, ys0);
+    } catch (e) {
+      // the workers must finish before anything else is posted to them
+      await Promise.allSettled(pending);
+      throw e;
+    } finally {
+      if (n > 1) tf.dispose([xs0, ys0]);
+    }
+    let done: Msg[];
+    try {
+      done = await Promise.all(pending);
+    } catch (e) {
+      tf.dispose([out.value, out.hits, ...Object.values(out.grads)]);
+      this.broken = e as Error;
+      throw e;
+    }
+    if (n === 1) return out;
+    let lossRest = 0;
+    let hitsRest = 0;
+    for (const m of done) if (m.type === 'done') { lossRest += m.loss; hitsRest += m.hits; }
+    const combined: ShardOutput = tf.tidy(() => {
+      const grads: Record<string, tf.Tensor> = {};
+      this.keys.forEach((key, j) => {
+        const g = out.grads[key];
+        if (!g) return; // not reached by the loss: absent on every shard
+        const shape = g.shape;
+        let acc = tf.mul(g, w0);
+        for (let k = 0; k < n - 1; k++) {
+          const view = new Float32Array(this.gradBufs[k], 4 * this.trainLayout.offsets[j], this.trainLayout.sizes[j]);
+          acc = tf.add(acc, tf.tensor(heapCopies ? view : view.slice(), shape));
+        }
+        grads[key] = acc;
+      });
+      return {
+        value: tf.add(tf.mul(out.value, w0), lossRest) as tf.Scalar,
+        hits: tf.add(out.hits, hitsRest) as tf.Scalar,
+        grads,
+      };
     });
-    const done = await Promise.all(pending);
-    let loss = (await local.loss.data())[0];
-    local.loss.dispose();
-    const grads: tf.NamedTensorMap = {};
-    this.trainable.forEach((v, i) => {
-      const name = (v.read() as tf.Variable).name;
-      const g = local.grads[name];
-      let acc: tf.Tensor = g;
-      for (let k = 0; k < n - 1; k++) {
-        const view = new Float32Array(this.gradBufs[k], 4 * this.trainLayout.offsets[i], this.trainLayout.sizes[i]);
-        const next = tf.tidy(() => acc.add(tf.tensor(view.slice(), v.shape as number[])));
-        acc.dispose();
-        acc = next;
-      }
-      grads[name] = acc;
+    tf.dispose([out.value, out.hits, ...Object.values(out.grads)]);
+    this.averageStatistics(bounds, B, n, heapCopies);
+    return combined;
+  }
+
+  /** Moving statistics ← shard-weighted mean of every shard's update (shard 0's is already in the model). */
+  private averageStatistics(bounds: number[], B: number, n: number, heapCopies: boolean): void {
+    if (!this.statIdx.length) return;
+    tf.tidy(() => {
+      this.statIdx.forEach((i, j) => {
+        const v = this.all[i];
+        let acc = tf.mul(v.read(), (bounds[1] - bounds[0]) / B);
+        for (let k = 1; k < n; k++) {
+          const view = new Float32Array(this.statsBufs[k - 1], 4 * this.statLayout.offsets[j], this.statLayout.sizes[j]);
+          acc = tf.add(acc, tf.mul(tf.tensor(heapCopies ? view : view.slice(), v.shape as number[]), (bounds[k + 1] - bounds[k]) / B));
+        }
+        v.write(acc);
+      });
     });
-    for (const m of done) if (m.type === 'done') loss += m.loss;
-    return { loss, grads };
+  }
+
+  /** Gradient of the mean loss over the batch w.r.t. the variables, and that loss (what the bench times). */
+  async gradients(x: tf.Tensor, y: tf.Tensor): Promise<ShardResult> {
+    const vars = this.vars;
+    const r = await this.step(x, y, (xs, ys) => tf.tidy(() => {
+      let hits: tf.Scalar | undefined;
+      const { value, grads } = tf.variableGrads(() => {
+        const s = shardLoss(this.model, xs, ys, this.opts.labelSmoothing);
+        hits = tf.keep(s.hits);
+        return s.loss;
+      }, this.keys.map((k) => vars[k]));
+      const named: Record<string, tf.Tensor> = {};
+      for (const k of this.keys) if (grads[vars[k].name]) named[k] = grads[vars[k].name];
+      return { value, hits: hits!, grads: named };
+    }));
+    const loss = (await r.value.data())[0];
+    tf.dispose([r.value, r.hits]);
+    return { loss, grads: r.grads };
   }
 
   async dispose(): Promise<void> {
