@@ -3,7 +3,7 @@ import { parentPort, workerData } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerWasmTrainingKernels } from './index';
-import { layoutOf, seedDropouts, shardLoss, type StepMsg, type WorkerInit } from './parallel';
+import { layoutOf, seedDropouts, shardLoss, valuesOf, type StepMsg, type WorkerInit } from './parallel';
 import { setBatchNormMode } from '../../models/batchnorm';
 import { flatLayers } from '../../optim/named';
 
@@ -48,13 +48,13 @@ import { flatLayers } from '../../optim/named';
           }, trainable.map((v) => v.read() as tf.Variable));
           trainable.forEach((v, j) => {
             const g = grads[(v.read() as tf.Variable).name];
-            if (g) out.set(g.mul(m.weight).dataSync() as Float32Array, tOffsets[j]);
+            if (g) out.set(valuesOf(g.mul(m.weight)), tOffsets[j]);
           });
           return [value.dataSync()[0] * m.weight, h!.dataSync()[0]];
         });
         // the moving statistics this shard's batch-mode BatchNorm layers just updated
         const sb = new Float32Array(init.statsBuf);
-        stats.forEach((v, j) => sb.set(v.read().dataSync() as Float32Array, sOffsets[j]));
+        stats.forEach((v, j) => sb.set(valuesOf(v.read()), sOffsets[j]));
         parentPort!.postMessage({ type: 'done', loss, hits });
       } catch (e) {
         parentPort!.postMessage({ type: 'error', message: String((e as Error)?.message ?? e) });
