@@ -254,6 +254,11 @@ export class Trainer {
     await p?.dispose();
   }
 
+  /** Tensors held by each gradient worker after its last step (empty on one thread). */
+  get workerTensors(): number[] {
+    return this.parallel ? [...this.parallel.workerTensors] : [];
+  }
+
   /** Threads computing gradients in the running fit (1 outside fit or when the workers did not start). */
   get threads(): number {
     return this.parallel ? this.parallel.threads : 1;

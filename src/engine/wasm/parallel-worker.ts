@@ -50,12 +50,14 @@ import { flatLayers } from '../../optim/named';
             const g = grads[(v.read() as tf.Variable).name];
             if (g) out.set(valuesOf(g.mul(m.weight)), tOffsets[j]);
           });
-          return [value.dataSync()[0] * m.weight, h!.dataSync()[0]];
+          const hitCount = h!.dataSync()[0];
+          h!.dispose(); // kept past variableGrads' scope, so this tidy would not release it
+          return [value.dataSync()[0] * m.weight, hitCount];
         });
         // the moving statistics this shard's batch-mode BatchNorm layers just updated
         const sb = new Float32Array(init.statsBuf);
         stats.forEach((v, j) => sb.set(valuesOf(v.read()), sOffsets[j]));
-        parentPort!.postMessage({ type: 'done', loss, hits });
+        parentPort!.postMessage({ type: 'done', loss, hits, numTensors: tf.memory().numTensors });
       } catch (e) {
         parentPort!.postMessage({ type: 'error', message: String((e as Error)?.message ?? e) });
       }

@@ -41,7 +41,7 @@ export interface ShardResult { loss: number; grads: tf.NamedTensorMap }
 
 type Msg =
   | { type: 'ready' }
-  | { type: 'done'; loss: number; hits: number }
+  | { type: 'done'; loss: number; hits: number; numTensors: number }
   | { type: 'error'; message: string };
 
 /** What a worker needs to rebuild the model and take part in steps. */
@@ -128,6 +128,8 @@ export class ParallelGradients {
   private readonly statLayout: Layout;
   private readonly vars: Record<string, tf.Variable>;
   private broken: Error | null = null;
+  /** Each worker's tf.memory().numTensors after its last step: leak checks can see into the threads. */
+  readonly workerTensors: number[] = [];
 
   private constructor(private readonly model: tf.LayersModel, private readonly opts: Required<Omit<ParallelGradientsOptions, 'vars'>>, vars?: Record<string, tf.Variable>) {
     this.all = model.weights;
@@ -252,7 +254,12 @@ export class ParallelGradients {
     if (n === 1) return out;
     let lossRest = 0;
     let hitsRest = 0;
-    for (const m of done) if (m.type === 'done') { lossRest += m.loss; hitsRest += m.hits; }
+    done.forEach((m, k) => {
+      if (m.type !== 'done') return;
+      lossRest += m.loss;
+      hitsRest += m.hits;
+      this.workerTensors[k] = m.numTensors;
+    });
     const combined: ShardOutput = tf.tidy(() => {
       const grads: Record<string, tf.Tensor> = {};
       this.keys.forEach((key, j) => {
