@@ -254,9 +254,9 @@ export class Trainer {
     await p?.dispose();
   }
 
-  /** Tensors held by each gradient worker after its last step (empty on one thread). */
-  get workerTensors(): number[] {
-    return this.parallel ? [...this.parallel.workerTensors] : [];
+  /** Tensors (count and bytes) held by each gradient worker after its last step (empty on one thread). */
+  get workerMemory(): Array<{ numTensors: number; numBytes: number }> {
+    return this.parallel ? this.parallel.workerMemory.map((m) => ({ ...m })) : [];
   }
 
   /** Threads computing gradients in the running fit (1 outside fit or when the workers did not start). */

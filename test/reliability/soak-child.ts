@@ -39,8 +39,7 @@ async function soak(): Promise<void> {
   sample('start', 0);
   const r = await runJob(
     // default job: the divergence guard's snapshots and rollbacks are part of what must not leak
-    // two gradient threads (2 images each): the worker's heap lives through all the epochs, so a leak there shows in RSS
-    { ...job, train: { ...job.train, epochs: Number(epochsArg), threads: 2 }, out: path.join(work, 'train') },
+    { ...job, train: { ...job.train, epochs: Number(epochsArg) }, out: path.join(work, 'train') },
     { ...quiet, callbacks: [{ onEpochEnd: (e) => sample('epoch', e.epoch + 1) }] },
   );
   console.log(JSON.stringify({ phase: 'guard', i: r.fit.guardEvents.length, numTensors: 0, rss: 0, heapUsed: 0, external: 0 }));

@@ -57,7 +57,7 @@ import { flatLayers } from '../../optim/named';
         // the moving statistics this shard's batch-mode BatchNorm layers just updated
         const sb = new Float32Array(init.statsBuf);
         stats.forEach((v, j) => sb.set(valuesOf(v.read()), sOffsets[j]));
-        parentPort!.postMessage({ type: 'done', loss, hits, numTensors: tf.memory().numTensors });
+        parentPort!.postMessage({ type: 'done', loss, hits, numTensors: tf.memory().numTensors, numBytes: tf.memory().numBytes });
       } catch (e) {
         parentPort!.postMessage({ type: 'error', message: String((e as Error)?.message ?? e) });
       }

@@ -41,7 +41,7 @@ export interface ShardResult { loss: number; grads: tf.NamedTensorMap }
 
 type Msg =
   | { type: 'ready' }
-  | { type: 'done'; loss: number; hits: number; numTensors: number }
+  | { type: 'done'; loss: number; hits: number; numTensors: number; numBytes: number }
   | { type: 'error'; message: string };
 
 /** What a worker needs to rebuild the model and take part in steps. */
@@ -128,8 +128,8 @@ export class ParallelGradients {
   private readonly statLayout: Layout;
   private readonly vars: Record<string, tf.Variable>;
   private broken: Error | null = null;
-  /** Each worker's tf.memory().numTensors after its last step: leak checks can see into the threads. */
-  readonly workerTensors: number[] = [];
+  /** Each worker's tf.memory() after its last step: leak checks can see into the threads. */
+  readonly workerMemory: Array<{ numTensors: number; numBytes: number }> = [];
 
   private constructor(private readonly model: tf.LayersModel, private readonly opts: Required<Omit<ParallelGradientsOptions, 'vars'>>, vars?: Record<string, tf.Variable>) {
     this.all = model.weights;
@@ -258,7 +258,7 @@ export class ParallelGradients {
       if (m.type !== 'done') return;
       lossRest += m.loss;
       hitsRest += m.hits;
-      this.workerTensors[k] = m.numTensors;
+      this.workerMemory[k] = { numTensors: m.numTensors, numBytes: m.numBytes };
     });
     const combined: ShardOutput = tf.tidy(() => {
       const grads: Record<string, tf.Tensor> = {};
