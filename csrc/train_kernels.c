@@ -569,3 +569,128 @@ void maxpool_bp(const f32 *x, const f32 *dy, f32 *dx, int N, int H, int W, int C
         }
       }
 }
+
+/*
+ * Forward convolution y = act(conv(x, w) + bias) as a cache-blocked GEMM, the mirror of conv2d_bp_input:
+ * per tile of PT output pixels, cols[PT][M] = im2col(x) (M = KH*KW*CI; skipped for 1x1 stride-1 unpadded
+ * convolutions, whose rows of x are the rows of cols), then y_tile[PT][CO] = cols * W with W packed once
+ * into 8-wide column panels [CO8/8][M][8]. The reduction runs in chunks of KC so one panel chunk (KC*8
+ * floats) stays in L1 while every 4-pixel block of the tile streams past it; the 4x8 register block is
+ * initialised with the bias (first chunk) or the partial sums in y (later chunks), and the activation is
+ * applied after the last chunk. act: 0 linear, 1 relu, 2 relu6.
+ * scratch: M*CO8 (panels) + PT*M (cols) floats, CO8 = CO rounded up to 8; PT is chosen by the caller.
+ * ------------------------------------------------------------------------------------------------ */
+#define FWD_KC 512
+
+static inline v128_t act_apply(v128_t v, int act) {
+  if (act == 0) return v;
+  v = wasm_f32x4_pmax(v, wasm_f32x4_splat(0));
+  return act == 2 ? wasm_f32x4_pmin(v, wasm_f32x4_splat(6)) : v;
+}
+
+/* store the first `n` (1..8) lanes of (u, v) at o */
+static inline void store_partial8(f32 *o, v128_t u, v128_t v, int n) {
+  if (n >= 8) { wasm_v128_store(o, u); wasm_v128_store(o + 4, v); return; }
+  if (n >= 4) { wasm_v128_store(o, u); o += 4; u = v; n -= 4; }
+  if (n > 0) o[0] = wasm_f32x4_extract_lane(u, 0);
+  if (n > 1) o[1] = wasm_f32x4_extract_lane(u, 1);
+  if (n > 2) o[2] = wasm_f32x4_extract_lane(u, 2);
+}
+
+static inline v128_t load_partial4(const f32 *p, int n) {
+  if (n >= 4) return wasm_v128_load(p);
+  v128_t r = wasm_f32x4_splat(0);
+  if (n > 0) r = wasm_f32x4_replace_lane(r, 0, p[0]);
+  if (n > 1) r = wasm_f32x4_replace_lane(r, 1, p[1]);
+  if (n > 2) r = wasm_f32x4_replace_lane(r, 2, p[2]);
+  return r;
+}
+
+static inline void load_partial8(const f32 *p, int n, v128_t *u, v128_t *v) {
+  *u = load_partial4(p, n);
+  *v = n > 4 ? load_partial4(p + 4, n - 4) : wasm_f32x4_splat(0);
+}
+
+static void im2col_rows(const f32 *x, f32 *cols, int p0, int np, int H, int W, int CI, int OH, int OW, int KH,
+                        int KW, int SH, int SW, int PTOP, int PLEFT) {
+  const int M = KH * KW * CI;
+  int n = p0 / (OH * OW), rem = p0 % (OH * OW), oh = rem / OW, ow = rem % OW;
+  for (int p = 0; p < np; p++) {
+    f32 *dst = cols + p * M;
+    for (int kh = 0; kh < KH; kh++) {
+      int ih = oh * SH + kh - PTOP;
+      for (int kw = 0; kw < KW; kw++, dst += CI) {
+        int iw = ow * SW + kw - PLEFT;
+        if (ih < 0 || ih >= H || iw < 0 || iw >= W) { zero(dst, CI); continue; }
+        __builtin_memcpy(dst, x + ((n * H + ih) * W + iw) * CI, (unsigned)CI * sizeof(f32));
+      }
+    }
+    if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; n++; } }
+  }
+}
+
+EXPORT(conv2d_fwd)
+void conv2d_fwd(const f32 *x, const f32 *w, const f32 *bias, f32 *y, f32 *scratch, int N, int H, int W, int CI,
+                int OH, int OW, int CO, int KH, int KW, int SH, int SW, int PTOP, int PLEFT, int act, int PT) {
+  const int M = KH * KW * CI, CO8 = (CO + 7) & ~7, P = N * OH * OW;
+  const int direct = KH == 1 && KW == 1 && SH == 1 && SW == 1 && PTOP == 0 && PLEFT == 0;
+  f32 *panel = scratch, *colbuf = scratch + M * CO8;
+  for (int c0 = 0; c0 < CO8; c0 += 8)
+    for (int m = 0; m < M; m++)
+      for (int j = 0; j < 8; j++) panel[c0 * M + m * 8 + j] = c0 + j < CO ? w[m * CO + c0 + j] : 0;
+  for (int p0 = 0; p0 < P; p0 += PT) {
+    const int np = P - p0 < PT ? P - p0 : PT;
+    const f32 *cols = colbuf;
+    if (direct) cols = x + p0 * CI;
+    else im2col_rows(x, colbuf, p0, np, H, W, CI, OH, OW, KH, KW, SH, SW, PTOP, PLEFT);
+    for (int k0 = 0; k0 < M; k0 += FWD_KC) {
+      const int kc = M - k0 < FWD_KC ? M - k0 : FWD_KC;
+      const int first = k0 == 0, last = k0 + kc == M;
+      for (int c0 = 0; c0 < CO8; c0 += 8) {
+        const f32 *pn = panel + c0 * M + k0 * 8;
+        const int nc = CO - c0 < 8 ? CO - c0 : 8;
+        v128_t b0 = wasm_f32x4_splat(0), b1 = b0;
+        if (first && bias) load_partial8(bias + c0, nc, &b0, &b1);
+        int p = 0;
+        for (; p + 4 <= np; p += 4) {
+          f32 *o = y + (p0 + p) * CO + c0;
+          v128_t a00, a01, a10, a11, a20, a21, a30, a31;
+          if (first) { a00 = a10 = a20 = a30 = b0; a01 = a11 = a21 = a31 = b1; }
+          else {
+            load_partial8(o, nc, &a00, &a01); load_partial8(o + CO, nc, &a10, &a11);
+            load_partial8(o + 2 * CO, nc, &a20, &a21); load_partial8(o + 3 * CO, nc, &a30, &a31);
+          }
+          const f32 *c = cols + p * M + k0, *wp = pn;
+          for (int m = 0; m < kc; m++, wp += 8) {
+            v128_t w0 = wasm_v128_load(wp), w1 = wasm_v128_load(wp + 4);
+            v128_t d0 = wasm_v128_load32_splat(c + m), d1 = wasm_v128_load32_splat(c + M + m);
+            v128_t d2 = wasm_v128_load32_splat(c + 2 * M + m), d3 = wasm_v128_load32_splat(c + 3 * M + m);
+            a00 = wasm_f32x4_add(a00, wasm_f32x4_mul(d0, w0)); a01 = wasm_f32x4_add(a01, wasm_f32x4_mul(d0, w1));
+            a10 = wasm_f32x4_add(a10, wasm_f32x4_mul(d1, w0)); a11 = wasm_f32x4_add(a11, wasm_f32x4_mul(d1, w1));
+            a20 = wasm_f32x4_add(a20, wasm_f32x4_mul(d2, w0)); a21 = wasm_f32x4_add(a21, wasm_f32x4_mul(d2, w1));
+            a30 = wasm_f32x4_add(a30, wasm_f32x4_mul(d3, w0)); a31 = wasm_f32x4_add(a31, wasm_f32x4_mul(d3, w1));
+          }
+          if (last) {
+            a00 = act_apply(a00, act); a01 = act_apply(a01, act); a10 = act_apply(a10, act); a11 = act_apply(a11, act);
+            a20 = act_apply(a20, act); a21 = act_apply(a21, act); a30 = act_apply(a30, act); a31 = act_apply(a31, act);
+          }
+          store_partial8(o, a00, a01, nc); store_partial8(o + CO, a10, a11, nc);
+          store_partial8(o + 2 * CO, a20, a21, nc); store_partial8(o + 3 * CO, a30, a31, nc);
+        }
+        for (; p < np; p++) {
+          f32 *o = y + (p0 + p) * CO + c0;
+          v128_t a0, a1;
+          if (first) { a0 = b0; a1 = b1; } else load_partial8(o, nc, &a0, &a1);
+          const f32 *c = cols + p * M + k0, *wp = pn;
+          for (int m = 0; m < kc; m++, wp += 8) {
+            v128_t dv = wasm_v128_load32_splat(c + m);
+            a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(dv, wasm_v128_load(wp)));
+            a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(dv, wasm_v128_load(wp + 4)));
+          }
+          if (last) { a0 = act_apply(a0, act); a1 = act_apply(a1, act); }
+          store_partial8(o, a0, a1, nc);
+        }
+      }
+    }
+  }
+}

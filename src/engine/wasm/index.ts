@@ -2,6 +2,7 @@ import { getKernel, registerGradient, registerKernel, unregisterKernel, type Ker
 import { convGradKernelConfigs, convGradReplacementConfigs } from './conv_grads';
 import { fusedGradConfigs, fusedKernelConfigs, routeLayersToFusedOps } from './fused';
 import { fusedBatchNormReplacement } from './batchnorm_infer';
+import { fusedConv2DReplacement } from './conv_forward';
 import { identityReplacement } from './identity';
 import { sliceReplacement, tileReplacement } from './slice';
 
@@ -15,6 +16,7 @@ export const wasmReplacementKernelConfigs: readonly KernelConfig[] = [...convGra
 /** Stock wasm kernels we replace for the common cases, handing the rest to the stock kernel. */
 const withStockFallback: Record<string, (stock: KernelFunc) => KernelConfig> = {
   FusedBatchNorm: fusedBatchNormReplacement,
+  FusedConv2D: fusedConv2DReplacement,
   Identity: identityReplacement,
   Slice: sliceReplacement,
   Tile: tileReplacement,

@@ -28,6 +28,9 @@ export interface TrainKernelExports {
     KH: number, KW: number, SH: number, SW: number, PT: number, PL: number): void;
   bn_infer(x: number, mean: number, variance: number, offset: number, scale: number, y: number, tmp: number,
     P: number, C: number, eps: number): void;
+  conv2d_fwd(x: number, w: number, bias: number, y: number, scratch: number, N: number, H: number, W: number, CI: number,
+    OH: number, OW: number, CO: number, KH: number, KW: number, SH: number, SW: number, PT: number, PL: number,
+    act: number, tilePixels: number): void;
 }
 
 /** Pixel tile of conv2d_bp_filter and conv2d_bp_input (csrc PTILE): sizes their scratch. */
