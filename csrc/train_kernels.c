@@ -262,97 +262,36 @@ void bn_infer(const f32 *x, const f32 *mean, const f32 *var, const f32 *offset, 
 static void pack_im2col(const f32 *x, f32 *pack, int p0, int np, int H, int W, int CI, int OH, int OW, int KH,
                         int KW, int SH, int SW, int PTOP, int PLEFT, int M4) {
   const int M = KH * KW * CI;
-  const int vec = (CI & 3) == 0;
-  int n = p0 / (OH * OW), rem = p0 % (OH * OW), oh = rem / OW, ow = rem % OW;
-  for (int p = 0; p < np; p++) {
+  const int n0 = p0 / (OH * OW), rem0 = p0 % (OH * OW), oh0 = rem0 / OW, ow0 = rem0 % OW;
+  if ((CI & 3) == 0) {
+    /* one 4-channel group of one tap at a time, pixels inner: each group's PTILE x 4 block is written
+       sequentially (pixel-major writes hop across all M4/4 blocks: 1.3 ns a float on ResNet's 56x56x64) */
     for (int kh = 0; kh < KH; kh++) {
-      int ih = oh * SH + kh - PTOP;
       for (int kw = 0; kw < KW; kw++) {
-        int iw = ow * SW + kw - PLEFT;
-        int m0 = (kh * KW + kw) * CI;
-        int ok = ih >= 0 && ih < H && iw >= 0 && iw < W;
-        const f32 *src = x + ((n * H + ih) * W + iw) * CI;
-        if (vec) {
-          for (int ci = 0; ci < CI; ci += 4) {
-            f32 *dst = pack + (((m0 + ci) >> 2) * PTILE + p) * 4;
-            wasm_v128_store(dst, ok ? wasm_v128_load(src + ci) : wasm_f32x4_splat(0));
-          }
-        } else {
-          for (int ci = 0; ci < CI; ci++) {
-            int m = m0 + ci;
-            pack[((m >> 2) * PTILE + p) * 4 + (m & 3)] = ok ? src[ci] : 0;
+        for (int ci = 0; ci < CI; ci += 4) {
+          f32 *dst = pack + (((kh * KW + kw) * CI + ci) >> 2) * PTILE * 4;
+          int n = n0, oh = oh0, ow = ow0;
+          for (int p = 0; p < np; p++, dst += 4) {
+            int ih = oh * SH + kh - PTOP, iw = ow * SW + kw - PLEFT;
+            int ok = ih >= 0 && ih < H && iw >= 0 && iw < W;
+            wasm_v128_store(dst, ok ? wasm_v128_load(x + ((n * H + ih) * W + iw) * CI + ci) : wasm_f32x4_splat(0));
+            if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; n++; } }
           }
         }
       }
     }
-    for (int m = M; m < M4; m++) pack[((m >> 2) * PTILE + p) * 4 + (m & 3)] = 0;
-    if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; n++; } }
+    return;
   }
-}
-
-EXPORT(conv2d_bp_filter)
-void conv2d_bp_filter(const f32 *x, const f32 *dy, f32 *dw, f32 *pack, int N, int H, int W, int CI, int OH,
-                         int OW, int CO, int KH, int KW, int SH, int SW, int PTOP, int PLEFT) {
-  const int M = KH * KW * CI, M4 = (M + 3) & ~3, P = N * OH * OW;
-  zero(dw, M * CO);
-  for (int p0 = 0; p0 < P; p0 += PTILE) {
-    const int np = P - p0 < PTILE ? P - p0 : PTILE;
-    pack_im2col(x, pack, p0, np, H, W, CI, OH, OW, KH, KW, SH, SW, PTOP, PLEFT, M4);
-    const f32 *B = dy + p0 * CO;
-    for (int m0 = 0; m0 < M4; m0 += 4) {
-      const f32 *A = pack + (m0 >> 2) * PTILE * 4;
-      const int rows = M - m0 < 4 ? M - m0 : 4;
-      int co0 = 0;
-      for (; co0 + 8 <= CO; co0 += 8) {
-        v128_t a00 = wasm_f32x4_splat(0), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
-        const f32 *ap = A, *bp = B + co0;
-        for (int p = 0; p < np; p++, ap += 4, bp += CO) {
-          v128_t b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 4);
-          v128_t x0 = wasm_v128_load32_splat(ap), x1 = wasm_v128_load32_splat(ap + 1);
-          v128_t x2 = wasm_v128_load32_splat(ap + 2), x3 = wasm_v128_load32_splat(ap + 3);
-          a00 = wasm_f32x4_add(a00, wasm_f32x4_mul(x0, b0)); a01 = wasm_f32x4_add(a01, wasm_f32x4_mul(x0, b1));
-          a10 = wasm_f32x4_add(a10, wasm_f32x4_mul(x1, b0)); a11 = wasm_f32x4_add(a11, wasm_f32x4_mul(x1, b1));
-          a20 = wasm_f32x4_add(a20, wasm_f32x4_mul(x2, b0)); a21 = wasm_f32x4_add(a21, wasm_f32x4_mul(x2, b1));
-          a30 = wasm_f32x4_add(a30, wasm_f32x4_mul(x3, b0)); a31 = wasm_f32x4_add(a31, wasm_f32x4_mul(x3, b1));
-        }
-        f32 *o = dw + m0 * CO + co0;
-#define ACC2(r, u, v) do { wasm_v128_store(o + (r) * CO, wasm_f32x4_add(wasm_v128_load(o + (r) * CO), u)); \
-    wasm_v128_store(o + (r) * CO + 4, wasm_f32x4_add(wasm_v128_load(o + (r) * CO + 4), v)); } while (0)
-        ACC2(0, a00, a01);
-        if (rows > 1) ACC2(1, a10, a11);
-        if (rows > 2) ACC2(2, a20, a21);
-        if (rows > 3) ACC2(3, a30, a31);
-#undef ACC2
-      }
-      for (; co0 + 4 <= CO; co0 += 4) {
-        v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
-        const f32 *ap = A, *bp = B + co0;
-        for (int p = 0; p < np; p++, ap += 4, bp += CO) {
-          v128_t b0 = wasm_v128_load(bp);
-          a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load32_splat(ap), b0));
-          a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_v128_load32_splat(ap + 1), b0));
-          a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_v128_load32_splat(ap + 2), b0));
-          a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wasm_v128_load32_splat(ap + 3), b0));
-        }
-        f32 *o = dw + m0 * CO + co0;
-        wasm_v128_store(o, wasm_f32x4_add(wasm_v128_load(o), a0));
-        if (rows > 1) wasm_v128_store(o + CO, wasm_f32x4_add(wasm_v128_load(o + CO), a1));
-        if (rows > 2) wasm_v128_store(o + 2 * CO, wasm_f32x4_add(wasm_v128_load(o + 2 * CO), a2));
-        if (rows > 3) wasm_v128_store(o + 3 * CO, wasm_f32x4_add(wasm_v128_load(o + 3 * CO), a3));
-      }
-      for (; co0 < CO; co0++) {
-        f32 s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        const f32 *ap = A, *bp = B + co0;
-        for (int p = 0; p < np; p++, ap += 4, bp += CO) {
-          f32 bv = *bp;
-          s0 += ap[0] * bv; s1 += ap[1] * bv; s2 += ap[2] * bv; s3 += ap[3] * bv;
-        }
-        f32 *o = dw + m0 * CO + co0;
-        o[0] += s0;
-        if (rows > 1) o[CO] += s1;
-        if (rows > 2) o[2 * CO] += s2;
-        if (rows > 3) o[3 * CO] += s3;
-      }
+  /* any channel count (the 3-channel stem): one (tap, channel) at a time, pixels inner, as above */
+  for (int m = 0; m < M4; m++) {
+    f32 *dst = pack + (m >> 2) * PTILE * 4 + (m & 3);
+    if (m >= M) { for (int p = 0; p < np; p++) dst[4 * p] = 0; continue; }
+    const int tap = m / CI, ci = m % CI, kh = tap / KW, kw = tap % KW;
+    int n = n0, oh = oh0, ow = ow0;
+    for (int p = 0; p < np; p++, dst += 4) {
+      int ih = oh * SH + kh - PTOP, iw = ow * SW + kw - PLEFT;
+      *dst = ih >= 0 && ih < H && iw >= 0 && iw < W ? x[((n * H + ih) * W + iw) * CI + ci] : 0;
+      if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; n++; } }
     }
   }
 }
@@ -690,6 +629,62 @@ void conv2d_fwd(const f32 *x, const f32 *w, const f32 *bias, f32 *y, f32 *scratc
           if (last) { a0 = act_apply(a0, act); a1 = act_apply(a1, act); }
           store_partial8(o, a0, a1, nc);
         }
+      }
+    }
+  }
+}
+
+/*
+ * dW = im2col(x)^T * dy, per tile of PTILE output pixels (the layout comment above conv2d_bp_filter's packing
+ * helper). The dy tile is packed too, into 8-wide column panels [CO8/8][PTILE][8], so the micro-kernel's two
+ * streams (4 im2col values and 8 dy values per pixel) are both sequential and L1-resident: read in place, each
+ * pixel's 8 dy values sat in their own cache line of a CO-wide row, and a 64-channel dy tile (32 KB) filled L1.
+ * pack: M4*PTILE + PTILE*CO8 floats.
+ */
+EXPORT(conv2d_bp_filter)
+void conv2d_bp_filter(const f32 *x, const f32 *dy, f32 *dw, f32 *pack, int N, int H, int W, int CI, int OH,
+                         int OW, int CO, int KH, int KW, int SH, int SW, int PTOP, int PLEFT) {
+  const int M = KH * KW * CI, M4 = (M + 3) & ~3, P = N * OH * OW, CO8 = (CO + 7) & ~7;
+  f32 *dpack = pack + M4 * PTILE;
+  zero(dw, M * CO);
+  for (int p0 = 0; p0 < P; p0 += PTILE) {
+    const int np = P - p0 < PTILE ? P - p0 : PTILE;
+    pack_im2col(x, pack, p0, np, H, W, CI, OH, OW, KH, KW, SH, SW, PTOP, PLEFT, M4);
+    for (int c0 = 0; c0 < CO8; c0 += 8) {
+      const int nc = CO - c0 < 8 ? CO - c0 : 8;
+      f32 *dst = dpack + (c0 >> 3) * PTILE * 8;
+      const f32 *src = dy + p0 * CO + c0;
+      for (int p = 0; p < np; p++, dst += 8, src += CO) {
+        v128_t u, v;
+        load_partial8(src, nc, &u, &v);
+        wasm_v128_store(dst, u); wasm_v128_store(dst + 4, v);
+      }
+    }
+    for (int m0 = 0; m0 < M4; m0 += 4) {
+      const f32 *A = pack + (m0 >> 2) * PTILE * 4;
+      const int rows = M - m0 < 4 ? M - m0 : 4;
+      for (int c0 = 0; c0 < CO8; c0 += 8) {
+        const int nc = CO - c0 < 8 ? CO - c0 : 8;
+        v128_t a00 = wasm_f32x4_splat(0), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        const f32 *ap = A, *bp = dpack + (c0 >> 3) * PTILE * 8;
+        for (int p = 0; p < np; p++, ap += 4, bp += 8) {
+          v128_t b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 4);
+          v128_t x0 = wasm_v128_load32_splat(ap), x1 = wasm_v128_load32_splat(ap + 1);
+          v128_t x2 = wasm_v128_load32_splat(ap + 2), x3 = wasm_v128_load32_splat(ap + 3);
+          a00 = wasm_f32x4_add(a00, wasm_f32x4_mul(x0, b0)); a01 = wasm_f32x4_add(a01, wasm_f32x4_mul(x0, b1));
+          a10 = wasm_f32x4_add(a10, wasm_f32x4_mul(x1, b0)); a11 = wasm_f32x4_add(a11, wasm_f32x4_mul(x1, b1));
+          a20 = wasm_f32x4_add(a20, wasm_f32x4_mul(x2, b0)); a21 = wasm_f32x4_add(a21, wasm_f32x4_mul(x2, b1));
+          a30 = wasm_f32x4_add(a30, wasm_f32x4_mul(x3, b0)); a31 = wasm_f32x4_add(a31, wasm_f32x4_mul(x3, b1));
+        }
+        f32 *o = dw + m0 * CO + c0;
+        v128_t u, v;
+#define ACC8(r, s0, s1) do { load_partial8(o + (r) * CO, nc, &u, &v); \
+    store_partial8(o + (r) * CO, wasm_f32x4_add(u, s0), wasm_f32x4_add(v, s1), nc); } while (0)
+        ACC8(0, a00, a01);
+        if (rows > 1) ACC8(1, a10, a11);
+        if (rows > 2) ACC8(2, a20, a21);
+        if (rows > 3) ACC8(3, a30, a31);
+#undef ACC8
       }
     }
   }

@@ -37,7 +37,8 @@ export const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => 
     pad, dimRoundingMode, false, 'channelsLast');
   const out = b.makeOutput(filterShape, 'float32');
   const m4 = (filterShape[0] * filterShape[1] * filterShape[2] + 3) & ~3;
-  withScratch(b, 4 * m4 * BPF_PIXEL_TILE, (pack) =>
+  // im2col tile + the dy tile in 8-wide panels (csrc conv2d_bp_filter)
+  withScratch(b, 4 * (m4 + ((filterShape[3] + 7) & ~7)) * BPF_PIXEL_TILE, (pack) =>
     trainKernels(b).conv2d_bp_filter(offsetOf(b, x.dataId), offsetOf(b, dy.dataId), offsetOf(b, out.dataId), pack,
       ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels, ci.outHeight, ci.outWidth, ci.outChannels,
       ci.filterHeight, ci.filterWidth, ci.strideHeight, ci.strideWidth, ci.padInfo.top, ci.padInfo.left));
