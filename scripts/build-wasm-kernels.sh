@@ -1,22 +1,37 @@
 #!/bin/sh
-# Builds src/engine/wasm/train_kernels.wasm from csrc/train_kernels.c with Debian's clang + wasm-ld
-# (no emscripten). The module imports tfjs-wasm's memory ("env"."memory"), so it must not own any data
-# or use a shadow stack; this script refuses a binary that does.
-# Usage: scripts/build-wasm-kernels.sh [OUT]   (default: src/engine/wasm/train_kernels.wasm)
+# Builds the wasm kernel modules with Debian's clang + wasm-ld (no emscripten):
+#   csrc/train_kernels.c -> src/engine/wasm/train_kernels.wasm
+#   csrc/winograd.c      -> src/engine/wasm/winograd.wasm
+# Each module imports tfjs-wasm's memory ("env"."memory"), so it must not own any data or use a shadow
+# stack; this script refuses a binary that does.
+# Usage: scripts/build-wasm-kernels.sh            builds both modules
+#        [SRC=csrc/x.c] scripts/build-wasm-kernels.sh OUT
+#                                                 builds SRC (default csrc/train_kernels.c) into OUT
 set -eu
 cd "$(dirname "$0")/.."
 CLANG=${CLANG:-clang}
-OUT=${1:-src/engine/wasm/train_kernels.wasm}
-TMP="$OUT.tmp.$$"
-"$CLANG" --target=wasm32 -O3 -msimd128 -mbulk-memory -nostdlib -ffreestanding -fno-exceptions \
-  -ffp-contract=off -fno-ident -ffile-prefix-map="$PWD"=. \
-  -Wall -Wextra -Werror \
-  -Wl,--no-entry -Wl,--import-memory -Wl,--strip-all -Wl,-z,stack-size=0 \
-  -o "$TMP" "${SRC:-csrc/train_kernels.c}"
-# Shared-memory safety: no data segments, no use of the stack pointer.
-DUMP=$(llvm-objdump -d -h "$TMP" 2>/dev/null || true)
-if printf '%s' "$DUMP" | grep -qE '^\s+[0-9]+ DATA\s'; then echo "error: $OUT has a data section" >&2; rm -f "$TMP"; exit 1; fi
-if printf '%s' "$DUMP" | grep -qE 'global\.(get|set)'; then echo "error: $OUT uses a global (the shadow stack)" >&2; rm -f "$TMP"; exit 1; fi
-chmod 644 "$TMP" # wasm-ld marks its output executable; it is data
-mv "$TMP" "$OUT"
-echo "built $OUT ($(wc -c < "$OUT") bytes)"
+
+build() { # build SRC OUT
+  TMP="$2.tmp.$$"
+  "$CLANG" --target=wasm32 -O3 -msimd128 -mbulk-memory -nostdlib -ffreestanding -fno-exceptions \
+    -ffp-contract=off -fno-ident -ffile-prefix-map="$PWD"=. \
+    -Wall -Wextra -Werror \
+    -Wl,--no-entry -Wl,--import-memory -Wl,--strip-all -Wl,-z,stack-size=0 \
+    -o "$TMP" "$1"
+  # Shared-memory safety: no data segments, no use of the stack pointer.
+  DUMP=$(llvm-objdump -d -h "$TMP" 2>/dev/null || true)
+  if printf '%s' "$DUMP" | grep -qE '^\s+[0-9]+ DATA\s'; then echo "error: $2 has a data section" >&2; rm -f "$TMP"; exit 1; fi
+  if printf '%s' "$DUMP" | grep -qE 'global\.(get|set)'; then echo "error: $2 uses a global (the shadow stack)" >&2; rm -f "$TMP"; exit 1; fi
+  chmod 644 "$TMP" # wasm-ld marks its output executable; it is data
+  mv "$TMP" "$2"
+  echo "built $2 ($(wc -c < "$2") bytes)"
+}
+
+if [ $# -ge 1 ]; then
+  build "${SRC:-csrc/train_kernels.c}" "$1"
+elif [ -n "${SRC:-}" ]; then
+  build "$SRC" src/engine/wasm/train_kernels.wasm
+else
+  build csrc/train_kernels.c src/engine/wasm/train_kernels.wasm
+  build csrc/winograd.c src/engine/wasm/winograd.wasm
+fi

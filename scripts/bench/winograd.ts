@@ -1,0 +1,88 @@
+/**
+ * Winograd 3x3 vs the direct kernels on tfjs-wasm, one thread, ResNet-18's 3x3 stride-1 layers.
+ *   npx tsx scripts/bench/winograd.ts [--batches 16,8] [--reps 5] [--m 2,4] [--bt auto] [--shapes HxWxCI->CO,...] [--dir fwd,bwd]
+ * Forward: XNNPACK (tf.conv2d, stock Conv2D) and our GEMM (tf.fused.conv2d, FusedConv2D as registered by
+ * registerWasmTrainingKernels) vs winogradConv3x3 with F(2x2,3x3) / F(4x4,3x3). Input gradient: our
+ * Conv2DBackpropInput (tf.conv2dTranspose) vs winogradConv3x3BackpropInput. Every repeat runs each variant once,
+ * in turn (A/B interleaved: the machine is shared); medians of the repeats, ms and effective GFLOP/s counting the
+ * direct convolution's 2*N*H*W*9*CI*CO.
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { registerWasmTrainingKernels } from '../../src/engine/wasm';
+import { winogradConv3x3, winogradConv3x3BackpropInput, winogradScratchBytes, tileBlock } from '../../src/engine/wasm/winograd';
+import { arg, median } from './stats';
+
+/** ResNet-18's 3x3 stride-1 layers (HxWxCI->CO); --shapes takes any such list. */
+const RESNET = '56x56x64->64,28x28x128->128,14x14x256->256,7x7x512->512';
+
+function parseShape(s: string): [number, number, number, number] {
+  const m = /^(\d+)x(\d+)x(\d+)->(\d+)$/.exec(s);
+  if (!m) throw new Error(`shape ${s}: expected HxWxCI->CO`);
+  return [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
+}
+
+function timeOnce(f: () => tf.Tensor): number {
+  const t0 = performance.now();
+  const y = f();
+  const ms = performance.now() - t0;
+  y.dispose();
+  return ms;
+}
+
+async function main(): Promise<void> {
+  await tf.setBackend('wasm');
+  await tf.ready();
+  registerWasmTrainingKernels();
+  const b = tf.backend() as BackendWasm;
+  const wrap = (t: tf.TensorInfo | null): tf.Tensor => tf.engine().makeTensorFromTensorInfo(t!);
+  const batches = arg('batches', '16,8').split(',').map(Number);
+  const reps = Number(arg('reps', '5'));
+  const ms = arg('m', '2,4').split(',').map(Number) as (2 | 4)[];
+  const bts = arg('bt', 'auto').split(',');
+  const shapes = arg('shapes', RESNET).split(',').map(parseShape);
+  const dirs = arg('dir', 'fwd,bwd').split(',');
+  console.log('dir  layer          N  variant         ms(median)  GFLOP/s   [all ms]');
+  for (const batch of batches) {
+    for (const [h, w, ci, co] of shapes) {
+      const flops = 2 * batch * h * w * 9 * ci * co;
+      const x = tf.randomNormal([batch, h, w, ci]) as tf.Tensor4D;
+      const dy = tf.randomNormal([batch, h, w, co]) as tf.Tensor4D;
+      const f = tf.mul(tf.randomNormal([3, 3, ci, co]), 0.05) as tf.Tensor4D;
+      const bias = tf.randomNormal([co]) as tf.Tensor1D;
+      for (const dir of dirs) {
+        const variants: [string, () => tf.Tensor][] = [];
+        if (dir === 'fwd') {
+          variants.push(['xnnpack', () => tf.conv2d(x, f, 1, 'same')]);
+          variants.push(['gemm', () => tf.fused.conv2d({ x, filter: f, strides: 1, pad: 'same', bias, activation: 'relu' })]);
+        } else {
+          variants.push(['gemm', () => tf.conv2dTranspose(dy, f, [batch, h, w, ci], 1, 'same')]);
+        }
+        for (const m of ms) {
+          for (const btArg of bts) {
+            const bt = btArg === 'auto' ? tileBlock(m, dir === 'fwd' ? ci : co, dir === 'fwd' ? co : ci) : Number(btArg);
+            const opts = { force: true, m, tileBlock: bt };
+            const label = `F(${m},3) bt${bt}`;
+            variants.push([label, dir === 'fwd'
+              ? () => wrap(winogradConv3x3(b, x, f, bias, 'relu', {}, opts))
+              : () => wrap(winogradConv3x3BackpropInput(b, dy, f, [batch, h, w, ci], {}, opts))]);
+          }
+        }
+        const times = variants.map(() => [] as number[]);
+        for (const [, v] of variants) timeOnce(v); // warm-up (compilation, heap growth)
+        for (let r = 0; r < reps; r++) variants.forEach(([, v], i) => times[i].push(timeOnce(v)));
+        variants.forEach(([label], i) => {
+          const med = median(times[i]);
+          console.log(`${dir.padEnd(4)} ${`${h}x${w}x${ci}->${co}`.padEnd(14)} ${String(batch).padStart(2)}  ${label.padEnd(15)} ` +
+            `${med.toFixed(1).padStart(9)}  ${(flops / med / 1e6).toFixed(1).padStart(7)}   [${times[i].map((t) => t.toFixed(0)).join(' ')}]`);
+        });
+      }
+      const sb = winogradScratchBytes(batch, h, w, ci, co, { m: ms[ms.length - 1] });
+      console.log(`     scratch F(${ms[ms.length - 1]},3) ${(sb / 2 ** 20).toFixed(1)} MiB; load ${(await import('os')).loadavg()[0].toFixed(2)}`);
+      tf.dispose([x, dy, f, bias]);
+    }
+  }
+}
+
+void main();
