@@ -40,7 +40,7 @@ function reference(c: Case): [Float32Array, Float32Array] {
   return tf.tidy(() => {
     const { x, f, bias, dy } = inputs(c);
     const y = tf.fused.conv2d({ x, filter: f, strides: 1, pad: 'same', bias: c.bias ? bias : undefined, activation: c.act });
-    const dx = tf.grad((xx: tf.Tensor4D) => tf.sum(tf.mul(tf.conv2d(xx, f, 1, 'same'), dy)))(x);
+    const dx = tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(xx as tf.Tensor4D, f, 1, 'same'), dy)))(x);
     return [y.dataSync() as Float32Array, dx.dataSync() as Float32Array];
   });
 }
