@@ -1,6 +1,7 @@
 import { backend_util, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { offsetOf, trainKernels, withScratch } from './module';
+import { winogradConv3x3, type WinogradActivation } from './winograd';
 
 type Pad = 'valid' | 'same' | number | backend_util.ExplicitPadding;
 
@@ -35,6 +36,9 @@ export function fusedConv2DReplacement(stock: KernelFunc): KernelConfig {
       (dataFormat !== undefined && dataFormat !== 'NHWC') || d[0] !== 1 || d[1] !== 1 || fs[2] < 4) {
       return stock(args);
     }
+    // 3x3 stride-1 'same' (most of ResNet): Winograd when it beats this GEMM (winogradWorthIt)
+    const wino = winogradConv3x3(b, x!, filter!, bias ?? null, (activation ?? 'linear') as WinogradActivation, { strides, pad, dilations, dataFormat });
+    if (wino) return wino;
     const ci = backend_util.computeConv2DInfo(x!.shape as [number, number, number, number], fs, strides, 1, pad,
       dimRoundingMode, false, 'channelsLast');
     const y = b.makeOutput([ci.batchSize, ci.outHeight, ci.outWidth, co], 'float32');

@@ -1,6 +1,7 @@
 import { backend_util, getKernel, type KernelConfig, type KernelFunc, type NamedAttrMap, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { BPF_PIXEL_TILE, offsetOf, trainKernels, withScratch } from './module';
+import { winogradConv3x3BackpropInput } from './winograd';
 
 type Pad = 'valid' | 'same' | number | backend_util.ExplicitPadding;
 type Rounding = 'floor' | 'round' | 'ceil' | undefined;
@@ -136,6 +137,9 @@ export const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
   };
   requireFloat32('Conv2DBackpropInput', dy, filter);
   requireNHWC('Conv2DBackpropInput', dataFormat);
+  // 3x3 stride-1 'same' (most of ResNet): Winograd, 2.5-3.8x fewer multiplications' worth of time
+  const wino = winogradConv3x3BackpropInput(b, dy, filter, inputShape, { strides, pad, dataFormat });
+  if (wino) return wino;
   const fs = filter.shape as [number, number, number, number];
   const ci = backend_util.computeConv2DInfo(inputShape, fs, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
   const out = b.makeOutput(inputShape, 'float32');
