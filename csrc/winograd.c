@@ -17,6 +17,9 @@
  *                 M[T][BT][J8] = V[t] * U[t], T independent GEMMs with a 4(tile) x 8(channel) SIMD register
  *                 block, one K x 8 panel of U[t] in L1 while the block's 4-tile groups stream past it,
  *                 y = act(A^T M A + bias), partial tiles at the right/bottom edges clipped.
+ *   wino_bp_filter: dW of the same conv, the transposed algorithm: per tile, V = B^T d B (as above) and
+ *                 Y = A dy A^T (the m x m dy tile, zero outside the image), Macc[t] (K x J) += V[t]^T Y[t] summed over
+ *                 all tiles (T GEMMs reducing over tiles), then dW = G^T Macc G per channel pair.
  * Plane strides are padded by SKEW = 16 floats (see below). scratch of wino_conv3x3: T*(BT*(K4 + J8) + 32) + 4*T
  * floats; wino_filter writes T*(K*J8 + 16) floats to U and uses 4*3*(m+2) floats of tmp.
  */
@@ -319,4 +322,166 @@ void wino_conv3x3(const f32 *x, const f32 *U, const f32 *bias, f32 *y, f32 *scra
                   int J, int act, int m, int BT) {
   if (m == 4) conv_impl(x, U, bias, y, scratch, N, H, W, K, J, act, BT, 4);
   else conv_impl(x, U, bias, y, scratch, N, H, W, K, J, act, BT, 2);
+}
+
+/* ---- filter gradient ----------------------------------------------------------------------------------- */
+
+/* A y, F(2,3): A = [[1,0],[1,1],[1,-1],[0,-1]] */
+#define AY2(d0, d1, o0, o1, o2, o3) do { o0 = d0; o1 = ADD(d0, d1); o2 = SUB(d0, d1); \
+    o3 = SUB(SPL(0), d1); } while (0)
+/* A y, F(4,3): A = [[1,0,0,0],[1,1,1,1],[1,-1,1,-1],[1,2,4,8],[1,-2,4,-8],[0,0,0,1]] */
+#define AY4(d0, d1, d2, d3, o0, o1, o2, o3, o4, o5) do { \
+    vf e_ = ADD(d0, d2), f_ = ADD(d1, d3), g_ = ADD(d0, MUL(SPL(4.f), d2)), h_ = MUL(SPL(2.f), ADD(d1, MUL(SPL(4.f), d3))); \
+    o0 = d0; o1 = ADD(e_, f_); o2 = SUB(e_, f_); o3 = ADD(g_, h_); o4 = SUB(g_, h_); o5 = d3; } while (0)
+/* G^T u, F(2,3): [[1,1/2,1/2,0],[0,1/2,-1/2,0],[0,1/2,1/2,1]] */
+#define GT2(u0, u1, u2, u3, o0, o1, o2) do { vf p_ = MUL(SPL(0.5f), ADD(u1, u2)); \
+    o0 = ADD(u0, p_); o1 = MUL(SPL(0.5f), SUB(u1, u2)); o2 = ADD(p_, u3); } while (0)
+/* G^T u, F(4,3): [[1/4,-1/6,-1/6,1/24,1/24,0],[0,-1/6,1/6,1/12,-1/12,0],[0,-1/6,-1/6,1/6,1/6,1]] */
+#define GT4(u0, u1, u2, u3, u4, u5, o0, o1, o2) do { \
+    vf p_ = ADD(u1, u2), q_ = SUB(u2, u1), r_ = ADD(u3, u4), s_ = SUB(u3, u4); \
+    o0 = ADD(MUL(SPL(0.25f), u0), ADD(MUL(SPL(-1.f / 6), p_), MUL(SPL(1.f / 24), r_))); \
+    o1 = ADD(MUL(SPL(1.f / 6), q_), MUL(SPL(1.f / 12), s_)); \
+    o2 = ADD(MUL(SPL(1.f / 6), SUB(r_, p_)), u5); } while (0)
+
+/* Y = A dy A^T for one tile, 4 channels: dy rows/cols outside the image (off in rm/cm) read as zero */
+#define LDDY(i, j) ((((rm >> (i)) & (cm >> (j))) & 1) ? load_partial4(src + ((i) * W + (j)) * J, nj) : zero)
+
+INLINE void dy_tile(const f32 *src, f32 *Y, f32 *tmp, int YS, int W, int J, int nj, int rm, int cm, const int m) {
+  const vf zero = SPL(0);
+  if (m == 2) {
+    for (int j = 0; j < 2; j++) {
+      vf o0, o1, o2, o3;
+      AY2(LDDY(0, j), LDDY(1, j), o0, o1, o2, o3);
+      STV(tmp + (0 + j) * 4, o0); STV(tmp + (2 + j) * 4, o1); STV(tmp + (4 + j) * 4, o2); STV(tmp + (6 + j) * 4, o3);
+    }
+    for (int i = 0; i < 4; i++) {
+      vf o0, o1, o2, o3;
+      AY2(LDV(tmp + i * 8), LDV(tmp + i * 8 + 4), o0, o1, o2, o3);
+      f32 *y = Y + i * 4 * YS;
+      STV(y, o0); STV(y + YS, o1); STV(y + 2 * YS, o2); STV(y + 3 * YS, o3);
+    }
+  } else {
+    for (int j = 0; j < 4; j++) {
+      vf o0, o1, o2, o3, o4, o5;
+      AY4(LDDY(0, j), LDDY(1, j), LDDY(2, j), LDDY(3, j), o0, o1, o2, o3, o4, o5);
+      STV(tmp + (0 + j) * 4, o0); STV(tmp + (4 + j) * 4, o1); STV(tmp + (8 + j) * 4, o2);
+      STV(tmp + (12 + j) * 4, o3); STV(tmp + (16 + j) * 4, o4); STV(tmp + (20 + j) * 4, o5);
+    }
+    for (int i = 0; i < 6; i++) {
+      vf o0, o1, o2, o3, o4, o5;
+      const f32 *t = tmp + i * 16;
+      AY4(LDV(t), LDV(t + 4), LDV(t + 8), LDV(t + 12), o0, o1, o2, o3, o4, o5);
+      f32 *y = Y + i * 6 * YS;
+      STV(y, o0); STV(y + YS, o1); STV(y + 2 * YS, o2); STV(y + 3 * YS, o3); STV(y + 4 * YS, o4); STV(y + 5 * YS, o5);
+    }
+  }
+}
+#undef LDDY
+
+/* dW[kh][kw] = G^T Macc G for one (k, 4 output channels): Mp = &Macc[0][k][j], t stride MS */
+INLINE void dw_tile(const f32 *Mp, f32 *dst, f32 *tmp, int MS, int KJ, int nj, const int m) {
+  if (m == 2) {
+    for (int j = 0; j < 4; j++) {
+      vf o0, o1, o2;
+      GT2(LDV(Mp + j * MS), LDV(Mp + (4 + j) * MS), LDV(Mp + (8 + j) * MS), LDV(Mp + (12 + j) * MS), o0, o1, o2);
+      STV(tmp + j * 4, o0); STV(tmp + (4 + j) * 4, o1); STV(tmp + (8 + j) * 4, o2);
+    }
+    for (int r = 0; r < 3; r++) {
+      const f32 *t = tmp + r * 16;
+      vf o0, o1, o2;
+      GT2(LDV(t), LDV(t + 4), LDV(t + 8), LDV(t + 12), o0, o1, o2);
+      store_partial4(dst + (r * 3) * KJ, o0, nj); store_partial4(dst + (r * 3 + 1) * KJ, o1, nj);
+      store_partial4(dst + (r * 3 + 2) * KJ, o2, nj);
+    }
+  } else {
+    for (int j = 0; j < 6; j++) {
+      vf o0, o1, o2;
+      GT4(LDV(Mp + j * MS), LDV(Mp + (6 + j) * MS), LDV(Mp + (12 + j) * MS), LDV(Mp + (18 + j) * MS),
+          LDV(Mp + (24 + j) * MS), LDV(Mp + (30 + j) * MS), o0, o1, o2);
+      STV(tmp + j * 4, o0); STV(tmp + (6 + j) * 4, o1); STV(tmp + (12 + j) * 4, o2);
+    }
+    for (int r = 0; r < 3; r++) {
+      const f32 *t = tmp + r * 24;
+      vf o0, o1, o2;
+      GT4(LDV(t), LDV(t + 4), LDV(t + 8), LDV(t + 12), LDV(t + 16), LDV(t + 20), o0, o1, o2);
+      store_partial4(dst + (r * 3) * KJ, o0, nj); store_partial4(dst + (r * 3 + 1) * KJ, o1, nj);
+      store_partial4(dst + (r * 3 + 2) * KJ, o2, nj);
+    }
+  }
+}
+
+INLINE void bp_filter_impl(const f32 *x, const f32 *dy, f32 *dw, f32 *scratch, int N, int H, int W, int K, int J,
+                           int BT, const int m) {
+  const int A = m + 2, T = A * A, K4 = (K + 3) & ~3, J8 = (J + 7) & ~7;
+  const int TH = (H + m - 1) / m, TW = (W + m - 1) / m, NT = N * TH * TW;
+  const int MS = K4 * J8 + SKEW, VS = K4 * BT + SKEW, YS = J8 * BT + SKEW;
+  f32 *Macc = scratch, *V = Macc + T * MS, *Y = V + T * VS, *tmp = Y + T * YS;
+  const int amask = (1 << A) - 1, mmask = (1 << m) - 1;
+  for (int g0 = 0; g0 < NT; g0 += BT) {
+    const int nt = NT - g0 < BT ? NT - g0 : BT, first = g0 == 0;
+    /* transforms: V[t][K4/4][BT][4] of x, Y[t][J8/8][BT][8] of dy */
+    int n = g0 / (TH * TW), rem = g0 % (TH * TW), th = rem / TW, tw = rem % TW;
+    for (int b = 0; b < nt; b++) {
+      const int ih0 = th * m - 1, iw0 = tw * m - 1;
+      int rm = amask, cm = amask, orm = mmask, ocm = mmask;
+      if (ih0 < 0) rm &= ~1;
+      if (iw0 < 0) cm &= ~1;
+      for (int i = 1; i < A; i++) {
+        if (ih0 + i >= H) rm &= ~(1 << i);
+        if (iw0 + i >= W) cm &= ~(1 << i);
+      }
+      for (int r = 0; r < m; r++) {
+        if (th * m + r >= H) orm &= ~(1 << r);
+        if (tw * m + r >= W) ocm &= ~(1 << r);
+      }
+      const f32 *src = x + ((n * H + ih0) * W + iw0) * K;
+      for (int k = 0; k < K; k += 4) input_tile(src + k, V + (k >> 2) * BT * 4 + b * 4, tmp, VS, W, K, K - k, rm, cm, m);
+      const f32 *dsrc = dy + ((n * H + th * m) * W + tw * m) * J;
+      for (int j = 0; j < J8; j += 4)
+        dy_tile(dsrc + j, Y + (j >> 3) * BT * 8 + b * 8 + (j & 7), tmp, YS, W, J, J - j, orm, ocm, m);
+      if (++tw == TW) { tw = 0; if (++th == TH) { th = 0; n++; } }
+    }
+    /* Macc[t][k][j] (+)= sum_b V[t][b][k] * Y[t][b][j] */
+    for (int t = 0; t < T; t++) {
+      for (int k = 0; k < K4; k += 4) {
+        const f32 *vk = V + t * VS + k * BT;
+        for (int jb = 0; jb < J8; jb += 8) {
+          const f32 *yj = Y + t * YS + jb * BT, *vp = vk;
+          vf a00 = SPL(0), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+          for (int b = 0; b < nt; b++, vp += 4, yj += 8) {
+            vf y0 = LDV(yj), y1 = LDV(yj + 4);
+            vf v0 = wasm_v128_load32_splat(vp), v1 = wasm_v128_load32_splat(vp + 1);
+            vf v2 = wasm_v128_load32_splat(vp + 2), v3 = wasm_v128_load32_splat(vp + 3);
+            a00 = ADD(a00, MUL(v0, y0)); a01 = ADD(a01, MUL(v0, y1));
+            a10 = ADD(a10, MUL(v1, y0)); a11 = ADD(a11, MUL(v1, y1));
+            a20 = ADD(a20, MUL(v2, y0)); a21 = ADD(a21, MUL(v2, y1));
+            a30 = ADD(a30, MUL(v3, y0)); a31 = ADD(a31, MUL(v3, y1));
+          }
+          f32 *o = Macc + t * MS + k * J8 + jb;
+          if (!first) {
+            a00 = ADD(a00, LDV(o)); a01 = ADD(a01, LDV(o + 4));
+            a10 = ADD(a10, LDV(o + J8)); a11 = ADD(a11, LDV(o + J8 + 4));
+            a20 = ADD(a20, LDV(o + 2 * J8)); a21 = ADD(a21, LDV(o + 2 * J8 + 4));
+            a30 = ADD(a30, LDV(o + 3 * J8)); a31 = ADD(a31, LDV(o + 3 * J8 + 4));
+          }
+          STV(o, a00); STV(o + 4, a01); STV(o + J8, a10); STV(o + J8 + 4, a11);
+          STV(o + 2 * J8, a20); STV(o + 2 * J8 + 4, a21); STV(o + 3 * J8, a30); STV(o + 3 * J8 + 4, a31);
+        }
+      }
+    }
+  }
+  /* dW = G^T Macc G */
+  for (int k = 0; k < K; k++)
+    for (int j = 0; j < J; j += 4) dw_tile(Macc + k * J8 + j, dw + k * J + j, tmp, MS, K * J, J - j, m);
+}
+
+/*
+ * dW[3,3,K,J] of y = conv3x3_same(x[N,H,W,K]) given dy[N,H,W,J], by Winograd F(m x m, 3x3) (m = 2 or 4).
+ * BT: tiles per block (any positive count). scratch: T*(K4*J8 + K4*BT + J8*BT + 3*SKEW) + 4*T floats.
+ */
+EXPORT(wino_bp_filter)
+void wino_bp_filter(const f32 *x, const f32 *dy, f32 *dw, f32 *scratch, int N, int H, int W, int K, int J, int m,
+                    int BT) {
+  if (m == 4) bp_filter_impl(x, dy, dw, scratch, N, H, W, K, J, BT, 4);
+  else bp_filter_impl(x, dy, dw, scratch, N, H, W, K, J, BT, 2);
 }

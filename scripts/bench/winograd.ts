@@ -1,17 +1,21 @@
 /**
  * Winograd 3x3 vs the direct kernels on tfjs-wasm, one thread, ResNet-18's 3x3 stride-1 layers.
- *   npx tsx scripts/bench/winograd.ts [--batches 16,8] [--reps 5] [--m 2,4] [--bt auto] [--shapes HxWxCI->CO,...] [--dir fwd,bwd]
+ *   npx tsx scripts/bench/winograd.ts [--batches 16,8] [--reps 5] [--m 2,4] [--bt auto] [--shapes HxWxCI->CO,...] [--dir fwd,bwd,bwf]
  * Forward: XNNPACK (tf.conv2d, stock Conv2D) and our GEMM (tf.fused.conv2d, FusedConv2D as registered by
  * registerWasmTrainingKernels) vs winogradConv3x3 with F(2x2,3x3) / F(4x4,3x3). Input gradient: our
- * Conv2DBackpropInput (tf.conv2dTranspose) vs winogradConv3x3BackpropInput. Every repeat runs each variant once,
+ * Conv2DBackpropInput (tf.conv2dTranspose) vs winogradConv3x3BackpropInput (bwd); filter gradient: our
+ * Conv2DBackpropFilter vs winogradConv3x3BackpropFilter (bwf). Every repeat runs each variant once,
  * in turn (A/B interleaved: the machine is shared); medians of the repeats, ms and effective GFLOP/s counting the
  * direct convolution's 2*N*H*W*9*CI*CO.
  */
+import { loadavg } from 'os';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmTrainingKernels } from '../../src/engine/wasm';
-import { winogradConv3x3, winogradConv3x3BackpropInput, winogradScratchBytes, tileBlock } from '../../src/engine/wasm/winograd';
+import {
+  bpFilterTileBlock, tileBlock, winogradBpFilterScratchBytes, winogradConv3x3, winogradConv3x3BackpropFilter, winogradConv3x3BackpropInput, winogradScratchBytes,
+} from '../../src/engine/wasm/winograd';
 import { arg, median } from './stats';
 
 /** ResNet-18's 3x3 stride-1 layers (HxWxCI->CO); --shapes takes any such list. */
@@ -42,7 +46,7 @@ async function main(): Promise<void> {
   const ms = arg('m', '2,4').split(',').map(Number) as (2 | 4)[];
   const bts = arg('bt', 'auto').split(',');
   const shapes = arg('shapes', RESNET).split(',').map(parseShape);
-  const dirs = arg('dir', 'fwd,bwd').split(',');
+  const dirs = arg('dir', 'fwd,bwd,bwf').split(',');
   console.log('dir  layer          N  variant         ms(median)  GFLOP/s   [all ms]');
   for (const batch of batches) {
     for (const [h, w, ci, co] of shapes) {
@@ -56,17 +60,22 @@ async function main(): Promise<void> {
         if (dir === 'fwd') {
           variants.push(['xnnpack', () => tf.conv2d(x, f, 1, 'same')]);
           variants.push(['gemm', () => tf.fused.conv2d({ x, filter: f, strides: 1, pad: 'same', bias, activation: 'relu' })]);
-        } else {
+        } else if (dir === 'bwd') {
           variants.push(['gemm', () => tf.conv2dTranspose(dy, f, [batch, h, w, ci], 1, 'same')]);
+        } else {
+          variants.push(['gemm', () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy },
+            { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, ci, co] }) as tf.Tensor]);
         }
         for (const m of ms) {
           for (const btArg of bts) {
-            const bt = btArg === 'auto' ? tileBlock(m, dir === 'fwd' ? ci : co, dir === 'fwd' ? co : ci) : Number(btArg);
+            const bt = btArg !== 'auto' ? Number(btArg) : dir === 'bwf' ? bpFilterTileBlock(m, ci, co)
+              : tileBlock(m, dir === 'fwd' ? ci : co, dir === 'fwd' ? co : ci);
             const opts = { force: true, m, tileBlock: bt };
             const label = `F(${m},3) bt${bt}`;
             variants.push([label, dir === 'fwd'
               ? () => wrap(winogradConv3x3(b, x, f, bias, 'relu', {}, opts))
-              : () => wrap(winogradConv3x3BackpropInput(b, dy, f, [batch, h, w, ci], {}, opts))]);
+              : dir === 'bwd' ? () => wrap(winogradConv3x3BackpropInput(b, dy, f, [batch, h, w, ci], {}, opts))
+                : () => wrap(winogradConv3x3BackpropFilter(b, x, dy, [3, 3, ci, co], {}, opts))]);
           }
         }
         const times = variants.map(() => [] as number[]);
@@ -78,8 +87,11 @@ async function main(): Promise<void> {
             `${med.toFixed(1).padStart(9)}  ${(flops / med / 1e6).toFixed(1).padStart(7)}   [${times[i].map((t) => t.toFixed(0)).join(' ')}]`);
         });
       }
-      const sb = winogradScratchBytes(batch, h, w, ci, co, { m: ms[ms.length - 1] });
-      console.log(`     scratch F(${ms[ms.length - 1]},3) ${(sb / 2 ** 20).toFixed(1)} MiB; load ${(await import('os')).loadavg()[0].toFixed(2)}`);
+      const mm = ms[ms.length - 1];
+      const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
+      console.log(`     scratch F(${mm},3) MiB: forward ${mib(winogradScratchBytes(batch, h, w, ci, co, { m: mm }))}, ` +
+        `dX ${mib(winogradScratchBytes(batch, h, w, co, ci, { m: mm }))}, dW ${mib(winogradBpFilterScratchBytes(batch, h, w, ci, co, { m: mm }))}; ` +
+        `load ${loadavg()[0].toFixed(2)}`);
       tf.dispose([x, dy, f, bias]);
     }
   }

@@ -3,7 +3,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { initWasm, onBackend, randomArray, relErr } from './wasm_setup';
 import {
-  tileBlock, winogradConv3x3, winogradConv3x3BackpropInput, winogradTile, winogradWorthIt, type ConvAttrs,
+  tileBlock, winogradBpFilterWorthIt, winogradConv3x3, winogradConv3x3BackpropFilter, winogradConv3x3BackpropInput,
+  winogradTile, winogradWorthIt, type ConvAttrs,
   type WinogradActivation, type WinogradOptions,
 } from '../../src/engine/wasm/winograd';
 
@@ -35,13 +36,33 @@ function inputs(c: Case): { x: tf.Tensor4D; f: tf.Tensor4D; bias: tf.Tensor1D; d
   };
 }
 
-/** The cpu backend's forward conv (fused bias + activation) and dX (the gradient of conv2d w.r.t. x). */
-function reference(c: Case): [Float32Array, Float32Array] {
+type Results = [Float32Array, Float32Array, Float32Array];
+
+/**
+ * dW[kh,kw] = x shifted by the tap (zero-padded)^T * dy: 9 matmuls. The cpu backend's own Conv2DBackpropFilter is a
+ * scalar loop that takes ~40 s on the ResNet shapes below.
+ */
+function filterGradient(x: tf.Tensor4D, dy: tf.Tensor4D): tf.Tensor {
+  const [n, h, w, ci] = x.shape;
+  const co = dy.shape[3];
+  const xp = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]);
+  const d = tf.reshape(dy, [n * h * w, co]);
+  const taps: tf.Tensor[] = [];
+  for (let kh = 0; kh < 3; kh++) {
+    for (let kw = 0; kw < 3; kw++) {
+      taps.push(tf.matMul(tf.reshape(tf.slice(xp, [0, kh, kw, 0], [n, h, w, ci]), [n * h * w, ci]), d, true, false));
+    }
+  }
+  return tf.reshape(tf.stack(taps), [3, 3, ci, co]);
+}
+
+/** The cpu backend's forward conv (fused bias + activation), dX (the gradient of sum(conv2d(x, f) * dy)) and dW. */
+function reference(c: Case): Results {
   return tf.tidy(() => {
     const { x, f, bias, dy } = inputs(c);
     const y = tf.fused.conv2d({ x, filter: f, strides: 1, pad: 'same', bias: c.bias ? bias : undefined, activation: c.act });
     const dx = tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(xx as tf.Tensor4D, f, 1, 'same'), dy)))(x);
-    return [y.dataSync() as Float32Array, dx.dataSync() as Float32Array];
+    return [y.dataSync() as Float32Array, dx.dataSync() as Float32Array, filterGradient(x, dy).dataSync() as Float32Array];
   });
 }
 
@@ -50,15 +71,22 @@ const wrap = (t: tf.TensorInfo | null): tf.Tensor => {
   return tf.engine().makeTensorFromTensorInfo(t!);
 };
 
-/** Our forward conv and dX on the (active) wasm backend. */
-function ours(c: Case, opts: WinogradOptions): [Float32Array, Float32Array] {
+/** Our forward conv, dX and dW on the (active) wasm backend. */
+function ours(c: Case, opts: WinogradOptions): Results {
   return tf.tidy(() => {
     const b = tf.backend() as BackendWasm;
     const { x, f, bias, dy } = inputs(c);
     const y = wrap(winogradConv3x3(b, x, f, c.bias ? bias : null, c.act, { strides: 1, pad: 'same' }, opts));
     const dx = wrap(winogradConv3x3BackpropInput(b, dy, f, x.shape, { strides: 1, pad: 'same' }, opts));
-    return [y.dataSync() as Float32Array, dx.dataSync() as Float32Array];
+    const dw = wrap(winogradConv3x3BackpropFilter(b, x, dy, f.shape, { strides: 1, pad: 'same' }, opts));
+    return [y.dataSync() as Float32Array, dx.dataSync() as Float32Array, dw.dataSync() as Float32Array];
   });
+}
+
+function expectClose(got: Results, ref: Results): void {
+  expect(relErr(got[0], ref[0]), 'forward').to.be.lessThan(1e-4);
+  expect(relErr(got[1], ref[1]), 'dX').to.be.lessThan(1e-4);
+  expect(relErr(got[2], ref[2]), 'dW').to.be.lessThan(1e-4);
 }
 
 describe('engine/wasm Winograd 3x3 convolutions (winograd.ts)', function () {
@@ -67,11 +95,9 @@ describe('engine/wasm Winograd 3x3 convolutions (winograd.ts)', function () {
 
   for (const c of cases) {
     for (const m of [2, 4] as const) {
-      it(`F(${m}x${m},3x3) forward and dX equal the cpu backend within 1e-4: ${name(c)}`, async () => {
-        const [refY, refDx] = await onBackend('cpu', () => reference(c));
-        const [y, dx] = await onBackend('wasm', () => ours(c, { force: true, m, tileBlock: c.bt }));
-        expect(relErr(y, refY), 'forward').to.be.lessThan(1e-4);
-        expect(relErr(dx, refDx), 'dX').to.be.lessThan(1e-4);
+      it(`F(${m}x${m},3x3) forward, dX and dW equal the cpu backend within 1e-4: ${name(c)}`, async () => {
+        const ref = await onBackend('cpu', () => reference(c));
+        expectClose(await onBackend('wasm', () => ours(c, { force: true, m, tileBlock: c.bt })), ref);
       });
     }
   }
@@ -81,18 +107,17 @@ describe('engine/wasm Winograd 3x3 convolutions (winograd.ts)', function () {
     { n: 2, h: 56, w: 56, ci: 64, co: 64, act: 'relu', bias: true },
     { n: 2, h: 7, w: 7, ci: 512, co: 512, act: 'linear', bias: false },
   ] as Case[]) {
-    it(`ResNet layer ${name(c)}: forward and dX within 1e-4, by default (no force)`, async () => {
+    it(`ResNet layer ${name(c)}: forward, dX and dW within 1e-4, by default (no force)`, async () => {
       expect(winogradWorthIt(c.h, c.w, c.ci, c.co) && winogradWorthIt(c.h, c.w, c.co, c.ci)).to.equal(true);
-      const [refY, refDx] = await onBackend('cpu', () => reference(c));
-      const [y, dx] = await onBackend('wasm', () => ours(c, {}));
-      expect(relErr(y, refY), 'forward').to.be.lessThan(1e-4);
-      expect(relErr(dx, refDx), 'dX').to.be.lessThan(1e-4);
+      expect(winogradBpFilterWorthIt(c.h, c.w, c.ci, c.co)).to.equal(true);
+      const ref = await onBackend('cpu', () => reference(c));
+      expectClose(await onBackend('wasm', () => ours(c, {})), ref);
     });
   }
 
   it('accepts padding 1 and explicit [[0,0],[1,1],[1,1],[0,0]] as "same", and a tfjs Conv2D attrs object', async () => {
     const c: Case = { n: 1, h: 6, w: 7, ci: 8, co: 8, act: 'linear', bias: false };
-    const [refY, refDx] = await onBackend('cpu', () => reference(c));
+    const [refY, refDx, refDw] = await onBackend('cpu', () => reference(c));
     const pads: ConvAttrs[] = [
       { pad: 1 }, { pad: [[0, 0], [1, 1], [1, 1], [0, 0]] },
       { strides: [1, 1], pad: 'same', dilations: [1, 1], dataFormat: 'NHWC' },
@@ -104,6 +129,7 @@ describe('engine/wasm Winograd 3x3 convolutions (winograd.ts)', function () {
           const { x, f, dy } = inputs(c);
           expect(relErr(wrap(winogradConv3x3(b, x, f, null, 'linear', conv)).dataSync(), refY)).to.be.lessThan(1e-4);
           expect(relErr(wrap(winogradConv3x3BackpropInput(b, dy, f, x.shape, conv)).dataSync(), refDx)).to.be.lessThan(1e-4);
+          expect(relErr(wrap(winogradConv3x3BackpropFilter(b, x, dy, f.shape, conv)).dataSync(), refDw)).to.be.lessThan(1e-4);
         });
       }
     });
@@ -133,11 +159,15 @@ describe('engine/wasm Winograd 3x3 convolutions (winograd.ts)', function () {
       for (const [what, conv, f] of notCovered) {
         expect(winogradConv3x3(b, x, f, null, 'linear', conv, { force: true }), what).to.equal(null);
         expect(winogradConv3x3BackpropInput(b, dy, f, x.shape, conv, { force: true }), `dX ${what}`).to.equal(null);
+        expect(winogradConv3x3BackpropFilter(b, x, dy, f.shape, conv, { force: true }), `dW ${what}`).to.equal(null);
       }
       expect(winogradConv3x3(b, xi, f3, null, 'linear', {}, { force: true }), 'int32').to.equal(null);
       expect(winogradConv3x3(b, x, f3, null, 'leakyrelu' as WinogradActivation, {}, { force: true }), 'leakyrelu').to.equal(null);
       expect(winogradConv3x3BackpropInput(b, dy, f3, [2, 9, 9, 4], {}, { force: true }), 'dX: xShape channels vs filter').to.equal(null);
       expect(winogradConv3x3BackpropInput(b, dy, f3, [2, 8, 9, 8], {}, { force: true }), 'dX: xShape rows vs dy').to.equal(null);
+      expect(winogradConv3x3BackpropFilter(b, x, dy, [3, 3, 4, 8], {}, { force: true }), 'dW: filterShape vs x').to.equal(null);
+      expect(winogradConv3x3BackpropFilter(b, x, dy, [3, 3, 8, 5], {}, { force: true }), 'dW: filterShape vs dy').to.equal(null);
+      expect(winogradConv3x3BackpropFilter(b, xi, dy, [3, 3, 8, 8], {}, { force: true }), 'dW int32').to.equal(null);
       expect(tf.memory().numTensors).to.equal(before);
       tf.dispose([x, dy, f3, f5, f1, xi]);
     });
@@ -151,6 +181,8 @@ describe('engine/wasm Winograd 3x3 convolutions (winograd.ts)', function () {
     expect(winogradWorthIt(56, 56, 1, 16)).to.equal(false);
     expect(winogradWorthIt(1, 1, 256, 256)).to.equal(false);
     expect(winogradWorthIt(1, 64, 64, 64)).to.equal(false);
+    expect(winogradBpFilterWorthIt(56, 56, 1, 16)).to.equal(true);
+    expect(winogradBpFilterWorthIt(1, 1, 256, 256)).to.equal(false);
     expect(winogradTile(56, 56)).to.equal(4);
     expect(winogradTile(7, 7)).to.equal(4);
     expect(winogradTile(2, 2)).to.equal(2);
@@ -169,7 +201,10 @@ describe('engine/wasm Winograd 3x3 convolutions (winograd.ts)', function () {
       expect(forced.shape).to.deep.equal([1, 8, 8, 2]);
       const dx = wrap(winogradConv3x3BackpropInput(b, dy, f, x.shape)); // dX has 64 output channels: runs
       expect(dx.shape).to.deep.equal([1, 8, 8, 64]);
-      tf.dispose([x, dy, f, forced, dx]);
+      const x1 = tf.tensor4d(randomArray(64, 13), [1, 1, 1, 64]);
+      const dy1 = tf.tensor4d(randomArray(2, 14), [1, 1, 1, 2]);
+      expect(winogradConv3x3BackpropFilter(b, x1, dy1, f.shape)).to.equal(null); // 1x1 images
+      tf.dispose([x, dy, f, forced, dx, x1, dy1]);
     });
   });
 
@@ -182,7 +217,8 @@ describe('engine/wasm Winograd 3x3 convolutions (winograd.ts)', function () {
         for (const m of [2, 4] as const) {
           const y = wrap(winogradConv3x3(b, x, f, bias, 'relu', {}, { m }));
           const dx = wrap(winogradConv3x3BackpropInput(b, dy, f, x.shape, {}, { m }));
-          tf.dispose([y, dx]);
+          const dw = wrap(winogradConv3x3BackpropFilter(b, x, dy, f.shape, {}, { m }));
+          tf.dispose([y, dx, dw]);
         }
       };
       run();
