@@ -1,7 +1,7 @@
 import { backend_util, getKernel, type KernelConfig, type KernelFunc, type NamedAttrMap, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { BPF_PIXEL_TILE, offsetOf, trainKernels, withScratch } from './module';
-import { winogradConv3x3BackpropInput } from './winograd';
+import { winogradConv3x3BackpropFilter, winogradConv3x3BackpropInput } from './winograd';
 
 type Pad = 'valid' | 'same' | number | backend_util.ExplicitPadding;
 type Rounding = 'floor' | 'round' | 'ceil' | undefined;
@@ -34,6 +34,8 @@ export const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => 
   };
   requireFloat32('Conv2DBackpropFilter', x, dy);
   requireNHWC('Conv2DBackpropFilter', dataFormat);
+  const wino = winogradConv3x3BackpropFilter(b, x, dy, filterShape, { strides, pad, dataFormat });
+  if (wino) return wino;
   const ci = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1,
     pad, dimRoundingMode, false, 'channelsLast');
   const out = b.makeOutput(filterShape, 'float32');
