@@ -1,10 +1,11 @@
 /**
  * Winograd 3x3 vs the direct kernels on tfjs-wasm, one thread, ResNet-18's 3x3 stride-1 layers.
  *   npx tsx scripts/bench/winograd.ts [--batches 16,8] [--reps 5] [--m 2,4] [--bt auto] [--shapes HxWxCI->CO,...] [--dir fwd,bwd,bwf]
- * Forward: XNNPACK (tf.conv2d, stock Conv2D) and our GEMM (tf.fused.conv2d, FusedConv2D as registered by
- * registerWasmTrainingKernels) vs winogradConv3x3 with F(2x2,3x3) / F(4x4,3x3). Input gradient: our
- * Conv2DBackpropInput (tf.conv2dTranspose) vs winogradConv3x3BackpropInput (bwd); filter gradient: our
- * Conv2DBackpropFilter vs winogradConv3x3BackpropFilter (bwf). Every repeat runs each variant once,
+ * Forward: XNNPACK (tf.conv2d, stock Conv2D), our GEMM (csrc conv2d_fwd, called as FusedConv2D calls it when
+ * Winograd declines) and FusedConv2D as registered (tf.fused.conv2d: whatever the kernel dispatches to) vs
+ * winogradConv3x3 with F(2x2,3x3) / F(4x4,3x3). Input gradient (bwd): our GEMM (csrc conv2d_bp_input) and
+ * Conv2DBackpropInput as registered (tf.conv2dTranspose) vs winogradConv3x3BackpropInput; filter gradient (bwf):
+ * our GEMM (csrc conv2d_bp_filter) and Conv2DBackpropFilter as registered vs winogradConv3x3BackpropFilter. Every repeat runs each variant once,
  * in turn (A/B interleaved: the machine is shared); medians of the repeats, ms and effective GFLOP/s counting the
  * direct convolution's 2*N*H*W*9*CI*CO.
  */
@@ -13,6 +14,8 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmTrainingKernels } from '../../src/engine/wasm';
+import { BPF_PIXEL_TILE, offsetOf, trainKernels, withScratch } from '../../src/engine/wasm/module';
+import { tilePixels } from '../../src/engine/wasm/conv_forward';
 import {
   bpFilterTileBlock, tileBlock, winogradBpFilterScratchBytes, winogradConv3x3, winogradConv3x3BackpropFilter, winogradConv3x3BackpropInput, winogradScratchBytes,
 } from '../../src/engine/wasm/winograd';
@@ -25,6 +28,34 @@ function parseShape(s: string): [number, number, number, number] {
   const m = /^(\d+)x(\d+)x(\d+)->(\d+)$/.exec(s);
   if (!m) throw new Error(`shape ${s}: expected HxWxCI->CO`);
   return [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
+}
+
+/** The GEMM paths of conv_forward.ts / conv_grads.ts, called directly (the kernels now try Winograd first). */
+function gemmForward(b: BackendWasm, x: tf.Tensor4D, f: tf.Tensor4D, bias: tf.Tensor1D): tf.TensorInfo {
+  const [n, h, w, ci] = x.shape;
+  const co = f.shape[3], m = 9 * ci, pt = tilePixels(m);
+  const y = b.makeOutput([n, h, w, co], 'float32');
+  withScratch(b, 4 * (m * ((co + 7) & ~7) + pt * m), (s) => trainKernels(b).conv2d_fwd(offsetOf(b, x.dataId),
+    offsetOf(b, f.dataId), offsetOf(b, bias.dataId), offsetOf(b, y.dataId), s, n, h, w, ci, h, w, co, 3, 3, 1, 1, 1, 1, 1, pt));
+  return y;
+}
+
+function gemmBackpropInput(b: BackendWasm, dy: tf.Tensor4D, f: tf.Tensor4D): tf.TensorInfo {
+  const [n, h, w, co] = dy.shape;
+  const ci = f.shape[2], m8 = (9 * ci + 7) & ~7;
+  const dx = b.makeOutput([n, h, w, ci], 'float32');
+  withScratch(b, 4 * m8 * (co + BPF_PIXEL_TILE), (s) => trainKernels(b).conv2d_bp_input(offsetOf(b, dy.dataId),
+    offsetOf(b, f.dataId), offsetOf(b, dx.dataId), s, n, h, w, ci, h, w, co, 3, 3, 1, 1, 1, 1));
+  return dx;
+}
+
+function gemmBackpropFilter(b: BackendWasm, x: tf.Tensor4D, dy: tf.Tensor4D): tf.TensorInfo {
+  const [n, h, w, ci] = x.shape;
+  const co = dy.shape[3], m4 = (9 * ci + 3) & ~3;
+  const dw = b.makeOutput([3, 3, ci, co], 'float32');
+  withScratch(b, 4 * (m4 + ((co + 7) & ~7)) * BPF_PIXEL_TILE, (s) => trainKernels(b).conv2d_bp_filter(offsetOf(b, x.dataId),
+    offsetOf(b, dy.dataId), offsetOf(b, dw.dataId), s, n, h, w, ci, h, w, co, 3, 3, 1, 1, 1, 1));
+  return dw;
 }
 
 function timeOnce(f: () => tf.Tensor): number {
@@ -59,11 +90,14 @@ async function main(): Promise<void> {
         const variants: [string, () => tf.Tensor][] = [];
         if (dir === 'fwd') {
           variants.push(['xnnpack', () => tf.conv2d(x, f, 1, 'same')]);
-          variants.push(['gemm', () => tf.fused.conv2d({ x, filter: f, strides: 1, pad: 'same', bias, activation: 'relu' })]);
+          variants.push(['gemm', () => wrap(gemmForward(b, x, f, bias))]);
+          variants.push(['FusedConv2D', () => tf.fused.conv2d({ x, filter: f, strides: 1, pad: 'same', bias, activation: 'relu' })]);
         } else if (dir === 'bwd') {
-          variants.push(['gemm', () => tf.conv2dTranspose(dy, f, [batch, h, w, ci], 1, 'same')]);
+          variants.push(['gemm', () => wrap(gemmBackpropInput(b, dy, f))]);
+          variants.push(['BackpropInput', () => tf.conv2dTranspose(dy, f, [batch, h, w, ci], 1, 'same')]);
         } else {
-          variants.push(['gemm', () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy },
+          variants.push(['gemm', () => wrap(gemmBackpropFilter(b, x, dy))]);
+          variants.push(['BackpropFilter', () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy },
             { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, ci, co] }) as tf.Tensor]);
         }
         for (const m of ms) {

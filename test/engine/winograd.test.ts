@@ -108,15 +108,15 @@ describe('engine/wasm Winograd 3x3 convolutions (winograd.ts)', function () {
     { n: 2, h: 7, w: 7, ci: 512, co: 512, act: 'linear', bias: false },
   ] as Case[]) {
     it(`ResNet layer ${name(c)}: forward, dX and dW within 1e-4, by default (no force)`, async () => {
-      expect(winogradWorthIt(c.h, c.w, c.ci, c.co) && winogradWorthIt(c.h, c.w, c.co, c.ci)).to.equal(true);
-      expect(winogradBpFilterWorthIt(c.h, c.w, c.ci, c.co)).to.equal(true);
+      expect(winogradWorthIt(c.n, c.h, c.w, c.ci, c.co) && winogradWorthIt(c.n, c.h, c.w, c.co, c.ci)).to.equal(true);
+      expect(winogradBpFilterWorthIt(c.n, c.h, c.w, c.ci, c.co)).to.equal(true);
       const ref = await onBackend('cpu', () => reference(c));
       expectClose(await onBackend('wasm', () => ours(c, {})), ref);
     });
   }
 
   it('accepts padding 1 and explicit [[0,0],[1,1],[1,1],[0,0]] as "same", and a tfjs Conv2D attrs object', async () => {
-    const c: Case = { n: 1, h: 6, w: 7, ci: 8, co: 8, act: 'linear', bias: false };
+    const c: Case = { n: 2, h: 8, w: 7, ci: 8, co: 8, act: 'linear', bias: false };
     const [refY, refDx, refDw] = await onBackend('cpu', () => reference(c));
     const pads: ConvAttrs[] = [
       { pad: 1 }, { pad: [[0, 0], [1, 1], [1, 1], [0, 0]] },
@@ -174,15 +174,20 @@ describe('engine/wasm Winograd 3x3 convolutions (winograd.ts)', function () {
   });
 
   it('declines (null) where the direct kernels are faster, unless forced', async () => {
-    expect(winogradWorthIt(56, 56, 64, 64)).to.equal(true);
-    expect(winogradWorthIt(7, 7, 512, 512)).to.equal(true);
-    expect(winogradWorthIt(2, 2, 256, 256)).to.equal(true);
-    expect(winogradWorthIt(56, 56, 64, 3)).to.equal(false); // dX of a 3-channel stem
-    expect(winogradWorthIt(56, 56, 1, 16)).to.equal(false);
-    expect(winogradWorthIt(1, 1, 256, 256)).to.equal(false);
-    expect(winogradWorthIt(1, 64, 64, 64)).to.equal(false);
-    expect(winogradBpFilterWorthIt(56, 56, 1, 16)).to.equal(true);
-    expect(winogradBpFilterWorthIt(1, 1, 256, 256)).to.equal(false);
+    expect(winogradWorthIt(16, 56, 56, 64, 64)).to.equal(true);
+    expect(winogradWorthIt(1, 56, 56, 64, 64)).to.equal(true);
+    expect(winogradWorthIt(16, 7, 7, 512, 512)).to.equal(true);
+    expect(winogradWorthIt(1, 7, 7, 512, 512)).to.equal(true);
+    expect(winogradWorthIt(16, 2, 2, 256, 256)).to.equal(true);
+    expect(winogradWorthIt(4, 4, 4, 512, 512)).to.equal(true);
+    expect(winogradWorthIt(2, 4, 4, 512, 512)).to.equal(false); // few tiles: the filter transform dominates
+    expect(winogradWorthIt(16, 56, 56, 64, 3)).to.equal(false); // dX of a 3-channel stem
+    expect(winogradWorthIt(16, 56, 56, 1, 16)).to.equal(false);
+    expect(winogradWorthIt(16, 1, 1, 256, 256)).to.equal(false);
+    expect(winogradWorthIt(16, 1, 64, 64, 64)).to.equal(false);
+    expect(winogradBpFilterWorthIt(16, 56, 56, 1, 16)).to.equal(true);
+    expect(winogradBpFilterWorthIt(16, 1, 1, 256, 256)).to.equal(false);
+    expect(winogradBpFilterWorthIt(1, 4, 4, 512, 512)).to.equal(false);
     expect(winogradTile(56, 56)).to.equal(4);
     expect(winogradTile(7, 7)).to.equal(4);
     expect(winogradTile(2, 2)).to.equal(2);

@@ -68,21 +68,28 @@ export function winogradTile(h: number, w: number): 2 | 4 {
  */
 export const WINOGRAD_MIN_CHANNELS = 4;
 
-/** Products per image of the cheaper tile size: T * tiles (the direct conv does 9 * H * W per channel pair). */
-function products(h: number, w: number): number {
-  return Math.min(36 * Math.ceil(h / 4) * Math.ceil(w / 4), 16 * Math.ceil(h / 2) * Math.ceil(w / 2));
+/**
+ * Whether Winograd's multiply-adds per channel pair stay under 3/4 of the direct conv's 9*N*H*W (the tile transforms
+ * take the rest): T per tile (partial edge tiles included) plus ~4*T per call for the transformed filter U (the dW
+ * accumulators for the filter gradient), T*K*J floats written and read back from memory. Fitted to: 4x4x512->512
+ * loses at batch 1 (6.1 vs 4.3 ms forward, 6.0 vs 3.2 dX, 8.0 vs 3.8 dW) and 2 (6.0 vs 6.5, 6.6 vs 4.9, 8.0 vs 6.2),
+ * wins at 4 (5.7 vs 9.8, 6.8 vs 8.1, 8.9 vs 11.5); 7x7x512->512 wins at batch 1 (6.0 vs 8.7, 6.3 vs 7.9, 9.6 vs 10.2);
+ * 2x2 and 3x3 images win at batch 16; 1-pixel rows or columns waste most of each tile.
+ */
+function winogradCheaper(n: number, h: number, w: number): boolean {
+  const m = winogradTile(h, w), t = (m + 2) * (m + 2), tiles = n * Math.ceil(h / m) * Math.ceil(w / m);
+  return t * (tiles + 4) < 0.75 * 9 * n * h * w;
 }
 
 /**
- * Whether Winograd beats the direct kernels for a 3x3 stride-1 'same' conv of H x W images with K input and J
+ * Whether Winograd beats the direct kernels for a 3x3 stride-1 'same' conv of N x H x W images with K input and J
  * output channels (for dX: K = the forward conv's CO, J = its CI). Measured (batch 16, one thread) faster than
  * both XNNPACK and our GEMM for every shape tried with K >= 3 and J >= 4, images down to 2x2: 2.5-3.8x on ResNet's
  * layers, 1.3-2x at 4-16 channels (56x56x16->16: 4.3 vs 10.9 ms; 3->64 forward: 7.1 vs 9.1; 1->16: 1.0 vs 1.1,
- * a wash, so K >= 2). Rows or columns of 1 pixel (and 1x1 images) waste most of each tile: products must stay
- * under 3/4 of the direct conv's.
+ * a wash, so K >= 2); small batches of small deep images lose (winogradCheaper).
  */
-export function winogradWorthIt(h: number, w: number, k: number, j: number): boolean {
-  return k >= 2 && j >= WINOGRAD_MIN_CHANNELS && products(h, w) < 0.75 * 9 * h * w;
+export function winogradWorthIt(n: number, h: number, w: number, k: number, j: number): boolean {
+  return k >= 2 && j >= WINOGRAD_MIN_CHANNELS && winogradCheaper(n, h, w);
 }
 
 function pair(v: number | [number, number] | undefined): [number, number] {
@@ -156,7 +163,7 @@ export function winogradConv3x3(backend: BackendWasm, x: TensorInfo, filter: Ten
   const [n, h, w, ci] = x.shape;
   const co = filter.shape[3];
   if (bias != null && (bias.dtype !== 'float32' || bias.shape.reduce((a, v) => a * v, 1) !== co)) return null;
-  if (!opts.force && !winogradWorthIt(h, w, ci, co)) return null;
+  if (!opts.force && !winogradWorthIt(n, h, w, ci, co)) return null;
   return run(backend, x, filter, bias ?? null, act, false, n, h, w, ci, co, opts);
 }
 
@@ -172,7 +179,7 @@ export function winogradConv3x3BackpropInput(backend: BackendWasm, dy: TensorInf
   const [n, h, w, ci] = xShape;
   const co = filter.shape[3];
   if (filter.shape[2] !== ci || dy.shape[0] !== n || dy.shape[1] !== h || dy.shape[2] !== w || dy.shape[3] !== co) return null;
-  if (!opts.force && !winogradWorthIt(h, w, co, ci)) return null;
+  if (!opts.force && !winogradWorthIt(n, h, w, co, ci)) return null;
   return run(backend, dy, filter, null, 0, true, n, h, w, co, ci, opts);
 }
 
@@ -207,7 +214,7 @@ export function winogradConv3x3BackpropFilter(backend: BackendWasm, x: TensorInf
   const [n, h, w, ci] = x.shape;
   const co = filterShape[3];
   if (filterShape[2] !== ci || dy.shape[0] !== n || dy.shape[1] !== h || dy.shape[2] !== w || dy.shape[3] !== co) return null;
-  if (!opts.force && !winogradBpFilterWorthIt(h, w, ci, co)) return null;
+  if (!opts.force && !winogradBpFilterWorthIt(n, h, w, ci, co)) return null;
   const m = opts.m ?? winogradTile(h, w);
   const tiles = n * Math.ceil(h / m) * Math.ceil(w / m);
   const bt = Math.min(opts.tileBlock ?? bpFilterTileBlock(m, ci, co), tiles);
@@ -223,9 +230,9 @@ export function winogradConv3x3BackpropFilter(backend: BackendWasm, x: TensorInf
 /**
  * Whether the Winograd filter gradient beats our conv2d_bp_filter. Measured (batch 16, 56x56 unless noted, F(4,3))
  * faster for every channel count tried: 1->16 1.0 vs 1.3 ms, 3->64 4.4 vs 6.9, 64->3 6.3 vs 20.6, ResNet's layers
- * 2.7-3.5x; so only the image-size rule of winogradWorthIt applies.
+ * 2.7-3.5x; so only the size rule (winogradCheaper) applies.
  */
-export function winogradBpFilterWorthIt(h: number, w: number, ci: number, co: number): boolean {
+export function winogradBpFilterWorthIt(n: number, h: number, w: number, ci: number, co: number): boolean {
   void ci; void co;
-  return products(h, w) < 0.75 * 9 * h * w;
+  return winogradCheaper(n, h, w);
 }
