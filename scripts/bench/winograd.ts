@@ -8,6 +8,9 @@
  * our GEMM (csrc conv2d_bp_filter) and Conv2DBackpropFilter as registered vs winogradConv3x3BackpropFilter. Every repeat runs each variant once,
  * in turn (A/B interleaved: the machine is shared); medians of the repeats, ms and effective GFLOP/s counting the
  * direct convolution's 2*N*H*W*9*CI*CO.
+ *   npx tsx scripts/bench/winograd.ts --accuracy [--batches 2] [--shapes ...]
+ * instead prints max |ours - cpu| / max |cpu| of the forward conv, dX and dW for F(2,3) and F(4,3) (inputs
+ * uniform in [-1, 1), filter scaled by 1/sqrt(9*CI)), against the cpu backend (dW there: 9 tap matmuls).
  */
 import { loadavg } from 'os';
 import * as tf from '@tensorflow/tfjs';
@@ -66,6 +69,47 @@ function timeOnce(f: () => tf.Tensor): number {
   return ms;
 }
 
+async function accuracy(shapes: [number, number, number, number][], batches: number[]): Promise<void> {
+  console.log('layer              N   F(2,3): fwd      dX       dW     F(4,3): fwd      dX       dW');
+  for (const n of batches) {
+    for (const [h, w, ci, co] of shapes) {
+      await tf.setBackend('cpu');
+      const data = tf.tidy(() => [tf.randomUniform([n, h, w, ci], -1, 1, 'float32', 1),
+        tf.mul(tf.randomUniform([3, 3, ci, co], -1, 1, 'float32', 2), 1 / Math.sqrt(9 * ci)),
+        tf.randomUniform([n, h, w, co], -1, 1, 'float32', 3)].map((t) => t.dataSync() as Float32Array));
+      const ref = tf.tidy(() => {
+        const x = tf.tensor4d(data[0], [n, h, w, ci]), f = tf.tensor4d(data[1], [3, 3, ci, co]);
+        const dy = tf.tensor4d(data[2], [n, h, w, co]);
+        const xp = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), d = tf.reshape(dy, [n * h * w, co]);
+        const taps: tf.Tensor[] = [];
+        for (let kh = 0; kh < 3; kh++) for (let kw = 0; kw < 3; kw++) {
+          taps.push(tf.matMul(tf.reshape(tf.slice(xp, [0, kh, kw, 0], [n, h, w, ci]), [n * h * w, ci]), d, true, false));
+        }
+        return [tf.conv2d(x, f, 1, 'same'), tf.conv2dTranspose(dy, f, [n, h, w, ci], 1, 'same'), tf.stack(taps)]
+          .map((t) => t.dataSync() as Float32Array);
+      });
+      await tf.setBackend('wasm');
+      const b = tf.backend() as BackendWasm;
+      const errs: string[] = [];
+      for (const m of [2, 4] as const) {
+        tf.tidy(() => {
+          const x = tf.tensor4d(data[0], [n, h, w, ci]), f = tf.tensor4d(data[1], [3, 3, ci, co]);
+          const dy = tf.tensor4d(data[2], [n, h, w, co]);
+          const opts = { force: true, m };
+          const got = [winogradConv3x3(b, x, f, null, 'linear', {}, opts), winogradConv3x3BackpropInput(b, dy, f, x.shape, {}, opts),
+            winogradConv3x3BackpropFilter(b, x, dy, f.shape, {}, opts)].map((t) => tf.engine().makeTensorFromTensorInfo(t!).dataSync());
+          got.forEach((g, i) => {
+            let num = 0, den = 0;
+            for (let e = 0; e < g.length; e++) { num = Math.max(num, Math.abs(g[e] - ref[i][e])); den = Math.max(den, Math.abs(ref[i][e])); }
+            errs.push((num / den).toExponential(1).padStart(8));
+          });
+        });
+      }
+      console.log(`${`${h}x${w}x${ci}->${co}`.padEnd(16)} ${String(n).padStart(3)}  ${errs.slice(0, 3).join(' ')}      ${errs.slice(3).join(' ')}`);
+    }
+  }
+}
+
 async function main(): Promise<void> {
   await tf.setBackend('wasm');
   await tf.ready();
@@ -78,6 +122,10 @@ async function main(): Promise<void> {
   const bts = arg('bt', 'auto').split(',');
   const shapes = arg('shapes', RESNET).split(',').map(parseShape);
   const dirs = arg('dir', 'fwd,bwd,bwf').split(',');
+  if (process.argv.includes('--accuracy')) {
+    await accuracy(shapes, process.argv.includes('--batches') ? batches : [2]);
+    return;
+  }
   console.log('dir  layer          N  variant         ms(median)  GFLOP/s   [all ms]');
   for (const batch of batches) {
     for (const [h, w, ci, co] of shapes) {
