@@ -33,12 +33,13 @@ export function fusedConv2DReplacement(stock: KernelFunc): KernelConfig {
     const co = fs[3];
     const biasOk = bias == null || (bias.dtype === 'float32' && bias.shape.reduce((a, v) => a * v, 1) === co);
     if (act === undefined || preluActivationWeights != null || x!.dtype !== 'float32' || filter!.dtype !== 'float32' || !biasOk ||
-      (dataFormat !== undefined && dataFormat !== 'NHWC') || d[0] !== 1 || d[1] !== 1 || fs[2] < 4) {
+      (dataFormat !== undefined && dataFormat !== 'NHWC') || d[0] !== 1 || d[1] !== 1) {
       return stock(args);
     }
-    // 3x3 stride-1 'same' (most of ResNet): Winograd when it beats this GEMM (winogradWorthIt)
+    // 3x3 stride-1 'same' (most of ResNet): Winograd when it beats the GEMM (winogradWorthIt; 3-channel inputs too)
     const wino = winogradConv3x3(b, x!, filter!, bias ?? null, (activation ?? 'linear') as WinogradActivation, { strides, pad, dilations, dataFormat });
     if (wino) return wino;
+    if (fs[2] < 4) return stock(args);
     const ci = backend_util.computeConv2DInfo(x!.shape as [number, number, number, number], fs, strides, 1, pad,
       dimRoundingMode, false, 'channelsLast');
     const y = b.makeOutput([ci.batchSize, ci.outHeight, ci.outWidth, co], 'float32');
