@@ -11,6 +11,7 @@
  * Layout is NHWC everywhere; filters are [KH, KW, CI, CO] (depthwise: [KH, KW, C, CM]).
  */
 #include <wasm_simd128.h>
+#include "gemm4x8.h"
 
 #define EXPORT(name) __attribute__((export_name(#name)))
 typedef float f32;
@@ -322,13 +323,7 @@ void conv2d_bp_input(const f32 *dy, const f32 *w, f32 *dx, f32 *scratch, int N, 
         v128_t a00 = wasm_f32x4_splat(0), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
         const f32 *d = B + p * CO, *wp = pn;
         for (int co = 0; co < CO; co++, wp += 8) {
-          v128_t w0 = wasm_v128_load(wp), w1 = wasm_v128_load(wp + 4);
-          v128_t d0 = wasm_v128_load32_splat(d + co), d1 = wasm_v128_load32_splat(d + CO + co);
-          v128_t d2 = wasm_v128_load32_splat(d + 2 * CO + co), d3 = wasm_v128_load32_splat(d + 3 * CO + co);
-          a00 = wasm_f32x4_add(a00, wasm_f32x4_mul(d0, w0)); a01 = wasm_f32x4_add(a01, wasm_f32x4_mul(d0, w1));
-          a10 = wasm_f32x4_add(a10, wasm_f32x4_mul(d1, w0)); a11 = wasm_f32x4_add(a11, wasm_f32x4_mul(d1, w1));
-          a20 = wasm_f32x4_add(a20, wasm_f32x4_mul(d2, w0)); a21 = wasm_f32x4_add(a21, wasm_f32x4_mul(d2, w1));
-          a30 = wasm_f32x4_add(a30, wasm_f32x4_mul(d3, w0)); a31 = wasm_f32x4_add(a31, wasm_f32x4_mul(d3, w1));
+          GEMM4X8_STEP(d + co, d + CO + co, d + 2 * CO + co, d + 3 * CO + co, wp);
         }
         f32 *c = cols + p * M8 + m0;
         wasm_v128_store(c, a00); wasm_v128_store(c + 4, a01); c += M8;
@@ -601,13 +596,7 @@ void conv2d_fwd(const f32 *x, const f32 *w, const f32 *bias, f32 *y, f32 *scratc
           }
           const f32 *c = cols + p * M + k0, *wp = pn;
           for (int m = 0; m < kc; m++, wp += 8) {
-            v128_t w0 = wasm_v128_load(wp), w1 = wasm_v128_load(wp + 4);
-            v128_t d0 = wasm_v128_load32_splat(c + m), d1 = wasm_v128_load32_splat(c + M + m);
-            v128_t d2 = wasm_v128_load32_splat(c + 2 * M + m), d3 = wasm_v128_load32_splat(c + 3 * M + m);
-            a00 = wasm_f32x4_add(a00, wasm_f32x4_mul(d0, w0)); a01 = wasm_f32x4_add(a01, wasm_f32x4_mul(d0, w1));
-            a10 = wasm_f32x4_add(a10, wasm_f32x4_mul(d1, w0)); a11 = wasm_f32x4_add(a11, wasm_f32x4_mul(d1, w1));
-            a20 = wasm_f32x4_add(a20, wasm_f32x4_mul(d2, w0)); a21 = wasm_f32x4_add(a21, wasm_f32x4_mul(d2, w1));
-            a30 = wasm_f32x4_add(a30, wasm_f32x4_mul(d3, w0)); a31 = wasm_f32x4_add(a31, wasm_f32x4_mul(d3, w1));
+            GEMM4X8_STEP(c + m, c + M + m, c + 2 * M + m, c + 3 * M + m, wp);
           }
           if (last) {
             a00 = act_apply(a00, act); a01 = act_apply(a01, act); a10 = act_apply(a10, act); a11 = act_apply(a11, act);
@@ -668,13 +657,7 @@ void conv2d_bp_filter(const f32 *x, const f32 *dy, f32 *dw, f32 *pack, int N, in
         v128_t a00 = wasm_f32x4_splat(0), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
         const f32 *ap = A, *bp = dpack + (c0 >> 3) * PTILE * 8;
         for (int p = 0; p < np; p++, ap += 4, bp += 8) {
-          v128_t b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 4);
-          v128_t x0 = wasm_v128_load32_splat(ap), x1 = wasm_v128_load32_splat(ap + 1);
-          v128_t x2 = wasm_v128_load32_splat(ap + 2), x3 = wasm_v128_load32_splat(ap + 3);
-          a00 = wasm_f32x4_add(a00, wasm_f32x4_mul(x0, b0)); a01 = wasm_f32x4_add(a01, wasm_f32x4_mul(x0, b1));
-          a10 = wasm_f32x4_add(a10, wasm_f32x4_mul(x1, b0)); a11 = wasm_f32x4_add(a11, wasm_f32x4_mul(x1, b1));
-          a20 = wasm_f32x4_add(a20, wasm_f32x4_mul(x2, b0)); a21 = wasm_f32x4_add(a21, wasm_f32x4_mul(x2, b1));
-          a30 = wasm_f32x4_add(a30, wasm_f32x4_mul(x3, b0)); a31 = wasm_f32x4_add(a31, wasm_f32x4_mul(x3, b1));
+          GEMM4X8_STEP(ap, ap + 1, ap + 2, ap + 3, bp);
         }
         f32 *o = dw + m0 * CO + c0;
         v128_t u, v;

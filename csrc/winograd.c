@@ -24,6 +24,7 @@
  * floats; wino_filter writes T*(K*J8 + 16) floats to U and uses 4*3*(m+2) floats of tmp.
  */
 #include <wasm_simd128.h>
+#include "gemm4x8.h"
 
 #define EXPORT(name) __attribute__((export_name(#name)))
 #define INLINE static inline __attribute__((always_inline))
@@ -248,13 +249,7 @@ INLINE void gemm_block(const f32 *V, const f32 *U, f32 *M, int nt4, int K, int K
         vf a00 = SPL(0), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
         const f32 *v = Vt + p * K4, *wp = pn;
         for (int k = 0; k < K; k++, wp += 8) {
-          vf w0 = LDV(wp), w1 = LDV(wp + 4);
-          vf d0 = wasm_v128_load32_splat(v + k), d1 = wasm_v128_load32_splat(v + K4 + k);
-          vf d2 = wasm_v128_load32_splat(v + 2 * K4 + k), d3 = wasm_v128_load32_splat(v + 3 * K4 + k);
-          a00 = ADD(a00, MUL(d0, w0)); a01 = ADD(a01, MUL(d0, w1));
-          a10 = ADD(a10, MUL(d1, w0)); a11 = ADD(a11, MUL(d1, w1));
-          a20 = ADD(a20, MUL(d2, w0)); a21 = ADD(a21, MUL(d2, w1));
-          a30 = ADD(a30, MUL(d3, w0)); a31 = ADD(a31, MUL(d3, w1));
+          GEMM4X8_STEP(v + k, v + K4 + k, v + 2 * K4 + k, v + 3 * K4 + k, wp);
         }
         f32 *o = Mt + p * J8 + jb;
         STV(o, a00); STV(o + 4, a01); o += J8;
