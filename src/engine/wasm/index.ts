@@ -2,7 +2,7 @@ import { getKernel, registerGradient, registerKernel, unregisterKernel, type Ker
 import { convGradKernelConfigs, convGradReplacementConfigs } from './conv_grads';
 import { fusedGradConfigs, fusedKernelConfigs, routeLayersToFusedOps } from './fused';
 import { fusedBatchNormReplacement } from './batchnorm_infer';
-import { fusedConv2DReplacement } from './conv_forward';
+import { conv2DReplacement, fusedConv2DReplacement, ltConv2DConfig, ltConv2DGradConfig, routeConvLayers } from './conv_forward';
 import { identityReplacement } from './identity';
 import { sliceReplacement, tileReplacement } from './slice';
 
@@ -16,6 +16,7 @@ export const wasmReplacementKernelConfigs: readonly KernelConfig[] = [...convGra
 /** Stock wasm kernels we replace for the common cases, handing the rest to the stock kernel. */
 const withStockFallback: Record<string, (stock: KernelFunc) => KernelConfig> = {
   FusedBatchNorm: fusedBatchNormReplacement,
+  Conv2D: conv2DReplacement,
   FusedConv2D: fusedConv2DReplacement,
   Identity: identityReplacement,
   Slice: sliceReplacement,
@@ -37,7 +38,9 @@ function replaceKernel(cfg: KernelConfig): void {
  *    fallback for what ours does not cover); see README.md for why each;
  *  - registers fused BatchNorm-training and ReLU/ReLU6 kernels with their gradients;
  *  - routes tfjs-layers' BatchNormalization (training), ReLU layer and relu/relu6 activations to them
- *    whenever the active backend is wasm (other backends run the stock code).
+ *    whenever the active backend is wasm (other backends run the stock code);
+ *  - registers LtConv2D (our forward conv with per-input lazy gradients) and routes tfjs-layers' Conv2D layers
+ *    to it while a gradient is recorded on wasm, so nobody computes the dX of a network's first trainable conv.
  */
 export function registerWasmTrainingKernels(): void {
   if (registered) return;
@@ -45,11 +48,17 @@ export function registerWasmTrainingKernels(): void {
     if (getKernel(cfg.kernelName, 'wasm') === undefined) registerKernel(cfg);
   }
   for (const cfg of wasmReplacementKernelConfigs) replaceKernel(cfg);
+  const stockFusedConv = getKernel('FusedConv2D', 'wasm');
   for (const [name, make] of Object.entries(withStockFallback)) {
     const stock = getKernel(name, 'wasm');
     if (stock) replaceKernel(make(stock.kernelFunc));
   }
   for (const g of fusedGradConfigs) registerGradient(g);
   routeLayersToFusedOps();
+  if (stockFusedConv) {
+    replaceKernel(ltConv2DConfig(stockFusedConv.kernelFunc));
+    registerGradient(ltConv2DGradConfig);
+    routeConvLayers();
+  }
   registered = true;
 }
