@@ -283,16 +283,41 @@ static void pack_im2col(const f32 *x, f32 *pack, int p0, int np, int H, int W, i
     }
     return;
   }
-  /* any channel count (the 3-channel stem): one (tap, channel) at a time, pixels inner, as above */
-  for (int m = 0; m < M4; m++) {
-    f32 *dst = pack + (m >> 2) * PTILE * 4 + (m & 3);
-    if (m >= M) { for (int p = 0; p < np; p++) dst[4 * p] = 0; continue; }
-    const int tap = m / CI, ci = m % CI, kh = tap / KW, kw = tap % KW;
-    int n = n0, oh = oh0, ow = ow0;
-    for (int p = 0; p < np; p++, dst += 4) {
-      int ih = oh * SH + kh - PTOP, iw = ow * SW + kw - PLEFT;
-      *dst = ih >= 0 && ih < H && iw >= 0 && iw < W ? x[((n * H + ih) * W + iw) * CI + ci] : 0;
-      if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; n++; } }
+  /* any channel count (the 3-channel stems). Within one filter row kh the KW*CI values a pixel reads are contiguous
+     in x, so a group of 4 rows of A that lies in one filter row is one unaligned SIMD load wherever its taps are
+     inside the image (all of them for a pre-padded 'valid' stem). Groups straddling two filter rows (6 of the 37
+     of ResNet's 7x7x3 stem), the zero rows past M and taps in the padding: one (tap, channel) at a time. */
+  const int RW = KW * CI;
+  for (int g = 0; g < M4; g += 4) {
+    f32 *dst = pack + (g >> 2) * PTILE * 4;
+    const int kh = g / RW, r0 = g % RW;
+    if (g + 4 <= M && r0 + 4 <= RW) {
+      const int kwlo = r0 / CI, kwhi = (r0 + 3) / CI;
+      int n = n0, oh = oh0, ow = ow0;
+      for (int p = 0; p < np; p++, dst += 4) {
+        const int ih = oh * SH + kh - PTOP, iw0 = ow * SW - PLEFT;
+        if (ih >= 0 && ih < H && iw0 + kwlo >= 0 && iw0 + kwhi < W) {
+          wasm_v128_store(dst, wasm_v128_load(x + ((n * H + ih) * W + iw0) * CI + r0));
+        } else {
+          for (int j = 0; j < 4; j++) {
+            const int iw = iw0 + (r0 + j) / CI;
+            dst[j] = ih >= 0 && ih < H && iw >= 0 && iw < W ? x[((n * H + ih) * W + iw) * CI + (r0 + j) % CI] : 0;
+          }
+        }
+        if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; n++; } }
+      }
+      continue;
+    }
+    for (int m = g; m < g + 4; m++) {
+      f32 *d = dst + (m & 3);
+      if (m >= M) { for (int p = 0; p < np; p++) d[4 * p] = 0; continue; }
+      const int tap = m / CI, ci = m % CI, kh1 = tap / KW, kw = tap % KW;
+      int n = n0, oh = oh0, ow = ow0;
+      for (int p = 0; p < np; p++, d += 4) {
+        int ih = oh * SH + kh1 - PTOP, iw = ow * SW + kw - PLEFT;
+        *d = ih >= 0 && ih < H && iw >= 0 && iw < W ? x[((n * H + ih) * W + iw) * CI + ci] : 0;
+        if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; n++; } }
+      }
     }
   }
 }
@@ -545,18 +570,30 @@ static inline void load_partial8(const f32 *p, int n, v128_t *u, v128_t *v) {
   *v = n > 4 ? load_partial4(p + 4, n - 4) : wasm_f32x4_splat(0);
 }
 
+/* d[0..n) = s[0..n) in 4-float SIMD moves, the last one overlapping (runs of 3-21 floats: memory.copy costs more) */
+static inline void copy_f32(f32 *d, const f32 *s, int n) {
+  if (n < 4) { for (int i = 0; i < n; i++) d[i] = s[i]; return; }
+  int i = 0;
+  for (; i + 4 <= n; i += 4) wasm_v128_store(d + i, wasm_v128_load(s + i));
+  if (i < n) wasm_v128_store(d + n - 4, wasm_v128_load(s + n - 4));
+}
+
 static void im2col_rows(const f32 *x, f32 *cols, int p0, int np, int H, int W, int CI, int OH, int OW, int KH,
                         int KW, int SH, int SW, int PTOP, int PLEFT) {
   const int M = KH * KW * CI;
   int n = p0 / (OH * OW), rem = p0 % (OH * OW), oh = rem / OW, ow = rem % OW;
   for (int p = 0; p < np; p++) {
     f32 *dst = cols + p * M;
+    const int iw0 = ow * SW - PLEFT, inside = iw0 >= 0 && iw0 + KW <= W;
     for (int kh = 0; kh < KH; kh++) {
       int ih = oh * SH + kh - PTOP;
+      if (ih < 0 || ih >= H) { zero(dst, KW * CI); dst += KW * CI; continue; }
+      /* the filter row's KW*CI values are contiguous in x: one copy (3-channel stems: 21 floats, not 7 x 3) */
+      if (inside) { copy_f32(dst, x + ((n * H + ih) * W + iw0) * CI, KW * CI); dst += KW * CI; continue; }
       for (int kw = 0; kw < KW; kw++, dst += CI) {
-        int iw = ow * SW + kw - PLEFT;
-        if (ih < 0 || ih >= H || iw < 0 || iw >= W) { zero(dst, CI); continue; }
-        __builtin_memcpy(dst, x + ((n * H + ih) * W + iw) * CI, (unsigned)CI * sizeof(f32));
+        int iw = iw0 + kw;
+        if (iw < 0 || iw >= W) { zero(dst, CI); continue; }
+        copy_f32(dst, x + ((n * H + ih) * W + iw) * CI, CI);
       }
     }
     if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; n++; } }

@@ -6,7 +6,7 @@ import { LT_CONV, tilePixels } from '../../src/engine/wasm/conv_forward';
 type Pad = 'same' | 'valid' | number;
 interface Case { k: number; s: number; pad: Pad; n: number; h: number; w: number; c: number; co: number; act: 'linear' | 'relu' | 'relu6'; bias: boolean }
 
-// Input channels >= 4 take our GEMM (3-channel stems go to XNNPACK); output channels that are not multiples of 8 and
+// Input channels >= 4 take our GEMM (3-channel stems too from 32 output channels on); output channels that are not multiples of 8 and
 // pixel counts that are not multiples of 4 exercise the tails; 1x1 stride 1 unpadded runs without im2col.
 const cases: Case[] = [];
 for (const k of [1, 3, 7]) for (const s of [1, 2]) for (const pad of ['same', 'valid'] as Pad[]) {
@@ -20,8 +20,13 @@ cases.push({ k: 1, s: 2, pad: 'valid', n: 2, h: 8, w: 8, c: 64, co: 128, act: 'l
 cases.push({ k: 3, s: 1, pad: 'same', n: 2, h: 14, w: 14, c: 96, co: 40, act: 'relu', bias: true });
 // 5 input channels: ours, with odd im2col runs
 cases.push({ k: 3, s: 1, pad: 'same', n: 2, h: 6, w: 7, c: 5, co: 9, act: 'relu', bias: true });
-// a 3-channel stem: the stock kernel, still right
+// a 3-channel stem with few output channels: the stock kernel, still right
 cases.push({ k: 7, s: 2, pad: 'same', n: 2, h: 15, w: 15, c: 3, co: 16, act: 'relu', bias: true });
+// 3-channel stems with >= 32 output channels: ours; 'same' puts filter rows partly in the padding (per-tap copies),
+// 'valid' takes whole 21-float rows
+cases.push({ k: 7, s: 2, pad: 'same', n: 3, h: 15, w: 13, c: 3, co: 40, act: 'relu', bias: true });
+cases.push({ k: 7, s: 2, pad: 'valid', n: 2, h: 17, w: 16, c: 3, co: 32, act: 'linear', bias: false });
+cases.push({ k: 3, s: 2, pad: 'same', n: 3, h: 15, w: 15, c: 3, co: 33, act: 'relu6', bias: true });
 
 const name = (c: Case): string => `k${c.k} s${c.s} pad=${c.pad} ${c.n}x${c.h}x${c.w}x${c.c}->${c.co} ${c.act}${c.bias ? '+bias' : ''}`;
 

@@ -18,8 +18,12 @@ export function tilePixels(m: number): number {
  * FusedConv2D (every tfjs-layers Conv2D, forward) as our cache-blocked GEMM (csrc conv2d_fwd) instead of XNNPACK.
  * Measured per layer at batch 16, 224 px, one thread (ms, ours vs XNNPACK): ResNet-18 3x3 56x56x64 77 vs 101,
  * 7x7x512 86 vs 124, 1x1 downsample 4.6-5.0 vs 7.2-8.2; MobileNet v1 0.25 pointwise 1.1-2.8 vs 1.6-3.3 (even
- * 8 input channels: 1.5 vs 2.6). XNNPACK keeps the 3-channel stems (ResNet's 7x7: 108 vs our 123: an im2col
- * of 3-float runs) and whatever we do not cover (NCHW, dilation, prelu/leakyrelu/elu/sigmoid epilogues).
+ * 8 input channels: 1.5 vs 2.6). Fewer than 4 input channels (stems; the im2col copies one filter row, KW*CI floats,
+ * at a time): ours from 32 output channels on, XNNPACK below (stride 2, valid, batch 16, medians of 7, ms ours vs
+ * XNNPACK: 7x7x3->64 (ResNet) 85-87 vs 108, 7x7x3->32 77 vs 101 and 5x5x3->32 43 vs 53 (loaded machine),
+ * 3x3x3->64 28 vs 34 (loaded), 3x3x3->32 (MobileNet v2) 10.8-16.5 vs 10.9-16.1: a tie; but 3x3x3->24 9.2 vs 8.3,
+ * ->16 7.2 vs 5.9, ->8 (MobileNet v1 0.25) 4.3-5.4 vs 3.4-3.9, 5x5x3->8 10.2 vs 7.6, 7x7x3->16 26.8 vs 28.0).
+ * XNNPACK also keeps whatever we do not cover (NCHW, dilation, prelu/leakyrelu/elu/sigmoid epilogues).
  */
 export function fusedConv2DReplacement(stock: KernelFunc): KernelConfig {
   return convReplacement('FusedConv2D', stock);
@@ -54,7 +58,7 @@ function convReplacement(kernelName: string, stock: KernelFunc): KernelConfig {
     // 3x3 stride-1 'same' (most of ResNet): Winograd when it beats the GEMM (winogradWorthIt; 3-channel inputs too)
     const wino = winogradConv3x3(b, x!, filter!, bias ?? null, (activation ?? 'linear') as WinogradActivation, { strides, pad, dilations, dataFormat });
     if (wino) return wino;
-    if (fs[2] < 4) return stock(args);
+    if (fs[2] < 4 && co < 32) return stock(args);
     const ci = backend_util.computeConv2DInfo(x!.shape as [number, number, number, number], fs, strides, 1, pad,
       dimRoundingMode, false, 'channelsLast');
     const y = b.makeOutput([ci.batchSize, ci.outHeight, ci.outWidth, co], 'float32');
