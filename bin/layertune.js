@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The CLI runs the TypeScript sources directly through tsx, so there is no build step
-// between a clone and a first run.
-require('tsx/cjs');
-require('../src/cli/main.ts');
+// The CLI runs the compiled JavaScript in dist/ (npm run build; prepare builds it on npm ci / install
+// from git / npm pack). It calls run() itself instead of letting main.js guess from require.main or
+// argv[1], which neither name main.js when started through a node_modules/.bin symlink or npx.
+require('../dist/cli/main.js').run();

@@ -8,14 +8,17 @@ import * as lrFind from './commands/lr-find';
 import * as search from './commands/search';
 import * as report from './commands/report';
 import * as inspect from './commands/inspect';
+import * as demo from './commands/demo';
+import { packageVersion } from '../package-root';
 import { InterruptedError } from '../train/signals';
 
 /** Each command lives in its own module under commands/ and registers itself here. */
-const COMMANDS: Array<{ register(program: Command): void }> = [train, plan, predict, evaluate, lrFind, search, report, inspect];
+const COMMANDS: Array<{ register(program: Command): void }> = [train, plan, predict, evaluate, lrFind, search, report, inspect, demo];
 
 export function buildCli(): Command {
   const program = new Command('layertune')
     .description('Fine-tune pretrained CNNs on TensorFlow.js with layer-wise learning rates')
+    .version(packageVersion(), '-V, --version')
     // flag errors come back as CommanderErrors and print as one line like every other user error (main below);
     // both settings are copied to the commands registered after them
     .exitOverride()
@@ -47,8 +50,13 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (require.main === module || process.argv[1]?.endsWith('layertune.js')) {
-  main(process.argv).then(
+/**
+ * Runs the CLI and exits with its status. bin/layertune.js calls this directly: through a
+ * node_modules/.bin symlink, npx or a global install, neither require.main nor argv[1] names this file,
+ * so guessing the entry point from them made the CLI a silent no-op.
+ */
+export function run(argv: string[] = process.argv): void {
+  main(argv).then(
     (code) => process.exit(code),
     (e) => {
       console.error(e);
@@ -56,3 +64,6 @@ if (require.main === module || process.argv[1]?.endsWith('layertune.js')) {
     },
   );
 }
+
+// `node dist/cli/main.js …` (and tsx src/cli/main.ts) run it directly
+if (require.main === module) run();

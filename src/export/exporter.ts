@@ -1,3 +1,4 @@
+import { packageVersion } from '../package-root';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -22,7 +23,7 @@ export interface Exporter {
 }
 
 export function layertuneVersion(): string {
-  return JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).version;
+  return packageVersion();
 }
 
 /**

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ModelFormatError } from '../errors';
+import { resolveDefaultModel } from '../package-root';
 import { buildArch } from './arch';
 import { loadKerasH5 } from './keras-h5';
 import type { ModelRequest, ModelSource } from './source';
@@ -36,7 +37,7 @@ export function classifySource(uri: string): { kind: SourceKind; location: strin
   if (/^https?:\/\//i.test(uri)) {
     throw new ModelFormatError(uri, 'remote URLs are classified after download: load it with loadBackbone, which fetches it into the cache (fetchToCache)');
   }
-  const location = uri.startsWith('file://') ? decodeURIComponent(uri.slice(7)) : uri;
+  const location = resolveDefaultModel(uri.startsWith('file://') ? decodeURIComponent(uri.slice(7)) : uri, fs.existsSync);
   const ext = path.extname(location).toLowerCase();
   if (ext === '.safetensors') return { kind: 'safetensors', location };
   if (H5_EXTENSIONS.includes(ext)) return { kind: 'keras-h5', location };

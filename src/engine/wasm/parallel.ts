@@ -163,7 +163,10 @@ export class ParallelGradients {
       if (mode) bnModes[layer.name] = mode;
     }
     const topology = model.toJSON(null, false);
-    const script = path.join(__dirname, 'parallel-worker.ts');
+    // from the sources (tests, tsx) the worker is TypeScript and needs tsx's loader; from dist it is plain JS
+    const fromSources = __filename.endsWith('.ts');
+    const script = path.join(__dirname, fromSources ? 'parallel-worker.ts' : 'parallel-worker.js');
+    const execArgv = fromSources ? ['--require', require.resolve('tsx/cjs')] : [];
     try {
       await Promise.all(Array.from({ length: opts.threads - 1 }, async () => {
         const gradBuf = new SharedArrayBuffer(4 * pg.trainLayout.total);
@@ -173,7 +176,7 @@ export class ParallelGradients {
           shapes: pg.all.map((v) => v.shape as number[]), names: pg.all.map((v) => v.originalName),
           trainableIdx: pg.trainableIdx, statIdx: pg.statIdx, bnModes, labelSmoothing: opts.labelSmoothing,
         };
-        const w = new Worker(script, { execArgv: ['--require', require.resolve('tsx/cjs')], workerData: init });
+        const w = new Worker(script, { execArgv, workerData: init });
         pg.workers.push(w);
         pg.gradBufs.push(gradBuf);
         pg.statsBufs.push(statsBuf);
