@@ -1,7 +1,16 @@
 /**
  * layertune's public API. The CLI (src/cli) is a thin shell over these; scripts use the same calls.
  */
-export { runJob, prepare, type JobResult, type Prepared, type RunOptions } from './job';
+import { runJob as runAnyJob, type JobResult, type RunOptions } from './job';
+import type { JobInput } from './config/schema';
+export { prepare, type JobResult, type Prepared, type RunOptions } from './job';
+
+/**
+ * Runs a job: train, evaluate, export. Internally runJob also takes loose records (CLI flags, merged
+ * files); the public signature takes only JobInput, so a misspelt key fails to type-check in the caller
+ * instead of failing at run time.
+ */
+export const runJob: (input?: JobInput, opts?: RunOptions) => Promise<JobResult> = runAnyJob;
 export { JobSchema, type Job, type JobInput } from './config/schema';
 export { resolveJob, readJobFile } from './config/load';
 export { createContainer, resolveStages, TOKENS, type Stages } from './container';

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { optimizerSchema } from '../optim/schema';
-import { groupingSchema } from '../groups/schema';
+import { groupingSchema, type GroupingInput } from '../groups/schema';
 import { LrScheduleSchema, EarlyStoppingSchema } from '../schedules/schema';
 import { CheckpointSchema } from '../train/checkpoint';
 import { GuardSchema } from '../train/guard';
@@ -95,5 +95,9 @@ export const JobSchema = z
   })
   .strict();
 
-export type JobInput = z.input<typeof JobSchema>;
+/**
+ * What a caller writes: every section optional. `groups` is spelled out because its preprocess (which
+ * fills in the stepped default) makes zod's input type a required `unknown`.
+ */
+export type JobInput = Omit<z.input<typeof JobSchema>, 'groups'> & { groups?: GroupingInput };
 export type Job = z.infer<typeof JobSchema>;
