@@ -22,6 +22,7 @@ import type { EarlyStoppingState } from '../schedules/early-stopping';
 import type { WeightCopy, WeightSnapshot, WeightStore } from '../schedules/weights';
 import type { EpochInfo } from './callbacks';
 import type { GuardState } from './guard';
+import { writeFileDurable } from '../io/write';
 
 export const CheckpointSchema = z
   .object({
@@ -215,10 +216,10 @@ export async function saveCheckpoint(dir: string, ck: Checkpoint): Promise<void>
     optimizer: { algorithm: ck.optimizer.algorithm, step: ck.optimizer.step, vars },
   };
   await replaceFolderAtomic(dir, (tmp) => {
-    fs.writeFileSync(path.join(tmp, 'weights.bin'), w.bytes());
-    fs.writeFileSync(path.join(tmp, 'optimizer.bin'), o.bytes());
+    writeFileDurable(path.join(tmp, 'weights.bin'), w.bytes());
+    writeFileDurable(path.join(tmp, 'optimizer.bin'), o.bytes());
     // state.json last: its presence in a finished folder is what marks the folder complete
-    fs.writeFileSync(path.join(tmp, 'state.json'), JSON.stringify(state));
+    writeFileDurable(path.join(tmp, 'state.json'), JSON.stringify(state));
   });
 }
 
