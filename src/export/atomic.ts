@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataError } from '../errors';
+import { writeChecksums } from '../io/checksum';
 import { asDiskError, DiskError, fsyncDir } from '../io/write';
 
 // writes live in io/write.ts; re-exported for the callers that have always imported it from here
@@ -35,6 +36,8 @@ export async function replaceFolderAtomic(target: string, fill: (tmpDir: string)
   try {
     fs.mkdirSync(tmp);
     await fill(tmp);
+    // every folder written here is read back by layertune, which verifies these
+    writeChecksums(tmp);
     for (const f of fs.readdirSync(tmp)) {
       const fd = fs.openSync(path.join(tmp, f), 'r');
       fs.fsyncSync(fd);

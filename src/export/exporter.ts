@@ -6,6 +6,7 @@ import { resolveModelJson } from '../models/tfjs-layers';
 import type { Network } from '../models/network';
 import { replaceFolderAtomic } from './atomic';
 import { writeFileDurable } from '../io/write';
+import { verifyChecksums } from '../io/checksum';
 
 export interface ExportMetadata {
   layertuneVersion: string;
@@ -55,6 +56,8 @@ export class LayersModelExporter implements Exporter {
 /** Reads an export back: model plus metadata (labels, size, preprocessing). */
 export async function loadExport(dir: string): Promise<{ model: tf.LayersModel; metadata: ExportMetadata | null }> {
   const json = resolveModelJson(dir);
+  // an export of ours carries checksums.sha256; a plain tfjs folder has none and loads as before
+  verifyChecksums(path.dirname(json));
   const model = await tf.loadLayersModel(fileHandler(json));
   const metaPath = path.join(path.dirname(json), 'metadata.json');
   const metadata = fs.existsSync(metaPath) ? (JSON.parse(fs.readFileSync(metaPath, 'utf8')) as ExportMetadata) : null;

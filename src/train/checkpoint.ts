@@ -23,6 +23,7 @@ import type { WeightCopy, WeightSnapshot, WeightStore } from '../schedules/weigh
 import type { EpochInfo } from './callbacks';
 import type { GuardState } from './guard';
 import { writeFileDurable } from '../io/write';
+import { verifyCheckpoint } from './checkpoint-verify';
 
 export const CheckpointSchema = z
   .object({
@@ -225,6 +226,7 @@ export async function saveCheckpoint(dir: string, ck: Checkpoint): Promise<void>
 
 function readState(dir: string): StateFile {
   const file = path.join(dir, 'state.json');
+  verifyCheckpoint(dir, ['state.json']);
   let s: StateFile;
   try {
     s = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -243,6 +245,7 @@ export function peekCheckpoint(dir: string): { job: Record<string, unknown>; inp
 }
 
 export function loadCheckpoint(dir: string): Checkpoint {
+  verifyCheckpoint(dir);
   const s = readState(dir);
   const wFile = path.join(dir, 'weights.bin');
   const oFile = path.join(dir, 'optimizer.bin');
