@@ -7,6 +7,7 @@ import type { Network } from '../models/network';
 import { replaceFolderAtomic } from './atomic';
 import { writeFileDurable } from '../io/write';
 import { verifyChecksums } from '../io/checksum';
+import { readExportMetadata } from './metadata-schema';
 
 export interface ExportMetadata {
   layertuneVersion: string;
@@ -60,6 +61,7 @@ export async function loadExport(dir: string): Promise<{ model: tf.LayersModel; 
   verifyChecksums(path.dirname(json));
   const model = await tf.loadLayersModel(fileHandler(json));
   const metaPath = path.join(path.dirname(json), 'metadata.json');
-  const metadata = fs.existsSync(metaPath) ? (JSON.parse(fs.readFileSync(metaPath, 'utf8')) as ExportMetadata) : null;
+  const outputs = (model.outputs[0].shape as number[]).slice(-1)[0];
+  const metadata = fs.existsSync(metaPath) ? (readExportMetadata(metaPath, outputs) as unknown as ExportMetadata) : null;
   return { model, metadata };
 }

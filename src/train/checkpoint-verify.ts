@@ -29,6 +29,9 @@ function intactSiblings(dir: string): string[] {
     });
 }
 
+/** A checkpoint whose files do not match their checksums: resume must stop here, not fall back silently. */
+export class CorruptCheckpointError extends ConfigError {}
+
 /** Throws a one-line ConfigError under `resume` naming the bad file and any intact checkpoint beside it. */
 export function verifyCheckpoint(dir: string, only?: readonly string[]): void {
   try {
@@ -36,6 +39,6 @@ export function verifyCheckpoint(dir: string, only?: readonly string[]): void {
   } catch (e) {
     if (!(e instanceof DataError)) throw e;
     const ok = intactSiblings(dir);
-    throw new ConfigError('resume', `${e.message}; ${ok.length ? `intact: ${ok.join(', ')} (copy it over ${dir} to resume from it)` : 'no other checkpoint of this run is intact'}`);
+    throw new CorruptCheckpointError('resume', `${e.message}; ${ok.length ? `intact: ${ok.join(', ')} (copy it over ${dir} to resume from it)` : 'no other checkpoint of this run is intact'}`);
   }
 }

@@ -23,7 +23,8 @@ import type { WeightCopy, WeightSnapshot, WeightStore } from '../schedules/weigh
 import type { EpochInfo } from './callbacks';
 import type { GuardState } from './guard';
 import { writeFileDurable } from '../io/write';
-import { verifyCheckpoint } from './checkpoint-verify';
+import { CorruptCheckpointError, verifyCheckpoint } from './checkpoint-verify';
+import { checkStateShape } from './checkpoint-schema';
 
 export const CheckpointSchema = z
   .object({
@@ -233,8 +234,9 @@ function readState(dir: string): StateFile {
   } catch (e) {
     throw new ConfigError('resume', `${file}: cannot read checkpoint state (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  if (s.format !== CHECKPOINT_FORMAT) throw new ConfigError('resume', `${file}: not a layertune checkpoint`);
+  if (!s || typeof s !== 'object' || s.format !== CHECKPOINT_FORMAT) throw new ConfigError('resume', `${file}: not a layertune checkpoint`);
   if (s.version !== CHECKPOINT_VERSION) throw new ConfigError('resume', `${file}: checkpoint version ${s.version}, this layertune reads ${CHECKPOINT_VERSION}`);
+  checkStateShape(s, file);
   return s;
 }
 
@@ -306,7 +308,9 @@ export function latestCheckpoint(runDir: string): string {
     let step: number;
     try {
       step = peekCheckpoint(dir).trainer.step;
-    } catch {
+    } catch (e) {
+      // a damaged checkpoint is said out loud, with the intact ones named, never skipped for an older one
+      if (e instanceof CorruptCheckpointError) throw e;
       continue;
     }
     if (!best || step > best.step) best = { dir, step };

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { tmpDir } from '../helpers/images';
-import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../../src/train/checkpoint';
+import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type Checkpoint } from '../../src/train/checkpoint';
 import { CHECKSUM_FILE, sha256File } from '../../src/io/checksum';
 import { replaceFolderAtomic } from '../../src/export/atomic';
 import { loadExport } from '../../src/export/exporter';
@@ -64,6 +64,15 @@ describe('reliability: checksums', () => {
       expect(msg).to.match(new RegExp(`^resume: ${path.join(root, 'last', 'weights.bin').replace(/[.]/g, '\\.')}: is corrupt or truncated: its SHA-256 is [0-9a-f]{12}…, checksums\\.sha256 records [0-9a-f]{12}…; intact: ${path.join(root, 'best').replace(/[.]/g, '\\.')} `));
     });
   }
+
+  it('--resume with a corrupt checkpoints/last/state.json stops with one line naming best, never falls back silently', async () => {
+    const run = tmpDir();
+    const root = path.join(run, 'checkpoints');
+    await saveCheckpoint(path.join(root, 'last'), checkpoint());
+    await saveCheckpoint(path.join(root, 'best'), checkpoint());
+    flipByte(path.join(root, 'last', 'state.json'), 3);
+    expect(() => latestCheckpoint(run)).to.throw(UserError, /last\/state\.json: is corrupt or truncated.*; intact: .*checkpoints\/best /);
+  });
 
   it('a corrupt checkpoint with nothing intact beside it says so', async () => {
     const dir = path.join(tmpDir(), 'checkpoints', 'last');
