@@ -36,6 +36,9 @@ import {
 import { planResume, type ResumePlan } from './train/checkpoint-resume';
 import { formatChanges } from './train/checkpoint-diff';
 import { joinMetrics, setAsideMetrics } from './train/checkpoint-metrics';
+import { fitBatch } from './train/batch-fit';
+import { countModel, memoryBudget } from './train/memory-estimate';
+import { RULES } from './optim/algorithms';
 
 export interface RunOptions {
   /** Turn SIGINT/SIGTERM during training into a checkpointed stop with a resume hint (the CLI sets it). */
@@ -121,6 +124,17 @@ export async function prepare(input: JobInput | Record<string, unknown> = {}, op
   }
   const frozenLayers = new Set(layers.filter((l) => l.variables.length > 0 && l.variables.every((v) => frozen.has(v.name))).map((l) => l.name));
   applyBatchNormModes(network, job.model.batchNorm, frozenLayers, job.model.bnMomentum);
+  const fit = fitBatch({
+    batch: job.train.batch,
+    accumulate: job.train.accumulate,
+    trainImages: data.train.length,
+    model: countModel(network.train, Object.values(trainableVars).reduce((a, v) => a + v.size, 0)),
+    optimizerSlots: RULES[job.optimizer.algorithm].slots.length,
+    size: network.backbone.inputSize,
+    budget: memoryBudget(backend.tfBackend),
+  });
+  for (const w of fit.warnings) log(`warning: ${w}`);
+  Object.assign(job.train, { batch: fit.batch, accumulate: fit.accumulate });
   const { batch, accumulate, epochs } = job.train;
   const batchesPerEpoch = Math.ceil(data.train.length / batch);
   const stepsPerEpoch = stepsPerEpochOf(data.train.length, batch, accumulate);

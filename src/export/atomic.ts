@@ -1,20 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataError } from '../errors';
+import { writeChecksums } from '../io/checksum';
+import { asDiskError, DiskError, fsyncDir } from '../io/write';
 
-/** Writes a file by writing a sibling temporary and renaming it over the target (atomic on POSIX). */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    if (typeof data === 'string') fs.writeSync(fd, data);
-    else fs.writeSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-}
+// writes live in io/write.ts; re-exported for the callers that have always imported it from here
+export { writeFileAtomic } from '../io/write';
 
 /** Fails early, before any training, when `dir` cannot be created or written. */
 export function ensureWritableDir(dir: string, field = 'out'): void {
@@ -40,22 +31,36 @@ export async function replaceFolderAtomic(target: string, fill: (tmpDir: string)
   fs.mkdirSync(parent, { recursive: true });
   recoverFolder(target);
   const base = path.basename(target);
-  const tmp = fs.mkdtempSync(path.join(parent, `.${base}.tmp-`));
+  // mkdir, not mkdtemp: mkdtemp forces mode 0700, and an export must be readable by whoever the umask allows
+  const tmp = path.join(parent, `.${base}.tmp-${process.pid}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`);
   try {
+    fs.mkdirSync(tmp);
     await fill(tmp);
+    // every folder written here is read back by layertune, which verifies these
+    writeChecksums(tmp);
     for (const f of fs.readdirSync(tmp)) {
       const fd = fs.openSync(path.join(tmp, f), 'r');
       fs.fsyncSync(fd);
       fs.closeSync(fd);
     }
+    fsyncDir(tmp);
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
-    throw e;
+    // name the file where the user will look for it, not inside the temporary folder that is now gone
+    throw asDiskError(e instanceof DiskError ? new DiskError(path.join(target, path.basename(e.file)), e.code) : e, target);
   }
   const old = path.join(parent, `.${base}.old`);
-  fs.rmSync(old, { recursive: true, force: true });
-  if (fs.existsSync(target)) fs.renameSync(target, old);
-  fs.renameSync(tmp, target);
+  try {
+    fs.rmSync(old, { recursive: true, force: true });
+    if (fs.existsSync(target)) fs.renameSync(target, old);
+    fs.renameSync(tmp, target);
+  } catch (e) {
+    // the new folder never replaced the old one: put the old one back and drop the new
+    recoverFolder(target);
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw asDiskError(e, target);
+  }
+  fsyncDir(parent);
   fs.rmSync(old, { recursive: true, force: true });
 }
 

@@ -6,6 +6,9 @@ import { captureHandler, fileHandler, writeModelArtifacts } from '../models/io';
 import { resolveModelJson } from '../models/tfjs-layers';
 import type { Network } from '../models/network';
 import { replaceFolderAtomic } from './atomic';
+import { writeFileDurable } from '../io/write';
+import { verifyChecksums } from '../io/checksum';
+import { readExportMetadata } from './metadata-schema';
 
 export interface ExportMetadata {
   layertuneVersion: string;
@@ -46,7 +49,7 @@ export class LayersModelExporter implements Exporter {
     };
     await replaceFolderAtomic(dir, (tmp) => {
       writeModelArtifacts(tmp, h.artifacts!, { userDefinedMetadata: { labels: net.classes } });
-      fs.writeFileSync(path.join(tmp, 'metadata.json'), JSON.stringify(metadata, null, 2));
+      writeFileDurable(path.join(tmp, 'metadata.json'), JSON.stringify(metadata, null, 2));
     });
     return dir;
   }
@@ -55,8 +58,11 @@ export class LayersModelExporter implements Exporter {
 /** Reads an export back: model plus metadata (labels, size, preprocessing). */
 export async function loadExport(dir: string): Promise<{ model: tf.LayersModel; metadata: ExportMetadata | null }> {
   const json = resolveModelJson(dir);
+  // an export of ours carries checksums.sha256; a plain tfjs folder has none and loads as before
+  verifyChecksums(path.dirname(json));
   const model = await tf.loadLayersModel(fileHandler(json));
   const metaPath = path.join(path.dirname(json), 'metadata.json');
-  const metadata = fs.existsSync(metaPath) ? (JSON.parse(fs.readFileSync(metaPath, 'utf8')) as ExportMetadata) : null;
+  const outputs = (model.outputs[0].shape as number[]).slice(-1)[0];
+  const metadata = fs.existsSync(metaPath) ? (readExportMetadata(metaPath, outputs) as unknown as ExportMetadata) : null;
   return { model, metadata };
 }

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ModelFormatError } from '../errors';
+import { writeFileDurable } from '../io/write';
 
 /** model.json files are small; anything larger is a hostile or broken file, refused before JSON.parse. */
 export const MAX_MODEL_JSON_BYTES = 32 * 1024 * 1024;
@@ -163,8 +164,8 @@ export function writeModelArtifacts(dir: string, artifacts: tf.io.ModelArtifacts
     weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
     ...extra,
   };
-  fs.writeFileSync(path.join(dir, 'weights.bin'), Buffer.from(weightData));
-  fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(modelJson));
+  writeFileDurable(path.join(dir, 'weights.bin'), Buffer.from(weightData));
+  writeFileDurable(path.join(dir, 'model.json'), JSON.stringify(modelJson));
 }
 
 /** An IOHandler that captures what model.save() produces, so the caller decides where bytes go. */

@@ -22,6 +22,9 @@ import type { EarlyStoppingState } from '../schedules/early-stopping';
 import type { WeightCopy, WeightSnapshot, WeightStore } from '../schedules/weights';
 import type { EpochInfo } from './callbacks';
 import type { GuardState } from './guard';
+import { writeFileDurable } from '../io/write';
+import { CorruptCheckpointError, verifyCheckpoint } from './checkpoint-verify';
+import { checkStateShape } from './checkpoint-schema';
 
 export const CheckpointSchema = z
   .object({
@@ -215,23 +218,25 @@ export async function saveCheckpoint(dir: string, ck: Checkpoint): Promise<void>
     optimizer: { algorithm: ck.optimizer.algorithm, step: ck.optimizer.step, vars },
   };
   await replaceFolderAtomic(dir, (tmp) => {
-    fs.writeFileSync(path.join(tmp, 'weights.bin'), w.bytes());
-    fs.writeFileSync(path.join(tmp, 'optimizer.bin'), o.bytes());
+    writeFileDurable(path.join(tmp, 'weights.bin'), w.bytes());
+    writeFileDurable(path.join(tmp, 'optimizer.bin'), o.bytes());
     // state.json last: its presence in a finished folder is what marks the folder complete
-    fs.writeFileSync(path.join(tmp, 'state.json'), JSON.stringify(state));
+    writeFileDurable(path.join(tmp, 'state.json'), JSON.stringify(state));
   });
 }
 
 function readState(dir: string): StateFile {
   const file = path.join(dir, 'state.json');
+  verifyCheckpoint(dir, ['state.json']);
   let s: StateFile;
   try {
     s = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
     throw new ConfigError('resume', `${file}: cannot read checkpoint state (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  if (s.format !== CHECKPOINT_FORMAT) throw new ConfigError('resume', `${file}: not a layertune checkpoint`);
+  if (!s || typeof s !== 'object' || s.format !== CHECKPOINT_FORMAT) throw new ConfigError('resume', `${file}: not a layertune checkpoint`);
   if (s.version !== CHECKPOINT_VERSION) throw new ConfigError('resume', `${file}: checkpoint version ${s.version}, this layertune reads ${CHECKPOINT_VERSION}`);
+  checkStateShape(s, file);
   return s;
 }
 
@@ -242,6 +247,7 @@ export function peekCheckpoint(dir: string): { job: Record<string, unknown>; inp
 }
 
 export function loadCheckpoint(dir: string): Checkpoint {
+  verifyCheckpoint(dir);
   const s = readState(dir);
   const wFile = path.join(dir, 'weights.bin');
   const oFile = path.join(dir, 'optimizer.bin');
@@ -302,7 +308,9 @@ export function latestCheckpoint(runDir: string): string {
     let step: number;
     try {
       step = peekCheckpoint(dir).trainer.step;
-    } catch {
+    } catch (e) {
+      // a damaged checkpoint is said out loud, with the intact ones named, never skipped for an older one
+      if (e instanceof CorruptCheckpointError) throw e;
       continue;
     }
     if (!best || step > best.step) best = { dir, step };

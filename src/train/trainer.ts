@@ -288,6 +288,7 @@ export class Trainer {
       let stepInEpoch = 0;
       let lrs: Record<string, number> = {};
       let pending: Pending | null = null;
+      let rolledBack = false;
       // set from inside apply(): a holder, so the compiler does not narrow it to undefined
       const ctl: { stop?: StopRequest } = {};
 
@@ -343,6 +344,7 @@ export class Trainer {
           }
           const ev = this.guard.diverged(problem, { step: this.step, epoch });
           this.good!.restore();
+          rolledBack = true;
           this.log(
             `warning: divergence at epoch ${epoch + 1}, step ${this.step} (${problem}): rolled back to the weights of step ${this.good!.step} ` +
               `and cut every group's rate to ×${ev.multiplier.toPrecision(3)} of the schedule (retry ${this.guard.getState().retries}/${this.guard.config.maxRetries})`,
@@ -381,6 +383,9 @@ export class Trainer {
         stoppedEarly = ctl.stop.reason ?? 'stopped by a callback';
         break;
       }
+      // every step of this epoch was rolled back (an epoch of one batch): run the epoch again at the cut rate;
+      // the guard's retry limit bounds how often
+      if (seen === 0 && rolledBack) continue;
       if (seen === 0) throw new TrainingError('no training image could be decoded');
       const val = this.data.val.length ? (await this.evaluate(this.data.val)).metrics : undefined;
       this.epoch++;

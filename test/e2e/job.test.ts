@@ -25,7 +25,7 @@ describe('end-to-end job', function () {
     const counts = res.fit.history.map((h) => h.numTensors);
     expect(new Set(counts).size, `numTensors per epoch ${counts}`).to.equal(1);
     expect(res.val!.accuracy).to.be.within(0, 1);
-    expect(fs.readdirSync(res.exportDir).sort()).to.deep.equal(['metadata.json', 'model.json', 'weights.bin']);
+    expect(fs.readdirSync(res.exportDir).sort()).to.deep.equal(['checksums.sha256', 'metadata.json', 'model.json', 'weights.bin']);
     const lines = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.filter((l) => l.type === 'epoch')).to.have.length(3);
     expect(lines.filter((l) => l.type === 'step')).to.have.length(3 * Math.ceil(120 / 16));

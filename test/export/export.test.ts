@@ -31,7 +31,7 @@ describe('export', function () {
     dense.setWeights(dense.getWeights().map((w) => tf.randomNormal(w.shape, 0, 0.5, 'float32', 11)));
     const out = path.join(tmpDir('lt-export-'), 'model');
     await new LayersModelExporter().export(net, out, { trainingConfig: { note: 'test' }, metrics: { acc: 1 } });
-    expect(fs.readdirSync(out).sort()).to.deep.equal(['metadata.json', 'model.json', 'weights.bin']);
+    expect(fs.readdirSync(out).sort()).to.deep.equal(['checksums.sha256', 'metadata.json', 'model.json', 'weights.bin']);
     const meta = JSON.parse(fs.readFileSync(path.join(out, 'metadata.json'), 'utf8'));
     expect(meta.labels).to.deep.equal(classes);
     expect(meta.inputSize).to.equal(96);

@@ -32,7 +32,7 @@ describe('reliability: a training run over a folder with bad files', function ()
     expect(skipped.get(corrupt)).to.match(/not a readable image|cannot decode/);
     // the warning also reached stderr once per file, not once per epoch or pass
     expect(r.stderr.split('\n').filter((l) => l.includes('LAYERTUNE_SKIPPED_IMAGE') && l.includes(bomb))).to.have.length(1);
-    expect(fs.readdirSync(path.join(out, 'model')).sort()).to.deep.equal(['metadata.json', 'model.json', 'weights.bin']);
+    expect(fs.readdirSync(path.join(out, 'model')).sort()).to.deep.equal(['checksums.sha256', 'metadata.json', 'model.json', 'weights.bin']);
   });
 
   // files skipped at scan time are counted in source.skipped like decode failures

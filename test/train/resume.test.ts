@@ -9,6 +9,7 @@ import { planResume } from '../../src/train/checkpoint-resume';
 import type { Callback } from '../../src/train/callbacks';
 import { MemorySource } from '../helpers/memory-source';
 import { tmpDir } from '../helpers/images';
+import { writeChecksums } from '../../src/io/checksum';
 
 const quiet = { log: () => undefined };
 
@@ -110,6 +111,8 @@ describe('exact resume', function () {
     const s = JSON.parse(fs.readFileSync(stateFile, 'utf8'));
     s.trainer.rng = (s.trainer.rng + 1) >>> 0;
     fs.writeFileSync(stateFile, JSON.stringify(s));
+    // a consistent edit: the checksum list is brought up to date, or the resume would refuse the file
+    writeChecksums(path.dirname(stateFile));
     await runJob({}, { ...quiet, resume: b, stages: { data: { create: source } } });
     expect(bytes(path.join(b, 'checkpoints', 'last', 'weights.bin')).equals(bytes(path.join(a, 'checkpoints', 'last', 'weights.bin')))).to.equal(false);
   });
@@ -119,7 +122,7 @@ describe('exact resume', function () {
     await runJob({ ...job(out), train: { epochs: 4, batch: 4, seed: 5 } } as JobInput, { ...quiet, stages: { data: { create: source } } });
     const names = fs.readdirSync(path.join(out, 'checkpoints')).sort();
     expect(names).to.deep.equal(['best', 'epoch-0002', 'epoch-0004', 'last']);
-    for (const n of names) expect(fs.readdirSync(path.join(out, 'checkpoints', n)).sort()).to.deep.equal(['optimizer.bin', 'state.json', 'weights.bin']);
+    for (const n of names) expect(fs.readdirSync(path.join(out, 'checkpoints', n)).sort()).to.deep.equal(['checksums.sha256', 'optimizer.bin', 'state.json', 'weights.bin']);
     const best = JSON.parse(fs.readFileSync(path.join(out, 'checkpoints', 'best', 'state.json'), 'utf8'));
     const last = JSON.parse(fs.readFileSync(path.join(out, 'checkpoints', 'last', 'state.json'), 'utf8'));
     // best is the epoch early stopping considers best, by val_loss
