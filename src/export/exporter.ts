@@ -5,7 +5,6 @@ import { captureHandler, fileHandler, writeModelArtifacts } from '../models/io';
 import { resolveModelJson } from '../models/tfjs-layers';
 import type { Network } from '../models/network';
 import { replaceFolderAtomic } from './atomic';
-import { markFolder } from '../io/run-folder';
 
 export interface ExportMetadata {
   layertuneVersion: string;
@@ -47,7 +46,6 @@ export class LayersModelExporter implements Exporter {
     await replaceFolderAtomic(dir, (tmp) => {
       writeModelArtifacts(tmp, h.artifacts!, { userDefinedMetadata: { labels: net.classes } });
       fs.writeFileSync(path.join(tmp, 'metadata.json'), JSON.stringify(metadata, null, 2));
-      markFolder(tmp);
     });
     return dir;
   }

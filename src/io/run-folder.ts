@@ -2,14 +2,20 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataError } from '../errors';
 
-/** Written into every folder layertune creates, so a later run can tell its own folders from the user's. */
+/** Written into every run folder layertune creates, so a later run can tell its own folders from the user's. */
 export const MARKER = '.layertune';
 
-/** Files only a layertune run or export holds: folders from before the marker existed are still recognised. */
-const OWN_FILES: Record<FolderKind, string[]> = {
-  out: ['checkpoints', 'metrics.jsonl', 'summary.json', 'report.html'],
-  export: ['metadata.json'],
-};
+/** Files only a layertune run holds: run folders from before the marker existed are still recognised. */
+const RUN_FILES = ['checkpoints', 'metrics.jsonl', 'summary.json', 'report.html'];
+
+/** An export is recognised by its metadata.json naming a layertune version; the export folder itself stays a plain tfjs model. */
+function isOurExport(dir: string): boolean {
+  try {
+    return typeof JSON.parse(fs.readFileSync(path.join(dir, 'metadata.json'), 'utf8')).layertuneVersion === 'string';
+  } catch {
+    return false;
+  }
+}
 
 export type FolderKind = 'out' | 'export';
 
@@ -35,7 +41,8 @@ export function checkOwnFolder(dir: string, kind: FolderKind, opts: { force?: bo
   }
   if (!st.isDirectory()) throw new DataError(dir, `${flag} is a file, not a folder`);
   const entries = fs.readdirSync(dir);
-  if (entries.length === 0 || entries.includes(MARKER) || OWN_FILES[kind].some((f) => entries.includes(f))) return;
+  if (entries.length === 0 || entries.includes(MARKER)) return;
+  if (kind === 'out' ? RUN_FILES.some((f) => entries.includes(f)) : isOurExport(dir)) return;
   if (opts.force) return;
   throw new DataError(dir, `${flag} folder exists and was not written by layertune (${entries.length} entries); choose another folder or pass --force to replace it`);
 }

@@ -33,6 +33,15 @@ describe('reliability: run and export folders', () => {
     expect(() => checkOwnFolder(path.join(root, 'run'), 'out')).not.to.throw();
   });
 
+  it('accepts a previous export (metadata.json naming a layertune version) and refuses a foreign metadata.json', () => {
+    const dir = path.join(root, 'model');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'metadata.json'), JSON.stringify({ other: 1 }));
+    expect(() => checkOwnFolder(dir, 'export')).to.throw(/not written by layertune/);
+    fs.writeFileSync(path.join(dir, 'metadata.json'), JSON.stringify({ layertuneVersion: '0.1.0' }));
+    expect(() => checkOwnFolder(dir, 'export')).not.to.throw();
+  });
+
   it('refuses a file where a folder is expected', () => {
     fs.writeFileSync(path.join(root, 'f'), '');
     expect(() => checkOwnFolder(path.join(root, 'f'), 'out')).to.throw(/--out is a file, not a folder/);
