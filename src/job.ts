@@ -8,6 +8,8 @@ import { ConfigError } from './errors';
 import { describeChoice, type BackendChoice } from './engine/backend';
 import { resolveThreads } from './engine/threads';
 import { ensureWritableDir } from './export/atomic';
+import { checkOwnFolder, markFolder } from './io/run-folder';
+import { acquireLock } from './io/lock';
 import { checkHeadOnly } from './models/graph-source';
 import { attachHead, applyBatchNormModes, splitAtStage, HEAD_LAYERS, type Network } from './models/network';
 import { describeLayers, type GroupPlan } from './groups';
@@ -178,9 +180,28 @@ export async function runJob(input: JobInput | Record<string, unknown> = {}, opt
   }
   // validated with the file's name in error paths when there is a file
   const job0 = resume ? resolveJob(jobInput) : resolveJob(input, opts.configFile);
-  ensureWritableDir(job0.out);
   const exportDir = job0.export ?? path.join(job0.out, 'model');
+  checkOwnFolder(job0.out, 'out', { force: opts.force });
+  checkOwnFolder(exportDir, 'export', { force: opts.force, dataDir: job0.data.dir });
+  ensureWritableDir(job0.out);
+  markFolder(job0.out);
   ensureWritableDir(path.dirname(path.resolve(exportDir)), 'export');
+  const releaseLock = acquireLock(job0.out, log);
+  try {
+    return await runLocked(input, opts, log, resume, jobInput, exportDir);
+  } finally {
+    releaseLock();
+  }
+}
+
+async function runLocked(
+  input: JobInput | Record<string, unknown>,
+  opts: RunOptions,
+  log: (s: string) => void,
+  resume: ResumePlan | null,
+  jobInput: Record<string, unknown>,
+  exportDir: string,
+): Promise<JobResult> {
   const p = await prepare(jobInput, { ...opts, configFile: undefined });
   const { job, stages, data, network, schedule } = p;
   log(`data: ${data.classes.length} classes (${data.classes.join(', ')}), ${data.train.length} train / ${data.val.length} val images`);
