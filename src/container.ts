@@ -1,9 +1,12 @@
 /**
- * The one place where the pipeline is assembled. Every stage is a binding behind an interface;
- * replace one (`container.rebind(TOKENS.DataSource)...`) and the rest runs unchanged.
+ * The one place where the pipeline is assembled. Every stage is an `@injectable` class behind an interface,
+ * resolved from one inversify container that carries the validated job under `TOKENS.JobConfig`.
+ * Replace one (`container.rebind(TOKENS.DataSource).to(MyData)`), pass the container to
+ * `runJob(job, { container })`, and the rest runs unchanged.
  */
 import 'reflect-metadata';
-import { Container } from 'inversify';
+import * as path from 'node:path';
+import { Container, decorate, inject, injectable, optional } from 'inversify';
 import { selectBackend, type BackendChoice } from './engine/backend';
 import type { ModelSource } from './models/source';
 import { RegistryModelSource } from './models/registry';
@@ -19,8 +22,11 @@ import { ProgressCallback } from './train/progress';
 import { MetricsLogCallback } from './train/metrics-log';
 import type { Callback } from './train/callbacks';
 import type { Job } from './config/schema';
-import * as path from 'node:path';
 
+/*
+ * The stage methods still take the job as an argument: search resolves its stages once and then runs
+ * trials whose jobs differ from the container's, so the argument, not the injected job, is what a call uses.
+ */
 export interface BackendProvider {
   select(name: string): Promise<BackendChoice>;
 }
@@ -41,6 +47,8 @@ export interface ReporterFactory {
 }
 
 export const TOKENS = {
+  /** The validated job (the zod schema's output type); runJob rebinds it to the job it resolved. */
+  JobConfig: Symbol.for('layertune.JobConfig'),
   Backend: Symbol.for('layertune.Backend'),
   ModelSource: Symbol.for('layertune.ModelSource'),
   DataSource: Symbol.for('layertune.DataSource'),
@@ -49,6 +57,8 @@ export const TOKENS = {
   Schedule: Symbol.for('layertune.Schedule'),
   Reporters: Symbol.for('layertune.Reporters'),
   Exporter: Symbol.for('layertune.Exporter'),
+  /** A multi-binding: every `Callback` bound here joins the loop, after the built-in ones. */
+  Callback: Symbol.for('layertune.Callback'),
 } as const;
 
 export interface Stages {
@@ -62,39 +72,94 @@ export interface Stages {
   exporter: Exporter;
 }
 
-export function createContainer(): Container {
+@injectable()
+export class AutoBackend implements BackendProvider {
+  select(name: string): Promise<BackendChoice> {
+    return selectBackend(name);
+  }
+}
+
+@injectable()
+export class ImageFolderData implements DataSourceFactory {
+  constructor(@inject(TOKENS.JobConfig) @optional() private readonly job?: Job) {}
+  create(job: Job = this.job!): DataSource {
+    return new ImageFolderSource({
+      root: job.data.dir,
+      valFraction: job.data.valFraction,
+      seed: job.data.splitSeed,
+      maxPixels: job.data.maxPixels,
+      cacheBytes: job.data.cacheMB * 1024 * 1024,
+    });
+  }
+}
+
+@injectable()
+export class ConfigGrouper implements Grouper {
+  constructor(@inject(TOKENS.JobConfig) @optional() private readonly job?: Job) {}
+  plan(layers: LayerInfo[], job: Job = this.job!): GroupPlan {
+    return planGroups(layers, job.groups, job.optimizer);
+  }
+}
+
+@injectable()
+export class ConfigOptimizer implements OptimizerFactory {
+  constructor(@inject(TOKENS.JobConfig) @optional() private readonly job?: Job) {}
+  create(groups: ParamGroup[], job: Job = this.job!): GroupedOptimizer {
+    const o = resolveOptimizer(job.optimizer);
+    return new GroupedOptimizer(groups, { ...o, algorithm: o.algorithm });
+  }
+}
+
+@injectable()
+export class ConfigSchedule implements ScheduleFactory {
+  constructor(@inject(TOKENS.JobConfig) @optional() private readonly job?: Job) {}
+  create(job: Job = this.job!, run: RunShape): LrSchedule {
+    return new LrSchedule(resolveSchedule({ lr: job.lr, schedule: job.schedule, warmup: job.warmup, plateau: job.plateau }, run));
+  }
+}
+
+@injectable()
+export class FileReporters implements ReporterFactory {
+  constructor(@inject(TOKENS.JobConfig) @optional() private readonly job?: Job) {}
+  create(_job: Job = this.job!, runDir: string = this.job!.out): Callback[] {
+    return [new ProgressCallback(), new MetricsLogCallback(path.join(runDir, 'metrics.jsonl'))];
+  }
+}
+
+// Library classes with no constructor dependencies: decorated here so their modules stay free of inversify.
+decorate(injectable(), RegistryModelSource);
+decorate(injectable(), LayersModelExporter);
+
+/**
+ * The default pipeline. `job` is the validated job the stages see; runJob rebinds `TOKENS.JobConfig` to the
+ * job it resolves (resume and config files can change it), so a container built without one still works.
+ */
+export function createContainer(job?: Job): Container {
   const c = new Container();
-  c.bind<BackendProvider>(TOKENS.Backend).toConstantValue({ select: selectBackend });
-  c.bind<ModelSource>(TOKENS.ModelSource).toConstantValue(new RegistryModelSource());
-  c.bind<DataSourceFactory>(TOKENS.DataSource).toConstantValue({
-    create: (job) =>
-      new ImageFolderSource({
-        root: job.data.dir,
-        valFraction: job.data.valFraction,
-        seed: job.data.splitSeed,
-        maxPixels: job.data.maxPixels,
-        cacheBytes: job.data.cacheMB * 1024 * 1024,
-      }),
-  });
-  c.bind<Grouper>(TOKENS.Grouper).toConstantValue({
-    plan: (layers, job) => planGroups(layers, job.groups, job.optimizer),
-  });
-  c.bind<OptimizerFactory>(TOKENS.Optimizer).toConstantValue({
-    create: (groups, job) => {
-      const o = resolveOptimizer(job.optimizer);
-      return new GroupedOptimizer(groups, { ...o, algorithm: o.algorithm });
-    },
-  });
-  c.bind<ScheduleFactory>(TOKENS.Schedule).toConstantValue({
-    create: (job, run) => new LrSchedule(resolveSchedule({ lr: job.lr, schedule: job.schedule, warmup: job.warmup, plateau: job.plateau }, run)),
-  });
-  c.bind<ReporterFactory>(TOKENS.Reporters).toConstantValue({
-    create: (_job, runDir) => [new ProgressCallback(), new MetricsLogCallback(path.join(runDir, 'metrics.jsonl'))],
-  });
-  c.bind<Exporter>(TOKENS.Exporter).toConstantValue(new LayersModelExporter());
+  if (job) c.bind<Job>(TOKENS.JobConfig).toConstantValue(job);
+  c.bind<BackendProvider>(TOKENS.Backend).to(AutoBackend);
+  c.bind<ModelSource>(TOKENS.ModelSource).to(RegistryModelSource);
+  c.bind<DataSourceFactory>(TOKENS.DataSource).to(ImageFolderData);
+  c.bind<Grouper>(TOKENS.Grouper).to(ConfigGrouper);
+  c.bind<OptimizerFactory>(TOKENS.Optimizer).to(ConfigOptimizer);
+  c.bind<ScheduleFactory>(TOKENS.Schedule).to(ConfigSchedule);
+  c.bind<ReporterFactory>(TOKENS.Reporters).to(FileReporters);
+  c.bind<Exporter>(TOKENS.Exporter).to(LayersModelExporter);
   return c;
 }
 
+/** Makes `job` the container's JobConfig, replacing whatever the caller bound. */
+export function bindJob(c: Container, job: Job): void {
+  if (c.isBound(TOKENS.JobConfig)) c.rebind<Job>(TOKENS.JobConfig).toConstantValue(job);
+  else c.bind<Job>(TOKENS.JobConfig).toConstantValue(job);
+}
+
+/** The user's callbacks: everything bound to `TOKENS.Callback`, in binding order. */
+export function boundCallbacks(c: Container): Callback[] {
+  return c.isBound(TOKENS.Callback) ? c.getAll<Callback>(TOKENS.Callback) : [];
+}
+
+/** Resolves every stage (JobConfig is optional so that search and old callers can pass the job per call). */
 export function resolveStages(c: Container): Stages {
   return {
     backend: c.get<BackendProvider>(TOKENS.Backend),

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { createContainer, resolveStages, type Stages } from './container';
+import type { Container } from 'inversify';
+import { bindJob, boundCallbacks, createContainer, resolveStages, type Stages } from './container';
 import { mergeConfig, readJobFile, resolveJob } from './config/load';
 import type { Job, JobInput } from './config/schema';
 import { ConfigError } from './errors';
@@ -47,7 +48,12 @@ export interface RunOptions {
   handleSignals?: boolean;
   /** A YAML/JSON job file; `input` overrides it field by field. */
   configFile?: string;
-  /** Replace pipeline stages (tests, embedding applications). */
+  /**
+   * The pipeline to run: `createContainer(job)` with any stage rebound and callbacks bound to
+   * `TOKENS.Callback`. Its JobConfig is rebound to the job this run resolves.
+   */
+  container?: Container;
+  /** Replace pipeline stages directly; wins over the container's bindings. */
   stages?: Partial<Stages>;
   /** Extra callbacks around the loop. */
   callbacks?: Callback[];
@@ -79,6 +85,7 @@ export interface JobResult {
 /** Everything a training run needs, built but not run: shared by train, plan, lr-find and search. */
 export interface Prepared {
   job: Job;
+  container: Container;
   stages: Stages;
   backend: BackendChoice;
   data: DataSource;
@@ -102,7 +109,9 @@ export function stepsPerEpochOf(trainImages: number, batch: number, accumulate: 
 export async function prepare(input: JobInput | Record<string, unknown> = {}, opts: RunOptions = {}): Promise<Prepared> {
   const log = opts.log ?? ((s: string) => console.log(s));
   const job = resolveJob(input, opts.configFile);
-  const stages = { ...resolveStages(createContainer()), ...opts.stages };
+  const container = opts.container ?? createContainer(job);
+  bindJob(container, job);
+  const stages = { ...resolveStages(container), ...opts.stages };
   const backend = await stages.backend.select(job.backend);
   log(describeChoice(backend));
   const data = stages.data.create(job);
@@ -142,7 +151,7 @@ export async function prepare(input: JobInput | Record<string, unknown> = {}, op
   const stepsPerEpoch = stepsPerEpochOf(data.train.length, batch, accumulate);
   // the effective batch (batch × accumulate) is what linear scaling and the warmup default read
   const schedule = stages.schedule.create(job, { batch, accumulate, stepsPerEpoch, epochs });
-  return { job, stages, backend, data, network, plan, cachedStages, trainableVars, batchesPerEpoch, stepsPerEpoch, schedule };
+  return { job, container, stages, backend, data, network, plan, cachedStages, trainableVars, batchesPerEpoch, stepsPerEpoch, schedule };
 }
 
 /** The job input a run executes and records in its checkpoints: the file (if any) with the options on top. */
@@ -247,7 +256,7 @@ async function runLocked(
   const monitor = job.train.monitorRatios ? [new RatioMonitor(job.tune.ratioMonitor, { optimizer, log })] : [];
   const interrupt = opts.handleSignals ? new InterruptOnSignal({ runDir: job.out }) : null;
   // last: its onTrainEnd throws the InterruptedError after every other callback has closed its files
-  const callbacks = [...stages.reporters.create(job, job.out), ...monitor, ...(esCallback ? [esCallback] : []), ...(opts.callbacks ?? []), ...(interrupt ? [interrupt] : [])];
+  const callbacks = [...stages.reporters.create(job, job.out), ...monitor, ...(esCallback ? [esCallback] : []), ...(opts.callbacks ?? []), ...boundCallbacks(p.container), ...(interrupt ? [interrupt] : [])];
   const lrPolicy: LrPolicy = {
     factor: (step, epoch) => schedule.factor(step, epoch),
     epochEnd: (epoch, metrics) => {

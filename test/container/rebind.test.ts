@@ -1,0 +1,143 @@
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { injectable } from 'inversify';
+import { runJob } from '../../src/job';
+import { resolveJob } from '../../src/config/load';
+import type { Job, JobInput } from '../../src/config/schema';
+import {
+  ConfigOptimizer,
+  ConfigSchedule,
+  createContainer,
+  TOKENS,
+  type DataSourceFactory,
+  type OptimizerFactory,
+  type ScheduleFactory,
+} from '../../src/container';
+import type { DataSource, Example } from '../../src/data/source';
+import type { Exporter } from '../../src/export/exporter';
+import type { GroupedOptimizer, ParamGroup } from '../../src/optim';
+import type { RunShape, LrSchedule } from '../../src/schedules';
+import type { Network } from '../../src/models/network';
+import type { BatchInfo, Callback, EpochInfo } from '../../src/train/callbacks';
+import { MemorySource } from '../helpers/memory-source';
+import { tmpDir } from '../helpers/images';
+
+const quiet = { log: () => undefined, report: false };
+
+/** Two synthetic classes, 4 train + 1 val image each, at 32 px: one epoch is one step of 8 images. */
+function tinyInput(): JobInput {
+  return { model: { size: 32 }, train: { epochs: 1, batch: 8 }, backend: 'wasm', out: tmpDir('lt-di-') } as JobInput;
+}
+
+/** Records which images the loop asked for, so the test can tell its source was the one trained on. */
+class RecordingSource extends MemorySource {
+  readonly asked = new Set<string>();
+  override async pixels(ex: Example, size: number): Promise<Uint8Array> {
+    this.asked.add(ex.key);
+    return super.pixels(ex, size);
+  }
+}
+
+describe('container: rebinding a stage reaches runJob', function () {
+  this.timeout(300000);
+
+  it('data source: an in-memory source replaces the image folder', async () => {
+    const input = tinyInput();
+    const container = createContainer(resolveJob(input));
+    const source = new RecordingSource(['red', 'green'], 4, 1);
+    container.rebind<DataSourceFactory>(TOKENS.DataSource).toConstantValue({ create: (): DataSource => source });
+    const res = await runJob(input, { ...quiet, container });
+    expect(res.network.classes).to.deep.equal(['red', 'green']);
+    expect([...source.asked].filter((k) => k.startsWith('train:'))).to.have.length(8);
+    expect(fs.existsSync(path.join(res.exportDir, 'model.json'))).to.equal(true);
+  });
+
+  it('optimizer: a rebound class is the one that steps', async () => {
+    const created: GroupedOptimizer[] = [];
+    @injectable()
+    class CountingOptimizer extends ConfigOptimizer {
+      override create(groups: ParamGroup[], job: Job): GroupedOptimizer {
+        const o = super.create(groups, job);
+        created.push(o);
+        return o;
+      }
+    }
+    const input = tinyInput();
+    const container = createContainer(resolveJob(input));
+    container.rebind<DataSourceFactory>(TOKENS.DataSource).toConstantValue({ create: () => new MemorySource(['a', 'b'], 4, 1) });
+    container.rebind<OptimizerFactory>(TOKENS.Optimizer).to(CountingOptimizer);
+    const res = await runJob(input, { ...quiet, container });
+    expect(created).to.have.length(1);
+    expect(res.fit.history).to.have.length(1);
+  });
+
+  it("schedule: the replacement's rate is the one the metrics log shows", async () => {
+    @injectable()
+    class HalfRate implements ScheduleFactory {
+      create(job: Job, run: RunShape): LrSchedule {
+        const s = new ConfigSchedule(job).create(job, run);
+        // a flat multiplier of 0.5 in place of warmup, scaling and decay
+        s.factor = (): number => 0.5;
+        return s;
+      }
+    }
+    const input = tinyInput();
+    const container = createContainer(resolveJob(input));
+    container.rebind<DataSourceFactory>(TOKENS.DataSource).toConstantValue({ create: () => new MemorySource(['a', 'b'], 4, 1) });
+    container.rebind<ScheduleFactory>(TOKENS.Schedule).to(HalfRate);
+    const res = await runJob(input, { ...quiet, container });
+    const steps = fs.readFileSync(path.join(res.job.out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.type === 'step');
+    expect(steps).to.have.length(1);
+    expect(steps[0].lrs['g2/bias']).to.be.closeTo(0.2 * 0.5, 1e-12);
+    expect(steps[0].lrs['g0/kernel']).to.be.closeTo(0.001 * 0.5, 1e-12);
+  });
+
+  it('exporter: the replacement receives the trained network and the export folder', async () => {
+    const received: Array<{ net: Network; dir: string }> = [];
+    const exporter: Exporter = {
+      async export(net: Network, dir: string): Promise<string> {
+        received.push({ net, dir });
+        return dir;
+      },
+    };
+    const input = tinyInput();
+    const container = createContainer(resolveJob(input));
+    container.rebind<DataSourceFactory>(TOKENS.DataSource).toConstantValue({ create: () => new MemorySource(['a', 'b'], 4, 1) });
+    container.rebind<Exporter>(TOKENS.Exporter).toConstantValue(exporter);
+    const res = await runJob(input, { ...quiet, container });
+    expect(received).to.have.length(1);
+    expect(received[0].net).to.equal(res.network);
+    expect(received[0].dir).to.equal(res.exportDir);
+    // the default exporter did not run
+    expect(fs.existsSync(path.join(res.exportDir, 'model.json'))).to.equal(false);
+  });
+
+  it('callback: one bound to TOKENS.Callback sees the events in order', async () => {
+    const events: string[] = [];
+    @injectable()
+    class Recorder implements Callback {
+      onTrainBegin(): void {
+        events.push('trainBegin');
+      }
+      onEpochBegin(epoch: number): void {
+        events.push(`epochBegin ${epoch}`);
+      }
+      onBatchEnd(b: BatchInfo): void {
+        events.push(`batchEnd ${b.step}`);
+      }
+      onEpochEnd(e: EpochInfo): void {
+        events.push(`epochEnd ${e.epoch}`);
+      }
+      onTrainEnd(): void {
+        events.push('trainEnd');
+      }
+    }
+    const input = { ...tinyInput(), train: { epochs: 2, batch: 8 } } as JobInput;
+    const container = createContainer(resolveJob(input));
+    container.rebind<DataSourceFactory>(TOKENS.DataSource).toConstantValue({ create: () => new MemorySource(['a', 'b'], 4, 1) });
+    container.bind<Callback>(TOKENS.Callback).to(Recorder);
+    await runJob(input, { ...quiet, container });
+    expect(events).to.deep.equal(['trainBegin', 'epochBegin 0', 'batchEnd 0', 'epochEnd 0', 'epochBegin 1', 'batchEnd 1', 'epochEnd 1', 'trainEnd']);
+  });
+});
