@@ -13,18 +13,13 @@ import { replaceFolderAtomic } from '../../src/export/atomic';
 import { loadExport } from '../../src/export/exporter';
 import { writeModelArtifacts } from '../../src/models/io';
 import { UserError } from '../../src/errors';
+import { tinyCheckpoint } from '../helpers/checkpoint';
 
 function checkpoint(): Checkpoint {
-  return {
-    job: {},
-    input: {},
-    trainer: { epoch: 1, step: 3, rng: 7, guard: null, history: [], stoppedEarly: null },
-    schedule: {} as Checkpoint['schedule'],
-    earlyStopping: null,
-    best: null,
+  return tinyCheckpoint({
     weights: [{ name: 'w', shape: [4], dtype: 'float32', values: new Float32Array([1, 2, 3, 4]) }],
     optimizer: { algorithm: 'momentum', step: 3, vars: { w: { step: 3, slots: { momentum: { shape: [4], values: new Float32Array([0.1, 0.2, 0.3, 0.4]) } } } } },
-  };
+  });
 }
 
 function flipByte(file: string, at = 0): void {

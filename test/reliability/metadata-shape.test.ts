@@ -13,17 +13,12 @@ import { replaceFolderAtomic } from '../../src/export/atomic';
 import { loadExport } from '../../src/export/exporter';
 import { writeModelArtifacts } from '../../src/models/io';
 import { UserError } from '../../src/errors';
+import { tinyCheckpoint } from '../helpers/checkpoint';
 
-const ck: Checkpoint = {
-  job: {},
-  input: {},
-  trainer: { epoch: 1, step: 3, rng: 7, guard: null, history: [], stoppedEarly: null },
-  schedule: {} as Checkpoint['schedule'],
-  earlyStopping: null,
-  best: null,
+const ck: Checkpoint = tinyCheckpoint({
   weights: [{ name: 'w', shape: [2], dtype: 'float32', values: new Float32Array([1, 2]) }],
   optimizer: { algorithm: 'sgd', step: 3, vars: {} },
-};
+});
 
 /** Edits a JSON file the way a user would, checksums brought up to date so only the shape is wrong. */
 function edit(file: string, change: (o: Record<string, any>) => void): void {

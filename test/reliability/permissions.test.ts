@@ -9,17 +9,9 @@ import { tmpDir } from '../helpers/images';
 import { replaceFolderAtomic } from '../../src/export/atomic';
 import { saveCheckpoint, type Checkpoint } from '../../src/train/checkpoint';
 import { writeFileAtomic, writeFileDurable } from '../../src/io/write';
+import { tinyCheckpoint } from '../helpers/checkpoint';
 
-const ck: Checkpoint = {
-  job: {},
-  input: {},
-  trainer: { epoch: 0, step: 0, rng: 1, guard: null, history: [], stoppedEarly: null },
-  schedule: {} as Checkpoint['schedule'],
-  earlyStopping: null,
-  best: null,
-  weights: [],
-  optimizer: { algorithm: 'sgd', step: 0, vars: {} },
-};
+const ck: Checkpoint = tinyCheckpoint({ step: 0, weights: [], optimizer: { algorithm: 'sgd', step: 0, vars: {} } });
 
 const mode = (p: string) => fs.statSync(p).mode & 0o777;
 
