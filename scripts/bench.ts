@@ -10,38 +10,69 @@
  * minutes per batch-16 step, so by default it is measured once (1 step, 1 inference) and only for
  * --cpu-models. A benchmark, not a test: CI does not run it.
  */
-import { execFileSync } from 'child_process';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { BENCH_MODELS } from './bench/models';
 import { arg, median } from './bench/stats';
 
 const ROOT = path.join(__dirname, '..');
 
-const list = (s: string): string[] => s.split(',').map((x) => x.trim()).filter(Boolean);
+const list = (s: string): string[] =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 
-interface Sample { train: number | null; infer: number | null }
+interface Sample {
+  train: number | null;
+  infer: number | null;
+}
 
 /** 'wasm:2' = the wasm backend with training gradients data-parallel over 2 threads. */
 function runLayertune(model: string, backendSpec: string, size: number, batch: number, steps: number, infers: number): Sample {
   const [backend, threads = '1'] = backendSpec.split(':');
-  const out = execFileSync(process.execPath, [
-    '--import', 'tsx', path.join(ROOT, 'scripts', 'bench', 'run-one.ts'),
-    '--model', model, '--backend', backend, '--size', String(size), '--batch', String(batch),
-    '--steps', String(steps), '--infers', String(infers), '--threads', threads,
-    // cpu: minutes per step, and its first step is no slower than later ones (no compilation to warm)
-    ...(backend === 'cpu' ? ['--no-warmup'] : []),
-  ], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 24 });
-  const line = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  const out = execFileSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(ROOT, 'scripts', 'bench', 'run-one.ts'),
+      '--model',
+      model,
+      '--backend',
+      backend,
+      '--size',
+      String(size),
+      '--batch',
+      String(batch),
+      '--steps',
+      String(steps),
+      '--infers',
+      String(infers),
+      '--threads',
+      threads,
+      // cpu: minutes per step, and its first step is no slower than later ones (no compilation to warm)
+      ...(backend === 'cpu' ? ['--no-warmup'] : []),
+    ],
+    { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 24 },
+  );
+  const line = out
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .pop();
   if (!line) throw new Error(`no result from run-one for ${model} on ${backend}`);
   const j = JSON.parse(line) as { train_ms_per_img: number | null; infer_ms_per_img: number | null };
   return { train: j.train_ms_per_img, infer: j.infer_ms_per_img };
 }
 
 function runPeer(peer: string, model: string, size: number, batch: number): Sample {
-  const out = execFileSync('/usr/bin/python3', [peer, '--model', model, '--size', String(size), '--batch', String(batch)],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = execFileSync('/usr/bin/python3', [peer, '--model', model, '--size', String(size), '--batch', String(batch)], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const j = JSON.parse(out.trim().split('\n').pop()!) as { train_ms_per_img: number; infer_ms_per_img: number };
   return { train: j.train_ms_per_img, infer: j.infer_ms_per_img };
 }
@@ -75,13 +106,19 @@ function main(): void {
   const usePeer = !process.argv.includes('--no-peer') && fs.existsSync(peer);
   if (!usePeer && !process.argv.includes('--no-peer')) console.error(`peer not found at ${peer}: PyTorch columns stay empty`);
 
-  console.error(`layertune bench: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}, ` +
-    `node ${process.version}, size ${size}, batch ${batch}, repeats ${repeats}, backends ${backends.join('/')}`);
+  console.error(
+    `layertune bench: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), load ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}, ` + `node ${process.version}, size ${size}, batch ${batch}, repeats ${repeats}, backends ${backends.join('/')}`,
+  );
   const rows: string[] = [];
   const jsonLines: string[] = [];
   for (const model of models) {
     const samples = new Map<string, Sample[]>();
-    const push = (k: string, s: Sample): void => { samples.set(k, [...(samples.get(k) ?? []), s]); };
+    const push = (k: string, s: Sample): void => {
+      samples.set(k, [...(samples.get(k) ?? []), s]);
+    };
     for (let r = 0; r < repeats; r++) {
       for (const b of backends) {
         const slow = b === 'cpu';
@@ -107,24 +144,40 @@ function main(): void {
       const i = med(s.map((x) => x.infer));
       perBackend[b] = { train_ms_per_img: t, infer_ms_per_img: i, n: s.length };
       const label = b.includes(':') ? `${b.split(':')[0]} x${b.split(':')[1]}` : b;
-      rows.push(`${model.padEnd(20)}${label.padEnd(12)}${fmt(t)}${fmt(i)}${fmt(pTrain)}${fmt(pInfer)}${fmt(t && pTrain ? t / pTrain : null, 9)}${fmt(i && pInfer ? i / pInfer : null, 9)}${String(s.length).padStart(4)}`);
+      rows.push(
+        `${model.padEnd(20)}${label.padEnd(12)}${fmt(t)}${fmt(i)}${fmt(pTrain)}${fmt(pInfer)}${fmt(t && pTrain ? t / pTrain : null, 9)}${fmt(i && pInfer ? i / pInfer : null, 9)}${String(s.length).padStart(4)}`,
+      );
     }
     // layertune's fastest configuration for each column (native, wasm, wasm with worker threads, cpu).
     const fastest = (k: 'train_ms_per_img' | 'infer_ms_per_img'): [string, number] | undefined =>
-      Object.entries(perBackend).filter(([, v]) => v[k] != null).map(([b, v]) => [b, v[k] as number] as [string, number])
+      Object.entries(perBackend)
+        .filter(([, v]) => v[k] != null)
+        .map(([b, v]) => [b, v[k] as number] as [string, number])
         .sort((a, c) => a[1] - c[1])[0];
     const ft = fastest('train_ms_per_img');
     const fi = fastest('infer_ms_per_img');
-    jsonLines.push(JSON.stringify({
-      model, size, batch, train_backend: ft?.[0] ?? null, infer_backend: fi?.[0] ?? null,
-      train_ms_per_img: ft?.[1] ?? null, infer_ms_per_img: fi?.[1] ?? null,
-      pytorch_train_ms_per_img: pTrain, pytorch_infer_ms_per_img: pInfer,
-      ratio_train: ft && pTrain ? +(ft[1] / pTrain).toFixed(3) : null,
-      ratio_infer: fi && pInfer ? +(fi[1] / pInfer).toFixed(3) : null,
-      backends: perBackend, repeats, load_avg_end: +os.loadavg()[0].toFixed(2),
-    }));
+    jsonLines.push(
+      JSON.stringify({
+        model,
+        size,
+        batch,
+        train_backend: ft?.[0] ?? null,
+        infer_backend: fi?.[0] ?? null,
+        train_ms_per_img: ft?.[1] ?? null,
+        infer_ms_per_img: fi?.[1] ?? null,
+        pytorch_train_ms_per_img: pTrain,
+        pytorch_infer_ms_per_img: pInfer,
+        ratio_train: ft && pTrain ? +(ft[1] / pTrain).toFixed(3) : null,
+        ratio_infer: fi && pInfer ? +(fi[1] / pInfer).toFixed(3) : null,
+        backends: perBackend,
+        repeats,
+        load_avg_end: +os.loadavg()[0].toFixed(2),
+      }),
+    );
   }
-  console.log(`${'model'.padEnd(20)}${'backend'.padEnd(12)}${'train ms'.padStart(10)}${'infer ms'.padStart(10)}${'torch tr'.padStart(10)}${'torch inf'.padStart(10)}${'r_train'.padStart(9)}${'r_infer'.padStart(9)}${'n'.padStart(4)}`);
+  console.log(
+    `${'model'.padEnd(20)}${'backend'.padEnd(12)}${'train ms'.padStart(10)}${'infer ms'.padStart(10)}${'torch tr'.padStart(10)}${'torch inf'.padStart(10)}${'r_train'.padStart(9)}${'r_infer'.padStart(9)}${'n'.padStart(4)}`,
+  );
   for (const r of rows) console.log(r);
   console.log('(ms per image, medians; r_* = layertune / PyTorch on the same run)');
   for (const j of jsonLines) console.log(j);

@@ -20,7 +20,10 @@ const ROOT = path.join(__dirname, '..');
 const SHARED = path.join(ROOT, '..', 'shared');
 const { values: a } = parseArgs({
   options: {
-    data: { type: 'string', default: fs.existsSync(path.join(SHARED, 'data', 'flowers5')) ? path.join(SHARED, 'data', 'flowers5') : path.join(ROOT, 'data', 'flowers') },
+    data: {
+      type: 'string',
+      default: fs.existsSync(path.join(SHARED, 'data', 'flowers5')) ? path.join(SHARED, 'data', 'flowers5') : path.join(ROOT, 'data', 'flowers'),
+    },
     epochs: { type: 'string', default: '8' },
     size: { type: 'string', default: '224' },
     batch: { type: 'string', default: '16' },
@@ -45,7 +48,10 @@ function materialiseSplit(root: string): { dir: string; nTrain: number; nVal: nu
   const layout = scanFolder(root);
   const { train, val } = stratifiedSplit(layout.all!, 0.2, 42);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lt-peer-split-'));
-  for (const [name, files] of [['train', train], ['val', val]] as const) {
+  for (const [name, files] of [
+    ['train', train],
+    ['val', val],
+  ] as const) {
     for (const f of files) {
       const d = path.join(dir, name, layout.classes[f.label]);
       fs.mkdirSync(d, { recursive: true });
@@ -55,15 +61,26 @@ function materialiseSplit(root: string): { dir: string; nTrain: number; nVal: nu
   return { dir, nTrain: train.length, nVal: val.length };
 }
 
-interface Row { recipe: string; bn: string; ltAcc: number; ltSecs: number; peerAcc: number; peerSecs: number }
+interface Row {
+  recipe: string;
+  bn: string;
+  ltAcc: number;
+  ltSecs: number;
+  peerAcc: number;
+  peerSecs: number;
+}
 
 async function main(): Promise<void> {
   const split = materialiseSplit(a.data!);
   console.error(`split: ${split.nTrain} train / ${split.nVal} val from ${a.data} (seed 42, stratified 0.2) in ${split.dir}`);
   const rows: Row[] = [];
-  const configs = [['headonly', 'frozen'], ['headonly', 'batch'], ['layerwise', 'frozen'], ['layerwise', 'batch'], ['literal', 'batch']].filter(
-    ([r, b]) => !a.only || a.only.split(',').includes(`${r}/${b}`),
-  );
+  const configs = [
+    ['headonly', 'frozen'],
+    ['headonly', 'batch'],
+    ['layerwise', 'frozen'],
+    ['layerwise', 'batch'],
+    ['literal', 'batch'],
+  ].filter(([r, b]) => !a.only || a.only.split(',').includes(`${r}/${b}`));
   for (const [recipe, bn] of configs) {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), `lt-peer-${recipe}-${bn}-`));
     const rules = recipe === 'headonly' ? [{ match: '^(?!lt_head)', freeze: true }] : PEER_GROUP_RULES;
@@ -85,23 +102,42 @@ async function main(): Promise<void> {
     const ltSecs = (Date.now() - t0) / 1000;
     const peerArgs = [
       path.join(SHARED, 'peer', 'torch_finetune.py'),
-      '--model-dir', path.join(ROOT, 'models', 'mobilenet_v1_0.25_224'),
-      '--train', path.join(split.dir, 'train'), '--val', path.join(split.dir, 'val'),
-      '--recipe', literal ? 'layerwise' : recipe, '--lrs', (literal ? REF_LRS : scaled).join(','), '--bn', bn === 'batch' ? 'train' : 'frozen',
-      '--epochs', String(epochs), '--size', String(size), '--batch', String(batch),
+      '--model-dir',
+      path.join(ROOT, 'models', 'mobilenet_v1_0.25_224'),
+      '--train',
+      path.join(split.dir, 'train'),
+      '--val',
+      path.join(split.dir, 'val'),
+      '--recipe',
+      literal ? 'layerwise' : recipe,
+      '--lrs',
+      (literal ? REF_LRS : scaled).join(','),
+      '--bn',
+      bn === 'batch' ? 'train' : 'frozen',
+      '--epochs',
+      String(epochs),
+      '--size',
+      String(size),
+      '--batch',
+      String(batch),
     ];
     const t1 = Date.now();
-    const lines = execFileSync('/usr/bin/python3', peerArgs, { encoding: 'utf8', maxBuffer: 1 << 24 }).trim().split('\n');
+    const lines = execFileSync('/usr/bin/python3', peerArgs, { encoding: 'utf8', maxBuffer: 1 << 24 })
+      .trim()
+      .split('\n');
     const peerSecs = (Date.now() - t1) / 1000;
     const last = JSON.parse(lines[lines.length - 1]);
     const row = { recipe, bn, ltAcc: res.val!.accuracy, ltSecs, peerAcc: last.val_acc, peerSecs };
     console.error(JSON.stringify(row));
     rows.push(row);
   }
-  console.log(`\n${split.nTrain} train / ${split.nVal} val images, ${size}px, batch ${batch}, ${epochs} epochs, rates ${REF_LRS.join('/')} at batch 256 → ${scaled.join('/')}, SGD momentum 0.9, wd 5e-4 on kernels, biases 2x\n`);
+  console.log(
+    `\n${split.nTrain} train / ${split.nVal} val images, ${size}px, batch ${batch}, ${epochs} epochs, rates ${REF_LRS.join('/')} at batch 256 → ${scaled.join('/')}, SGD momentum 0.9, wd 5e-4 on kernels, biases 2x\n`,
+  );
   console.log('| recipe | BatchNorm | layertune val acc | layertune time (s) | PyTorch val acc | PyTorch time (s) |');
   console.log('|---|---|---|---|---|---|');
-  for (const r of rows) console.log(`| ${r.recipe} | ${r.bn} | ${r.ltAcc.toFixed(3)} | ${r.ltSecs.toFixed(0)} | ${r.peerAcc.toFixed(3)} | ${r.peerSecs.toFixed(0)} |`);
+  for (const r of rows)
+    console.log(`| ${r.recipe} | ${r.bn} | ${r.ltAcc.toFixed(3)} | ${r.ltSecs.toFixed(0)} | ${r.peerAcc.toFixed(3)} | ${r.peerSecs.toFixed(0)} |`);
 }
 
 main().catch((e) => {

@@ -15,7 +15,7 @@ if (process.argv.includes('--write')) {
   const a = text.indexOf(BEGIN);
   const b = text.indexOf(END);
   if (a < 0 || b < a) throw new Error(`README.md lacks the ${BEGIN} ... ${END} markers`);
-  fs.writeFileSync(readme, text.slice(0, a + BEGIN.length) + '\n' + table + '\n' + text.slice(b));
+  fs.writeFileSync(readme, `${text.slice(0, a + BEGIN.length)}\n${table}\n${text.slice(b)}`);
 } else {
   console.log(table);
 }

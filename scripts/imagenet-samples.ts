@@ -36,7 +36,11 @@ async function main(): Promise<void> {
   const modelDir = arg('--model', 'models/mobilenet_v1_0.25_224');
   const samples = arg('--samples', path.join(__dirname, '..', '..', 'shared', 'data', 'imagenet-samples'));
   await selectBackend(arg('--backend', 'auto'));
-  const rows = fs.readFileSync(path.join(samples, 'labels.tsv'), 'utf8').trim().split('\n').map((l) => l.split('\t'));
+  const rows = fs
+    .readFileSync(path.join(samples, 'labels.tsv'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => l.split('\t'));
   const header = rows.shift()!;
   const col = (name: string): number => header.indexOf(name);
   const expectedCol = col(`top1_${path.basename(path.resolve(modelDir))}`);
@@ -54,12 +58,12 @@ async function main(): Promise<void> {
     if (accepted.has(got[0])) top1++;
     if (got.some((g) => accepted.has(g))) top5++;
     if (expectedTop1 === got[0]) agree++;
-    console.log(JSON.stringify({ file: path.basename(p.file), top1: got[0], label: p.top[0].label, expectedTop1, accepted: rows[i][col('accepted_indices')], top5: got }));
+    console.log(
+      JSON.stringify({ file: path.basename(p.file), top1: got[0], label: p.top[0].label, expectedTop1, accepted: rows[i][col('accepted_indices')], top5: got }),
+    );
   });
   const n = preds.length;
-  console.log(
-    JSON.stringify({ model: modelDir, crop, n, top1: top1 / n, top5: top5 / n, agreeWithLabelsTsv: expectedCol >= 0 ? agree / n : null }),
-  );
+  console.log(JSON.stringify({ model: modelDir, crop, n, top1: top1 / n, top5: top5 / n, agreeWithLabelsTsv: expectedCol >= 0 ? agree / n : null }));
 }
 
 main().catch((e) => {

@@ -3,8 +3,8 @@
 // prints the top-1 label of each image given as a raw preprocessed Float32 file. Used by the tests to
 // prove the export is an ordinary tfjs LayersModel.
 // usage: node scripts/plain-load-export.js EXPORT_DIR INPUT.f32 N
-const fs = require('fs');
-const path = require('path');
+const fs = require('node:fs');
+const path = require('node:path');
 const tf = require('@tensorflow/tfjs');
 
 async function main() {

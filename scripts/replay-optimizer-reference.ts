@@ -67,7 +67,7 @@ export function scheduleFactor(name: string): ((t: number) => number) | null {
   if (m) {
     const w = Number(m[1]);
     const s = Number(m[2]);
-    return (t) => (t < w ? 0.1 + (0.9 * t) / w : Math.pow(0.1, Math.floor((t - w) / s)));
+    return (t) => (t < w ? 0.1 + (0.9 * t) / w : 0.1 ** Math.floor((t - w) / s));
   }
   return null;
 }
@@ -76,7 +76,7 @@ export function scheduleFactor(name: string): ((t: number) => number) | null {
 export function referenceGroups(ref: RefFile, c: RefCase): { algorithm: Algorithm; groups: ParamGroup[] } {
   const algorithm = c.optimizer as Algorithm;
   const decayMode: DecayMode = DECOUPLED_ALGORITHMS.has(algorithm) ? 'decoupled' : 'coupled';
-  const wd = algorithm === 'adamw' ? ref.hyper.adamw_weight_decay ?? ref.hyper.weight_decay : ref.hyper.weight_decay;
+  const wd = algorithm === 'adamw' ? (ref.hyper.adamw_weight_decay ?? ref.hyper.weight_decay) : ref.hyper.weight_decay;
   const momentum = c.momentum ?? ref.hyper.momentum;
   const byKey = new Map<string, ParamGroup>();
   for (const p of ref.params) {
@@ -132,9 +132,7 @@ export function replayCase(ref: RefFile, c: RefCase, setup?: { algorithm: Algori
     for (let t = 0; t < steps; t++) {
       const grads: Record<string, tf.Tensor> = {};
       for (const p of ref.params) {
-        grads[p.name] = tf.tidy(() =>
-          tf.add(tf.mul(consts[p.name].c, tf.sub(vars[p.name], consts[p.name].target)), tf.tensor(p.noise[t], p.shape, 'float32')),
-        );
+        grads[p.name] = tf.tidy(() => tf.add(tf.mul(consts[p.name].c, tf.sub(vars[p.name], consts[p.name].target)), tf.tensor(p.noise[t], p.shape, 'float32')));
       }
       const f = factor(t);
       const res = opt.step(grads, vars, f);
@@ -152,7 +150,8 @@ export function replayCase(ref: RefFile, c: RefCase, setup?: { algorithm: Algori
       for (const p of ref.params) {
         const want = c.trajectory[t][p.name];
         const got = vars[p.name].dataSync();
-        if (want.length !== got.length) throw new Error(`case ${c.optimizer}/${c.schedule} step ${t} ${p.name}: ${want.length} reference values, ${got.length} ours`);
+        if (want.length !== got.length)
+          throw new Error(`case ${c.optimizer}/${c.schedule} step ${t} ${p.name}: ${want.length} reference values, ${got.length} ours`);
         for (let i = 0; i < want.length; i++) {
           const abs = Math.abs(got[i] - want[i]);
           if (!(abs <= ATOL + RTOL * Math.abs(want[i]))) ok = false;
@@ -205,9 +204,7 @@ async function main(): Promise<number> {
   for (const c of ref.cases) {
     const r = replayCase(ref, c);
     allOk &&= r.ok;
-    process.stdout.write(
-      JSON.stringify({ optimizer: r.optimizer, schedule: r.schedule, maxAbsErr: r.maxAbsErr, maxRelErr: r.maxRelErr, ok: r.ok }) + '\n',
-    );
+    process.stdout.write(`${JSON.stringify({ optimizer: r.optimizer, schedule: r.schedule, maxAbsErr: r.maxAbsErr, maxRelErr: r.maxRelErr, ok: r.ok })}\n`);
   }
   return allOk ? 0 : 1;
 }

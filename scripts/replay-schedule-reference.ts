@@ -35,7 +35,7 @@ function main(argv: string[]): number {
       ok: r.ok,
     };
     if (r.error) line.error = r.error;
-    process.stdout.write(JSON.stringify(line) + '\n');
+    process.stdout.write(`${JSON.stringify(line)}\n`);
   }
   return failed === 0 ? 0 : 1;
 }

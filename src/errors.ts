@@ -11,21 +11,30 @@ export class UserError extends Error {
 
 /** An invalid job config, CLI flag or API option. `path` is the dotted field path, e.g. `optimizer.momentum`. */
 export class ConfigError extends UserError {
-  constructor(public readonly path: string, detail: string) {
+  constructor(
+    public readonly path: string,
+    detail: string,
+  ) {
     super(`${path}: ${detail}`);
   }
 }
 
 /** Unusable data: a missing folder, an empty class, an unreadable image. */
 export class DataError extends UserError {
-  constructor(public readonly file: string, detail: string) {
+  constructor(
+    public readonly file: string,
+    detail: string,
+  ) {
     super(`${file}: ${detail}`);
   }
 }
 
 /** A model file that cannot be trusted or used: bad manifest, shape mismatch, unknown architecture. */
 export class ModelFormatError extends UserError {
-  constructor(public readonly file: string, detail: string) {
+  constructor(
+    public readonly file: string,
+    detail: string,
+  ) {
     super(`${file}: ${detail}`);
   }
 }

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import type { Container } from 'inversify';
 import { bindJob, boundCallbacks, createContainer, resolveStages, type Stages } from './container';
 import { mergeConfig, readJobFile, resolveJob } from './config/load';
@@ -139,7 +139,10 @@ export async function prepare(input: JobInput | Record<string, unknown> = {}, op
     batch: job.train.batch,
     accumulate: job.train.accumulate,
     trainImages: data.train.length,
-    model: countModel(network.train, Object.values(trainableVars).reduce((a, v) => a + v.size, 0)),
+    model: countModel(
+      network.train,
+      Object.values(trainableVars).reduce((a, v) => a + v.size, 0),
+    ),
     optimizerSlots: RULES[job.optimizer.algorithm].slots.length,
     size: network.backbone.inputSize,
     budget: memoryBudget(backend.tfBackend),
@@ -165,7 +168,10 @@ function bestJudge(job: Job, hasVal: boolean, es: EarlyStoppingCallback | null, 
   if (es && job.earlyStopping) {
     const { monitor, mode } = job.earlyStopping;
     if (cfg.monitor !== undefined && cfg.monitor !== monitor) {
-      throw new ConfigError('checkpoint.monitor', `"${cfg.monitor}" differs from earlyStopping.monitor "${monitor}": with early stopping on, the best checkpoint follows its monitor`);
+      throw new ConfigError(
+        'checkpoint.monitor',
+        `"${cfg.monitor}" differs from earlyStopping.monitor "${monitor}": with early stopping on, the best checkpoint follows its monitor`,
+      );
     }
     return earlyStoppingJudge(es, monitor, resolveMode(mode, monitor), restored?.best ?? null, metricsOf);
   }
@@ -183,7 +189,8 @@ export async function runJob(input: JobInput | Record<string, unknown> = {}, opt
     resume = planResume(opts.resume, input as Record<string, unknown>, opts.configFile, opts.force ?? false);
     jobInput = resume.input;
     log(`resuming ${resume.dir}: ${resume.epoch} epoch(s), ${resume.step} step(s) done`);
-    if (resume.changes.length) log(`warning: resuming with a changed config (--force): ${formatChanges(resume.changes)}; the result is not the run that was started`);
+    if (resume.changes.length)
+      log(`warning: resuming with a changed config (--force): ${formatChanges(resume.changes)}; the result is not the run that was started`);
   } else {
     jobInput = mergedInput(input, opts.configFile);
   }
@@ -222,7 +229,9 @@ async function runLocked(
       (r.warmup.steps > 0 ? `, ${r.warmup.type} warmup over ${r.warmup.steps} steps` : ''),
   );
   for (const g of p.plan.groups) {
-    log(`  group ${g.name}: lr ${(g.lr * schedule.factor(0, 0)).toPrecision(4)} (configured ${g.lr}), weight decay ${g.weightDecay} ${g.decayMode}, ${g.params.length} variables`);
+    log(
+      `  group ${g.name}: lr ${(g.lr * schedule.factor(0, 0)).toPrecision(4)} (configured ${g.lr}), weight decay ${g.weightDecay} ${g.decayMode}, ${g.params.length} variables`,
+    );
   }
   const threads = resolveThreads(job.train.threads, p.backend.tfBackend, job.train.batch);
   if (threads.threads > 1) {
@@ -231,8 +240,7 @@ async function runLocked(
   if (p.cachedStages > 0) log(`frozen: the first ${p.cachedStages} stage(s) are frozen; their outputs are computed once per image and cached`);
   for (const w of planLrWdWarnings(p)) log(`warning: ${w.message}`);
   const optimizer = stages.optimizer.create(p.plan.groups, job);
-  const { prefix, suffix } =
-    p.cachedStages > 0 ? splitAtStage(network, p.cachedStages - 1) : { prefix: null, suffix: network.train };
+  const { prefix, suffix } = p.cachedStages > 0 ? splitAtStage(network, p.cachedStages - 1) : { prefix: null, suffix: network.train };
   const restored = resume ? loadCheckpoint(resume.dir) : null;
   // keep what the interrupted run logged up to its checkpoint; the reporters start a fresh metrics file
   if (restored) setAsideMetrics(job.out, restored.trainer.step, restored.trainer.epoch);
@@ -256,7 +264,14 @@ async function runLocked(
   const monitor = job.train.monitorRatios ? [new RatioMonitor(job.tune.ratioMonitor, { optimizer, log })] : [];
   const interrupt = opts.handleSignals ? new InterruptOnSignal({ runDir: job.out }) : null;
   // last: its onTrainEnd throws the InterruptedError after every other callback has closed its files
-  const callbacks = [...stages.reporters.create(job, job.out), ...monitor, ...(esCallback ? [esCallback] : []), ...(opts.callbacks ?? []), ...boundCallbacks(p.container), ...(interrupt ? [interrupt] : [])];
+  const callbacks = [
+    ...stages.reporters.create(job, job.out),
+    ...monitor,
+    ...(esCallback ? [esCallback] : []),
+    ...(opts.callbacks ?? []),
+    ...boundCallbacks(p.container),
+    ...(interrupt ? [interrupt] : []),
+  ];
   const lrPolicy: LrPolicy = {
     factor: (step, epoch) => schedule.factor(step, epoch),
     epochEnd: (epoch, metrics) => {
@@ -282,22 +297,31 @@ async function runLocked(
     }),
     judge,
   );
-  const trainer = new Trainer(network, data, p.trainableVars, optimizer, lrPolicy, callbacks, {
-    epochs: job.train.epochs,
-    batch: job.train.batch,
-    size: network.backbone.inputSize,
-    flip: job.data.flip,
-    seed: job.train.seed,
-    cachedStages: p.cachedStages,
-    cacheBytes: job.train.featureCacheMB * 1024 * 1024,
-    spillDir: path.join(job.out, 'feature-cache'),
-    monitorNorms: job.train.monitorRatios,
-    accumulate: job.train.accumulate,
-    threads: threads.threads,
-    guard: job.guard,
-    onEpochCommitted: (t, info) => checkpointer.onEpochCommitted(t, info),
-    log,
-  }, { prefix, suffix });
+  const trainer = new Trainer(
+    network,
+    data,
+    p.trainableVars,
+    optimizer,
+    lrPolicy,
+    callbacks,
+    {
+      epochs: job.train.epochs,
+      batch: job.train.batch,
+      size: network.backbone.inputSize,
+      flip: job.data.flip,
+      seed: job.train.seed,
+      cachedStages: p.cachedStages,
+      cacheBytes: job.train.featureCacheMB * 1024 * 1024,
+      spillDir: path.join(job.out, 'feature-cache'),
+      monitorNorms: job.train.monitorRatios,
+      accumulate: job.train.accumulate,
+      threads: threads.threads,
+      guard: job.guard,
+      onEpochCommitted: (t, info) => checkpointer.onEpochCommitted(t, info),
+      log,
+    },
+    { prefix, suffix },
+  );
   if (restored) {
     weights.write(restored.weights);
     optimizer.setState(restored.optimizer);
@@ -324,7 +348,14 @@ async function runLocked(
     log(`skipped ${data.skipped.length} file(s):`);
     for (const s of data.skipped) log(`  ${s.reason}`);
   }
-  fs.writeFileSync(path.join(job.out, 'summary.json'), JSON.stringify({ val: metrics.val, skipped: data.skipped, export: exportDir, stoppedEarly: fit.stoppedEarly ?? null, guardEvents: fit.guardEvents }, null, 2));
+  fs.writeFileSync(
+    path.join(job.out, 'summary.json'),
+    JSON.stringify(
+      { val: metrics.val, skipped: data.skipped, export: exportDir, stoppedEarly: fit.stoppedEarly ?? null, guardEvents: fit.guardEvents },
+      null,
+      2,
+    ),
+  );
   if (val) log(`validation accuracy ${val.metrics.accuracy.toFixed(3)} (loss ${val.metrics.loss.toFixed(3)}) on ${data.val.length} images`);
   log(`exported to ${exportDir}`);
   if (opts.report ?? true) log(`report: ${(await writeReport(job.out)).html}`);

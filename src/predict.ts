@@ -33,7 +33,11 @@ export async function loadClassifier(dir: string, labelsFile?: string, crop?: Cr
   const candidates = [labelsFile, path.join(dir, 'labels.txt'), path.join(path.dirname(path.resolve(dir)), 'imagenet_labels_1000.txt')];
   for (const f of candidates) {
     if (labels || !f || !fs.existsSync(f)) continue;
-    labels = fs.readFileSync(f, 'utf8').split('\n').map((s) => s.trim()).filter(Boolean);
+    labels = fs
+      .readFileSync(f, 'utf8')
+      .split('\n')
+      .map((s) => s.trim())
+      .filter(Boolean);
   }
   const outputs = (model.outputs[0].shape as number[]).slice(-1)[0];
   if (!labels || labels.length !== outputs) labels = Array.from({ length: outputs }, (_, i) => `class_${i}`);
@@ -91,12 +95,19 @@ export async function evaluateFolder(c: Classifier, dir: string): Promise<Evalua
   const files = layout.all ?? [...(layout.presplit!.test ?? layout.presplit!.val)];
   const index = layout.classes.map((name) => {
     const i = c.labels.indexOf(name);
-    if (i < 0) throw new DataError(path.join(dir, name), `class "${name}" is not one of the model's labels (${c.labels.slice(0, 10).join(', ')}${c.labels.length > 10 ? ', ...' : ''})`);
+    if (i < 0)
+      throw new DataError(
+        path.join(dir, name),
+        `class "${name}" is not one of the model's labels (${c.labels.slice(0, 10).join(', ')}${c.labels.length > 10 ? ', ...' : ''})`,
+      );
     return i;
   });
   const k = c.labels.length;
   const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
-  const probs = await probabilities(c, files.map((f) => f.file));
+  const probs = await probabilities(
+    c,
+    files.map((f) => f.file),
+  );
   probs.forEach((p, i) => {
     let best = 0;
     for (let j = 1; j < p.length; j++) if (p[j] > p[best]) best = j;

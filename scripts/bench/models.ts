@@ -1,4 +1,4 @@
-import * as path from 'path';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
 /** The models `npm run bench` compares with the PyTorch peer (same names as torch_bench.py). */

@@ -8,7 +8,6 @@ import { makeStepper } from './step';
 import { selectBackend } from '../../src/engine/backend';
 import { arg } from './stats';
 
-
 (async () => {
   const backend = arg('backend', 'wasm');
   const model = arg('model', 'mobilenet_v1_0.25') as BenchModel;
@@ -24,23 +23,32 @@ import { arg } from './stats';
   await run();
   const plain = performance.now() - t;
   t = performance.now();
-  const info = await tf.profile(async () => { await run(); });
+  const info = await tf.profile(async () => {
+    await run();
+  });
   const profiled = performance.now() - t;
   const by = new Map<string, { ms: number; n: number }>();
   let total = 0;
   for (const k of info.kernels) {
     const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
     const e = by.get(k.name) ?? { ms: 0, n: 0 };
-    e.ms += ms; e.n += 1; by.set(k.name, e);
+    e.ms += ms;
+    e.n += 1;
+    by.set(k.name, e);
     total += ms;
   }
-  console.log(`${model} @${size} batch ${batch} on ${backend}: ${infer ? 'inference' : 'training step'} ${plain.toFixed(0)} ms (${(plain / batch).toFixed(1)} ms/img), profiled ${profiled.toFixed(0)} ms, kernels sum ${total.toFixed(0)} ms`);
+  console.log(
+    `${model} @${size} batch ${batch} on ${backend}: ${infer ? 'inference' : 'training step'} ${plain.toFixed(0)} ms (${(plain / batch).toFixed(1)} ms/img), profiled ${profiled.toFixed(0)} ms, kernels sum ${total.toFixed(0)} ms`,
+  );
   for (const [name, e] of [...by].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25)) {
     console.log(`${name.padEnd(40)} ${e.ms.toFixed(1).padStart(9)} ms ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  x${e.n}`);
   }
   if (process.argv.includes('--top')) {
-    const rows = info.kernels.map((k) => ({ name: k.name, ms: typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0,
-      shapes: k.inputShapes.map((sh) => JSON.stringify(sh)).join(' ') }));
+    const rows = info.kernels.map((k) => ({
+      name: k.name,
+      ms: typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0,
+      shapes: k.inputShapes.map((sh) => JSON.stringify(sh)).join(' '),
+    }));
     for (const r of rows.sort((a, b) => b.ms - a.ms).slice(0, 30)) console.log(`${r.ms.toFixed(1).padStart(8)} ${r.name} ${r.shapes}`);
   }
   s.dispose();

@@ -11,7 +11,6 @@ import { makeStepper } from './step';
 import { selectBackend } from '../../src/engine/backend';
 import { arg, median } from './stats';
 
-
 (async () => {
   const backend = arg('backend', 'wasm');
   const model = arg('model', 'mobilenet_v1_0.25') as BenchModel;
@@ -55,15 +54,20 @@ import { arg, median } from './stats';
   s.dispose();
   const r = (v: number | null): number | null => (v === null ? null : Math.round(v * 1000) / 1000);
   const line = JSON.stringify({
-    backend: tf.getBackend(), threads, model, size, batch,
+    backend: tf.getBackend(),
+    threads,
+    model,
+    size,
+    batch,
     train_ms_per_img: r(trainSamples.length ? median(trainSamples) : null),
     infer_ms_per_img: r(inferSamples.length ? median(inferSamples) : null),
     train_cpu_ms_per_img: r(trainSamples.length ? median(cpuMs) : null),
-    train_samples: trainSamples.map((v) => r(v)), infer_samples: inferSamples.map((v) => r(v)),
+    train_samples: trainSamples.map((v) => r(v)),
+    infer_samples: inferSamples.map((v) => r(v)),
     rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20),
   });
   // Exit once the line is flushed (a pipe is async); worker threads, if any, end with the process.
-  process.stdout.write(line + '\n', () => process.exit(0));
+  process.stdout.write(`${line}\n`, () => process.exit(0));
 })().catch((e) => {
   console.error(String(e?.stack ?? e));
   process.exit(1);

@@ -18,7 +18,10 @@ export async function makeStepper(model: tf.LayersModel, batch: number, size: nu
   const { ParallelGradients } = await import('../../src/engine/wasm/parallel');
   const pg = threads > 1 ? await ParallelGradients.create(model, { threads }) : undefined;
   const x = tf.randomNormal([batch, size, size, 3]);
-  const labels = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % classes), 'int32');
+  const labels = tf.tensor1d(
+    Array.from({ length: batch }, (_, i) => i % classes),
+    'int32',
+  );
   const y = tf.oneHot(labels, classes);
   labels.dispose();
   const opt = tf.train.momentum(0.01, 0.9);
@@ -37,12 +40,16 @@ export async function makeStepper(model: tf.LayersModel, batch: number, size: nu
         tf.dispose(grads);
         return loss;
       }
-      const loss = opt.minimize(() => {
-        const logits = model.apply(x, { training: true }) as tf.Tensor;
-        const ce = tf.losses.softmaxCrossEntropy(y, logits);
-        const l2 = tf.addN(trainable.map((v) => tf.sum(tf.square(v)))).mul(decay / 2);
-        return ce.add(l2) as tf.Scalar;
-      }, true, trainable);
+      const loss = opt.minimize(
+        () => {
+          const logits = model.apply(x, { training: true }) as tf.Tensor;
+          const ce = tf.losses.softmaxCrossEntropy(y, logits);
+          const l2 = tf.addN(trainable.map((v) => tf.sum(tf.square(v)))).mul(decay / 2);
+          return ce.add(l2) as tf.Scalar;
+        },
+        true,
+        trainable,
+      );
       const v = (await loss!.data())[0];
       loss!.dispose();
       return v;

@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 
 export const num = (v: string): number => {
   const n = Number(v);
@@ -15,7 +15,9 @@ export function withJobFlags(cmd: Command): Command {
     .option('--epochs <n>', 'epochs', num)
     .option('--batch <n>', 'images per forward pass', num)
     .option('--accumulate <n>', 'batches averaged into one optimizer step (effective batch = batch × accumulate)', num)
-    .option('--threads <n>', 'threads computing gradients on the wasm backend: auto (one per core, >= 8 images each) or a number', (v: string) => (v === 'auto' ? 'auto' : num(v)))
+    .option('--threads <n>', 'threads computing gradients on the wasm backend: auto (one per core, >= 8 images each) or a number', (v: string) =>
+      v === 'auto' ? 'auto' : num(v),
+    )
     .option('--size <px>', 'square input size', num)
     .option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu')
     .option('--bn <mode>', 'BatchNorm in trainable layers: batch | frozen')
@@ -50,4 +52,3 @@ export function flagsToJob(o: Record<string, any>): Record<string, unknown> {
   if (o.export !== undefined) job.export = o.export;
   return job;
 }
-

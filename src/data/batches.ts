@@ -1,6 +1,6 @@
 import { DataError } from '../errors';
 import { flipHorizontal } from './decode';
-import { Rng } from './rng';
+import type { Rng } from './rng';
 import type { DataSource, Example } from './source';
 
 export interface RawBatch {

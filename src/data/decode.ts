@@ -24,7 +24,7 @@ export interface DecodeOptions {
  */
 export async function decodeImage(file: string, opts: DecodeOptions): Promise<Uint8Array> {
   const limit = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
-  let meta: Awaited<ReturnType<ReturnType<typeof sharp>["metadata"]>>;
+  let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
   try {
     meta = await sharp(file, { limitInputPixels: false }).metadata();
   } catch (e) {

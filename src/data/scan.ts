@@ -192,7 +192,7 @@ function hashFile(file: string): string {
   const buf = Buffer.allocUnsafe(1 << 20);
   const fd = fs.openSync(file, 'r');
   try {
-    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+    for (let n: number; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
   } finally {
     fs.closeSync(fd);
   }

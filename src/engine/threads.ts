@@ -1,4 +1,4 @@
-import * as os from 'os';
+import * as os from 'node:os';
 
 /** At least this many images per thread: BatchNorm in training mode normalises each thread's shard alone. */
 export const MIN_IMAGES_PER_THREAD = 8;
@@ -17,15 +17,20 @@ export interface ThreadChoice {
  */
 export function resolveThreads(setting: 'auto' | number, tfBackend: string, batch: number, cores: number = os.availableParallelism()): ThreadChoice {
   if (tfBackend !== 'wasm') {
-    return { threads: 1, reason: setting === 'auto' || setting === 1 ? `one thread: the ${tfBackend} backend` : `one thread: train.threads applies to the wasm backend only, not ${tfBackend}` };
+    return {
+      threads: 1,
+      reason:
+        setting === 'auto' || setting === 1
+          ? `one thread: the ${tfBackend} backend`
+          : `one thread: train.threads applies to the wasm backend only, not ${tfBackend}`,
+    };
   }
   if (setting !== 'auto') {
     const threads = Math.max(1, Math.min(setting, batch));
     return { threads, reason: threads < setting ? `${threads} (train.threads ${setting}, but a batch of ${batch})` : `${threads} (train.threads)` };
   }
   const threads = Math.max(1, Math.min(cores, MAX_AUTO_THREADS, Math.floor(batch / MIN_IMAGES_PER_THREAD)));
-  const why = threads === 1
-    ? cores < 2 ? 'one core' : `a batch of ${batch} is under ${2 * MIN_IMAGES_PER_THREAD} images`
-    : `${cores} core(s), batch ${batch}`;
+  const why =
+    threads === 1 ? (cores < 2 ? 'one core' : `a batch of ${batch} is under ${2 * MIN_IMAGES_PER_THREAD} images`) : `${cores} core(s), batch ${batch}`;
   return { threads, reason: `${threads} (auto: ${why})` };
 }

@@ -22,7 +22,11 @@ export interface ExportMetadata {
 }
 
 export interface Exporter {
-  export(net: Network, dir: string, meta: Omit<ExportMetadata, 'layertuneVersion' | 'labels' | 'inputSize' | 'preprocessing' | 'backbone' | 'createdAt'>): Promise<string>;
+  export(
+    net: Network,
+    dir: string,
+    meta: Omit<ExportMetadata, 'layertuneVersion' | 'labels' | 'inputSize' | 'preprocessing' | 'backbone' | 'createdAt'>,
+  ): Promise<string>;
 }
 
 export function layertuneVersion(): string {

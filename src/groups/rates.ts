@@ -2,18 +2,18 @@
 
 /** 10x steps (or any factor): lr_i = top / factor^(n−1−i). stepped(0.1, 10, 3) = [0.001, 0.01, 0.1]. */
 export function steppedRates(top: number, factor: number, n: number): number[] {
-  return Array.from({ length: n }, (_, i) => top / Math.pow(factor, n - 1 - i));
+  return Array.from({ length: n }, (_, i) => top / factor ** (n - 1 - i));
 }
 
 /** fastai `slice(lo, hi)`: lr_i = lo·(hi/lo)^(i/(n−1)), evenly spaced in log space; one group gets hi. */
 export function geometricRates(lo: number, hi: number, n: number): number[] {
   if (n === 1) return [hi];
-  return Array.from({ length: n }, (_, i) => (i === n - 1 ? hi : i === 0 ? lo : lo * Math.pow(hi / lo, i / (n - 1))));
+  return Array.from({ length: n }, (_, i) => (i === n - 1 ? hi : i === 0 ? lo : lo * (hi / lo) ** (i / (n - 1))));
 }
 
 /** timm layer decay: lr_i = lr·d^(depth−i) for i = 0..depth (the head is i = depth). */
 export function layerDecayRates(lr: number, decay: number, depth: number): number[] {
-  return Array.from({ length: depth + 1 }, (_, i) => lr * Math.pow(decay, depth - i));
+  return Array.from({ length: depth + 1 }, (_, i) => lr * decay ** (depth - i));
 }
 
 /**

@@ -86,8 +86,7 @@ export const rulesOnlySchema = z
   .strict();
 
 const union = z.discriminatedUnion('strategy', [steppedSchema, geometricSchema, autoSchema, layerDecaySchema, rulesOnlySchema], {
-  error: (iss) =>
-    iss.code === 'invalid_union' ? 'unknown strategy; expected one of stepped, geometric, auto, layerDecay, rules' : undefined,
+  error: (iss) => (iss.code === 'invalid_union' ? 'unknown strategy; expected one of stepped, geometric, auto, layerDecay, rules' : undefined),
 });
 
 /**

@@ -56,7 +56,10 @@ export function acquireLock(dir: string, warn: (s: string) => void): () => void 
     }
     // another host's PID cannot be checked from here, so its lock is respected
     if (holder && (holder.hostname !== me.hostname || alive(holder.pid))) {
-      throw new DataError(dir, `run folder is in use by PID ${holder.pid} on ${holder.hostname} (since ${holder.startedAt}); wait for it or choose another --out`);
+      throw new DataError(
+        dir,
+        `run folder is in use by PID ${holder.pid} on ${holder.hostname} (since ${holder.startedAt}); wait for it or choose another --out`,
+      );
     }
     warn(`warning: ${file}: taking over a stale lock${holder ? ` of PID ${holder.pid} (no longer running)` : ''}`);
     fs.rmSync(file, { force: true });

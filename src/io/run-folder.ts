@@ -44,7 +44,10 @@ export function checkOwnFolder(dir: string, kind: FolderKind, opts: { force?: bo
   if (entries.length === 0 || entries.includes(MARKER)) return;
   if (kind === 'out' ? RUN_FILES.some((f) => entries.includes(f)) : isOurExport(dir)) return;
   if (opts.force) return;
-  throw new DataError(dir, `${flag} folder exists and was not written by layertune (${entries.length} entries); choose another folder or pass --force to replace it`);
+  throw new DataError(
+    dir,
+    `${flag} folder exists and was not written by layertune (${entries.length} entries); choose another folder or pass --force to replace it`,
+  );
 }
 
 /** Marks `dir` as layertune's own. */

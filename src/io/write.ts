@@ -36,7 +36,9 @@ export class DiskError extends UserError {
     public readonly file: string,
     public readonly code: string,
   ) {
-    super(`${DISK_REASONS[code] ?? code} writing ${file} (${code}): everything written before was kept; free space (or fix permissions) and rerun, with --resume to continue a training run`);
+    super(
+      `${DISK_REASONS[code] ?? code} writing ${file} (${code}): everything written before was kept; free space (or fix permissions) and rerun, with --resume to continue a training run`,
+    );
   }
 }
 

@@ -80,7 +80,9 @@ export function describeBackbone(b: Backbone): ModelDescription {
 /** Plain-text tables for a terminal. */
 export function formatDescription(d: ModelDescription, opts: { layers?: boolean } = {}): string {
   const shape = (s: Array<number | null>): string => `[${s.map((v) => (v === null ? '?' : v)).join(',')}]`;
-  const lines = [`${d.arch}  input ${d.inputSize}x${d.inputSize}x3  params ${d.params.toLocaleString('en')} (+${d.stateParams.toLocaleString('en')} BatchNorm statistics)  from ${d.source}`];
+  const lines = [
+    `${d.arch}  input ${d.inputSize}x${d.inputSize}x3  params ${d.params.toLocaleString('en')} (+${d.stateParams.toLocaleString('en')} BatchNorm statistics)  from ${d.source}`,
+  ];
   if (opts.layers ?? true) {
     lines.push('', ['layer', 'type', 'output', 'params', 'stage'].join('\t'));
     for (const r of d.layers) lines.push([r.name, r.className, shape(r.outputShape), r.params, r.stage].join('\t'));

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, ModelFormatError } from '../errors';
 import { fileHandler } from './io';
-import { classifySource } from './registry';
+import { classifySource } from './classify-source';
 import { fetchToCache, isRemote, type RemoteOptions } from './remote';
 import { HEAD_LAYERS } from './network';
 import type { Backbone, Preprocess } from './types';

@@ -1,6 +1,7 @@
 /** The models area's public API: every source behind one loader, the architectures, the readers. */
-export { loadBackbone, classifySource, RegistryModelSource } from './registry';
-export type { LoadBackboneOptions, SourceKind } from './registry';
+export { loadBackbone, RegistryModelSource } from './registry';
+export { classifySource, type SourceKind } from './classify-source';
+export type { LoadBackboneOptions } from './registry';
 export { buildArch, KNOWN_ARCHS } from './arch';
 export type { ArchOptions, BuiltArch, Convention, ParamLayer } from './arch';
 export { disposeLoaded, loadTorchSafetensors } from './torch-source';

@@ -36,7 +36,11 @@ export interface Inspection extends ModelDescription {
 export function inspectBackbone(backbone: Backbone, opts: { classes?: number; grouping?: GroupingInput } = {}): Inspection {
   const classes = opts.classes ?? 2;
   const d = describeBackbone(backbone);
-  const net = attachHead(backbone, Array.from({ length: classes }, (_, i) => `class_${i}`), { dropout: 0, seed: 0 });
+  const net = attachHead(
+    backbone,
+    Array.from({ length: classes }, (_, i) => `class_${i}`),
+    { dropout: 0, seed: 0 },
+  );
   try {
     const headNames = new Set<string>(HEAD_LAYERS);
     const infos = describeLayers(net.train, (name) => net.stageOf.get(name) ?? 0, headNames);
@@ -51,7 +55,15 @@ export function inspectBackbone(backbone: Backbone, opts: { classes?: number; gr
       layers: g.layers.length,
       params: g.layers.reduce((n, l) => n + (paramsOf.get(l) ?? 0), 0),
     }));
-    return { ...d, preprocess: backbone.preprocess, head, headClasses: classes, groups, warnings: plan.warnings.map((w) => `${w.path}: ${w.message}`), headOnly: backbone.headOnly };
+    return {
+      ...d,
+      preprocess: backbone.preprocess,
+      head,
+      headClasses: classes,
+      groups,
+      warnings: plan.warnings.map((w) => `${w.path}: ${w.message}`),
+      headOnly: backbone.headOnly,
+    };
   } finally {
     // only the head's weights are new; the backbone's layers stay usable (layer.dispose() goes by
     // reference counts, which symbolic re-application raises, so the variables are freed directly)
@@ -62,12 +74,19 @@ export function inspectBackbone(backbone: Backbone, opts: { classes?: number; gr
 /** Plain-text report for a terminal: the backbone tables, the head, then the groups. */
 export function formatInspection(i: Inspection, opts: { layers?: boolean } = {}): string {
   const shape = (s: Array<number | null>): string => `[${s.map((v) => (v === null ? '?' : v)).join(',')}]`;
-  const pre = i.preprocess.kind === 'scale' ? `pixels scaled to [${i.preprocess.low},${i.preprocess.high}]` : `pixels normalised (mean ${i.preprocess.mean}, std ${i.preprocess.std})`;
+  const pre =
+    i.preprocess.kind === 'scale'
+      ? `pixels scaled to [${i.preprocess.low},${i.preprocess.high}]`
+      : `pixels normalised (mean ${i.preprocess.mean}, std ${i.preprocess.std})`;
   const lines = [formatDescription(i, opts), '', `input: ${pre}`];
   if (i.headOnly) lines.push(`head-only: ${i.headOnly}`);
   lines.push('', `head (${i.headClasses} classes, for illustration)`);
   for (const r of i.head) lines.push([r.name, r.className, shape(r.outputShape), r.params].join('\t'));
-  lines.push('', 'groups of the default plan (rates at the reference batch, before scaling and schedule)', ['group', 'lr', 'stages', 'layers', 'params'].join('\t'));
+  lines.push(
+    '',
+    'groups of the default plan (rates at the reference batch, before scaling and schedule)',
+    ['group', 'lr', 'stages', 'layers', 'params'].join('\t'),
+  );
   for (const g of i.groups) lines.push([g.name, g.lr, g.stages.join(',') || '-', g.layers, g.params.toLocaleString('en')].join('\t'));
   for (const w of i.warnings) lines.push(`warning: ${w}`);
   return lines.join('\n');

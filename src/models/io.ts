@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { ModelFormatError } from '../errors';
 import { writeFileDurable } from '../io/write';
 
@@ -111,10 +111,7 @@ export function readModelArtifacts(modelJsonPath: string): tf.io.ModelArtifacts 
     });
     // compared before reading: a shard far larger than declared is never loaded into memory
     if (actual !== groupBytes) {
-      throw new ModelFormatError(
-        modelJsonPath,
-        `weightsManifest[${gi}] declares ${groupBytes} bytes but its shards hold ${actual}`,
-      );
+      throw new ModelFormatError(modelJsonPath, `weightsManifest[${gi}] declares ${groupBytes} bytes but its shards hold ${actual}`);
     }
     return { weights: group.weights, files };
   });
@@ -215,7 +212,7 @@ export function jsonDepth(root: unknown, limit = Infinity): number {
 const prod = (xs: number[]): number => xs.reduce((a, b) => a * b, 1);
 const pair = (v: unknown, dflt: number): [number, number] =>
   Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : typeof v === 'number' ? [v, v] : [dflt, dflt];
-const known = (s: Shape): s is number[] => s !== null && s.every((d) => typeof d === 'number');
+const known = (s: Shape): s is number[] => Array.isArray(s) && s.every((d) => typeof d === 'number');
 
 function convOut(n: number | null, k: number, s: number, d: number, padding: unknown): number | null {
   if (n === null) return null;
@@ -224,8 +221,20 @@ function convOut(n: number | null, k: number, s: number, d: number, padding: unk
 
 /** Elementwise and bookkeeping layers: output shape = input shape, no variables. */
 const SHAPE_PRESERVING = new Set([
-  'Activation', 'ReLU', 'LeakyReLU', 'ELU', 'Softmax', 'ThresholdedReLU', 'Dropout', 'SpatialDropout2D', 'GaussianNoise',
-  'GaussianDropout', 'AlphaDropout', 'Masking', 'Rescaling', 'Layer',
+  'Activation',
+  'ReLU',
+  'LeakyReLU',
+  'ELU',
+  'Softmax',
+  'ThresholdedReLU',
+  'Dropout',
+  'SpatialDropout2D',
+  'GaussianNoise',
+  'GaussianDropout',
+  'AlphaDropout',
+  'Masking',
+  'Rescaling',
+  'Layer',
 ]);
 const MERGE = new Set(['Add', 'Multiply', 'Average', 'Maximum', 'Minimum', 'Subtract']);
 
@@ -233,7 +242,12 @@ const MERGE = new Set(['Add', 'Multiply', 'Average', 'Maximum', 'Minimum', 'Subt
  * The variables one layer builds for input shape `inp`, and its output shape (null where this
  * estimate does not know the layer or the input is unknown).
  */
-function layerBudget(cls: string, c: Record<string, any>, inp: Shape[], nested: (l: LayerJson, inp: Shape) => { bytes: number; out: Shape }): { params: number; out: Shape; bytes?: number } {
+function layerBudget(
+  cls: string,
+  c: Record<string, any>,
+  inp: Shape[],
+  nested: (l: LayerJson, inp: Shape) => { bytes: number; out: Shape },
+): { params: number; out: Shape; bytes?: number } {
   const x = inp[0] ?? null;
   const ch = x && typeof x[x.length - 1] === 'number' ? (x[x.length - 1] as number) : null;
   const useBias = c.use_bias !== false;
@@ -256,7 +270,7 @@ function layerBudget(cls: string, c: Record<string, any>, inp: Shape[], nested: 
         else params = k0 * k1 * ch * Number(c.filters);
       }
       if (useBias && outCh !== null) params += outCh;
-      if (!x || x.length !== 4) return { params, out: null };
+      if (x?.length !== 4) return { params, out: null };
       const out: Shape =
         cls === 'Conv2DTranspose'
           ? [x[0], x[1] === null ? null : x[1] * s0, x[2] === null ? null : x[2] * s1, outCh]
@@ -351,7 +365,7 @@ export function topologyVariableBytes(modelTopology: unknown): number {
       shapes.set(String(layer.name ?? c.name), r.out);
     }
     const outs = Array.isArray(cfg?.output_layers) ? cfg.output_layers : [];
-    return { bytes, out: outs.length === 1 ? shapes.get(String(outs[0]?.[0])) ?? null : null };
+    return { bytes, out: outs.length === 1 ? (shapes.get(String(outs[0]?.[0])) ?? null) : null };
   };
   return container(root, null).bytes;
 }

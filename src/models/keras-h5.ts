@@ -3,9 +3,9 @@ import { ModelFormatError } from '../errors';
 import { buildArch } from './arch';
 import { mobileNetV2Channels, MOBILENET_V2_ALPHAS } from './arch/mobilenet-v2';
 import { formatAlpha } from './arch/common';
-import { RESNET_LAYOUT, ResNetDepth } from './arch/resnet';
-import { KerasWeightMap, loadKerasWeights } from './keras-weights';
-import { backboneFromBuilt, disposeBuilt, LoadedBackbone } from './torch-source';
+import { RESNET_LAYOUT, type ResNetDepth } from './arch/resnet';
+import { type KerasWeightMap, loadKerasWeights } from './keras-weights';
+import { backboneFromBuilt, disposeBuilt, type LoadedBackbone } from './torch-source';
 
 /**
  * Keras 2 HDF5 weights (`model.save_weights('x.h5')`, the keras.applications downloads in
@@ -73,21 +73,18 @@ export async function readKerasH5(file: string): Promise<{ weights: KerasWeightM
   try {
     const root = (f.keys().includes('model_weights') ? f.get('model_weights') : f) as H5Group;
     const where = root === (f as unknown) ? '' : 'model_weights.';
-    const layers = stringList(root.attrs['layer_names']?.value);
+    const layers = stringList(root.attrs.layer_names?.value);
     if (!layers) {
-      throw new ModelFormatError(
-        file,
-        `field ${where}attrs.layer_names: missing (not a Keras 2 weights file; Keras 3 '.weights.h5' files are not supported)`,
-      );
+      throw new ModelFormatError(file, `field ${where}attrs.layer_names: missing (not a Keras 2 weights file; Keras 3 '.weights.h5' files are not supported)`);
     }
     const weights: KerasWeightMap = new Map();
     for (const layer of layers) {
       const g = root.get(layer) as H5Group | null;
       if (!g) throw new ModelFormatError(file, `field ${where}layer_names: lists "${layer}" but the file has no such group`);
-      const names = stringList(g.attrs['weight_names']?.value ?? []) ?? [];
+      const names = stringList(g.attrs.weight_names?.value ?? []) ?? [];
       for (const wn of names) {
         const ds = g.get(wn) as H5Dataset | null;
-        if (!ds || !ds.shape) throw new ModelFormatError(file, `field ${where}${layer}.attrs.weight_names: lists "${wn}" but there is no such dataset`);
+        if (!ds?.shape) throw new ModelFormatError(file, `field ${where}${layer}.attrs.weight_names: lists "${wn}" but there is no such dataset`);
         // 'conv1/kernel:0' → 'kernel'; nested names like 'conv1/conv1/kernel:0' end the same way
         const slot = wn.split('/').pop()!.replace(/:\d+$/, '');
         const shape = ds.shape.map(Number);
@@ -129,7 +126,8 @@ export function inferKerasArch(weights: KerasWeightMap, file: string): { arch: s
       const ch = mobileNetV2Channels(a, 'keras');
       return ch.stem === found[0] && ch.blocks[16] === found[1] && ch.head === found[2];
     });
-    if (alpha === undefined) throw new ModelFormatError(file, `weights Conv1/block_16_project/Conv_1: widths ${found.join('/')} match no MobileNetV2 width multiplier`);
+    if (alpha === undefined)
+      throw new ModelFormatError(file, `weights Conv1/block_16_project/Conv_1: widths ${found.join('/')} match no MobileNetV2 width multiplier`);
     return { arch: `mobilenet_v2_${formatAlpha(alpha)}`, numClasses: shape('predictions/kernel')?.[1] ?? 0 };
   }
   if (shape('conv1_conv/kernel') && shape('conv2_block1_1_conv/kernel')) {
@@ -180,7 +178,9 @@ export async function loadKerasH5(file: string, opts: KerasH5Options = {}): Prom
     const built = buildArch(arch, { convention: 'keras', inputSize: opts.inputSize, numClasses: inferred.numClasses }, file);
     try {
       loadKerasWeights(built, weights, file, {
-        transform: arch.startsWith('resnet') ? (layer, slot, v, shape) => (layer === 'conv1_conv' && slot === 'kernel' ? flipInputChannels(v, shape) : v) : undefined,
+        transform: arch.startsWith('resnet')
+          ? (layer, slot, v, shape) => (layer === 'conv1_conv' && slot === 'kernel' ? flipInputChannels(v, shape) : v)
+          : undefined,
       });
     } catch (e) {
       disposeBuilt(built);

@@ -72,7 +72,10 @@ export function loadKerasWeights(built: BuiltArch, weights: KerasWeightMap, file
     if (!used.has(name) && !opts.allowUnused?.(name)) problems.push(`weight "${name}": not used by ${built.arch}`);
   }
   if (problems.length > 0) {
-    throw new ModelFormatError(file, `${problems.length} weight problem(s) loading ${built.arch}: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? '; …' : ''}`);
+    throw new ModelFormatError(
+      file,
+      `${problems.length} weight problem(s) loading ${built.arch}: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? '; …' : ''}`,
+    );
   }
   for (const { layer, values } of plan) {
     const tensors = values.map((v) => {

@@ -40,10 +40,7 @@ export function attachHead(backbone: Backbone, classes: string[], opts: HeadOpti
     kernelInitializer: tf.initializers.glorotUniform({ seed: opts.seed }),
   });
   const softmax = tf.layers.activation({ activation: 'softmax', name: SOFTMAX_LAYER });
-  const pooled =
-    features.shape.length === 2
-      ? features
-      : (tf.layers.globalAveragePooling2d({ name: HEAD_LAYERS[0] }).apply(features) as tf.SymbolicTensor);
+  const pooled = features.shape.length === 2 ? features : (tf.layers.globalAveragePooling2d({ name: HEAD_LAYERS[0] }).apply(features) as tf.SymbolicTensor);
   const logits = dense.apply(dropout.apply(pooled)) as tf.SymbolicTensor;
   const train = tf.model({ inputs: input, outputs: logits, name: 'layertune_train' });
   let infer: tf.LayersModel;

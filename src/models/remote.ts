@@ -169,7 +169,10 @@ async function downloadTfjs(dl: Downloader, modelUrl: URL, tmp: string): Promise
       files.push({ path: s.rel, bytes: n });
     }
     if (got !== g.bytes) {
-      throw new ModelFormatError(modelUrl.href, `weightsManifest[${gi}] declares ${g.bytes} bytes but the downloaded shards (${g.shards.map((s) => s.rel).join(', ')}) hold ${got}`);
+      throw new ModelFormatError(
+        modelUrl.href,
+        `weightsManifest[${gi}] declares ${g.bytes} bytes but the downloaded shards (${g.shards.map((s) => s.rel).join(', ')}) hold ${got}`,
+      );
     }
   }
   dl.endProgress();
@@ -224,7 +227,17 @@ class Downloader {
     this.log(`downloading ${this.label}: ${mb(this.received)} of ${mb(t)} MB (${Math.floor((100 * this.received) / Math.max(1, t))}%)`);
   }
 
-  private async open(url: URL, what: string): Promise<{ res: Response; body: ReadableStreamDefaultReader<Uint8Array>; length: number | null; abort: AbortController; touch: () => void; done: () => void }> {
+  private async open(
+    url: URL,
+    what: string,
+  ): Promise<{
+    res: Response;
+    body: ReadableStreamDefaultReader<Uint8Array>;
+    length: number | null;
+    abort: AbortController;
+    touch: () => void;
+    done: () => void;
+  }> {
     const abort = new AbortController();
     const idle = this.opts.idleTimeoutMs ?? 30_000;
     let timer = setTimeout(() => abort.abort(), idle);

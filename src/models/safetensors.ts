@@ -204,7 +204,8 @@ export function tensorAsFloat32(st: SafetensorsFile, name: string): Float32Array
   const out = new Float32Array(count);
   switch (info.dtype) {
     case 'F32':
-      if (LITTLE_ENDIAN) out.set(new Float32Array(bytes.slice().buffer)); // slice() realigns to 4 bytes
+      if (LITTLE_ENDIAN)
+        out.set(new Float32Array(bytes.slice().buffer)); // slice() realigns to 4 bytes
       else for (let i = 0; i < count; i++) out[i] = view.getFloat32(4 * i, true);
       break;
     case 'F64':

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { layerGraph, layerShapes } from './graph';
 import type { StageDef } from './types';
 

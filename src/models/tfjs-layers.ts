@@ -29,7 +29,7 @@ const MOBILENET_PREPROCESS: Preprocess = { kind: 'scale', low: -1, high: 1 };
 export function findFeatureLayer(model: tf.LayersModel): string {
   const nodes = layerGraph(model);
   const pool = nodes.find((n) => /GlobalAveragePooling2D|GlobalMaxPooling2D|Flatten/.test(n.className));
-  if (!pool || pool.inputs.length !== 1) {
+  if (pool?.inputs.length !== 1) {
     const last4d = [...nodes].reverse().find((n) => (model.getLayer(n.name).outputShape as number[]).length === 4);
     if (!last4d) throw new ModelFormatError(model.name, 'cannot find a 4-D feature map to attach a head to');
     return last4d.name;

@@ -1,7 +1,7 @@
-import * as tf from '@tensorflow/tfjs';
-import { buildArch, BuiltArch } from './arch';
+import type * as tf from '@tensorflow/tfjs';
+import { buildArch, type BuiltArch } from './arch';
 import { readSafetensors } from './safetensors';
-import { inferTorchArch, loadTorchWeights, TorchArchInfo, torchHeadInfo } from './torch-weights';
+import { inferTorchArch, loadTorchWeights, type TorchArchInfo, torchHeadInfo } from './torch-weights';
 import type { Backbone } from './types';
 
 /** A Backbone that also keeps the checkpoint's own classifier (for parity checks and `predict`). */

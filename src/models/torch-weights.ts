@@ -3,8 +3,8 @@ import { ModelFormatError } from '../errors';
 import type { BuiltArch, ParamLayer } from './arch';
 import { MOBILENET_V2_ALPHAS, mobileNetV2Channels } from './arch/mobilenet-v2';
 import { formatAlpha } from './arch/common';
-import { RESNET_LAYOUT, ResNetDepth } from './arch/resnet';
-import { SafetensorsFile, tensorAsFloat32 } from './safetensors';
+import { RESNET_LAYOUT, type ResNetDepth } from './arch/resnet';
+import { type SafetensorsFile, tensorAsFloat32 } from './safetensors';
 
 /** Which module names a PyTorch checkpoint uses. timm's ResNets use torchvision's names. */
 export type TorchNaming = 'torchvision' | 'timm';
@@ -41,15 +41,25 @@ export function inferTorchArch(st: SafetensorsFile): TorchArchInfo {
       (d) => RESNET_LAYOUT[d].bottleneck === bottleneck && RESNET_LAYOUT[d].blocks.every((n, k) => n === blocks[k]),
     );
     if (!depth) {
-      throw new ModelFormatError(st.file, `tensor names layer1..4: ${blocks.join('/')} ${bottleneck ? 'Bottleneck' : 'BasicBlock'}s match no ResNet (18/34/50/101/152)`);
+      throw new ModelFormatError(
+        st.file,
+        `tensor names layer1..4: ${blocks.join('/')} ${bottleneck ? 'Bottleneck' : 'BasicBlock'}s match no ResNet (18/34/50/101/152)`,
+      );
     }
     return { arch: `resnet${depth}`, naming: 'torchvision', numClasses: dim0(st, 'fc.weight') ?? 0 };
   }
-  const v2 = has('features.0.0.weight') && has('features.1.conv.0.0.weight')
-    ? { naming: 'torchvision' as const, stem: 'features.0.0.weight', last: 'features.17.conv.2.weight', head: 'features.18.0.weight', fc: 'classifier.1.weight' }
-    : has('conv_stem.weight') && has('blocks.0.0.conv_dw.weight')
-      ? { naming: 'timm' as const, stem: 'conv_stem.weight', last: 'blocks.6.0.conv_pwl.weight', head: 'conv_head.weight', fc: 'classifier.weight' }
-      : undefined;
+  const v2 =
+    has('features.0.0.weight') && has('features.1.conv.0.0.weight')
+      ? {
+          naming: 'torchvision' as const,
+          stem: 'features.0.0.weight',
+          last: 'features.17.conv.2.weight',
+          head: 'features.18.0.weight',
+          fc: 'classifier.1.weight',
+        }
+      : has('conv_stem.weight') && has('blocks.0.0.conv_dw.weight')
+        ? { naming: 'timm' as const, stem: 'conv_stem.weight', last: 'blocks.6.0.conv_pwl.weight', head: 'conv_head.weight', fc: 'classifier.weight' }
+        : undefined;
   if (v2) {
     const found = [dim0(st, v2.stem), dim0(st, v2.last), dim0(st, v2.head)];
     const alpha = MOBILENET_V2_ALPHAS.find((a) => {
@@ -57,7 +67,10 @@ export function inferTorchArch(st: SafetensorsFile): TorchArchInfo {
       return ch.stem === found[0] && ch.blocks[16] === found[1] && ch.head === found[2];
     });
     if (alpha === undefined) {
-      throw new ModelFormatError(st.file, `tensor shapes ${v2.stem}/${v2.last}/${v2.head}: widths ${found.join('/')} match no MobileNetV2 width multiplier (${MOBILENET_V2_ALPHAS.join(', ')})`);
+      throw new ModelFormatError(
+        st.file,
+        `tensor shapes ${v2.stem}/${v2.last}/${v2.head}: widths ${found.join('/')} match no MobileNetV2 width multiplier (${MOBILENET_V2_ALPHAS.join(', ')})`,
+      );
     }
     return { arch: `mobilenet_v2_${formatAlpha(alpha)}`, naming: v2.naming, numClasses: dim0(st, v2.fc) ?? 0 };
   }
@@ -136,10 +149,12 @@ export function loadTorchWeights(built: BuiltArch, st: SafetensorsFile, naming: 
     throw new ModelFormatError(st.file, `${problems.length} weight problem(s) loading ${built.arch}: ${shown}${problems.length > 5 ? '; …' : ''}`);
   }
   for (const { layer, values } of plan) {
-    const tensors = values.map((v) => tf.tidy(() => {
-      const t = tf.tensor(tensorAsFloat32(st, v.name), v.shape, 'float32');
-      return v.perm ? t.transpose(v.perm) : t;
-    }));
+    const tensors = values.map((v) =>
+      tf.tidy(() => {
+        const t = tf.tensor(tensorAsFloat32(st, v.name), v.shape, 'float32');
+        return v.perm ? t.transpose(v.perm) : t;
+      }),
+    );
     layer.setWeights(tensors);
     tf.dispose(tensors);
   }

@@ -23,14 +23,7 @@ export function decayGradient(g: tf.Tensor, w: tf.Tensor, wd: number, mode: Deca
  * - `additive`: w − (delta + (lr·wd)·w), i.e. W ← W − lr·v − lr·wd·W (SGDW/momentumW). Rounding 1 − lr·wd to
  *   float32 would lose most of a small decay (lr·wd ≈ 1e-6 is ~16 ulps of 1), so the decay is formed apart.
  */
-export function applyUpdate(
-  w: tf.Tensor,
-  delta: tf.Tensor,
-  lr: number,
-  wd: number,
-  mode: DecayMode,
-  style: 'multiplicative' | 'additive',
-): tf.Tensor {
+export function applyUpdate(w: tf.Tensor, delta: tf.Tensor, lr: number, wd: number, mode: DecayMode, style: 'multiplicative' | 'additive'): tf.Tensor {
   if (wd === 0 || mode !== 'decoupled') return tf.sub(w, delta);
   if (style === 'multiplicative') return tf.sub(tf.mul(w, tf.scalar(1 - lr * wd)), delta);
   return tf.sub(w, tf.add(delta, tf.mul(tf.scalar(lr * wd), w)));

@@ -112,12 +112,7 @@ export class GroupedOptimizer {
    * A gradient for a variable in no group is a bug in the caller (e.g. a frozen variable was
    * differentiated) and throws.
    */
-  step(
-    grads: Record<string, tf.Tensor>,
-    vars: Record<string, tf.Variable>,
-    lrFactor = 1,
-    options: StepOptions = {},
-  ): StepResult {
+  step(grads: Record<string, tf.Tensor>, vars: Record<string, tf.Variable>, lrFactor = 1, options: StepOptions = {}): StepResult {
     for (const name of Object.keys(grads)) {
       if (!this.groupOf.has(name)) throw new Error(`GroupedOptimizer: gradient for "${name}", which is in no parameter group`);
       if (!vars[name]) throw new Error(`GroupedOptimizer: gradient for "${name}" but no such variable was passed`);

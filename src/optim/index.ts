@@ -1,7 +1,15 @@
 export { GroupedOptimizer, OPTIMIZER_DEFAULTS, resolveGroup, type GroupedOptimizerOptions } from './grouped-optimizer';
 export { namedVariables, namedVariableGrads } from './named';
 export { decayGradient, applyUpdate } from './decay';
-export { optimizerSchema, resolveOptimizer, parseOrThrow, checkDecayModeFits, type OptimizerInput, type OptimizerConfig, type ResolvedOptimizer } from './schema';
+export {
+  optimizerSchema,
+  resolveOptimizer,
+  parseOrThrow,
+  checkDecayModeFits,
+  type OptimizerInput,
+  type OptimizerConfig,
+  type ResolvedOptimizer,
+} from './schema';
 export {
   ALGORITHMS,
   DECAY_MODES,

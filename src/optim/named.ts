@@ -34,12 +34,12 @@ export function namedVariables(model: tf.LayersModel): Record<string, tf.Variabl
  * (tfjs returns them under each tf.Variable's unique runtime name). Only the variables passed are
  * differentiated, so frozen ones cost nothing. The caller disposes `value` and `grads`.
  */
-export function namedVariableGrads(
-  f: () => tf.Scalar,
-  vars: Record<string, tf.Variable>,
-): { value: tf.Scalar; grads: Record<string, tf.Tensor> } {
+export function namedVariableGrads(f: () => tf.Scalar, vars: Record<string, tf.Variable>): { value: tf.Scalar; grads: Record<string, tf.Tensor> } {
   const entries = Object.entries(vars);
-  const { value, grads } = tf.variableGrads(f, entries.map(([, v]) => v));
+  const { value, grads } = tf.variableGrads(
+    f,
+    entries.map(([, v]) => v),
+  );
   const out: Record<string, tf.Tensor> = {};
   // tfjs leaves out variables the loss does not depend on (and non-trainable ones): so do we,
   // and GroupedOptimizer then skips them as PyTorch skips `grad is None`.

@@ -4,7 +4,10 @@ import { parseOrThrow } from '../config/parse';
 import { ALGORITHMS, DECAY_MODES, DECOUPLED_ALGORITHMS, type Algorithm, type DecayMode } from './types';
 
 const unit = (what: string) =>
-  z.number({ error: `${what} must be a number` }).min(0, `${what} must be in [0, 1)`).lt(1, `${what} must be in [0, 1)`);
+  z
+    .number({ error: `${what} must be a number` })
+    .min(0, `${what} must be in [0, 1)`)
+    .lt(1, `${what} must be in [0, 1)`);
 export const nonNegative = (what: string) => z.number({ error: `${what} must be a number` }).min(0, `${what} must be >= 0`);
 
 /**

@@ -1,17 +1,7 @@
 import type * as tf from '@tensorflow/tfjs';
 
 /** Every update rule GroupedOptimizer knows. The `*w` names are the decoupled-decay variants. */
-export const ALGORITHMS = [
-  'sgd',
-  'momentum',
-  'nesterov',
-  'adam',
-  'adamw',
-  'sgdw',
-  'momentumw',
-  'rmsprop',
-  'lars',
-] as const;
+export const ALGORITHMS = ['sgd', 'momentum', 'nesterov', 'adam', 'adamw', 'sgdw', 'momentumw', 'rmsprop', 'lars'] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
 
 /** Algorithms whose weight decay is decoupled by definition (their names end in `w`). */

@@ -116,7 +116,9 @@ export function reportCharts(m: RunMetrics): Record<string, string> {
     series: lossSeries,
     yMin: 0,
     // a spike (or a divergence the guard caught) would flatten everything else
-    yMax: finiteLoss.length ? Math.min(Math.max(...finiteLoss), 3 * Math.max(...m.epochs.map((e) => Math.max(e.train.loss, e.val?.loss ?? 0)), finiteLoss[0] ?? 0)) : undefined,
+    yMax: finiteLoss.length
+      ? Math.min(Math.max(...finiteLoss), 3 * Math.max(...m.epochs.map((e) => Math.max(e.train.loss, e.val?.loss ?? 0)), finiteLoss[0] ?? 0))
+      : undefined,
   });
   charts.accuracy = chartSvg({
     title: 'Accuracy',
@@ -145,7 +147,17 @@ export function reportCharts(m: RunMetrics): Record<string, string> {
   const ratioGroups = groupNames(m.steps, 'updateRatios');
   if (ratioGroups.length) {
     const xs = steps.map((s) => s.step);
-    const band = (v: number, name: string): Series => ({ name, points: xs.length ? [[xs[0], v], [xs[xs.length - 1], v]] : [], color: '#999999', dashed: true });
+    const band = (v: number, name: string): Series => ({
+      name,
+      points: xs.length
+        ? [
+            [xs[0], v],
+            [xs[xs.length - 1], v],
+          ]
+        : [],
+      color: '#999999',
+      dashed: true,
+    });
     charts.ratio = chartSvg({
       title: 'Update/weight ratio ‖Δw‖/‖w‖ of each group',
       xLabel: 'optimizer step',

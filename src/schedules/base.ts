@@ -32,7 +32,7 @@ export function baseShape(cfg: BaseScheduleConfig, horizon: Horizon, peak: numbe
   switch (cfg.type) {
     case 'step': {
       const { stepSize, gamma } = cfg;
-      return { per, at: (t) => Math.pow(gamma, Math.floor(t / stepSize)) };
+      return { per, at: (t) => gamma ** Math.floor(t / stepSize) };
     }
     case 'multistep': {
       const { milestones, gamma } = cfg;
@@ -41,14 +41,14 @@ export function baseShape(cfg: BaseScheduleConfig, horizon: Horizon, peak: numbe
         at: (t) => {
           let passed = 0;
           while (passed < milestones.length && milestones[passed] <= t) passed++;
-          return Math.pow(gamma, passed);
+          return gamma ** passed;
         },
       };
     }
     case 'exponential': {
       if (cfg.decayRate !== undefined) {
         const rate = cfg.decayRate;
-        return { per, at: (t) => Math.pow(rate, t) };
+        return { per, at: (t) => rate ** t };
       }
       const k = cfg.k as number;
       return { per, at: (t) => Math.exp(-k * t) };
@@ -59,12 +59,12 @@ export function baseShape(cfg: BaseScheduleConfig, horizon: Horizon, peak: numbe
     }
     case 'inv': {
       const { gamma, power } = cfg;
-      return { per, at: (t) => Math.pow(1 + gamma * t, -power) };
+      return { per, at: (t) => (1 + gamma * t) ** -power };
     }
     case 'poly': {
       const maxSteps = cfg.maxSteps ?? length;
       const { power } = cfg;
-      return { per, at: (t) => (t >= maxSteps ? 0 : Math.pow(1 - t / maxSteps, power)) };
+      return { per, at: (t) => (t >= maxSteps ? 0 : (1 - t / maxSteps) ** power) };
     }
     case 'cosine': {
       const tMax = cfg.tMax ?? length;

@@ -49,10 +49,7 @@ export class LrSchedule {
     const name = this.resolved.plateau.monitor;
     const value = metrics[name];
     if (typeof value !== 'number') {
-      throw new ConfigError(
-        'plateau.monitor',
-        `no metric "${name}" at the end of epoch ${epoch} (have: ${Object.keys(metrics).join(', ') || 'none'})`,
-      );
+      throw new ConfigError('plateau.monitor', `no metric "${name}" at the end of epoch ${epoch} (have: ${Object.keys(metrics).join(', ') || 'none'})`);
     }
     const d = this.plateau.step(value, epoch);
     return { stop: d.stop, reason: d.reason, reduced: d.reduced, multiplier: d.multiplier };

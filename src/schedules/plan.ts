@@ -56,11 +56,13 @@ export function formatLrPlan(plan: LrPlan): string[] {
     w.type === 'none'
       ? 'warmup    none'
       : `warmup    ${w.type}, ${w.steps} steps (${num(w.epochs)} epochs) from ${num(w.startLr)} ` +
-          `(×${num(w.startFactor)} of the target)${w.source === 'scaling-default' ? ', the linear scaling rule\'s default' : ''}`,
+          `(×${num(w.startFactor)} of the target)${w.source === 'scaling-default' ? ", the linear scaling rule's default" : ''}`,
   );
   if (plan.plateau) lines.push(`plateau   ${plan.plateau}`);
   for (const pt of plan.points) {
-    lines.push(`  ${pt.label.padEnd(9)} step ${String(pt.step).padStart(6)} epoch ${String(pt.epoch).padStart(4)}  factor ${num(pt.factor).padEnd(10)} lr ${num(pt.lr)}`);
+    lines.push(
+      `  ${pt.label.padEnd(9)} step ${String(pt.step).padStart(6)} epoch ${String(pt.epoch).padStart(4)}  factor ${num(pt.factor).padEnd(10)} lr ${num(pt.lr)}`,
+    );
   }
   return lines;
 }

@@ -129,10 +129,7 @@ export class ReduceOnPlateau {
     }
     const next = this.nextMultiplier();
     if (stopAtFraction !== null && next <= stopAtFraction) {
-      return (
-        `plateau: ${what} and the next rate (${fmt(next)} of the peak) would be at or below ` +
-        `stopAtFraction ${fmt(stopAtFraction)}`
-      );
+      return `plateau: ${what} and the next rate (${fmt(next)} of the peak) would be at or below ` + `stopAtFraction ${fmt(stopAtFraction)}`;
     }
     return null;
   }

@@ -39,8 +39,7 @@ function composeWarmup(shape: BaseShape, lr: ResolvedLr): (step: number, epoch: 
     return (step, epoch) => (step < w ? scale * target * startFactor : scale * shapeAt(shape, step, epoch));
   }
   // Gradual: rises by the same amount every step (Goyal et al. 2017, §2.2).
-  return (step, epoch) =>
-    step < w ? scale * target * (startFactor + ((1 - startFactor) * step) / w) : scale * shapeAt(shape, step, epoch);
+  return (step, epoch) => (step < w ? scale * target * (startFactor + ((1 - startFactor) * step) / w) : scale * shapeAt(shape, step, epoch));
 }
 
 export interface PlanPoint {
@@ -56,10 +55,7 @@ export interface PlanPoint {
  * The factor at step 0, at the end of warmup (the first step at full rate, when there is a warmup) and at the
  * last step, for `layertune plan`. The plateau stage is left out: it depends on metrics not yet seen.
  */
-export function planPoints(
-  resolved: ResolvedSchedule,
-  shape: { totalSteps: number; stepsPerEpoch: number } = resolved.lr,
-): PlanPoint[] {
+export function planPoints(resolved: ResolvedSchedule, shape: { totalSteps: number; stepsPerEpoch: number } = resolved.lr): PlanPoint[] {
   const at = (label: PlanPoint['label'], step: number): PlanPoint => {
     const epoch = Math.floor(step / shape.stepsPerEpoch);
     const factor = resolved.factor(step, epoch);

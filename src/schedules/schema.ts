@@ -8,7 +8,6 @@
  */
 import { z } from 'zod';
 import { zodToConfigError } from '../config/parse';
-import { ConfigError } from '../errors';
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
@@ -20,9 +19,7 @@ const decay = z.number().gt(0).lte(1);
 export const ConstantScheduleSchema = z.object({ type: z.literal('constant') }).strict();
 
 /** lr0 · gamma^floor(t / stepSize) */
-export const StepScheduleSchema = z
-  .object({ type: z.literal('step'), stepSize: positiveInt, gamma: decay.default(0.1), per })
-  .strict();
+export const StepScheduleSchema = z.object({ type: z.literal('step'), stepSize: positiveInt, gamma: decay.default(0.1), per }).strict();
 
 /** lr0 · gamma^(number of milestones ≤ t) */
 export const MultiStepScheduleSchema = z
@@ -63,14 +60,10 @@ export const ExponentialScheduleSchema = z
   });
 
 /** lr0 / (1 + k t) */
-export const InverseTimeScheduleSchema = z
-  .object({ type: z.literal('inverseTime'), k: z.number().nonnegative(), per })
-  .strict();
+export const InverseTimeScheduleSchema = z.object({ type: z.literal('inverseTime'), k: z.number().nonnegative(), per }).strict();
 
 /** Caffe "inv": lr0 · (1 + gamma t)^(−power) */
-export const InvScheduleSchema = z
-  .object({ type: z.literal('inv'), gamma: z.number().nonnegative(), power: z.number().nonnegative(), per })
-  .strict();
+export const InvScheduleSchema = z.object({ type: z.literal('inv'), gamma: z.number().nonnegative(), power: z.number().nonnegative(), per }).strict();
 
 /** Caffe "poly": lr0 · (1 − t/maxSteps)^power, 0 from maxSteps on. maxSteps is in `per` units; default: the run's length. */
 export const PolyScheduleSchema = z
@@ -134,11 +127,7 @@ export const PlateauSchema = z
     /** Name of the epoch metric to watch. */
     monitor: z.string().min(1).default('val_loss'),
     mode: z.enum(['min', 'max']).default('min'),
-    factor: z
-      .number()
-      .gt(0, { error: 'must be > 0' })
-      .lt(1, { error: 'must be < 1: a factor ≥ 1 would never reduce the rate' })
-      .default(0.1),
+    factor: z.number().gt(0, { error: 'must be > 0' }).lt(1, { error: 'must be < 1: a factor ≥ 1 would never reduce the rate' }).default(0.1),
     patience: nonNegativeInt.default(10),
     threshold: z.number().nonnegative().default(1e-4),
     thresholdMode: z.enum(['rel', 'abs']).default('rel'),
@@ -148,7 +137,12 @@ export const PlateauSchema = z
     /** Reductions smaller than this (absolute, reference scale) are skipped, as in PyTorch. */
     eps: z.number().nonnegative().default(1e-8),
     maxReductions: nonNegativeInt.nullable().default(null),
-    stopAtFraction: z.number().gt(0).lt(1).nullable().default(1 / 1024),
+    stopAtFraction: z
+      .number()
+      .gt(0)
+      .lt(1)
+      .nullable()
+      .default(1 / 1024),
   })
   .strict();
 

@@ -32,7 +32,9 @@ export function fitBatch(x: BatchFitInput): BatchFit {
   const warnings: string[] = [];
   let { batch, accumulate } = x;
   if (x.trainImages > 0 && batch > x.trainImages) {
-    warnings.push(`train.batch ${batch} is larger than the ${x.trainImages} training images; using batch ${x.trainImages}, and the learning rates are scaled for it`);
+    warnings.push(
+      `train.batch ${batch} is larger than the ${x.trainImages} training images; using batch ${x.trainImages}, and the learning rates are scaled for it`,
+    );
     batch = x.trainImages;
   }
   const batchesPerEpoch = Math.max(1, Math.ceil(x.trainImages / batch));

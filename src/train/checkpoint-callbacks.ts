@@ -6,15 +6,7 @@ import * as path from 'node:path';
 import type { EarlyStopping } from '../schedules/early-stopping';
 import type { WeightSnapshot, WeightStore } from '../schedules/weights';
 import type { Callback, EpochInfo, StopRequest } from './callbacks';
-import {
-  BestTracker,
-  checkpointsDir,
-  epochCheckpointName,
-  saveCheckpoint,
-  type BestState,
-  type Checkpoint,
-  type CheckpointConfig,
-} from './checkpoint';
+import { type BestTracker, checkpointsDir, epochCheckpointName, saveCheckpoint, type BestState, type Checkpoint, type CheckpointConfig } from './checkpoint';
 import type { Trainer } from './trainer';
 
 /** The metrics an epoch reports, by the names `monitor` fields use. */
@@ -116,15 +108,13 @@ export class Checkpointer {
   ) {}
 
   async onEpochCommitted(trainer: Trainer, info: EpochInfo): Promise<void> {
-    const isBest = this.judge !== null && this.judge.isBest(info) && this.cfg.best;
+    const isBest = this.judge?.isBest(info) && this.cfg.best;
     const epochsDone = info.epoch + 1;
     const every = this.cfg.everyEpochs > 0 && epochsDone % this.cfg.everyEpochs === 0;
     if (!isBest && !every && !this.cfg.last) return;
     const ck: Checkpoint = { ...this.capture(trainer), best: this.judge ? this.judge.state() : null };
     const root = checkpointsDir(this.runDir);
-    const targets = [isBest && 'best', every && epochCheckpointName(epochsDone), this.cfg.last && 'last'].filter(
-      (x): x is string => typeof x === 'string',
-    );
+    const targets = [isBest && 'best', every && epochCheckpointName(epochsDone), this.cfg.last && 'last'].filter((x): x is string => typeof x === 'string');
     for (const t of targets) {
       await saveCheckpoint(path.join(root, t), ck);
       this.written.push(t);

@@ -40,7 +40,7 @@ export function linesBefore(lines: string[], steps: number, epochs: number): str
 export function setAsideMetrics(runDir: string, steps: number, epochs: number): number {
   const lines = [...readLines(path.join(runDir, PREFIX)), ...readLines(path.join(runDir, FILE))];
   const kept = linesBefore(lines, steps, epochs);
-  writeFileAtomic(path.join(runDir, PREFIX), kept.map((l) => l + '\n').join(''));
+  writeFileAtomic(path.join(runDir, PREFIX), kept.map((l) => `${l}\n`).join(''));
   return kept.length;
 }
 
@@ -49,6 +49,6 @@ export function joinMetrics(runDir: string): void {
   const pre = path.join(runDir, PREFIX);
   if (!fs.existsSync(pre)) return;
   const lines = [...readLines(pre), ...readLines(path.join(runDir, FILE))];
-  writeFileAtomic(path.join(runDir, FILE), lines.map((l) => l + '\n').join(''));
+  writeFileAtomic(path.join(runDir, FILE), lines.map((l) => `${l}\n`).join(''));
   fs.rmSync(pre);
 }

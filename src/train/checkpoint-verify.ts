@@ -39,6 +39,9 @@ export function verifyCheckpoint(dir: string, only?: readonly string[]): void {
   } catch (e) {
     if (!(e instanceof DataError)) throw e;
     const ok = intactSiblings(dir);
-    throw new CorruptCheckpointError('resume', `${e.message}; ${ok.length ? `intact: ${ok.join(', ')} (copy it over ${dir} to resume from it)` : 'no other checkpoint of this run is intact'}`);
+    throw new CorruptCheckpointError(
+      'resume',
+      `${e.message}; ${ok.length ? `intact: ${ok.join(', ')} (copy it over ${dir} to resume from it)` : 'no other checkpoint of this run is intact'}`,
+    );
   }
 }

@@ -146,7 +146,14 @@ export function modelWeightStore(model: tf.LayersModel): WeightStore {
     write(snapshot) {
       const byName = new Map(snapshot.map((w) => [w.name, w]));
       const missing = vars().filter(({ key }) => !byName.has(key));
-      if (missing.length) throw new ConfigError('resume', `the checkpoint has no weights for ${missing.slice(0, 3).map((m) => m.key).join(', ')}${missing.length > 3 ? ` and ${missing.length - 3} more` : ''} (another model?)`);
+      if (missing.length)
+        throw new ConfigError(
+          'resume',
+          `the checkpoint has no weights for ${missing
+            .slice(0, 3)
+            .map((m) => m.key)
+            .join(', ')}${missing.length > 3 ? ` and ${missing.length - 3} more` : ''} (another model?)`,
+        );
       for (const { key, v } of vars()) {
         const w = byName.get(key)!;
         if (w.shape.join('x') !== v.shape.join('x')) {

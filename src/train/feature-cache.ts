@@ -22,7 +22,7 @@ export class FeatureCache {
   ) {}
 
   private file(key: string): string {
-    return path.join(this.spillDir!, crypto.createHash('sha1').update(key).digest('hex') + '.f32');
+    return path.join(this.spillDir!, `${crypto.createHash('sha1').update(key).digest('hex')}.f32`);
   }
 
   has(key: string): boolean {

@@ -81,7 +81,14 @@ export function estimateMemory(c: ModelCounts, batch: number, optimizerSlots: nu
   const gradients = 4 * c.trainableParams;
   const optimizer = 4 * c.trainableParams * optimizerSlots;
   const activationsPerImage = 4 * c.activationElements;
-  return { weights, gradients, optimizer, activationsPerImage, batch, total: RUNTIME_BYTES + weights + gradients + optimizer + activationsPerImage * batch * ACTIVATION_FACTOR };
+  return {
+    weights,
+    gradients,
+    optimizer,
+    activationsPerImage,
+    batch,
+    total: RUNTIME_BYTES + weights + gradients + optimizer + activationsPerImage * batch * ACTIVATION_FACTOR,
+  };
 }
 
 /** The largest batch whose estimate fits in `budget`, 0 when not even one image does. */

@@ -4,13 +4,16 @@ import type { BatchInfo, Callback, EpochInfo } from './callbacks';
 /** Appends one JSON object per step and per epoch to `<run>/metrics.jsonl` (what reports and tools read). */
 export class MetricsLogCallback implements Callback {
   private out: AppendFile | null = null;
-  constructor(private readonly file: string, private readonly append = false) {}
+  constructor(
+    private readonly file: string,
+    private readonly append = false,
+  ) {}
 
   onTrainBegin(): void {
     this.out = new AppendFile(this.file, this.append);
   }
   private write(obj: unknown): void {
-    this.out?.write(JSON.stringify(obj) + '\n');
+    this.out?.write(`${JSON.stringify(obj)}\n`);
   }
   onBatchEnd(b: BatchInfo): void {
     this.write({ type: 'step', epoch: b.epoch, step: b.step, loss: b.loss, accuracy: b.accuracy, lrs: b.lrs, updateRatios: b.updateRatios });

@@ -15,7 +15,10 @@ export class ProgressCallback implements Callback {
   private hits = 0;
   private epochs = 0;
 
-  constructor(private readonly out: NodeJS.WriteStream = process.stderr, private readonly log: (s: string) => void = (s) => console.log(s)) {}
+  constructor(
+    private readonly out: NodeJS.WriteStream = process.stderr,
+    private readonly log: (s: string) => void = (s) => console.log(s),
+  ) {}
 
   onTrainBegin(info: { epochs: number }): void {
     this.epochs = info.epochs;

@@ -72,7 +72,7 @@ export class RatioMonitor implements Callback {
       }
       const run = this.outside.get(group) ?? [];
       // a run counts only while it stays on one side
-      if (run.length && (run[0] < low) !== (r < low)) run.length = 0;
+      if (run.length && run[0] < low !== r < low) run.length = 0;
       run.push(r);
       this.outside.set(group, run);
       if (run.length < patience) continue;

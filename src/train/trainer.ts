@@ -131,13 +131,11 @@ export class Trainer {
     this.rng = new Rng(opts.seed);
     this.accumulate = opts.accumulate ?? 1;
     if (!Number.isInteger(this.accumulate) || this.accumulate < 1) throw new RangeError(`accumulate must be a positive integer, got ${this.accumulate}`);
-    this.cache = this.prefix
-      ? new FeatureCache(this.prefix.outputs[0].shape.slice(1) as number[], opts.cacheBytes, opts.spillDir)
-      : null;
+    this.cache = this.prefix ? new FeatureCache(this.prefix.outputs[0].shape.slice(1) as number[], opts.cacheBytes, opts.spillDir) : null;
     this.dropouts = flatLayers(this.suffix)
       .filter((l) => l.getClassName() === 'Dropout')
       .map((layer, i) => ({ layer, base: mixSeed((layer as unknown as { seed?: number }).seed ?? opts.seed, i) }));
-    if (opts.guard && opts.guard.enabled) {
+    if (opts.guard?.enabled) {
       if (!optimizer.getState || !optimizer.setState) throw new Error('the divergence guard needs an optimizer with getState/setState');
       this.guard = new DivergenceGuard(opts.guard, Math.log(net.classes.length));
       this.good = new GoodState(modelWeightStore(net.train), optimizer as Required<StepOptimizer>);
@@ -218,17 +216,20 @@ export class Trainer {
     let out: ShardOutput;
     try {
       out = this.parallel
-        ? await this.parallel.step(x, y, (xs, ys) => this.shard(xs, ys), (k) => this.seedsFor(microIndex, k))
+        ? await this.parallel.step(
+            x,
+            y,
+            (xs, ys) => this.shard(xs, ys),
+            (k) => this.seedsFor(microIndex, k),
+          )
         : this.shard(x, y);
     } finally {
       tf.dispose([x, y]);
     }
     const { value, hits, grads } = out;
-    const checkGrads = this.guard !== null && this.guard.config.checkGradients;
+    const checkGrads = this.guard?.config.checkGradients;
     // one host read for the three scalars
-    const packed = tf.tidy(() =>
-      tf.stack([value, hits, checkGrads ? tf.cast(allFinite(grads), 'float32') : tf.scalar(1)]),
-    );
+    const packed = tf.tidy(() => tf.stack([value, hits, checkGrads ? tf.cast(allFinite(grads), 'float32') : tf.scalar(1)]));
     const [loss, hit, finite] = Array.from(await packed.data());
     tf.dispose([value, hits, packed]);
     return { loss, hit, gradsFinite: finite === 1, grads };
@@ -318,7 +319,7 @@ export class Trainer {
             lrs,
             updateRatios,
           });
-          if (r && r.stop) ctl.stop = r;
+          if (r?.stop) ctl.stop = r;
         }
         this.step++;
         stepInEpoch++;

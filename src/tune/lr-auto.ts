@@ -10,10 +10,7 @@ import type { LrFindInput } from './schema';
  * the finder's suggestion; lr_find.json and lr_find.png land in the run folder beside the run's own files.
  * Throws a TrainingError, and nothing is trained, when the finder could not decrease the loss.
  */
-export async function lrAuto(
-  input: Record<string, unknown>,
-  opts: RunOptions & { lrFind?: LrFindInput } = {},
-): Promise<Record<string, unknown>> {
+export async function lrAuto(input: Record<string, unknown>, opts: RunOptions & { lrFind?: LrFindInput } = {}): Promise<Record<string, unknown>> {
   if (opts.resume) throw new ConfigError('--lr', '"auto" cannot be combined with --resume: the resumed run keeps its rate');
   const log = opts.log ?? ((s: string) => console.log(s));
   const r = await lrFind(input, opts);

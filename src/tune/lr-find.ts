@@ -15,7 +15,7 @@ import type { LrPolicy } from '../train/trainer';
 import { chartSvg, writePng, writeTextAtomic } from '../report/svg';
 import { LrFindSchema, type LrFindInput, type LrFindConfig } from './schema';
 import { centredMean, minimumOver10, shouldStop, SmoothedLoss, suggestLr, sweepRate, trimCurve, valley, type CurveReading, type Suggestion } from './lr-curve';
-import { allWeights, DataView, disposeNetwork, makeTrainer, restoreWeights, topGroupLr } from './parts';
+import { allWeights, SplitDataView, disposeNetwork, makeTrainer, restoreWeights, topGroupLr } from './parts';
 
 export interface LrFindResult {
   /** Effective rate of the top layer group at each recorded step (the other groups keep their ratio to it). */
@@ -100,7 +100,7 @@ export async function lrRangeTest(
   if (!(top > 0)) throw new TrainingError('lr-find: every group is frozen or has rate 0; nothing to sweep');
   const recorder = new SweepRecorder(cfg);
   // No validation during the sweep: it is read off training losses, and evaluation would only cost time.
-  const data = new DataView(p.data, p.data.train, []);
+  const data = new SplitDataView(p.data, p.data.train, []);
   const epochs = Math.ceil(cfg.steps / Math.max(1, p.stepsPerEpoch));
   const trainer = makeTrainer(p, opt, sweepPolicy(cfg, top), [recorder, ...(opts.callbacks ?? [])], { epochs, data, monitorNorms: false, spillDir: null });
   try {
@@ -187,7 +187,7 @@ export async function writeLrFind(r: LrFindResult, dir: string): Promise<{ json:
   const json = path.join(dir, 'lr_find.json');
   const png = path.join(dir, 'lr_find.png');
   const clean = (xs: number[]) => xs.map((v) => (Number.isFinite(v) ? v : null));
-  writeTextAtomic(json, JSON.stringify({ ...r, losses: clean(r.losses), smoothed: clean(r.smoothed), centred: clean(r.centred) }, null, 2) + '\n');
+  writeTextAtomic(json, `${JSON.stringify({ ...r, losses: clean(r.losses), smoothed: clean(r.smoothed), centred: clean(r.centred) }, null, 2)}\n`);
   await writePng(lrFindSvg(r), png);
   return { json, png };
 }

@@ -4,7 +4,7 @@
  * disposal of a prepared network. The tools drive the Trainer; they never re-implement the loop.
  */
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import type { Prepared } from '../job';
 import { resolveThreads } from '../engine/threads';
 import { splitAtStage, type Network } from '../models/network';
@@ -17,7 +17,7 @@ import { flatLayers } from '../optim/named';
 import { variableWeightStore, type WeightSnapshot } from '../schedules/weights';
 
 /** The same source with a different train/val view; decoding (and its cache) stays with the base source. */
-export class DataView implements DataSource {
+export class SplitDataView implements DataSource {
   constructor(
     private readonly base: DataSource,
     readonly train: Example[],

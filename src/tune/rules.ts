@@ -157,7 +157,10 @@ export class WeightDecaySchedule implements Callback {
   ) {
     const cfg = parseOrThrow(WdScheduleSchema, input, 'tune.wdSchedule');
     // scaling 'none' and base 1: the factor is the bare schedule shape (warmup ∘ base), what the lr's stages compute
-    const resolved = resolveSchedule({ lr: { base: 1, baseBatch: run.batch, scaling: 'none' }, schedule: cfg.schedule, warmup: cfg.warmup ?? { type: 'none' } }, run);
+    const resolved = resolveSchedule(
+      { lr: { base: 1, baseBatch: run.batch, scaling: 'none' }, schedule: cfg.schedule, warmup: cfg.warmup ?? { type: 'none' } },
+      run,
+    );
     this.factor = resolved.factor;
     this.base = new Map(optimizer.groups.map((g) => [g.name, g.weightDecay]));
   }

@@ -23,7 +23,7 @@ import { chartSvg, writePng, writeTextAtomic } from '../report/svg';
 import { SearchSchema, type SearchConfig, type SearchInput } from './schema';
 import { PARAMS, describeTrial, gridTrials, randomTrials, trialToJob, validateSpace, type TrialParams } from './space';
 import { medianStop } from './median-stop';
-import { CachedModelSource, DataView, disposeHead, makeTrainer } from './parts';
+import { CachedModelSource, SplitDataView, disposeHead, makeTrainer } from './parts';
 
 export type TrialStatus = 'done' | 'pruned' | 'diverged';
 
@@ -88,7 +88,7 @@ export function foldViews(base: DataSource, k: number, seed: number): DataSource
   }
   const folds = stratifiedFolds(all, k, seed);
   const ex = (fs: typeof all) => fs.map((f) => ({ key: f.file, label: f.label }));
-  return folds.map((val, i) => new DataView(base, ex(folds.filter((_, j) => j !== i).flat()), ex(val)));
+  return folds.map((val, i) => new SplitDataView(base, ex(folds.filter((_, j) => j !== i).flat()), ex(val)));
 }
 
 const scoreOf = (metric: SearchConfig['metric'], v: { loss: number; accuracy: number }) => (metric === 'val_loss' ? -v.loss : v.accuracy);
@@ -165,7 +165,7 @@ export async function search(input: JobInput | Record<string, unknown>, opts: Se
   }
   fs.mkdirSync(path.join(opts.out, 'trials'), { recursive: true });
   const manifest: SearchManifest = { base, search: cfg, lrScale };
-  writeTextAtomic(path.join(opts.out, 'search.json'), JSON.stringify(manifest, null, 2) + '\n');
+  writeTextAtomic(path.join(opts.out, 'search.json'), `${JSON.stringify(manifest, null, 2)}\n`);
 
   const stages: Stages = { ...resolveStages(createContainer()), ...opts.stages };
   const models = new CachedModelSource(stages.modelSource);
@@ -185,7 +185,19 @@ export async function search(input: JobInput | Record<string, unknown>, opts: Se
         continue;
       }
       const t0 = Date.now();
-      const rec: TrialRecord = { id, key, params: t, status: 'done', score: null, foldScores: [], valAccuracy: null, valLoss: null, curve: [], epochs: 0, seconds: 0 };
+      const rec: TrialRecord = {
+        id,
+        key,
+        params: t,
+        status: 'done',
+        score: null,
+        foldScores: [],
+        valAccuracy: null,
+        valLoss: null,
+        curve: [],
+        epochs: 0,
+        seconds: 0,
+      };
       const accs: number[] = [];
       const losses: number[] = [];
       for (let f = 0; f < views.length; f++) {
@@ -236,7 +248,7 @@ export async function search(input: JobInput | Record<string, unknown>, opts: Se
       rec.valAccuracy = mean(accs);
       rec.valLoss = mean(losses);
       rec.seconds = (Date.now() - t0) / 1000;
-      writeTextAtomic(trialFile(opts.out, id), JSON.stringify(rec, null, 2) + '\n');
+      writeTextAtomic(trialFile(opts.out, id), `${JSON.stringify(rec, null, 2)}\n`);
       log(
         `trial ${id + 1}/${trials.length} ${describeTrial(t)}: ${rec.status}` +
           (rec.score !== null ? `, ${cfg.metric} ${fmtScore(cfg, rec.score)} over ${rec.foldScores.length} fold(s)` : '') +
@@ -261,7 +273,18 @@ const fmtScore = (cfg: SearchConfig, s: number) => (cfg.metric === 'val_loss' ? 
 export async function writeSearchResults(r: SearchResult, base: Record<string, unknown>, out: string, lrScale = 1): Promise<Record<string, string>> {
   const files: Record<string, string> = {};
   const searched = PARAMS.filter((p) => r.trials.some((t) => t.params[p] !== undefined));
-  const header = ['trial', 'status', ...searched.map((p) => (p === 'lr' ? 'lr_effective' : p)), 'score', 'score_std', 'val_accuracy', 'val_loss', 'folds', 'epochs', 'seconds'];
+  const header = [
+    'trial',
+    'status',
+    ...searched.map((p) => (p === 'lr' ? 'lr_effective' : p)),
+    'score',
+    'score_std',
+    'val_accuracy',
+    'val_loss',
+    'folds',
+    'epochs',
+    'seconds',
+  ];
   const std = (xs: number[]) => {
     if (xs.length < 2) return 0;
     const m = xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -280,12 +303,9 @@ export async function writeSearchResults(r: SearchResult, base: Record<string, u
     t.seconds.toFixed(1),
   ]);
   files.csv = path.join(out, 'results.csv');
-  writeTextAtomic(files.csv, [header, ...rows].map((row) => row.join(',')).join('\n') + '\n');
+  writeTextAtomic(files.csv, `${[header, ...rows].map((row) => row.join(',')).join('\n')}\n`);
   files.json = path.join(out, 'results.json');
-  writeTextAtomic(
-    files.json,
-    JSON.stringify({ config: r.config, best: r.best, ranking: r.ranking.map((t) => t.id + 1), trials: r.trials }, null, 2) + '\n',
-  );
+  writeTextAtomic(files.json, `${JSON.stringify({ config: r.config, best: r.best, ranking: r.ranking.map((t) => t.id + 1), trials: r.trials }, null, 2)}\n`);
   if (r.best) {
     files.best = path.join(out, 'best.yaml');
     const job = mergeConfig(base, trialToJob(r.best.params, lrScale));
@@ -307,7 +327,7 @@ export async function writeSearchResults(r: SearchResult, base: Record<string, u
     const file = path.join(out, `scatter_${p}.png`);
     await writePng(
       chartSvg({
-        title: `${r.config.metric} against ${p === 'momentum' ? '1 − momentum' : p === 'lr' ? 'the top group\'s rate' : p}`,
+        title: `${r.config.metric} against ${p === 'momentum' ? '1 − momentum' : p === 'lr' ? "the top group's rate" : p}`,
         xLabel: `${p === 'momentum' ? '1 − momentum' : p === 'lr' ? 'effective lr of the top group' : p}${p === 'factor' && r.config.space.factor?.scale === 'linear' ? '' : ' (log scale)'}`,
         yLabel: r.config.metric === 'val_loss' ? '− validation loss' : 'validation accuracy',
         xLog: !(p === 'factor' && r.config.space.factor?.scale === 'linear'),
@@ -323,7 +343,9 @@ export async function writeSearchResults(r: SearchResult, base: Record<string, u
 
 /** One line per trial, best first (CLI summary). */
 export function formatSearch(r: SearchResult): string[] {
-  const lines = [`${r.trials.length} trial(s): ${r.ranking.length} finished, ${r.trials.filter((t) => t.status === 'pruned').length} cut by median stopping, ${r.trials.filter((t) => t.status === 'diverged').length} diverged; ${r.resumed} reused from an earlier run`];
+  const lines = [
+    `${r.trials.length} trial(s): ${r.ranking.length} finished, ${r.trials.filter((t) => t.status === 'pruned').length} cut by median stopping, ${r.trials.filter((t) => t.status === 'diverged').length} diverged; ${r.resumed} reused from an earlier run`,
+  ];
   for (const t of r.ranking.slice(0, 5)) lines.push(`  #${t.id + 1} ${describeTrial(t.params)}: ${fmtScore(r.config, t.score!)}`);
   if (r.best) lines.push(`best config: ${r.files.best ?? '(not written)'}`);
   else lines.push('no trial finished: no best config');

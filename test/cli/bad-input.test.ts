@@ -42,31 +42,46 @@ describe('bad input through the CLI', function () {
     expect(fs.existsSync(path.join(out, 'checkpoints'))).to.equal(false);
   });
 
-  it('the linear scaling rule\'s default warmup that does not fit', () => {
+  it("the linear scaling rule's default warmup that does not fit", () => {
     // the batch is clamped to the 120 images (issue 13), so the rule is triggered by a small baseBatch instead
     const f = job('warmup.yaml', { lr: { baseBatch: 8 }, train: { batch: 120 } });
-    expectOneLineError(['plan', '--config', f, '--backend', 'cpu'], /^error: warmup: the default 5-epoch warmup for effective batch \d+ > baseBatch 8 \(\d+ steps\) does not fit in the \d+-step run/);
+    expectOneLineError(
+      ['plan', '--config', f, '--backend', 'cpu'],
+      /^error: warmup: the default 5-epoch warmup for effective batch \d+ > baseBatch 8 \(\d+ steps\) does not fit in the \d+-step run/,
+    );
   });
 
   it('milestones out of order', () => {
     const f = job('milestones.yaml', { schedule: { type: 'multistep', milestones: [30, 10] } });
-    expectOneLineError(['plan', '--config', f, '--backend', 'cpu'], /^error: milestones\.yaml\.schedule\.milestones: must be strictly increasing, got 30 then 10/);
+    expectOneLineError(
+      ['plan', '--config', f, '--backend', 'cpu'],
+      /^error: milestones\.yaml\.schedule\.milestones: must be strictly increasing, got 30 then 10/,
+    );
   });
 
   it('a plateau factor ≥ 1', () => {
     const f = job('factor.yaml', { plateau: { factor: 1.5 } });
     expectOneLineError(['plan', '--config', f, '--backend', 'cpu'], /^error: factor\.yaml\.plateau\.factor: must be < 1/);
-    expectOneLineError(['train', '--config', f, '--backend', 'cpu', '--out', path.join(dir, 'run-factor')], /^error: factor\.yaml\.plateau\.factor: must be < 1/);
+    expectOneLineError(
+      ['train', '--config', f, '--backend', 'cpu', '--out', path.join(dir, 'run-factor')],
+      /^error: factor\.yaml\.plateau\.factor: must be < 1/,
+    );
   });
 
   it('new fields: accumulate 0, an unknown checkpoint field, a guard cut ≥ 1, --by nonsense', () => {
     expectOneLineError(['plan', '--backend', 'cpu', '--accumulate', '0'], /^error: config\.train\.accumulate: /);
-    expectOneLineError(['plan', '--config', job('ck.yaml', { checkpoint: { evry: 2 } }), '--backend', 'cpu'], /^error: ck\.yaml\.checkpoint: unknown field\(s\) "evry"/);
+    expectOneLineError(
+      ['plan', '--config', job('ck.yaml', { checkpoint: { evry: 2 } }), '--backend', 'cpu'],
+      /^error: ck\.yaml\.checkpoint: unknown field\(s\) "evry"/,
+    );
     expectOneLineError(['plan', '--config', job('guard.yaml', { guard: { lrCut: 1 } }), '--backend', 'cpu'], /^error: guard\.yaml\.guard\.lrCut: /);
     expectOneLineError(['plan', '--by', 'group', '--backend', 'cpu'], /^error: --by: expected variable or layer, got "group"$/);
   });
 
   it('--resume of a folder without checkpoints', () => {
-    expectOneLineError(['train', '--resume', path.join(dir, 'nothing-here'), '--backend', 'cpu'], /^error: resume: .*nothing-here: no checkpoint to resume from/);
+    expectOneLineError(
+      ['train', '--resume', path.join(dir, 'nothing-here'), '--backend', 'cpu'],
+      /^error: resume: .*nothing-here: no checkpoint to resume from/,
+    );
   });
 });

@@ -44,7 +44,10 @@ describe('layertune plan', function () {
     }
     expect(byGroup('g0').some((r) => r.role === 'norm')).to.equal(true);
     const head = rows.filter((r) => r.layer === 'lt_head_dense');
-    expect(head.map((r) => [r.role, r.group])).to.deep.equal([['kernel', 'g2'], ['bias', 'g2']]);
+    expect(head.map((r) => [r.role, r.group])).to.deep.equal([
+      ['kernel', 'g2'],
+      ['bias', 'g2'],
+    ]);
     expect(head[1].lr.start).to.be.closeTo(0.2 * scale, 1e-15);
   });
 
@@ -56,7 +59,13 @@ describe('layertune plan', function () {
       expect(ref.run.stepsPerEpoch).to.equal(1);
       const base = (ref.config.lr as { base: number }).base;
       // one optimizer step per epoch: 6 images in one batch (clamped from 256 to the 6 images); no scaling, so the scale is 1
-      const job = { ...ref.config, lr: { ...(ref.config.lr as object), scaling: 'none' }, train: { epochs: ref.run.epochs, batch: ref.run.batch }, groups: { strategy: 'stepped', top: base }, data: { dir: data, valFraction: 0 } };
+      const job = {
+        ...ref.config,
+        lr: { ...(ref.config.lr as object), scaling: 'none' },
+        train: { epochs: ref.run.epochs, batch: ref.run.batch },
+        groups: { strategy: 'stepped', top: base },
+        data: { dir: data, valFraction: 0 },
+      };
       const file = path.join(tmpDir(), `${c.name}.json`);
       fs.writeFileSync(file, JSON.stringify(job));
       const head = planJson(['--config', file]).find((r) => r.name === 'lt_head_dense/kernel')!;
@@ -77,7 +86,7 @@ describe('layertune plan', function () {
     expect(userLines(r.stderr).join('\n')).to.match(/warning: train\.accumulate 16 is more than the 1 batch\(es\) of an epoch; using 1/);
   });
 
-  it('--by layer collapses each layer\'s variables, rates per role', () => {
+  it("--by layer collapses each layer's variables, rates per role", () => {
     const r = layertune(['plan', '--json', '--by', 'layer', '--backend', 'cpu']);
     expect(r.code, r.stderr).to.equal(0);
     const layers: LayerPlan[] = JSON.parse(r.stdout);

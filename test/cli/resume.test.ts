@@ -42,7 +42,11 @@ describe('layertune train --resume', function () {
       expect(fs.readFileSync(path.join(b, f)).equals(fs.readFileSync(path.join(a, f))), f).to.equal(true);
     }
     // one metrics file covering the whole run: every step once, in order, every epoch once
-    const metrics = fs.readFileSync(path.join(b, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const metrics = fs
+      .readFileSync(path.join(b, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const steps = metrics.filter((m) => m.type === 'step').map((m) => m.step);
     expect(steps).to.deep.equal(Array.from({ length: 4 * 10 }, (_, i) => i));
     expect(metrics.filter((m) => m.type === 'epoch').map((m) => m.epoch)).to.deep.equal([0, 1, 2, 3]);

@@ -41,7 +41,5 @@ export function layertuneKillable(args: string[], onStdoutLine: (line: string, k
 
 /** stderr without tfjs's banner and npm noise: what the user is told. */
 export function userLines(stderr: string): string[] {
-  return stderr
-    .split('\n')
-    .filter((l) => l.trim() !== '' && !/^=+$|Hi, looks like you are running TensorFlow\.js|^npm warn/.test(l));
+  return stderr.split('\n').filter((l) => l.trim() !== '' && !/^=+$|Hi, looks like you are running TensorFlow\.js|^npm warn/.test(l));
 }

@@ -87,7 +87,12 @@ describe('container: rebinding a stage reaches runJob', function () {
     container.rebind<DataSourceFactory>(TOKENS.DataSource).toConstantValue({ create: () => new MemorySource(['a', 'b'], 4, 1) });
     container.rebind<ScheduleFactory>(TOKENS.Schedule).to(HalfRate);
     const res = await runJob(input, { ...quiet, container });
-    const steps = fs.readFileSync(path.join(res.job.out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.type === 'step');
+    const steps = fs
+      .readFileSync(path.join(res.job.out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((l) => l.type === 'step');
     expect(steps).to.have.length(1);
     expect(steps[0].lrs['g2/bias']).to.be.closeTo(0.2 * 0.5, 1e-12);
     expect(steps[0].lrs['g0/kernel']).to.be.closeTo(0.001 * 0.5, 1e-12);

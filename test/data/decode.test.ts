@@ -42,7 +42,10 @@ describe('image decoding', () => {
 
   it('converts CMYK JPEGs to RGB', async () => {
     const f = path.join(dir, 'cmyk.jpg');
-    await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 0, g: 0, b: 255 } } }).toColourspace('cmyk').jpeg().toFile(f);
+    await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 0, g: 0, b: 255 } } })
+      .toColourspace('cmyk')
+      .jpeg()
+      .toFile(f);
     expect((await sharp(f).metadata()).space).to.equal('cmyk');
     const px = await decodeImage(f, { size: 4 });
     expect(px.length).to.equal(48);
@@ -51,11 +54,15 @@ describe('image decoding', () => {
 
   it('applies EXIF orientation', async () => {
     // left half red, right half blue, stored with orientation 3 (rotated 180°): decoded left must be blue
-    const w = 8, h = 4;
+    const w = 8,
+      h = 4;
     const px = Buffer.alloc(w * h * 3);
     for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) px.set(x < w / 2 ? [255, 0, 0] : [0, 0, 255], (y * w + x) * 3);
     const f = path.join(dir, 'rot.jpg');
-    await sharp(px, { raw: { width: w, height: h, channels: 3 } }).withMetadata({ orientation: 3 }).jpeg({ quality: 100 }).toFile(f);
+    await sharp(px, { raw: { width: w, height: h, channels: 3 } })
+      .withMetadata({ orientation: 3 })
+      .jpeg({ quality: 100 })
+      .toFile(f);
     const out = await decodeImage(f, { size: 8 });
     expect(out[2]).to.be.greaterThan(150); // top-left is blue
     expect(out[0]).to.be.lessThan(100);
@@ -65,9 +72,14 @@ describe('image decoding', () => {
     const f = path.join(dir, 'anim.gif');
     const frames = Buffer.concat([Buffer.alloc(4 * 4 * 4, 0), Buffer.alloc(4 * 4 * 4, 255)]);
     for (let i = 0; i < 16; i++) frames.set([255, 0, 0, 255], i * 4); // frame 1: red
-    await sharp(frames, { raw: { width: 4, height: 8, channels: 4 } }).gif({ loop: 0 } as any).toFile(f).catch(async () => {
-      await sharp(frames, { raw: { width: 4, height: 8, channels: 4 }, }).gif().toFile(f);
-    });
+    await sharp(frames, { raw: { width: 4, height: 8, channels: 4 } })
+      .gif({ loop: 0 } as any)
+      .toFile(f)
+      .catch(async () => {
+        await sharp(frames, { raw: { width: 4, height: 8, channels: 4 } })
+          .gif()
+          .toFile(f);
+      });
     const px = await decodeImage(f, { size: 4 });
     expect(px.length).to.equal(48);
   });
@@ -98,7 +110,9 @@ describe('image decoding', () => {
 
   it('refuses a decompression bomb by its declared size, under a configurable limit', async () => {
     const f = path.join(dir, 'big.png');
-    await sharp({ create: { width: 3000, height: 3000, channels: 3, background: '#000' } }).png({ compressionLevel: 9 }).toFile(f);
+    await sharp({ create: { width: 3000, height: 3000, channels: 3, background: '#000' } })
+      .png({ compressionLevel: 9 })
+      .toFile(f);
     let err: Error | undefined;
     await decodeImage(f, { size: 8, maxPixels: 1_000_000 }).catch((e) => (err = e));
     expect(err).to.be.instanceOf(DataError);

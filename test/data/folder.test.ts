@@ -55,7 +55,13 @@ describe('image folder scan and split', () => {
   });
 
   it('keeps at least one training and one validation image per class when it can', () => {
-    const files = [{ file: 'a1', label: 0 }, { file: 'a2', label: 0 }, { file: 'b1', label: 1 }, { file: 'b2', label: 1 }, { file: 'b3', label: 1 }];
+    const files = [
+      { file: 'a1', label: 0 },
+      { file: 'a2', label: 0 },
+      { file: 'b1', label: 1 },
+      { file: 'b2', label: 1 },
+      { file: 'b3', label: 1 },
+    ];
     const s = stratifiedSplit(files, 0.2, 1);
     expect(s.val.filter((f) => f.label === 0)).to.have.length(1);
     expect(s.train.filter((f) => f.label === 0)).to.have.length(1);

@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { runJob, prepare } from '../../src/job';
 import { createContainer, resolveStages, TOKENS, type DataSourceFactory } from '../../src/container';
 import { MemorySource } from '../helpers/memory-source';
@@ -26,14 +25,18 @@ describe('end-to-end job', function () {
     expect(new Set(counts).size, `numTensors per epoch ${counts}`).to.equal(1);
     expect(res.val!.accuracy).to.be.within(0, 1);
     expect(fs.readdirSync(res.exportDir).sort()).to.deep.equal(['checksums.sha256', 'metadata.json', 'model.json', 'weights.bin']);
-    const lines = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = fs
+      .readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.filter((l) => l.type === 'epoch')).to.have.length(3);
     expect(lines.filter((l) => l.type === 'step')).to.have.length(3 * Math.ceil(120 / 16));
     // layer-wise: each step's logged rates keep the 1:10:100 ratio, scaled to batch 16
     const step = lines.find((l) => l.type === 'step');
-    expect(step.lrs['g0/kernel']).to.be.closeTo(0.001 * 16 / 256, 1e-12);
-    expect(step.lrs['g2/kernel']).to.be.closeTo(0.1 * 16 / 256, 1e-12);
-    expect(step.lrs['g2/bias']).to.be.closeTo(0.2 * 16 / 256, 1e-12);
+    expect(step.lrs['g0/kernel']).to.be.closeTo((0.001 * 16) / 256, 1e-12);
+    expect(step.lrs['g2/kernel']).to.be.closeTo((0.1 * 16) / 256, 1e-12);
+    expect(step.lrs['g2/bias']).to.be.closeTo((0.2 * 16) / 256, 1e-12);
   });
 
   it('runs unchanged with the data stage replaced by an in-memory source (inversify binding)', async () => {
@@ -59,9 +62,26 @@ describe('end-to-end job', function () {
       const bn = p.network.train.getLayer('conv_pw_13_bn');
       const before = bn.getWeights().map((w) => w.arraySync());
       const opt = p.stages.optimizer.create(p.plan.groups, p.job);
-      const trainer = new Trainer(p.network, p.data, p.trainableVars, opt, { factor: () => 1 }, [], {
-        epochs: 1, batch: 8, size: 32, flip: false, seed: 1, cachedStages: 0, cacheBytes: 0, spillDir: null, monitorNorms: false,
-      }, { prefix: null, suffix: p.network.train });
+      const trainer = new Trainer(
+        p.network,
+        p.data,
+        p.trainableVars,
+        opt,
+        { factor: () => 1 },
+        [],
+        {
+          epochs: 1,
+          batch: 8,
+          size: 32,
+          flip: false,
+          seed: 1,
+          cachedStages: 0,
+          cacheBytes: 0,
+          spillDir: null,
+          monitorNorms: false,
+        },
+        { prefix: null, suffix: p.network.train },
+      );
       await trainer.fit();
       const after = bn.getWeights().map((w) => w.arraySync());
       // weights: gamma, beta, moving_mean, moving_variance

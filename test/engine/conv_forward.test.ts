@@ -4,14 +4,27 @@ import { initWasm, onBackend, randomArray, relErr } from './wasm_setup';
 import { LT_CONV, tilePixels } from '../../src/engine/wasm/conv_forward';
 
 type Pad = 'same' | 'valid' | number;
-interface Case { k: number; s: number; pad: Pad; n: number; h: number; w: number; c: number; co: number; act: 'linear' | 'relu' | 'relu6'; bias: boolean }
+interface Case {
+  k: number;
+  s: number;
+  pad: Pad;
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+  co: number;
+  act: 'linear' | 'relu' | 'relu6';
+  bias: boolean;
+}
 
 // Input channels >= 4 take our GEMM (3-channel stems too from 32 output channels on); output channels that are not multiples of 8 and
 // pixel counts that are not multiples of 4 exercise the tails; 1x1 stride 1 unpadded runs without im2col.
 const cases: Case[] = [];
-for (const k of [1, 3, 7]) for (const s of [1, 2]) for (const pad of ['same', 'valid'] as Pad[]) {
-  cases.push({ k, s, pad, n: 3, h: 11, w: 9, c: 17, co: 13, act: 'linear', bias: false });
-}
+for (const k of [1, 3, 7])
+  for (const s of [1, 2])
+    for (const pad of ['same', 'valid'] as Pad[]) {
+      cases.push({ k, s, pad, n: 3, h: 11, w: 9, c: 17, co: 13, act: 'linear', bias: false });
+    }
 cases.push({ k: 3, s: 1, pad: 'same', n: 3, h: 7, w: 9, c: 16, co: 5, act: 'relu', bias: true });
 cases.push({ k: 3, s: 2, pad: 1, n: 1, h: 9, w: 9, c: 24, co: 70, act: 'relu6', bias: true });
 cases.push({ k: 1, s: 1, pad: 'valid', n: 3, h: 5, w: 5, c: 33, co: 8, act: 'relu6', bias: true });
@@ -71,28 +84,31 @@ describe('engine/wasm forward convolution (FusedConv2D as a blocked GEMM)', func
   }
 
   it('falls back to the stock kernel for what it does not cover (dilation 2, leakyrelu), still right', async () => {
-    const run = (): Float32Array[] => tf.tidy(() => {
-      const x = tf.tensor4d(randomArray(2 * 9 * 9 * 16, 21), [2, 9, 9, 16]);
-      const f = tf.tensor4d(randomArray(3 * 3 * 16 * 8, 22), [3, 3, 16, 8]);
-      return [
-        tf.fused.conv2d({ x, filter: f, strides: 1, pad: 'same', dilations: 2 }).dataSync() as Float32Array,
-        tf.fused.conv2d({ x, filter: f, strides: 1, pad: 'same', activation: 'leakyrelu', leakyreluAlpha: 0.1 }).dataSync() as Float32Array,
-      ];
-    });
+    const run = (): Float32Array[] =>
+      tf.tidy(() => {
+        const x = tf.tensor4d(randomArray(2 * 9 * 9 * 16, 21), [2, 9, 9, 16]);
+        const f = tf.tensor4d(randomArray(3 * 3 * 16 * 8, 22), [3, 3, 16, 8]);
+        return [
+          tf.fused.conv2d({ x, filter: f, strides: 1, pad: 'same', dilations: 2 }).dataSync() as Float32Array,
+          tf.fused.conv2d({ x, filter: f, strides: 1, pad: 'same', activation: 'leakyrelu', leakyreluAlpha: 0.1 }).dataSync() as Float32Array,
+        ];
+      });
     const ref = await onBackend('cpu', run);
     const got = await onBackend('wasm', run);
     for (let i = 0; i < ref.length; i++) expect(relErr(got[i], ref[i])).to.be.lessThan(1e-4);
   });
 
   it('keeps the tensor count flat and trains: conv gradients through it equal the cpu backend', async () => {
-    const grads = (): Float32Array[] => tf.tidy(() => {
-      const x = tf.tensor4d(randomArray(2 * 8 * 8 * 16, 31), [2, 8, 8, 16]);
-      const f = tf.tensor4d(randomArray(3 * 3 * 16 * 12, 32), [3, 3, 16, 12]);
-      const bias = tf.tensor1d(randomArray(12, 33));
-      const g = tf.grads((ff: tf.Tensor, bb: tf.Tensor) =>
-        tf.sum(tf.square(tf.fused.conv2d({ x, filter: ff as tf.Tensor4D, strides: 1, pad: 'same', bias: bb, activation: 'relu' }))));
-      return g([f, bias]).map((t) => t.dataSync() as Float32Array);
-    });
+    const grads = (): Float32Array[] =>
+      tf.tidy(() => {
+        const x = tf.tensor4d(randomArray(2 * 8 * 8 * 16, 31), [2, 8, 8, 16]);
+        const f = tf.tensor4d(randomArray(3 * 3 * 16 * 12, 32), [3, 3, 16, 12]);
+        const bias = tf.tensor1d(randomArray(12, 33));
+        const g = tf.grads((ff: tf.Tensor, bb: tf.Tensor) =>
+          tf.sum(tf.square(tf.fused.conv2d({ x, filter: ff as tf.Tensor4D, strides: 1, pad: 'same', bias: bb, activation: 'relu' }))),
+        );
+        return g([f, bias]).map((t) => t.dataSync() as Float32Array);
+      });
     const ref = await onBackend('cpu', grads);
     await onBackend('wasm', () => {
       const before = tf.memory().numTensors;
@@ -118,8 +134,7 @@ describe('engine/wasm forward convolution (FusedConv2D as a blocked GEMM)', func
  */
 function buildConvNet(): tf.LayersModel {
   const input = tf.input({ shape: [10, 10, 5] });
-  const conv = (t: tf.SymbolicTensor, args: Parameters<typeof tf.layers.conv2d>[0]): tf.SymbolicTensor =>
-    tf.layers.conv2d(args).apply(t) as tf.SymbolicTensor;
+  const conv = (t: tf.SymbolicTensor, args: Parameters<typeof tf.layers.conv2d>[0]): tf.SymbolicTensor => tf.layers.conv2d(args).apply(t) as tf.SymbolicTensor;
   let h = conv(input, { filters: 8, kernelSize: 3, padding: 'same' });
   h = conv(h, { filters: 12, kernelSize: 3, strides: 2, padding: 'valid', useBias: false });
   h = conv(h, { filters: 9, kernelSize: 1, activation: 'relu6' });
@@ -133,7 +148,14 @@ function buildConvNet(): tf.LayersModel {
   return model;
 }
 
-interface GradRun { loss: number; grads: Record<string, Float32Array>; kernels: string[]; relu6Above6: number; tensorsBefore: number; tensorsAfter: number }
+interface GradRun {
+  loss: number;
+  grads: Record<string, Float32Array>;
+  kernels: string[];
+  relu6Above6: number;
+  tensorsBefore: number;
+  tensorsAfter: number;
+}
 
 async function convNetGrads(freezeFirst: boolean): Promise<GradRun> {
   const model = buildConvNet();
@@ -141,21 +163,30 @@ async function convNetGrads(freezeFirst: boolean): Promise<GradRun> {
   const x = tf.tensor4d(randomArray(3 * 10 * 10 * 5, 41), [3, 10, 10, 5]).mul(2);
   const y = tf.oneHot(tf.tensor1d([0, 3, 1], 'int32'), 4);
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const step = (): { value: tf.Scalar; grads: tf.NamedTensorMap } => tf.variableGrads(() =>
-    tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, vars);
+  const step = (): { value: tf.Scalar; grads: tf.NamedTensorMap } =>
+    tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, vars);
   tf.dispose(Object.values(step().grads)); // warm-up, so the count below compares like with like
   const tensorsBefore = tf.memory().numTensors;
   let res: { value: tf.Scalar; grads: tf.NamedTensorMap } | undefined;
-  const info = await tf.profile(() => { res = step(); });
+  const info = await tf.profile(() => {
+    res = step();
+  });
   const grads: Record<string, Float32Array> = {};
-  model.trainableWeights.forEach((w, i) => { grads[`${i}`] = res!.grads[vars[i].name].dataSync() as Float32Array; });
+  model.trainableWeights.forEach((w, i) => {
+    grads[`${i}`] = res!.grads[vars[i].name].dataSync() as Float32Array;
+  });
   const loss = res!.value.dataSync()[0];
   tf.dispose([res!.value, ...Object.values(res!.grads)]);
   const tensorsAfter = tf.memory().numTensors;
   const relu6Above6 = tf.tidy(() => {
     const h = model.layers[2].apply(model.layers[1].apply(x)) as tf.Tensor4D;
     const [k, b] = model.layers[3].getWeights();
-    return tf.conv2d(h, k as tf.Tensor4D, 1, 'valid').add(b).greater(6).sum().dataSync()[0];
+    return tf
+      .conv2d(h, k as tf.Tensor4D, 1, 'valid')
+      .add(b)
+      .greater(6)
+      .sum()
+      .dataSync()[0];
   });
   tf.dispose([x, y]);
   model.dispose();
@@ -189,7 +220,9 @@ describe('engine/wasm Conv2D layers train through LtConv2D (lazy per-input gradi
     const names = await onBackend('wasm', async () => {
       const model = buildConvNet();
       const x = tf.tensor4d(randomArray(2 * 10 * 10 * 5, 51), [2, 10, 10, 5]);
-      const info = await tf.profile(() => { tf.dispose(model.predict(x) as tf.Tensor); });
+      const info = await tf.profile(() => {
+        tf.dispose(model.predict(x) as tf.Tensor);
+      });
       tf.dispose(x);
       model.dispose();
       return info.kernels.map((k) => k.name);

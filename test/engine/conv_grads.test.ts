@@ -3,14 +3,24 @@ import * as tf from '@tensorflow/tfjs';
 import { initWasm, onBackend, randomArray, relErr } from './wasm_setup';
 
 type Pad = 'same' | 'valid' | number;
-interface Case { k: number; s: number; pad: Pad; h: number; w: number; c: number; co: number }
+interface Case {
+  k: number;
+  s: number;
+  pad: Pad;
+  h: number;
+  w: number;
+  c: number;
+  co: number;
+}
 
 // Every configuration MobileNet v1/v2 and ResNet use, plus odd sizes that make 'same' padding asymmetric
 // and an explicit numeric pad.
 const cases: Case[] = [];
-for (const k of [1, 3, 7]) for (const s of [1, 2]) for (const pad of ['same', 'valid'] as Pad[]) {
-  cases.push({ k, s, pad, h: 11, w: 10, c: 5, co: 6 });
-}
+for (const k of [1, 3, 7])
+  for (const s of [1, 2])
+    for (const pad of ['same', 'valid'] as Pad[]) {
+      cases.push({ k, s, pad, h: 11, w: 10, c: 5, co: 6 });
+    }
 cases.push({ k: 3, s: 2, pad: 1, h: 9, w: 9, c: 4, co: 8 });
 cases.push({ k: 3, s: 1, pad: 'same', h: 8, w: 8, c: 16, co: 32 });
 // Channel counts that mix the SIMD register blocks (4 ci x 8 co, 4 px x 8 ci) with every tail path.
@@ -33,13 +43,21 @@ function convGrads(c: Case, depthwise: boolean): { dx: Float32Array; df: Float32
   return tf.tidy(() => {
     const x = tf.tensor4d(randomArray(N * c.h * c.w * c.c, 1), [N, c.h, c.w, c.c]);
     const fShape: [number, number, number, number] = [c.k, c.k, c.c, depthwise ? 1 : c.co];
-    const f = tf.tensor4d(randomArray(fShape.reduce((a, b) => a * b), 2), fShape);
-    const fwd = (xx: tf.Tensor4D, ff: tf.Tensor4D): tf.Tensor4D =>
-      depthwise ? tf.depthwiseConv2d(xx, ff, c.s, c.pad) : tf.conv2d(xx, ff, c.s, c.pad);
+    const f = tf.tensor4d(
+      randomArray(
+        fShape.reduce((a, b) => a * b),
+        2,
+      ),
+      fShape,
+    );
+    const fwd = (xx: tf.Tensor4D, ff: tf.Tensor4D): tf.Tensor4D => (depthwise ? tf.depthwiseConv2d(xx, ff, c.s, c.pad) : tf.conv2d(xx, ff, c.s, c.pad));
     const y = fwd(x, f);
     const g = tf.tensor(randomArray(y.size, 3), y.shape);
     const [dx, df] = tf.grads((xx: tf.Tensor, ff: tf.Tensor) =>
-      fwd(xx as tf.Tensor4D, ff as tf.Tensor4D).mul(g).sum())([x, f]);
+      fwd(xx as tf.Tensor4D, ff as tf.Tensor4D)
+        .mul(g)
+        .sum(),
+    )([x, f]);
     return { dx: dx.dataSync() as Float32Array, df: df.dataSync() as Float32Array };
   });
 }
@@ -69,9 +87,17 @@ describe('engine/wasm conv gradient kernels vs cpu', function () {
       const step = (): void => {
         tf.tidy(() => {
           tf.grads((xx: tf.Tensor, ff: tf.Tensor) =>
-            tf.depthwiseConv2d(xx as tf.Tensor4D, ff as tf.Tensor4D, 2, 'same').mul(g).sum())([x, f]);
+            tf
+              .depthwiseConv2d(xx as tf.Tensor4D, ff as tf.Tensor4D, 2, 'same')
+              .mul(g)
+              .sum(),
+          )([x, f]);
           tf.grads((xx: tf.Tensor, ff: tf.Tensor) =>
-            tf.conv2d(xx as tf.Tensor4D, tf.tile(ff, [1, 1, 1, 4]) as tf.Tensor4D, 2, 'same').mul(g).sum())([x, f]);
+            tf
+              .conv2d(xx as tf.Tensor4D, tf.tile(ff, [1, 1, 1, 4]) as tf.Tensor4D, 2, 'same')
+              .mul(g)
+              .sum(),
+          )([x, f]);
         });
       };
       step();

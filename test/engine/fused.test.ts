@@ -5,7 +5,11 @@ import { initWasm, onBackend, randomArray, relErr } from './wasm_setup';
 
 // [shape, input scale, input offset]: offset >> scale is where one-pass variance formulas cancel.
 const shapes: Array<[number[], number, number]> = [
-  [[2, 5, 6, 12], 3, 1.5], [[3, 4, 4, 7], 3, 1.5], [[9, 3], 3, 1.5], [[4, 56, 56, 8], 3, 1.5], [[4, 9, 9, 8], 0.1, 100],
+  [[2, 5, 6, 12], 3, 1.5],
+  [[3, 4, 4, 7], 3, 1.5],
+  [[9, 3], 3, 1.5],
+  [[4, 56, 56, 8], 3, 1.5],
+  [[4, 9, 9, 8], 0.1, 100],
 ];
 
 /** Forward outputs and the gradients of sum(y * g) for the fused op (wasm) or tfjs's own (cpu). */
@@ -53,14 +57,18 @@ describe('engine/wasm fused BatchNorm-training and ReLU kernels vs tfjs on cpu',
   for (const v of variants) {
     it(`${v.name}: forward and gradient equal, including the exact boundary values`, async () => {
       // 0 and 6 exactly are where the masks of the stock gradients differ; the fused op must follow each.
-      const vals = Float32Array.from([...randomArray(1021, 21)].map((u) => u * 8), (u, i) => (i % 7 === 0 ? 0 : i % 11 === 0 ? 6 : u));
+      const vals = Float32Array.from(
+        [...randomArray(1021, 21)].map((u) => u * 8),
+        (u, i) => (i % 7 === 0 ? 0 : i % 11 === 0 ? 6 : u),
+      );
       const g = randomArray(vals.length, 22);
-      const run = (fused: boolean) => tf.tidy(() => {
-        const x = tf.tensor1d(vals);
-        const f = fused ? (t: tf.Tensor) => clampRelu(t, v.hi, v.inclusive) : v.stock;
-        const dx = tf.grad((t: tf.Tensor) => f(t).mul(tf.tensor1d(g)).sum())(x);
-        return { y: f(x).dataSync() as Float32Array, dx: dx.dataSync() as Float32Array };
-      });
+      const run = (fused: boolean) =>
+        tf.tidy(() => {
+          const x = tf.tensor1d(vals);
+          const f = fused ? (t: tf.Tensor) => clampRelu(t, v.hi, v.inclusive) : v.stock;
+          const dx = tf.grad((t: tf.Tensor) => f(t).mul(tf.tensor1d(g)).sum())(x);
+          return { y: f(x).dataSync() as Float32Array, dx: dx.dataSync() as Float32Array };
+        });
       const ref = await onBackend('cpu', () => run(false));
       const got = await onBackend('wasm', () => run(true));
       expect(relErr(got.y, ref.y)).to.equal(0);

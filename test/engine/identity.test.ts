@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import { initWasm, onBackend } from './wasm_setup';
 
-describe('engine/wasm Identity shares buffers', function () {
+describe('engine/wasm Identity shares buffers', () => {
   before(initWasm);
 
   it('a clone outlives its source, keeps its values, and frees the heap when the last one goes', async () => {

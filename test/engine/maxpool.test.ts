@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { maxPoolGrad } from '../../src/engine/wasm/conv_grads';
 import { initWasm, onBackend, randomArray } from './wasm_setup';
 
-describe('engine/wasm MaxPoolGrad replacement vs cpu', function () {
+describe('engine/wasm MaxPoolGrad replacement vs cpu', () => {
   before(initWasm);
   it('is the registered wasm MaxPoolGrad', () => {
     expect(tf.getKernel('MaxPoolGrad', 'wasm')?.kernelFunc).to.equal(maxPoolGrad);
@@ -19,14 +19,15 @@ describe('engine/wasm MaxPoolGrad replacement vs cpu', function () {
       const n = c.shape.reduce((a, b) => a * b, 1);
       const vals = Array.from(randomArray(n, 71), (v) => (c.ties ? Math.round(v * 2) : v));
       const g = randomArray(n, 72);
-      const run = (): number[] => tf.tidy(() => {
-        const x = tf.tensor4d(vals, c.shape as [number, number, number, number]);
-        const dx = tf.grad((t: tf.Tensor) => {
-          const y = tf.maxPool(t as tf.Tensor4D, c.k, c.s, c.pad);
-          return y.mul(tf.tensor(g.subarray(0, y.size), y.shape)).sum();
-        })(x);
-        return Array.from(dx.dataSync());
-      });
+      const run = (): number[] =>
+        tf.tidy(() => {
+          const x = tf.tensor4d(vals, c.shape as [number, number, number, number]);
+          const dx = tf.grad((t: tf.Tensor) => {
+            const y = tf.maxPool(t as tf.Tensor4D, c.k, c.s, c.pad);
+            return y.mul(tf.tensor(g.subarray(0, y.size), y.shape)).sum();
+          })(x);
+          return Array.from(dx.dataSync());
+        });
       const ref = await onBackend('cpu', run);
       const got = await onBackend('wasm', run);
       got.forEach((v, i) => expect(v).to.be.closeTo(ref[i], 1e-6));

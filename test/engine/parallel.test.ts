@@ -24,7 +24,10 @@ describe('engine/wasm data-parallel gradients over worker threads', function () 
       const model = buildNet(false);
       const x = tf.tensor4d(randomArray(5 * 8 * 8 * 3, 41), [5, 8, 8, 3]); // 5 rows: uneven shards 2 + 3
       const y = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 1], 'int32'), 4);
-      const ref = tf.variableGrads(() => shardLoss(model, x, y, 0.1).loss, model.trainableWeights.map((v) => v.read() as tf.Variable));
+      const ref = tf.variableGrads(
+        () => shardLoss(model, x, y, 0.1).loss,
+        model.trainableWeights.map((v) => v.read() as tf.Variable),
+      );
       const pg = await ParallelGradients.create(model, { threads: 2, labelSmoothing: 0.1 });
       try {
         const before = tf.memory().numTensors;
@@ -99,7 +102,7 @@ describe('engine/wasm data-parallel gradients over worker threads', function () 
     });
   });
 
-  it('leave batch-mode BatchNorm moving statistics at the shard-weighted mean of every shard\'s update', async () => {
+  it("leave batch-mode BatchNorm moving statistics at the shard-weighted mean of every shard's update", async () => {
     await onBackend('wasm', async () => {
       const model = buildNet(true);
       const bn = model.layers.find((l) => l.getClassName() === 'BatchNormalization')!;
@@ -114,8 +117,15 @@ describe('engine/wasm data-parallel gradients over worker threads', function () 
       const perShard: Float32Array[][] = [];
       for (let k = 0; k < 2; k++) {
         bn.setWeights(start);
-        tf.tidy(() => { model.apply(x.slice(bounds[k], bounds[k + 1] - bounds[k]), { training: true }); });
-        perShard.push(bn.getWeights().slice(2).map((w) => w.dataSync().slice() as Float32Array));
+        tf.tidy(() => {
+          model.apply(x.slice(bounds[k], bounds[k + 1] - bounds[k]), { training: true });
+        });
+        perShard.push(
+          bn
+            .getWeights()
+            .slice(2)
+            .map((w) => w.dataSync().slice() as Float32Array),
+        );
       }
       for (let s = 0; s < 2; s++) {
         const n = perShard[0][s].length;

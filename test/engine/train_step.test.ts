@@ -9,7 +9,14 @@ import { initWasm, onBackend, randomArray, relErr } from './wasm_setup';
  */
 function buildNet(): tf.LayersModel {
   const input = tf.input({ shape: [16, 16, 3] });
-  let h = tf.layers.zeroPadding2d({ padding: [[0, 1], [0, 1]] }).apply(input) as tf.SymbolicTensor;
+  let h = tf.layers
+    .zeroPadding2d({
+      padding: [
+        [0, 1],
+        [0, 1],
+      ],
+    })
+    .apply(input) as tf.SymbolicTensor;
   h = tf.layers.conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'valid', useBias: false }).apply(h) as tf.SymbolicTensor;
   const bnRelu6 = (t: tf.SymbolicTensor): tf.SymbolicTensor =>
     tf.layers.reLU({ maxValue: 6 }).apply(tf.layers.batchNormalization({ momentum: 0.9 }).apply(t)) as tf.SymbolicTensor;
@@ -45,7 +52,12 @@ function buildResNet(): tf.LayersModel {
   return tf.model({ inputs: input, outputs: out });
 }
 
-interface StepResult { losses: number[]; weights: Float32Array[]; names: string[]; tensorsPerStep: number[] }
+interface StepResult {
+  losses: number[];
+  weights: Float32Array[];
+  names: string[];
+  tensorsPerStep: number[];
+}
 
 /** Same seeded weights and data on the active backend, `steps` SGD steps; returns losses and final weights. */
 async function train(steps: number, build: () => tf.LayersModel = buildNet): Promise<StepResult> {
@@ -72,20 +84,24 @@ describe('engine/wasm whole training steps vs cpu', function () {
   this.timeout(120000);
   before(initWasm);
 
-  for (const [label, build] of [['MobileNet', buildNet], ['ResNet', buildResNet]] as const) it(`${label}-shaped: the same losses and updated weights (3 SGD steps), with numTensors flat`, async () => {
-    const ref = await onBackend('cpu', () => train(3, build));
-    const got = await onBackend('wasm', () => train(3, build));
-    for (let i = 0; i < ref.losses.length; i++) {
-      expect(Math.abs(got.losses[i] - ref.losses[i]) / Math.abs(ref.losses[i]), `loss ${i}`).to.be.lessThan(1e-4);
-    }
-    // Training must actually have moved something, or the comparison proves nothing.
-    expect(ref.losses[2]).to.not.equal(ref.losses[0]);
-    // Layer names get a per-process counter suffix; the structure must match position by position.
-    const strip = (n: string): string => n.replace(/\d+/g, '');
-    expect(got.names.map(strip)).to.deep.equal(ref.names.map(strip));
-    for (let i = 0; i < ref.weights.length; i++) {
-      expect(relErr(got.weights[i], ref.weights[i]), ref.names[i]).to.be.lessThan(1e-4);
-    }
-    expect(got.tensorsPerStep[2]).to.equal(got.tensorsPerStep[1]);
-  });
+  for (const [label, build] of [
+    ['MobileNet', buildNet],
+    ['ResNet', buildResNet],
+  ] as const)
+    it(`${label}-shaped: the same losses and updated weights (3 SGD steps), with numTensors flat`, async () => {
+      const ref = await onBackend('cpu', () => train(3, build));
+      const got = await onBackend('wasm', () => train(3, build));
+      for (let i = 0; i < ref.losses.length; i++) {
+        expect(Math.abs(got.losses[i] - ref.losses[i]) / Math.abs(ref.losses[i]), `loss ${i}`).to.be.lessThan(1e-4);
+      }
+      // Training must actually have moved something, or the comparison proves nothing.
+      expect(ref.losses[2]).to.not.equal(ref.losses[0]);
+      // Layer names get a per-process counter suffix; the structure must match position by position.
+      const strip = (n: string): string => n.replace(/\d+/g, '');
+      expect(got.names.map(strip)).to.deep.equal(ref.names.map(strip));
+      for (let i = 0; i < ref.weights.length; i++) {
+        expect(relErr(got.weights[i], ref.weights[i]), ref.names[i]).to.be.lessThan(1e-4);
+      }
+      expect(got.tensorsPerStep[2]).to.equal(got.tensorsPerStep[1]);
+    });
 });

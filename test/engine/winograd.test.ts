@@ -3,12 +3,28 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { initWasm, onBackend, randomArray, relErr } from './wasm_setup';
 import {
-  tileBlock, winogradBpFilterWorthIt, winogradConv3x3, winogradConv3x3BackpropFilter, winogradConv3x3BackpropInput,
-  winogradTile, winogradWorthIt, type ConvAttrs,
-  type WinogradActivation, type WinogradOptions,
+  tileBlock,
+  winogradBpFilterWorthIt,
+  winogradConv3x3,
+  winogradConv3x3BackpropFilter,
+  winogradConv3x3BackpropInput,
+  winogradTile,
+  winogradWorthIt,
+  type ConvAttrs,
+  type WinogradActivation,
+  type WinogradOptions,
 } from '../../src/engine/wasm/winograd';
 
-interface Case { n: number; h: number; w: number; ci: number; co: number; act: WinogradActivation; bias: boolean; bt?: number }
+interface Case {
+  n: number;
+  h: number;
+  w: number;
+  ci: number;
+  co: number;
+  act: WinogradActivation;
+  bias: boolean;
+  bt?: number;
+}
 
 // Random-looking shapes in [1..3, 5..17, 5..17, 3..70] -> 1..70: odd sizes (partial tiles at the right and bottom),
 // channel counts that are not multiples of 4 or 8, tile counts that are not multiples of 4; bt: small tile blocks,
@@ -45,7 +61,12 @@ type Results = [Float32Array, Float32Array, Float32Array];
 function filterGradient(x: tf.Tensor4D, dy: tf.Tensor4D): tf.Tensor {
   const [n, h, w, ci] = x.shape;
   const co = dy.shape[3];
-  const xp = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]);
+  const xp = tf.pad(x, [
+    [0, 0],
+    [1, 1],
+    [1, 1],
+    [0, 0],
+  ]);
   const d = tf.reshape(dy, [n * h * w, co]);
   const taps: tf.Tensor[] = [];
   for (let kh = 0; kh < 3; kh++) {
@@ -119,7 +140,15 @@ describe('engine/wasm Winograd 3x3 convolutions (winograd.ts)', function () {
     const c: Case = { n: 2, h: 8, w: 7, ci: 8, co: 8, act: 'linear', bias: false };
     const [refY, refDx, refDw] = await onBackend('cpu', () => reference(c));
     const pads: ConvAttrs[] = [
-      { pad: 1 }, { pad: [[0, 0], [1, 1], [1, 1], [0, 0]] },
+      { pad: 1 },
+      {
+        pad: [
+          [0, 0],
+          [1, 1],
+          [1, 1],
+          [0, 0],
+        ],
+      },
       { strides: [1, 1], pad: 'same', dilations: [1, 1], dataFormat: 'NHWC' },
     ];
     await onBackend('wasm', () => {
@@ -152,7 +181,19 @@ describe('engine/wasm Winograd 3x3 convolutions (winograd.ts)', function () {
         ['1x1', { strides: 1, pad: 'same' }, f1],
         ['valid padding', { strides: 1, pad: 'valid' }, f3],
         ['padding 2', { strides: 1, pad: 2 }, f3],
-        ['explicit padding [[0,0],[1,0],[1,1],[0,0]]', { strides: 1, pad: [[0, 0], [1, 0], [1, 1], [0, 0]] }, f3],
+        [
+          'explicit padding [[0,0],[1,0],[1,1],[0,0]]',
+          {
+            strides: 1,
+            pad: [
+              [0, 0],
+              [1, 0],
+              [1, 1],
+              [0, 0],
+            ],
+          },
+          f3,
+        ],
         ['dilation 2', { strides: 1, pad: 'same', dilations: 2 }, f3],
         ['NCHW', { strides: 1, pad: 'same', dataFormat: 'NCHW' }, f3],
       ];

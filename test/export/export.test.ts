@@ -47,9 +47,14 @@ describe('export', function () {
     px.forEach((p, i) => all.set(p, i * p.length));
     const x = preprocessBatch(all, files.length, 96, meta.preprocessing);
     const inputFile = path.join(tmpDir(), 'x.f32');
-    fs.writeFileSync(inputFile, Buffer.from((await x.data() as Float32Array).buffer));
+    fs.writeFileSync(inputFile, Buffer.from(((await x.data()) as Float32Array).buffer));
     x.dispose();
-    const plain = JSON.parse(execFileSync('node', [path.join(ROOT, 'scripts', 'plain-load-export.js'), out, inputFile, String(files.length)], { cwd: ROOT, encoding: 'utf8' }).trim().split('\n').pop()!);
+    const plain = JSON.parse(
+      execFileSync('node', [path.join(ROOT, 'scripts', 'plain-load-export.js'), out, inputFile, String(files.length)], { cwd: ROOT, encoding: 'utf8' })
+        .trim()
+        .split('\n')
+        .pop()!,
+    );
     expect(plain).to.deep.equal(ours);
     expect(new Set(ours).size).to.be.greaterThan(1);
   });
@@ -58,7 +63,13 @@ describe('export', function () {
     const target = path.join(tmpDir('lt-atomic-'), 'model');
     await replaceFolderAtomic(target, (tmp) => fs.writeFileSync(path.join(tmp, 'model.json'), '{"v":1}'));
     // a child that starts replacing the folder and is killed with SIGKILL while writing a big file
-    const child = spawn(process.execPath, ['-r', 'tsx/cjs', '-e', `
+    const child = spawn(
+      process.execPath,
+      [
+        '-r',
+        'tsx/cjs',
+        '-e',
+        `
       const fs = require('fs'); const path = require('path');
       const { replaceFolderAtomic } = require(${JSON.stringify(path.join(ROOT, 'src', 'export', 'atomic.ts'))});
       replaceFolderAtomic(${JSON.stringify(target)}, async (tmp) => {
@@ -67,7 +78,10 @@ describe('export', function () {
         console.log('writing'); 
         for (;;) fs.writeSync(fd, Buffer.alloc(1 << 20));
       });
-    `], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    `,
+      ],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
     await new Promise((r) => setTimeout(r, 200));
     child.kill('SIGKILL');

@@ -29,11 +29,22 @@ describe('describeLayers / namedVariables on real tfjs models', () => {
     const m = toyModel();
     const layers = describeLayers(m, stageOf, new Set(['head_fc']));
     expect(layers.map((l) => [l.name, l.stage, l.isHead])).to.deep.equal([
-      ['s0_conv', 0, false], ['s0_bn', 0, false], ['s1_dw', 1, false], ['s1_bn', 1, false], ['head_fc', 2, true],
+      ['s0_conv', 0, false],
+      ['s0_bn', 0, false],
+      ['s1_dw', 1, false],
+      ['s1_bn', 1, false],
+      ['head_fc', 2, true],
     ]);
     expect(layers.flatMap((l) => l.variables.map((v) => `${v.name}:${v.role}`))).to.deep.equal([
-      's0_conv/kernel:kernel', 's0_bn/gamma:norm', 's0_bn/beta:norm', 's1_dw/depthwise_kernel:kernel', 's1_dw/bias:bias',
-      's1_bn/gamma:norm', 's1_bn/beta:norm', 'head_fc/kernel:kernel', 'head_fc/bias:bias',
+      's0_conv/kernel:kernel',
+      's0_bn/gamma:norm',
+      's0_bn/beta:norm',
+      's1_dw/depthwise_kernel:kernel',
+      's1_dw/bias:bias',
+      's1_bn/gamma:norm',
+      's1_bn/beta:norm',
+      'head_fc/kernel:kernel',
+      'head_fc/bias:bias',
     ]);
     expect(layers[0].variables[0].shape).to.deep.equal([3, 3, 3, 4]);
     m.dispose();

@@ -10,10 +10,34 @@ import { readReference, replayCase } from '../../scripts/replay-optimizer-refere
 function toyLayers(stages = 6): LayerInfo[] {
   const out: LayerInfo[] = [];
   for (let s = 0; s < stages; s++) {
-    out.push({ name: `block${s}_conv`, stage: s, isHead: false, variables: [{ name: `block${s}_conv/kernel`, shape: [3, 3, 4, 4], role: 'kernel' }, { name: `block${s}_conv/bias`, shape: [4], role: 'bias' }] });
-    out.push({ name: `block${s}_bn`, stage: s, isHead: false, variables: [{ name: `block${s}_bn/gamma`, shape: [4], role: 'norm' }, { name: `block${s}_bn/beta`, shape: [4], role: 'norm' }] });
+    out.push({
+      name: `block${s}_conv`,
+      stage: s,
+      isHead: false,
+      variables: [
+        { name: `block${s}_conv/kernel`, shape: [3, 3, 4, 4], role: 'kernel' },
+        { name: `block${s}_conv/bias`, shape: [4], role: 'bias' },
+      ],
+    });
+    out.push({
+      name: `block${s}_bn`,
+      stage: s,
+      isHead: false,
+      variables: [
+        { name: `block${s}_bn/gamma`, shape: [4], role: 'norm' },
+        { name: `block${s}_bn/beta`, shape: [4], role: 'norm' },
+      ],
+    });
   }
-  out.push({ name: 'head_dense', stage: stages, isHead: true, variables: [{ name: 'head_dense/kernel', shape: [4, 5], role: 'kernel' }, { name: 'head_dense/bias', shape: [5], role: 'bias' }] });
+  out.push({
+    name: 'head_dense',
+    stage: stages,
+    isHead: true,
+    variables: [
+      { name: 'head_dense/kernel', shape: [4, 5], role: 'kernel' },
+      { name: 'head_dense/bias', shape: [5], role: 'bias' },
+    ],
+  });
   return out;
 }
 
@@ -25,7 +49,11 @@ describe('planGroups', () => {
       const plan = planGroups(toyLayers(6));
       expect(plan.algorithm).to.equal('momentum');
       expect(plan.optimizer.momentum).to.equal(0.9);
-      expect(plan.layerGroups.map((g) => [g.name, g.lr])).to.deep.equal([['g0', 0.001], ['g1', 0.01], ['g2', 0.1]]);
+      expect(plan.layerGroups.map((g) => [g.name, g.lr])).to.deep.equal([
+        ['g0', 0.001],
+        ['g1', 0.01],
+        ['g2', 0.1],
+      ]);
       expect(plan.layerGroups[0].layers).to.deep.equal(['block0_conv', 'block0_bn', 'block1_conv', 'block1_bn']);
       expect(plan.layerGroups[2].layers.at(-1)).to.equal('head_dense');
       expect(row(plan, 'block0_conv/kernel')).to.include({ group: 'g0', lr: 0.001, weightDecay: 5e-4, decayMode: 'coupled', frozen: false, role: 'kernel' });
@@ -49,7 +77,18 @@ describe('planGroups', () => {
     });
 
     it('the schemas carry these defaults', () => {
-      expect(groupingSchema.parse(undefined)).to.deep.include({ strategy: 'stepped', top: 0.1, factor: 10, groups: 3, biasLrMult: 2, biasDecayMult: 0, normLrMult: 1, normDecayMult: 0, strict: false, rules: [] });
+      expect(groupingSchema.parse(undefined)).to.deep.include({
+        strategy: 'stepped',
+        top: 0.1,
+        factor: 10,
+        groups: 3,
+        biasLrMult: 2,
+        biasDecayMult: 0,
+        normLrMult: 1,
+        normDecayMult: 0,
+        strict: false,
+        rules: [],
+      });
       expect(groupingSchema.parse({ biasLrMult: 1 })).to.deep.include({ strategy: 'stepped', biasLrMult: 1 });
       expect(optimizerSchema.parse({})).to.deep.include({ algorithm: 'momentum', weightDecay: 5e-4, eps: 1e-8, trustCoefficient: 0.001 });
       expect(resolveOptimizer({})).to.deep.include({ momentum: 0.9, decayMode: 'coupled' });
@@ -76,20 +115,31 @@ describe('planGroups', () => {
 
     it('auto with explicit lrs; head joins the last group', () => {
       const plan = planGroups(toyLayers(4), { strategy: 'auto', groups: 2, lrs: [0.3, 0.7] });
-      expect(plan.layerGroups.map((g) => [g.name, g.lr, g.layers.length])).to.deep.equal([['g0', 0.3, 4], ['g1', 0.7, 5]]);
+      expect(plan.layerGroups.map((g) => [g.name, g.lr, g.layers.length])).to.deep.equal([
+        ['g0', 0.3, 4],
+        ['g1', 0.7, 5],
+      ]);
       expect(() => planGroups(toyLayers(4), { strategy: 'auto', groups: 2, lrs: [0.3] })).to.throw(ConfigError, /^groups\.lrs: 1 rates given for 2 groups$/);
     });
 
     it('layerDecay: one group per stage, lr·d^(S−i), head at lr; the multipliers still apply', () => {
       const plan = planGroups(toyLayers(3), { strategy: 'layerDecay', lr: 0.08, decay: 0.5 });
-      expect(plan.layerGroups.map((g) => [g.name, g.lr])).to.deep.equal([['g0', 0.01], ['g1', 0.02], ['g2', 0.04], ['g3', 0.08]]);
+      expect(plan.layerGroups.map((g) => [g.name, g.lr])).to.deep.equal([
+        ['g0', 0.01],
+        ['g1', 0.02],
+        ['g2', 0.04],
+        ['g3', 0.08],
+      ]);
       expect(row(plan, 'block0_conv/bias').lr).to.equal(0.02);
       expect(row(plan, 'head_dense/kernel').lr).to.equal(0.08);
     });
 
     it('rules strategy: one base group, rules move layers into new groups', () => {
       const plan = planGroups(toyLayers(3), { strategy: 'rules', lr: 0.01, rules: [{ match: '^head', group: 'head', lr: 0.5 }] });
-      expect(plan.layerGroups.map((g) => [g.name, g.lr, g.layers.length])).to.deep.equal([['base', 0.01, 6], ['head', 0.5, 1]]);
+      expect(plan.layerGroups.map((g) => [g.name, g.lr, g.layers.length])).to.deep.equal([
+        ['base', 0.01, 6],
+        ['head', 0.5, 1],
+      ]);
       expect(row(plan, 'head_dense/bias').lr).to.equal(1);
     });
   });
@@ -113,7 +163,13 @@ describe('planGroups', () => {
     });
 
     it('freeze: true, lrMult 0 and a zero role multiplier freeze; frozen variables are in no group', () => {
-      const plan = planGroups(toyLayers(6), { biasLrMult: 0, rules: [{ match: '^block0_', freeze: true }, { match: '^block1_', lrMult: 0 }] });
+      const plan = planGroups(toyLayers(6), {
+        biasLrMult: 0,
+        rules: [
+          { match: '^block0_', freeze: true },
+          { match: '^block1_', lrMult: 0 },
+        ],
+      });
       const frozenLayers = new Set(plan.rows.filter((r) => r.frozen).map((r) => r.layer));
       expect([...frozenLayers].sort()).to.include.members(['block0_bn', 'block0_conv', 'block1_bn', 'block1_conv']);
       expect(plan.frozen).to.include.members(['block0_conv/kernel', 'block1_bn/beta', 'head_dense/bias', 'block4_conv/bias']);
@@ -127,19 +183,37 @@ describe('planGroups', () => {
     it('a rule that matches nothing: warning as data, ConfigError with strict', () => {
       const plan = planGroups(toyLayers(3), { rules: [{ match: '^nope', lrMult: 2 }] });
       expect(plan.warnings).to.deep.equal([{ path: 'groups.rules[0].match', message: '/^nope/ matches no layer' }]);
-      expect(() => planGroups(toyLayers(3), { strict: true, rules: [{ match: '^nope', lrMult: 2 }] })).to.throw(ConfigError, /^groups\.rules\[0\]\.match: \/\^nope\/ matches no layer$/);
+      expect(() => planGroups(toyLayers(3), { strict: true, rules: [{ match: '^nope', lrMult: 2 }] })).to.throw(
+        ConfigError,
+        /^groups\.rules\[0\]\.match: \/\^nope\/ matches no layer$/,
+      );
     });
 
     it('a layer matched by two rules with conflicting groups names the layer and both rules', () => {
       expect(() =>
-        planGroups(toyLayers(3), { rules: [{ match: 'block1', group: 'g0' }, { match: '_conv$', group: 'g2' }] }),
+        planGroups(toyLayers(3), {
+          rules: [
+            { match: 'block1', group: 'g0' },
+            { match: '_conv$', group: 'g2' },
+          ],
+        }),
       ).to.throw(ConfigError, /^groups\.rules\[1\]\.group: layer "block1_conv" is matched by rules\[0\] \(group "g0"\) and rules\[1\] \(group "g2"\)$/);
       // Same group twice is fine.
-      expect(() => planGroups(toyLayers(3), { rules: [{ match: 'block1', group: 'g0' }, { match: '_conv$', group: 'g0' }] })).to.not.throw();
+      expect(() =>
+        planGroups(toyLayers(3), {
+          rules: [
+            { match: 'block1', group: 'g0' },
+            { match: '_conv$', group: 'g0' },
+          ],
+        }),
+      ).to.not.throw();
     });
 
     it('an unknown group without lr, an invalid regex', () => {
-      expect(() => planGroups(toyLayers(3), { rules: [{ match: 'block1', group: 'mine' }] })).to.throw(ConfigError, /^groups\.rules\[0\]\.group: group "mine" is not one of g0, g1, g2/);
+      expect(() => planGroups(toyLayers(3), { rules: [{ match: 'block1', group: 'mine' }] })).to.throw(
+        ConfigError,
+        /^groups\.rules\[0\]\.group: group "mine" is not one of g0, g1, g2/,
+      );
       expect(() => planGroups(toyLayers(3), { rules: [{ match: '(' }] })).to.throw(ConfigError, /^groups\.rules\[0\]\.match: invalid regular expression/);
     });
   });
@@ -164,12 +238,28 @@ describe('planGroups', () => {
       ['negative weight decay', () => planGroups(toyLayers(), undefined, { weightDecay: -1 }), /^optimizer\.weightDecay: weightDecay must be >= 0$/],
       ['momentum 1', () => planGroups(toyLayers(), undefined, { momentum: 1 }), /^optimizer\.momentum: momentum must be in \[0, 1\)$/],
       ['momentum -0.5', () => planGroups(toyLayers(), undefined, { momentum: -0.5 }), /^optimizer\.momentum: momentum must be in \[0, 1\)$/],
-      ['unknown algorithm', () => planGroups(toyLayers(), undefined, { algorithm: 'adagrad' as 'adam' }), /^optimizer\.algorithm: unknown algorithm "adagrad"; expected one of sgd, momentum/],
+      [
+        'unknown algorithm',
+        () => planGroups(toyLayers(), undefined, { algorithm: 'adagrad' as 'adam' }),
+        /^optimizer\.algorithm: unknown algorithm "adagrad"; expected one of sgd, momentum/,
+      ],
       ['unknown strategy', () => planGroups(toyLayers(), { strategy: 'magic' } as never), /^groups\.strategy: unknown strategy/],
       ['unknown field', () => planGroups(toyLayers(), { biasLrMul: 2 } as never), /^groups: unknown field\(s\) "biasLrMul"$/],
-      ['more groups than stages', () => planGroups(toyLayers(2), { groups: 3 }), /^groups\.groups: 3 groups asked for, but the layers span only 2 backbone stage/],
-      ['decayMode contradicting adamw', () => planGroups(toyLayers(), undefined, { algorithm: 'adamw', decayMode: 'coupled' }), /^optimizer\.decayMode: "coupled" contradicts adamw/],
-      ['rule decayMode contradicting adamw', () => planGroups(toyLayers(), { rules: [{ match: 'bn', decayMode: 'l1' }] }, { algorithm: 'adamw' }), /^groups\.rules\[0\]\.decayMode/],
+      [
+        'more groups than stages',
+        () => planGroups(toyLayers(2), { groups: 3 }),
+        /^groups\.groups: 3 groups asked for, but the layers span only 2 backbone stage/,
+      ],
+      [
+        'decayMode contradicting adamw',
+        () => planGroups(toyLayers(), undefined, { algorithm: 'adamw', decayMode: 'coupled' }),
+        /^optimizer\.decayMode: "coupled" contradicts adamw/,
+      ],
+      [
+        'rule decayMode contradicting adamw',
+        () => planGroups(toyLayers(), { rules: [{ match: 'bn', decayMode: 'l1' }] }, { algorithm: 'adamw' }),
+        /^groups\.rules\[0\]\.decayMode/,
+      ],
       ['geometric lo > hi', () => planGroups(toyLayers(), { strategy: 'geometric', lo: 1, hi: 0.1 }), /^groups\.lo/],
     ];
     for (const [what, fn, re] of cases) {

@@ -25,7 +25,13 @@ export async function writeImage(file: string, opts: { w?: number; h?: number; r
 
 /** A class folder tree: {classA: n, classB: m} with distinct colours per class. */
 export async function writeClassFolder(root: string, counts: Record<string, number>, ext = '.png'): Promise<void> {
-  const colours: Array<[number, number, number]> = [[220, 20, 20], [20, 200, 40], [30, 40, 210], [200, 200, 20], [20, 200, 200]];
+  const colours: Array<[number, number, number]> = [
+    [220, 20, 20],
+    [20, 200, 40],
+    [30, 40, 210],
+    [200, 200, 20],
+    [20, 200, 200],
+  ];
   let k = 0;
   for (const [cls, n] of Object.entries(counts)) {
     for (let i = 0; i < n; i++) await writeImage(path.join(root, cls, `img_${i}${ext}`), { rgb: colours[k % colours.length] });

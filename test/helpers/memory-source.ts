@@ -10,9 +10,13 @@ export class MemorySource implements DataSource {
   readonly val: Example[];
   readonly skipped: Array<{ file: string; reason: string }> = [];
   readonly warnings: string[] = [];
-  constructor(readonly classes: string[], perClass: number, valPerClass: number, bad: string[] = []) {
-    const mk = (split: string, n: number) =>
-      classes.flatMap((_, label) => Array.from({ length: n }, (_, i) => ({ key: `${split}:${label}:${i}`, label })));
+  constructor(
+    readonly classes: string[],
+    perClass: number,
+    valPerClass: number,
+    bad: string[] = [],
+  ) {
+    const mk = (split: string, n: number) => classes.flatMap((_, label) => Array.from({ length: n }, (_, i) => ({ key: `${split}:${label}:${i}`, label })));
     this.train = [...mk('train', perClass), ...bad.map((b) => ({ key: `bad:${b}`, label: 0 }))];
     this.val = mk('val', valPerClass);
   }

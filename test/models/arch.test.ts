@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { expect } from 'chai';
 import { ConfigError, ModelFormatError } from '../../src/errors';
-import { buildArch, BuiltArch, KNOWN_ARCHS } from '../../src/models/arch';
+import { buildArch, type BuiltArch, KNOWN_ARCHS } from '../../src/models/arch';
 import { makeDivisible } from '../../src/models/arch/common';
 import { mobileNetV2Channels } from '../../src/models/arch/mobilenet-v2';
 import { fileHandler } from '../../src/models/io';
@@ -96,7 +96,10 @@ describe('models: architectures in code', function () {
     expect(conf(torch, 'conv3_block1_2_conv')).to.deep.include({ strides: [2, 2], padding: 'valid', useBias: false });
     // symmetric 1-pixel padding in front of the strided 3×3, as torch's padding=1
     const pad = torch.features.getLayer('conv3_block1_2_conv_pad').getConfig() as { padding: number[][] };
-    expect(pad.padding).to.deep.equal([[1, 1], [1, 1]]);
+    expect(pad.padding).to.deep.equal([
+      [1, 1],
+      [1, 1],
+    ]);
     const keras = buildArch('resnet50', { convention: 'keras' });
     expect(conf(keras, 'conv3_block1_1_conv')).to.deep.include({ strides: [2, 2], useBias: true });
     expect(conf(keras, 'conv3_block1_2_conv')).to.deep.include({ strides: [1, 1], padding: 'same' });
@@ -114,8 +117,19 @@ describe('models: architectures in code', function () {
 
   it('unknown architecture names are typed errors naming the field or the file', () => {
     expect(() => buildArch('resnet19')).to.throw(ConfigError, /^model\.arch: unknown architecture "resnet19"; known: .*resnet18/);
-    expect(() => buildArch('mobilenet_v2_0.6', {}, 'w.safetensors')).to.throw(ModelFormatError, /^w\.safetensors: field arch: unknown architecture "mobilenet_v2_0\.6"/);
-    expect(KNOWN_ARCHS).to.include.members(['mobilenet_v1_0.25', 'mobilenet_v1_1.0', 'mobilenet_v2_0.35', 'mobilenet_v2_1.4', 'resnet18', 'resnet34', 'resnet50']);
+    expect(() => buildArch('mobilenet_v2_0.6', {}, 'w.safetensors')).to.throw(
+      ModelFormatError,
+      /^w\.safetensors: field arch: unknown architecture "mobilenet_v2_0\.6"/,
+    );
+    expect(KNOWN_ARCHS).to.include.members([
+      'mobilenet_v1_0.25',
+      'mobilenet_v1_1.0',
+      'mobilenet_v2_0.35',
+      'mobilenet_v2_1.4',
+      'resnet18',
+      'resnet34',
+      'resnet50',
+    ]);
     expect(() => buildArch('resnet18', { inputSize: 8 })).to.throw(ConfigError, /^model\.inputSize: /);
   });
 

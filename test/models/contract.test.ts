@@ -14,7 +14,10 @@ describe('models: built backbones satisfy the Backbone contract the trainer uses
     await tf.setBackend('wasm');
   });
 
-  for (const [name, size] of [['mobilenet_v2', 96], ['resnet18', 64]] as const) {
+  for (const [name, size] of [
+    ['mobilenet_v2', 96],
+    ['resnet18', 64],
+  ] as const) {
     it(`${name}: a new head attaches, and cutting at every stage gives prefix∘suffix = the whole network`, async () => {
       const b = await loadBackbone(path.join(PARITY, `${name}.safetensors`), { inputSize: size });
       const net = attachHead(b, ['a', 'b', 'c'], { dropout: 0.2, seed: 1 });

@@ -8,7 +8,7 @@ import { ConfigError } from '../../src/errors';
 import { loadBackbone } from '../../src/models/registry';
 import { fileHandler } from '../../src/models/io';
 import { attachHead, splitAtStage } from '../../src/models/network';
-import { chainGraphHead, checkHeadOnly, isGraphHeadExport, loadFrozenEmbedder, GRAPH_LAYER, GraphEmbeddingLayer } from '../../src/models/graph-source';
+import { chainGraphHead, checkHeadOnly, isGraphHeadExport, loadFrozenEmbedder, GRAPH_LAYER, type GraphEmbeddingLayer } from '../../src/models/graph-source';
 import { inspectBackbone } from '../../src/models/inspect';
 import { namedVariables } from '../../src/optim/named';
 import { preprocessBatch } from '../../src/data/preprocess';
@@ -98,11 +98,7 @@ describe('models: a GraphModel (@tensorflow-models/mobilenet) as a head-only bac
     const [plain, viaChain, own] = tf.tidy(() => {
       const x = preprocessBatch(all, px.length, 224, meta.preprocessing);
       const emb = (graph.execute(x, 'module_apply_default/MobilenetV1/Logits/global_pool') as tf.Tensor).reshape([px.length, 256]);
-      return [
-        head.predict(emb) as tf.Tensor,
-        chained.predict(x) as tf.Tensor,
-        tf.softmax(res.network.train.predict(x) as tf.Tensor),
-      ];
+      return [head.predict(emb) as tf.Tensor, chained.predict(x) as tf.Tensor, tf.softmax(res.network.train.predict(x) as tf.Tensor)];
     });
     expect(tf.tidy(() => plain.sub(own).abs().max().dataSync()[0])).to.be.below(1e-5);
     expect(tf.tidy(() => viaChain.sub(own).abs().max().dataSync()[0])).to.be.below(1e-5);
@@ -124,9 +120,26 @@ describe('models: a GraphModel (@tensorflow-models/mobilenet) as a head-only bac
     );
     const opt = p.stages.optimizer.create(p.plan.groups, p.job);
     const { prefix, suffix } = splitAtStage(p.network, 0);
-    const trainer = new Trainer(p.network, p.data, p.trainableVars, opt, { factor: () => 1 }, [], {
-      epochs: 3, batch: 4, size: 224, flip: false, seed: 1, cachedStages: 1, cacheBytes: 64 * 1024 * 1024, spillDir: null, monitorNorms: false,
-    }, { prefix, suffix });
+    const trainer = new Trainer(
+      p.network,
+      p.data,
+      p.trainableVars,
+      opt,
+      { factor: () => 1 },
+      [],
+      {
+        epochs: 3,
+        batch: 4,
+        size: 224,
+        flip: false,
+        seed: 1,
+        cachedStages: 1,
+        cacheBytes: 64 * 1024 * 1024,
+        spillDir: null,
+        monitorNorms: false,
+      },
+      { prefix, suffix },
+    );
     const spy = countGraphImages();
     try {
       const fit = await trainer.fit();
@@ -154,7 +167,10 @@ describe('models: a GraphModel (@tensorflow-models/mobilenet) as a head-only bac
   it('asking to fine-tune it is refused plainly, naming the field; head settings and the defaults are fine', async () => {
     const b = await loadBackbone(GRAPH);
     const refused = (g: unknown, field: RegExp) => {
-      expect(() => checkHeadOnly(b, g)).to.throw(ConfigError, field).with.property('message').that.matches(/cannot|inference-only.*only a new head can be trained/);
+      expect(() => checkHeadOnly(b, g))
+        .to.throw(ConfigError, field)
+        .with.property('message')
+        .that.matches(/cannot|inference-only.*only a new head can be trained/);
     };
     refused({ groups: 3 }, /^groups\.groups: groups: 3 /);
     refused({ strategy: 'auto', lrs: [0.001, 0.1] }, /^groups\.lrs: /);
@@ -162,7 +178,15 @@ describe('models: a GraphModel (@tensorflow-models/mobilenet) as a head-only bac
     // a rule aimed at the graph's own nodes or at the wrapper layer
     refused({ rules: [{ match: 'Conv2d_13_pointwise', lr: 0.01 }] }, /^groups\.rules\[0\]: the rule \/Conv2d_13_pointwise\//);
     refused({ rules: [{ match: '^graph', lrMult: 0.1 }] }, /^groups\.rules\[0\]/);
-    for (const ok of [undefined, {}, { top: 0.05 }, { groups: 1 }, { rules: [{ match: 'lt_head', lrMult: 2 }] }, { rules: [{ match: '.*', decayMult: 0 }] }, { rules: [{ match: 'Conv2d', freeze: true }] }]) {
+    for (const ok of [
+      undefined,
+      {},
+      { top: 0.05 },
+      { groups: 1 },
+      { rules: [{ match: 'lt_head', lrMult: 2 }] },
+      { rules: [{ match: '.*', decayMult: 0 }] },
+      { rules: [{ match: 'Conv2d', freeze: true }] },
+    ]) {
       expect(() => checkHeadOnly(b, ok), JSON.stringify(ok)).not.to.throw();
     }
     // a fine-tunable backbone is never refused

@@ -19,7 +19,11 @@ const EXPECTED: Array<[string, number]> = [
 
 async function photo(file: string): Promise<tf.Tensor4D> {
   // shorter side to 224, centre crop, RGB; then [0,1] as TF-Hub image modules expect
-  const { data } = await sharp(path.join(FIX, 'photos', file)).resize(224, 224, { fit: 'cover' }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const { data } = await sharp(path.join(FIX, 'photos', file))
+    .resize(224, 224, { fit: 'cover' })
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   return tf.tidy(() => tf.tensor(new Uint8Array(data), [1, 224, 224, 3], 'int32').toFloat().div(255) as tf.Tensor4D);
 }
 
@@ -52,7 +56,10 @@ describe('models: GraphModel as a frozen embedder (@tensorflow-models/mobilenet)
 
   it('asking to unfreeze it is a ConfigError naming the field and the alternative', async () => {
     const e = await loadFrozenEmbedder(path.join(FIX, 'mobilenet_v1_0.25_224_graph'));
-    expect(() => refuseUnfreeze(e, 'groups.unfreeze', 'unfreeze: 3 stages')).to.throw(ConfigError, /^groups\.unfreeze: unfreeze: 3 stages asks to fine-tune .*inference-only.*only a new head can be trained, on its cached embeddings/);
+    expect(() => refuseUnfreeze(e, 'groups.unfreeze', 'unfreeze: 3 stages')).to.throw(
+      ConfigError,
+      /^groups\.unfreeze: unfreeze: 3 stages asks to fine-tune .*inference-only.*only a new head can be trained, on its cached embeddings/,
+    );
     e.dispose();
   });
 

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { loadH5wasm } from '../../src/models/keras-h5';
 
 /** One Keras layer as `save_weights` lays it out: weight names like `conv1/kernel:0`, HWIO arrays. */

@@ -8,7 +8,11 @@ const MODEL = 'models/mobilenet_v1_0.25_224';
 
 /** labels.tsv rows (a copy of shared/data/imagenet-samples/labels.tsv restricted to the copied photos). */
 function labels(): Array<Record<string, string>> {
-  const [head, ...rows] = fs.readFileSync(path.join(FIX, 'labels.tsv'), 'utf8').trim().split('\n').map((l) => l.split('\t'));
+  const [head, ...rows] = fs
+    .readFileSync(path.join(FIX, 'labels.tsv'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => l.split('\t'));
   return rows.map((r) => Object.fromEntries(head.map((h, i) => [h, r[i]])));
 }
 
@@ -23,7 +27,10 @@ describe('models: the shipped ImageNet MobileNet through `layertune predict` (is
     expect(r.code, r.stderr).to.equal(0);
     const preds = JSON.parse(r.stdout) as Array<{ file: string; top: Array<{ label: string; index: number; probability: number }> }>;
     expect(preds.map((p) => path.basename(p.file))).to.deep.equal(rows.map((row) => row.file));
-    const names = fs.readFileSync(path.join(MODEL, '..', 'imagenet_labels_1000.txt'), 'utf8').split('\n').map((s) => s.trim());
+    const names = fs
+      .readFileSync(path.join(MODEL, '..', 'imagenet_labels_1000.txt'), 'utf8')
+      .split('\n')
+      .map((s) => s.trim());
     preds.forEach((p, i) => {
       const expected = Number(rows[i]['top1_mobilenet_v1_0.25_224']);
       expect(p.top[0].index, p.file).to.equal(expected);

@@ -43,7 +43,15 @@ describe('models: Keras .h5 weights (h5wasm)', function () {
     expect(loaded.preprocess).to.deep.equal({ kind: 'scale', low: -1, high: 1 });
     expect(tf.memory().numTensors - before).to.equal(loaded.classifier!.weights.length);
     const x = tf.randomUniform([1, 224, 224, 3], -1, 1, 'float32', 11);
-    const diff = tf.tidy(() => tf.softmax(loaded.classifier!.predict(x) as tf.Tensor).sub(full.predict(x) as tf.Tensor).abs().max().dataSync()[0]);
+    const diff = tf.tidy(
+      () =>
+        tf
+          .softmax(loaded.classifier!.predict(x) as tf.Tensor)
+          .sub(full.predict(x) as tf.Tensor)
+          .abs()
+          .max()
+          .dataSync()[0],
+    );
     expect(diff).to.be.below(1e-5);
     x.dispose();
     disposeLoaded(loaded);
@@ -61,7 +69,14 @@ describe('models: Keras .h5 weights (h5wasm)', function () {
     const small = await loadBackbone(file, { inputSize: 96 });
     const refSmall = buildArch('mobilenet_v2_0.35', { convention: 'keras', inputSize: 96, numClasses: 5 });
     refSmall.classifier!.setWeights(built.classifier!.getWeights());
-    const diff = tf.tidy(() => (small.classifier!.predict(x) as tf.Tensor).sub(refSmall.classifier!.predict(x) as tf.Tensor).abs().max().dataSync()[0]);
+    const diff = tf.tidy(
+      () =>
+        (small.classifier!.predict(x) as tf.Tensor)
+          .sub(refSmall.classifier!.predict(x) as tf.Tensor)
+          .abs()
+          .max()
+          .dataSync()[0],
+    );
     expect(diff).to.equal(0);
     tf.dispose(x);
     [loaded, small].forEach(disposeLoaded);

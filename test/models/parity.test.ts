@@ -64,7 +64,16 @@ describe('models: the parity check has teeth', function () {
     await tf.setBackend('wasm');
     const built = buildArch('mobilenet_v2_1.0', { convention: 'keras', numClasses: 10 });
     loadTorchWeights(built, readSafetensors(path.join(DIR, 'mobilenet_v2.safetensors')), 'torchvision');
-    const loaded = { arch: built.arch, model: built.features, classifier: built.classifier, stages: built.stages, preprocess: built.preprocess, inputSize: 224, source: 'x', numClasses: 10 };
+    const loaded = {
+      arch: built.arch,
+      model: built.features,
+      classifier: built.classifier,
+      stages: built.stages,
+      preprocess: built.preprocess,
+      inputSize: 224,
+      source: 'x',
+      numClasses: 10,
+    };
     const r = checkParity('mobilenet_v2', loaded, path.join(DIR, 'mobilenet_v2.io.safetensors'));
     expect(r.ok, JSON.stringify(r)).to.equal(false);
     expect(r.maxAbsErr).to.be.greaterThan(1e-3 * r.maxAbsLogit);
@@ -78,7 +87,10 @@ describe('models: ResNet-50 (Bottleneck, v1.5) against an independent naive torc
     await tf.setBackend('wasm');
     const W = ref.randomBottleneckWeights([3, 4, 6, 3], 10, 42);
     const file = path.join(os.tmpdir(), `layertune-resnet50-${process.pid}.safetensors`);
-    fs.writeFileSync(file, encodeSafetensors([...W].map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape, bytes: new Uint8Array(t.data.buffer) }))));
+    fs.writeFileSync(
+      file,
+      encodeSafetensors([...W].map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape, bytes: new Uint8Array(t.data.buffer) }))),
+    );
     try {
       const loaded = loadTorchSafetensors(file, { inputSize: 40 });
       expect(loaded.arch).to.equal('resnet50');

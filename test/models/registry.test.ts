@@ -7,8 +7,8 @@ import '@tensorflow/tfjs-backend-wasm';
 import { expect } from 'chai';
 import { ConfigError, ModelFormatError } from '../../src/errors';
 import { checkParity, classifySource, disposeLoaded, inferTorchArch, loadBackbone, modelSourceSchema, readSafetensors } from '../../src/models';
-import { encodeSafetensors, SafetensorsDtype } from '../../src/models/safetensors';
-import { buildArch, BuiltArch } from '../../src/models/arch';
+import { encodeSafetensors, type SafetensorsDtype } from '../../src/models/safetensors';
+import { buildArch, type BuiltArch } from '../../src/models/arch';
 import { disposeBuilt } from '../../src/models/torch-source';
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -24,7 +24,14 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
 }
 
 /** Rewrites a safetensors file tensor by tensor (rename, reshape, drop) for bad-input cases. */
-function rewrite(src: string, dst: string, edit: (name: string, t: { dtype: SafetensorsDtype; shape: number[]; bytes: Uint8Array }) => { name: string; dtype: SafetensorsDtype; shape: number[]; bytes: Uint8Array } | null): void {
+function rewrite(
+  src: string,
+  dst: string,
+  edit: (
+    name: string,
+    t: { dtype: SafetensorsDtype; shape: number[]; bytes: Uint8Array },
+  ) => { name: string; dtype: SafetensorsDtype; shape: number[]; bytes: Uint8Array } | null,
+): void {
   const st = readSafetensors(src);
   const out = [];
   for (const [name, info] of st.tensors) {
@@ -83,7 +90,10 @@ describe('models: registry and loaders', function () {
     fs.mkdirSync(g);
     // a valid graph (one input placeholder) that is no MobileNet @tensorflow-models/mobilenet knows
     const node = [{ name: 'images', op: 'Placeholder', attr: { dtype: { type: 'DT_FLOAT' } } }];
-    fs.writeFileSync(path.join(g, 'model.json'), JSON.stringify({ format: 'graph-model', modelTopology: { node, versions: { producer: 27 } }, weightsManifest: [] }));
+    fs.writeFileSync(
+      path.join(g, 'model.json'),
+      JSON.stringify({ format: 'graph-model', modelTopology: { node, versions: { producer: 27 } }, weightsManifest: [] }),
+    );
     const e = await rejection(loadBackbone(g));
     expect(e).to.be.instanceOf(ModelFormatError);
     expect(e.message).to.match(/model\.json: GraphModel nodes: no known embedding node/);
@@ -117,7 +127,14 @@ describe('models: registry and loaders', function () {
       const loaded = await loadBackbone(file, { inputSize: 64 });
       // the round trip is exact: every weight went back to the layer it came from
       const x = tf.randomUniform([1, 64, 64, 3], -1, 1, 'float32', 2);
-      const diff = tf.tidy(() => (loaded.classifier!.predict(x) as tf.Tensor).sub(built.classifier!.predict(x) as tf.Tensor).abs().max().dataSync()[0]);
+      const diff = tf.tidy(
+        () =>
+          (loaded.classifier!.predict(x) as tf.Tensor)
+            .sub(built.classifier!.predict(x) as tf.Tensor)
+            .abs()
+            .max()
+            .dataSync()[0],
+      );
       expect(diff, arch).to.equal(0);
       x.dispose();
       disposeLoaded(loaded);
@@ -144,9 +161,10 @@ describe('models: registry and loaders', function () {
       if (m) return `classifier.${m[1]}`;
       m = /^features\.(\d+)\.conv\.(.*)$/.exec(rest)!;
       const k = Number(m[1]);
-      const parts: Record<string, string> = k === 1
-        ? { '0.0': 'conv_dw', '0.1': 'bn1', '1': 'conv_pw', '2': 'bn2' }
-        : { '0.0': 'conv_pw', '0.1': 'bn1', '1.0': 'conv_dw', '1.1': 'bn2', '2': 'conv_pwl', '3': 'bn3' };
+      const parts: Record<string, string> =
+        k === 1
+          ? { '0.0': 'conv_dw', '0.1': 'bn1', '1': 'conv_pw', '2': 'bn2' }
+          : { '0.0': 'conv_pw', '0.1': 'bn1', '1.0': 'conv_dw', '1.1': 'bn2', '2': 'conv_pwl', '3': 'bn3' };
       const mm = /^((?:\d\.)?\d)\.([a-z_]+)$/.exec(m[2])!;
       return `${blockOf[k - 1]}.${parts[mm[1]]}.${mm[2]}`;
     };
@@ -173,9 +191,15 @@ describe('models: registry and loaders', function () {
     });
     it('a missing tensor and a tensor nobody uses', async () => {
       const file = path.join(dir, 'renamed.safetensors');
-      rewrite(path.join(PARITY, 'mobilenet_v2.safetensors'), file, (name, t) => ({ name: name === 'features.5.conv.3.bias' ? 'features.5.conv.3.shift' : name, ...t }));
+      rewrite(path.join(PARITY, 'mobilenet_v2.safetensors'), file, (name, t) => ({
+        name: name === 'features.5.conv.3.bias' ? 'features.5.conv.3.shift' : name,
+        ...t,
+      }));
       const e = await rejection(loadBackbone(file));
-      expect(e.message).to.contain('2 weight problem(s)').and.contain('tensor "features.5.conv.3.bias": missing (needed by layer block_4_project_BN)').and.contain('tensor "features.5.conv.3.shift": not used by mobilenet_v2_1.0');
+      expect(e.message)
+        .to.contain('2 weight problem(s)')
+        .and.contain('tensor "features.5.conv.3.bias": missing (needed by layer block_4_project_BN)')
+        .and.contain('tensor "features.5.conv.3.shift": not used by mobilenet_v2_1.0');
     });
     it('a forced architecture that does not fit', async () => {
       const e = await rejection(loadBackbone(path.join(PARITY, 'resnet18.safetensors'), { arch: 'resnet34' }));
@@ -207,18 +231,26 @@ describe('models: registry and loaders', function () {
     expect(modelSourceSchema.parse({})).to.deep.equal({ source: 'models/mobilenet_v1_0.25_224' });
     expect(modelSourceSchema.safeParse({ arch: 'resnet19' }).success).to.equal(false);
     expect(modelSourceSchema.safeParse({ sorce: 'x' }).success).to.equal(false);
-    expect(modelSourceSchema.parse({ source: 'w.safetensors', arch: 'resnet50', size: 160 })).to.deep.equal({ source: 'w.safetensors', arch: 'resnet50', size: 160 });
+    expect(modelSourceSchema.parse({ source: 'w.safetensors', arch: 'resnet50', size: 160 })).to.deep.equal({
+      source: 'w.safetensors',
+      arch: 'resnet50',
+      size: 160,
+    });
   });
 });
 
 describe('scripts/check-parity.ts', function () {
   this.timeout(180_000);
-  const run = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'check-parity.ts'), ...args], { encoding: 'utf-8', cwd: ROOT });
+  const run = (args: string[]) =>
+    spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'check-parity.ts'), ...args], { encoding: 'utf-8', cwd: ROOT });
 
   it('prints one ok JSON line per fixture pair and exits 0', () => {
     const r = run([PARITY]);
     expect(r.status, r.stderr).to.equal(0);
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.map((l) => l.model)).to.deep.equal(['mobilenet_v2', 'resnet18']);
     for (const l of lines) {
       expect(Object.keys(l)).to.deep.equal(['model', 'maxAbsErr', 'maxAbsLogit', 'argmaxAgree', 'ok']);

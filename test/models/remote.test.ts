@@ -20,16 +20,20 @@ const PARITY = path.join(__dirname, '..', 'fixtures', 'parity');
 
 type Route = (res: http.ServerResponse) => void;
 
-const sendFile = (file: string, transform: (b: Buffer) => Buffer = (b) => b): Route => (res) => {
-  const body = transform(fs.readFileSync(file));
-  res.writeHead(200, { 'content-length': body.length });
-  res.end(body);
-};
-const sendJson = (v: unknown): Route => (res) => {
-  const body = Buffer.from(JSON.stringify(v));
-  res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
-  res.end(body);
-};
+const sendFile =
+  (file: string, transform: (b: Buffer) => Buffer = (b) => b): Route =>
+  (res) => {
+    const body = transform(fs.readFileSync(file));
+    res.writeHead(200, { 'content-length': body.length });
+    res.end(body);
+  };
+const sendJson =
+  (v: unknown): Route =>
+  (res) => {
+    const body = Buffer.from(JSON.stringify(v));
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+    res.end(body);
+  };
 
 /** A model folder served at /prefix/, optionally with one file rewritten. */
 function folderRoutes(prefix: string, dir: string, edit: Record<string, Route> = {}): Map<string, Route> {
@@ -68,7 +72,13 @@ describe('models: remote sources (http on 127.0.0.1, a user cache folder)', func
           res.end(Buffer.alloc(4096));
         },
       }),
-      ['/escape/model.json', sendJson({ ...JSON.parse(fs.readFileSync(path.join(MOBILENET, 'model.json'), 'utf8')), weightsManifest: [{ paths: ['../m/group1-shard1of1'], weights: [] }] })],
+      [
+        '/escape/model.json',
+        sendJson({
+          ...JSON.parse(fs.readFileSync(path.join(MOBILENET, 'model.json'), 'utf8')),
+          weightsManifest: [{ paths: ['../m/group1-shard1of1'], weights: [] }],
+        }),
+      ],
       ['/st/mobilenet_v2.safetensors', sendFile(path.join(PARITY, 'mobilenet_v2.safetensors'))],
       ['/st/short.safetensors', sendFile(path.join(PARITY, 'mobilenet_v2.safetensors'), (b) => b.subarray(0, b.length - 8))],
       // headers, then silence: the idle timeout must end it
@@ -118,13 +128,23 @@ describe('models: remote sources (http on 127.0.0.1, a user cache folder)', func
     // same features as the local folder
     const local = await loadBackbone(MOBILENET);
     const x = tf.randomUniform([1, 224, 224, 3], -1, 1, 'float32', 3);
-    const diff = tf.tidy(() => (b.model.predict(x) as tf.Tensor).sub(local.model.predict(x) as tf.Tensor).abs().max().dataSync()[0]);
+    const diff = tf.tidy(
+      () =>
+        (b.model.predict(x) as tf.Tensor)
+          .sub(local.model.predict(x) as tf.Tensor)
+          .abs()
+          .max()
+          .dataSync()[0],
+    );
     expect(diff).to.equal(0);
     // cache layout: byte-identical copies and a record of where they came from
     const dir = cacheFolderFor(url, cache);
     for (const f of fs.readdirSync(MOBILENET)) expect(fs.readFileSync(path.join(dir, f)).equals(fs.readFileSync(path.join(MOBILENET, f))), f).to.equal(true);
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'source.json'), 'utf8'))).to.include({ url });
-    expect(logs.some((l) => /^downloaded .*model\.json: \d+\.\d MB$/.test(l)), logs.join('\n')).to.equal(true);
+    expect(
+      logs.some((l) => /^downloaded .*model\.json: \d+\.\d MB$/.test(l)),
+      logs.join('\n'),
+    ).to.equal(true);
     requests.length = 0;
     const again = await loadBackbone(url, { remote: opts() });
     expect(requests).to.deep.equal([]);
@@ -136,16 +156,22 @@ describe('models: remote sources (http on 127.0.0.1, a user cache folder)', func
     const url = `${base}/trunc/model.json`;
     const e = await rejected(loadBackbone(url, { remote: opts() }));
     expect(e).to.be.instanceOf(ModelFormatError);
-    expect(e.message).to.match(/^http:\/\/127\.0\.0\.1:\d+\/trunc\/model\.json: weightsManifest\[\d+\] declares \d+ bytes but the downloaded shards \(group1-shard1of1\) hold \d+; no cached copy exists \(looked in .*\)$/);
+    expect(e.message).to.match(
+      /^http:\/\/127\.0\.0\.1:\d+\/trunc\/model\.json: weightsManifest\[\d+\] declares \d+ bytes but the downloaded shards \(group1-shard1of1\) hold \d+; no cached copy exists \(looked in .*\)$/,
+    );
     expect(fs.existsSync(cacheFolderFor(url, cache))).to.equal(false);
     expect(fs.readdirSync(path.join(cache, 'models')).filter((f) => f.startsWith('.'))).to.deep.equal([]);
   });
 
   it('a shard larger than its group declares is cut off at the first excess byte', async () => {
     const e = await rejected(fetchToCache(`${base}/padded/model.json`, opts()));
-    expect(e.message).to.match(/padded\/model\.json: weightsManifest\[\d+\] \(group1-shard1of1\): the server announces \d+ bytes, more than the \d+ the manifest leaves for it; no cached copy exists/);
+    expect(e.message).to.match(
+      /padded\/model\.json: weightsManifest\[\d+\] \(group1-shard1of1\): the server announces \d+ bytes, more than the \d+ the manifest leaves for it; no cached copy exists/,
+    );
     const c = await rejected(fetchToCache(`${base}/chunked/model.json`, opts()));
-    expect(c.message).to.match(/chunked\/model\.json: weightsManifest\[\d+\] \(group1-shard1of1\): the server sent more than the \d+ bytes the manifest leaves for it; no cached copy exists/);
+    expect(c.message).to.match(
+      /chunked\/model\.json: weightsManifest\[\d+\] \(group1-shard1of1\): the server sent more than the \d+ bytes the manifest leaves for it; no cached copy exists/,
+    );
   });
 
   it('weight paths that leave the model folder are refused before any shard is requested', async () => {
@@ -176,7 +202,9 @@ describe('models: remote sources (http on 127.0.0.1, a user cache folder)', func
       const again = await fetchToCache(url, opts({ refresh: true }));
       expect(again).to.equal(first);
       expect(requests).to.deep.equal(['/graph/model.json']);
-      expect(logs.join('\n')).to.match(/^warning: http:\/\/127\.0\.0\.1:\d+\/graph\/model\.json: could not refresh \(download failed: HTTP 404 Not Found for model\.json .*\); using the cached copy in .* from \d{4}-/m);
+      expect(logs.join('\n')).to.match(
+        /^warning: http:\/\/127\.0\.0\.1:\d+\/graph\/model\.json: could not refresh \(download failed: HTTP 404 Not Found for model\.json .*\); using the cached copy in .* from \d{4}-/m,
+      );
     } finally {
       routes = saved;
     }

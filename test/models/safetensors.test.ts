@@ -80,7 +80,8 @@ describe('models: safetensors reader', () => {
     it('shorter than the length prefix', () => expectError(() => parseSafetensors(new Uint8Array(5), F), 'header length', '8-byte'));
     it('a header larger than the cap (checked before reading it)', () =>
       expectError(() => parseSafetensors(raw('{}', undefined, 1n << 40n), F), 'header length', 'exceeds', 'limit'));
-    it('a header over a custom cap', () => expectError(() => parseSafetensors(raw(`{"__metadata__":{"a":"${'x'.repeat(100)}"}}`), F, { maxHeaderBytes: 64 }), 'exceeds the 64-byte limit'));
+    it('a header over a custom cap', () =>
+      expectError(() => parseSafetensors(raw(`{"__metadata__":{"a":"${'x'.repeat(100)}"}}`), F, { maxHeaderBytes: 64 }), 'exceeds the 64-byte limit'));
     it('a header running past the end of the file', () => expectError(() => parseSafetensors(raw('{}', undefined, 1000n), F), 'runs past the end'));
     it('malformed JSON', () => expectError(() => parseSafetensors(raw('{"a": {"dtype": "F32",'), F), 'header', 'not valid JSON'));
     it('a JSON array instead of an object', () => expectError(() => parseSafetensors(raw('[1,2]'), F), 'must be a JSON object'));
@@ -89,17 +90,29 @@ describe('models: safetensors reader', () => {
       b[10] = 0xff;
       expectError(() => parseSafetensors(b, F), 'UTF-8');
     });
-    it('an unknown dtype', () => expectError(() => parseSafetensors(raw('{"w":{"dtype":"F8","shape":[1],"data_offsets":[0,1]}}', new Uint8Array(1)), F), '"w".dtype', 'F8'));
-    it('a bad shape', () => expectError(() => parseSafetensors(raw('{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}', new Uint8Array(4)), F), '"w".shape'));
-    it('an unknown entry field', () => expectError(() => parseSafetensors(raw('{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":1}}', new Uint8Array(4)), F), '"w".x', 'unknown field'));
+    it('an unknown dtype', () =>
+      expectError(() => parseSafetensors(raw('{"w":{"dtype":"F8","shape":[1],"data_offsets":[0,1]}}', new Uint8Array(1)), F), '"w".dtype', 'F8'));
+    it('a bad shape', () =>
+      expectError(() => parseSafetensors(raw('{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}', new Uint8Array(4)), F), '"w".shape'));
+    it('an unknown entry field', () =>
+      expectError(() => parseSafetensors(raw('{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":1}}', new Uint8Array(4)), F), '"w".x', 'unknown field'));
     it('data offsets out of range', () =>
-      expectError(() => parseSafetensors(raw('{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', new Uint8Array(8)), F), '"w".data_offsets', 'out of range'));
-    it('data offsets reversed', () => expectError(() => parseSafetensors(raw('{"w":{"dtype":"F32","shape":[0],"data_offsets":[4,0]}}', new Uint8Array(4)), F), '"w".data_offsets'));
+      expectError(
+        () => parseSafetensors(raw('{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', new Uint8Array(8)), F),
+        '"w".data_offsets',
+        'out of range',
+      ));
+    it('data offsets reversed', () =>
+      expectError(() => parseSafetensors(raw('{"w":{"dtype":"F32","shape":[0],"data_offsets":[4,0]}}', new Uint8Array(4)), F), '"w".data_offsets'));
     it('data offsets that disagree with dtype × shape', () =>
       expectError(() => parseSafetensors(raw('{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}', new Uint8Array(8)), F), '"w".data_offsets', 'needs 12'));
     it('overlapping tensors', () =>
       expectError(
-        () => parseSafetensors(raw('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', new Uint8Array(8)), F),
+        () =>
+          parseSafetensors(
+            raw('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', new Uint8Array(8)),
+            F,
+          ),
         '"b".data_offsets',
         'overlaps',
       ));
@@ -122,7 +135,9 @@ describe('models: safetensors reader', () => {
         err = e;
       }
       expect(err).to.be.instanceOf(ModelFormatError);
-      expect((err as Error).message).to.contain(p).and.contain('ENOENT');
+      expect((err as Error).message)
+        .to.contain(p)
+        .and.contain('ENOENT');
     });
   });
 });

@@ -52,7 +52,7 @@ export function bn(x: T, W: Weights, p: string): T {
   return { ...x, d: out };
 }
 
-export const relu = (x: T): T => ({ ...x, d: x.d.map((v) => (v > 0 ? v : 0)) });
+export const relu = (x: T): T => ({ ...x, d: x.d.map((v) => Math.max(v, 0)) });
 const add = (a: T, b: T): T => ({ ...a, d: a.d.map((v, i) => v + b.d[i]) });
 
 function maxpool(x: T): T {

@@ -13,12 +13,31 @@ describe('weight decay modes vs tf.regularizers', () => {
 
   function dense(name: string, regularizer?: ReturnType<typeof tf.regularizers.l2>): tf.LayersModel {
     const m = tf.sequential({ name });
-    m.add(tf.layers.dense({ units: 3, inputShape: [4], kernelInitializer: tf.initializers.randomNormal({ seed: 7 }), biasInitializer: 'ones', kernelRegularizer: regularizer, name: `${name}_d` }));
+    m.add(
+      tf.layers.dense({
+        units: 3,
+        inputShape: [4],
+        kernelInitializer: tf.initializers.randomNormal({ seed: 7 }),
+        biasInitializer: 'ones',
+        kernelRegularizer: regularizer,
+        name: `${name}_d`,
+      }),
+    );
     return m;
   }
 
-  const x = () => tf.tensor2d([[1, 2, -1, 0.5], [0.3, -0.2, 0.8, 1], [-1, 0, 0.5, 2]]);
-  const y = () => tf.tensor2d([[1, 0, 0], [0, 1, 0], [0, 0, 1]]);
+  const x = () =>
+    tf.tensor2d([
+      [1, 2, -1, 0.5],
+      [0.3, -0.2, 0.8, 1],
+      [-1, 0, 0.5, 2],
+    ]);
+  const y = () =>
+    tf.tensor2d([
+      [1, 0, 0],
+      [0, 1, 0],
+      [0, 0, 1],
+    ]);
 
   for (const kind of ['l2', 'l1'] as const) {
     it(`${kind}: penalty through model.fit (tfjs SGD) == our sgd with ${kind === 'l2' ? 'coupled decay wd = 2·l2' : 'l1 decay wd = l1'}`, async () => {

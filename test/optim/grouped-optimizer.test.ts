@@ -70,7 +70,10 @@ describe('GroupedOptimizer', () => {
   describe('update rules against hand computation', () => {
     it('momentum with coupled decay: buf = g first, then m·buf + g; w -= lr·buf (PyTorch)', () => {
       const vars = makeVars({ w: [1, -2] });
-      const opt = new GroupedOptimizer([{ name: 'g', params: ['w'], lr: 0.1, weightDecay: 0.5, decayMode: 'coupled' }], { algorithm: 'momentum', momentum: 0.9 });
+      const opt = new GroupedOptimizer([{ name: 'g', params: ['w'], lr: 0.1, weightDecay: 0.5, decayMode: 'coupled' }], {
+        algorithm: 'momentum',
+        momentum: 0.9,
+      });
       let w = [1, -2];
       let buf: number[] | null = null;
       for (let t = 0; t < 3; t++) {
@@ -90,13 +93,21 @@ describe('GroupedOptimizer', () => {
     it('rmsprop (centered, momentum 0.5): PyTorch formula, eps outside the square root', () => {
       const vars = makeVars({ w: [0.7, -0.4, 0] });
       const opt = new GroupedOptimizer([{ name: 'g', params: ['w'], lr: 0.01, weightDecay: 0, decayMode: 'coupled' }], {
-        algorithm: 'rmsprop', momentum: 0.5, alpha: 0.9, centered: true, eps: 1e-3,
+        algorithm: 'rmsprop',
+        momentum: 0.5,
+        alpha: 0.9,
+        centered: true,
+        eps: 1e-3,
       });
       let w = [0.7, -0.4, 0];
       let s = [0, 0, 0];
       let ga = [0, 0, 0];
       let buf = [0, 0, 0];
-      const gs = [[0.5, -1, 2], [0.1, 0.3, -0.7], [-0.4, 0.2, 0.9]];
+      const gs = [
+        [0.5, -1, 2],
+        [0.1, 0.3, -0.7],
+        [-0.4, 0.2, 0.9],
+      ];
       for (const gv of gs) {
         const g = { w: tf.tensor1d(gv) };
         opt.step(g, vars);
@@ -134,7 +145,11 @@ describe('GroupedOptimizer', () => {
       const r2 = (0.001 * n1) / (1 + 0.01 * n1);
       const d1 = [ratio * (0.6 + 0.03), ratio * (-0.8 + 0.04)];
       const d2 = [r2 * (0.6 + 0.01 * k1[0]), r2 * (-0.8 + 0.01 * k1[1])];
-      expectClose(values(vars.k), k1.map((v, i) => v - 0.1 * (0.9 * d1[i] + d2[i])), 1e-5);
+      expectClose(
+        values(vars.k),
+        k1.map((v, i) => v - 0.1 * (0.9 * d1[i] + d2[i])),
+        1e-5,
+      );
       tf.dispose(Object.values(grads));
       opt.dispose();
       tf.dispose(Object.values(vars));
@@ -186,7 +201,9 @@ describe('GroupedOptimizer', () => {
 
     it('reordering groups, params and gradients changes nothing (adam)', () => {
       const a = trajectory(GROUPS(), ['k1', 'b1', 'k2'], 'adam');
-      const reversed = GROUPS().reverse().map((g) => ({ ...g, params: [...g.params].reverse() }));
+      const reversed = GROUPS()
+        .reverse()
+        .map((g) => ({ ...g, params: [...g.params].reverse() }));
       const b = trajectory(reversed, ['k2', 'b1', 'k1'], 'adam');
       for (const k of Object.keys(a)) expect(b[k]).to.deep.equal(a[k]);
     });
@@ -263,7 +280,10 @@ describe('GroupedOptimizer', () => {
       const gk2 = values(g.k2);
       const r = opt.step(g, vars, 0.25);
       expect(r.lrs).to.deep.equal({ a: 0.05 * 0.25, b: 0.2 * 0.25 });
-      expectClose(values(vars.k2), before.map((w, i) => w - 0.05 * gk2[i]));
+      expectClose(
+        values(vars.k2),
+        before.map((w, i) => w - 0.05 * gk2[i]),
+      );
       tf.dispose(Object.values(g));
       opt.dispose();
       tf.dispose(Object.values(vars));
@@ -316,10 +336,16 @@ describe('GroupedOptimizer', () => {
   describe('bad input', () => {
     const one = (patch: Partial<ParamGroup>): ParamGroup[] => [{ name: 'g', params: ['w'], lr: 0.1, weightDecay: 0, decayMode: 'coupled', ...patch }];
     it('unknown algorithm', () => {
-      expect(() => new GroupedOptimizer(one({}), { algorithm: 'adagrad' as Algorithm })).to.throw(ConfigError, /^optimizer\.algorithm: unknown algorithm "adagrad"/);
+      expect(() => new GroupedOptimizer(one({}), { algorithm: 'adagrad' as Algorithm })).to.throw(
+        ConfigError,
+        /^optimizer\.algorithm: unknown algorithm "adagrad"/,
+      );
     });
     it('momentum outside [0, 1)', () => {
-      expect(() => new GroupedOptimizer(one({ momentum: 1 }), { algorithm: 'momentum' })).to.throw(ConfigError, /groups\.g\.momentum: momentum must be in \[0, 1\)/);
+      expect(() => new GroupedOptimizer(one({ momentum: 1 }), { algorithm: 'momentum' })).to.throw(
+        ConfigError,
+        /groups\.g\.momentum: momentum must be in \[0, 1\)/,
+      );
       expect(() => new GroupedOptimizer(one({}), { algorithm: 'momentum', momentum: -0.1 })).to.throw(ConfigError, /groups\.g\.momentum/);
     });
     it('negative lr or weight decay', () => {

@@ -19,9 +19,18 @@ describe('GroupedOptimizer against the PyTorch 1.13 reference (test/fixtures/opt
 
   it('has the 12 cases the issue names', () => {
     expect(ref.cases.map((c) => `${c.optimizer}/${c.schedule}`)).to.have.members([
-      'sgd/constant', 'sgd/warmup5_step10', 'momentum/constant', 'momentum/warmup5_step10',
-      'nesterov/constant', 'nesterov/warmup5_step10', 'adam/constant', 'adam/warmup5_step10',
-      'adamw/constant', 'adamw/warmup5_step10', 'sgdw/constant', 'momentumw/constant',
+      'sgd/constant',
+      'sgd/warmup5_step10',
+      'momentum/constant',
+      'momentum/warmup5_step10',
+      'nesterov/constant',
+      'nesterov/warmup5_step10',
+      'adam/constant',
+      'adam/warmup5_step10',
+      'adamw/constant',
+      'adamw/warmup5_step10',
+      'sgdw/constant',
+      'momentumw/constant',
     ]);
   });
 
@@ -48,7 +57,10 @@ describe('GroupedOptimizer against the PyTorch 1.13 reference (test/fixtures/opt
   describe('scripts/replay-optimizer-reference.ts', () => {
     it('prints one JSON line per case and exits 0 on the fixture', () => {
       const out = execFileSync(TSX, [SCRIPT, FIXTURE], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-      const lines = out.trim().split('\n').map((l) => JSON.parse(l));
+      const lines = out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       expect(lines).to.have.length(12);
       for (const l of lines) {
         expect(Object.keys(l)).to.deep.equal(['optimizer', 'schedule', 'maxAbsErr', 'maxRelErr', 'ok']);
@@ -61,7 +73,10 @@ describe('GroupedOptimizer against the PyTorch 1.13 reference (test/fixtures/opt
       const r = spawnSync(TSX, [SCRIPT, FIXTURE, '--backend', 'wasm'], { encoding: 'utf8' });
       expect(r.stderr).to.include('backend: wasm');
       expect(r.status, r.stderr).to.equal(0);
-      const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+      const lines = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       expect(lines).to.have.length(12);
       expect(lines.every((l) => l.ok === true)).to.equal(true);
     });
@@ -87,7 +102,10 @@ describe('GroupedOptimizer against the PyTorch 1.13 reference (test/fixtures/opt
         fs.writeFileSync(badFile, JSON.stringify(short));
         const bad = spawnSync(TSX, [SCRIPT, badFile], { encoding: 'utf8' });
         expect(bad.status).to.equal(1);
-        const results = bad.stdout.trim().split('\n').map((l) => JSON.parse(l));
+        const results = bad.stdout
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l));
         expect(results.every((r) => r.ok === false)).to.equal(true);
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });

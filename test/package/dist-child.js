@@ -8,7 +8,7 @@ const dist = path.join(__dirname, '..', '..', 'dist');
 const { registerWasmTrainingKernels } = require(path.join(dist, 'engine', 'wasm'));
 const { ParallelGradients } = require(path.join(dist, 'engine', 'wasm', 'parallel'));
 const { layertuneVersion } = require(path.join(dist, 'export', 'exporter'));
-const { classifySource } = require(path.join(dist, 'models', 'registry'));
+const { classifySource } = require(path.join(dist, 'models', 'classify-source'));
 
 (async () => {
   await tf.setBackend('wasm');

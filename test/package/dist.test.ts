@@ -17,7 +17,7 @@ function node(args: string[], cwd = ROOT) {
 describe('the compiled package (dist/) on plain Node', function () {
   this.timeout(180000);
 
-  before(function () {
+  before(() => {
     if (!fs.existsSync(path.join(DIST, 'index.js'))) throw new Error('dist/ is missing: run `npm run build` (npm test does it first)');
   });
 
@@ -32,7 +32,9 @@ describe('the compiled package (dist/) on plain Node', function () {
     expect(v.stdout.trim()).to.equal(VERSION);
     const h = node([path.join(DIST, 'cli', 'main.js'), '--help']);
     expect(h.status, h.stderr).to.equal(0);
-    expect(h.stdout).to.match(/Usage: layertune/).and.match(/demo/);
+    expect(h.stdout)
+      .to.match(/Usage: layertune/)
+      .and.match(/demo/);
   });
 
   it('a bin symlink (as node_modules/.bin makes) still runs the CLI', () => {

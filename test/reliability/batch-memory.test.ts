@@ -64,7 +64,9 @@ describe('reliability: batch and memory sanity', function () {
     const budget = { bytes: estimateMemory(counts, 3, 1).total, limitedBy: 'the 4 GB wasm heap' };
     const f = fitBatch({ batch: 8, accumulate: 1, trainImages: 100, model: counts, optimizerSlots: 1, size: 1024, budget });
     expect([f.batch, f.accumulate]).to.deep.equal([2, 4]);
-    expect(f.warnings[0]).to.match(/^size 1024 at batch 8 needs about .* over .*, the 4 GB wasm heap; using batch 2 × accumulate 4 \(the same effective batch 8\)$/);
+    expect(f.warnings[0]).to.match(
+      /^size 1024 at batch 8 needs about .* over .*, the 4 GB wasm heap; using batch 2 × accumulate 4 \(the same effective batch 8\)$/,
+    );
   });
 
   it('not even one image fits: refused with one line', () => {
@@ -88,10 +90,19 @@ describe('reliability: batch and memory sanity', function () {
 
   it('the divergence guard on a one-batch epoch: the rolled-back epoch is run again, not "no training image could be decoded"', async () => {
     const source = new MemorySource(['a', 'b'], 2, 1);
-    const p = await prepare({ model: { size: 32, batchNorm: 'frozen' }, groups: { strategy: 'stepped', top: 0.01 }, train: { epochs: 4, batch: 4 }, backend: 'wasm', out: tmpDir() } as JobInput, {
-      ...quiet,
-      stages: { data: { create: () => source } },
-    });
+    const p = await prepare(
+      {
+        model: { size: 32, batchNorm: 'frozen' },
+        groups: { strategy: 'stepped', top: 0.01 },
+        train: { epochs: 4, batch: 4 },
+        backend: 'wasm',
+        out: tmpDir(),
+      } as JobInput,
+      {
+        ...quiet,
+        stages: { data: { create: () => source } },
+      },
+    );
     const opt = p.stages.optimizer.create(p.plan.groups, p.job);
     const lines: string[] = [];
     const trainer = new Trainer(
@@ -103,7 +114,15 @@ describe('reliability: batch and memory sanity', function () {
       { factor: (step) => (step === 1 ? 1e6 : 1) },
       [],
       {
-        epochs: 4, batch: 4, size: 32, flip: false, seed: 1, cachedStages: 0, cacheBytes: 0, spillDir: null, monitorNorms: false,
+        epochs: 4,
+        batch: 4,
+        size: 32,
+        flip: false,
+        seed: 1,
+        cachedStages: 0,
+        cacheBytes: 0,
+        spillDir: null,
+        monitorNorms: false,
         guard: GuardSchema.parse({ snapshotEvery: 1 }),
         log: (l) => lines.push(l),
       },

@@ -18,7 +18,11 @@ import { tinyCheckpoint } from '../helpers/checkpoint';
 function checkpoint(): Checkpoint {
   return tinyCheckpoint({
     weights: [{ name: 'w', shape: [4], dtype: 'float32', values: new Float32Array([1, 2, 3, 4]) }],
-    optimizer: { algorithm: 'momentum', step: 3, vars: { w: { step: 3, slots: { momentum: { shape: [4], values: new Float32Array([0.1, 0.2, 0.3, 0.4]) } } } } },
+    optimizer: {
+      algorithm: 'momentum',
+      step: 3,
+      vars: { w: { step: 3, slots: { momentum: { shape: [4], values: new Float32Array([0.1, 0.2, 0.3, 0.4]) } } } },
+    },
   });
 }
 
@@ -56,7 +60,11 @@ describe('reliability: checksums', () => {
       expect(err).to.be.instanceOf(UserError);
       const msg = (err as Error).message;
       expect(msg).to.not.include('\n');
-      expect(msg).to.match(new RegExp(`^resume: ${path.join(root, 'last', 'weights.bin').replace(/[.]/g, '\\.')}: is corrupt or truncated: its SHA-256 is [0-9a-f]{12}…, checksums\\.sha256 records [0-9a-f]{12}…; intact: ${path.join(root, 'best').replace(/[.]/g, '\\.')} `));
+      expect(msg).to.match(
+        new RegExp(
+          `^resume: ${path.join(root, 'last', 'weights.bin').replace(/[.]/g, '\\.')}: is corrupt or truncated: its SHA-256 is [0-9a-f]{12}…, checksums\\.sha256 records [0-9a-f]{12}…; intact: ${path.join(root, 'best').replace(/[.]/g, '\\.')} `,
+        ),
+      );
     });
   }
 

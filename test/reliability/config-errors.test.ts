@@ -19,7 +19,7 @@ async function inProcess(args: string[]): Promise<{ code: number; stdout: string
   console.error = (...a: unknown[]) => void err.push(a.join(' '));
   try {
     const code = await main(['node', 'layertune', ...args]);
-    return { code, stdout: out.join('\n'), stderr: err.join('\n') + '\n' };
+    return { code, stdout: out.join('\n'), stderr: `${err.join('\n')}\n` };
   } finally {
     console.log = log;
     console.error = error;
@@ -62,7 +62,10 @@ describe('reliability: config errors on the command line', function () {
   it('an unknown top-level key', () => expectOneLine(['train', '--config', file('top.json', '{"epochz": 3}')], /top\.json: unknown field\(s\) "epochz"/));
 
   it('a wrong type in a JSON job file', () => {
-    return expectOneLine(['train', '--config', file('type.json', '{"train": {"epochs": "five"}}')], /type\.json\.train\.epochs: .*expected number, received string/);
+    return expectOneLine(
+      ['train', '--config', file('type.json', '{"train": {"epochs": "five"}}')],
+      /type\.json\.train\.epochs: .*expected number, received string/,
+    );
   });
 
   it('an out-of-range value nested in a section', () => {
@@ -80,13 +83,28 @@ describe('reliability: config errors on the command line', function () {
 
   it('an export folder that cannot be created', () => {
     const blocker = file('blocker2', 'x');
-    return expectOneLine(['train', '--out', path.join(dir, 'run-ok'), '--export', path.join(blocker, 'sub', 'model')], /blocker2\/sub: export folder is not writable/);
+    return expectOneLine(
+      ['train', '--out', path.join(dir, 'run-ok'), '--export', path.join(blocker, 'sub', 'model')],
+      /blocker2\/sub: export folder is not writable/,
+    );
   });
 
   it('a job file over the 1 MiB cap is refused unread (a YAML alias bomb is capped by the parser too)', async () => {
-    await expectOneLine(['train', '--config', file('huge.yaml', `# ${'x'.repeat(MAX_JOB_FILE_BYTES)}\n`)], /huge\.yaml: config file is \d+ bytes, over the 1048576-byte limit/);
-    const laughs = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...Array.from({ length: 9 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill('*' + String.fromCharCode(97 + i)).join(', ')}]`)];
-    await expectOneLine(['train', '--config', file('laughs.yaml', laughs.join('\n') + '\n')], /laughs\.yaml: cannot parse: .*alias/i);
+    await expectOneLine(
+      ['train', '--config', file('huge.yaml', `# ${'x'.repeat(MAX_JOB_FILE_BYTES)}\n`)],
+      /huge\.yaml: config file is \d+ bytes, over the 1048576-byte limit/,
+    );
+    const laughs = [
+      'a: &a [x, x, x, x, x, x, x, x, x, x]',
+      ...Array.from(
+        { length: 9 },
+        (_, i) =>
+          `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10)
+            .fill(`*${String.fromCharCode(97 + i)}`)
+            .join(', ')}]`,
+      ),
+    ];
+    await expectOneLine(['train', '--config', file('laughs.yaml', `${laughs.join('\n')}\n`)], /laughs\.yaml: cannot parse: .*alias/i);
   });
 
   it('--epochs 2.5: a fraction where an integer is needed', () => expectOneLine(['train', '--epochs', '2.5'], /train\.epochs: .*int/i));

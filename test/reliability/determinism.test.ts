@@ -19,7 +19,11 @@ interface Run {
 }
 
 function collect(out: string, exportDir: string): Run {
-  const lines = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const lines = fs
+    .readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   // wall-clock seconds may differ, and numTensors counts the whole process (whatever earlier runs in it
   // left): neither is a result of the run
   const epochs = lines.filter((l) => l.type === 'epoch').map(({ seconds: _s, numTensors: _n, ...rest }) => rest);
@@ -39,10 +43,7 @@ describe('reliability: determinism', function () {
     const out = tmpDir(`lt-det-${backend}-`);
     let r: JobResult | undefined;
     try {
-      r = await runJob(
-        { data: { dir: data }, model: { size: 32, dropout: 0.5 }, train: { epochs, batch: 4, seed }, backend, out },
-        { log: () => undefined },
-      );
+      r = await runJob({ data: { dir: data }, model: { size: 32, dropout: 0.5 }, train: { epochs, batch: 4, seed }, backend, out }, { log: () => undefined });
       return collect(out, r.exportDir);
     } finally {
       if (r) disposeNetwork(r.network);
@@ -50,7 +51,10 @@ describe('reliability: determinism', function () {
   }
 
   // the pure-JS cpu backend is ~15x slower: one epoch there
-  for (const [backend, epochs] of [['wasm', 3], ['cpu', 1]] as const) {
+  for (const [backend, epochs] of [
+    ['wasm', 3],
+    ['cpu', 1],
+  ] as const) {
     it(`${backend}: the same seed twice gives identical per-step losses, epoch metrics and exported weights`, async () => {
       const a = await run(backend, 7, epochs);
       const b = await run(backend, 7, epochs);

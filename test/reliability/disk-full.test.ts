@@ -29,7 +29,7 @@ describe('reliability: full and short-writing disks', () => {
   it('loops on short writes: a file written 7 bytes per call is whole', () => {
     const dir = tmpDir();
     const f = path.join(dir, 'm.jsonl');
-    const text = Array.from({ length: 72 }, (_, i) => JSON.stringify({ step: i, loss: 1 / (i + 1) })).join('\n') + '\n';
+    const text = `${Array.from({ length: 72 }, (_, i) => JSON.stringify({ step: i, loss: 1 / (i + 1) })).join('\n')}\n`;
     setWriteSyncForTest(disk(Infinity, 7));
     writeFileAtomic(f, text);
     expect(fs.readFileSync(f, 'utf8')).to.equal(text);
@@ -74,7 +74,11 @@ describe('reliability: full and short-writing disks', () => {
   });
 
   it('EDQUOT, EROFS and EACCES get their own words', () => {
-    for (const [code, words] of [['EDQUOT', 'disk quota exceeded'], ['EROFS', 'read-only file system'], ['EACCES', 'permission denied']]) {
+    for (const [code, words] of [
+      ['EDQUOT', 'disk quota exceeded'],
+      ['EROFS', 'read-only file system'],
+      ['EACCES', 'permission denied'],
+    ]) {
       setWriteSyncForTest(() => {
         throw Object.assign(new Error(code), { code });
       });
@@ -99,6 +103,8 @@ describe('reliability: full and short-writing disks', () => {
     setWriteSyncForTest(() => {
       throw Object.assign(new Error('boom'), { code: 'EBADF' });
     });
-    expect(() => writeFileAtomic(path.join(tmpDir(), 'a'), 'x')).to.throw(/boom/).and.not.be.instanceOf(DiskError);
+    expect(() => writeFileAtomic(path.join(tmpDir(), 'a'), 'x'))
+      .to.throw(/boom/)
+      .and.not.be.instanceOf(DiskError);
   });
 });

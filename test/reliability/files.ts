@@ -35,19 +35,29 @@ export function pngBombHeader(w: number, h: number): Buffer {
 
 /** A 16-bit-per-channel PNG. */
 export async function write16BitPng(file: string): Promise<void> {
-  await sharp({ create: { width: 8, height: 6, channels: 3, background: { r: 128, g: 64, b: 32 } } }).toColourspace('rgb16').png().toFile(file);
+  await sharp({ create: { width: 8, height: 6, channels: 3, background: { r: 128, g: 64, b: 32 } } })
+    .toColourspace('rgb16')
+    .png()
+    .toFile(file);
 }
 
 export async function writeCmykJpeg(file: string): Promise<void> {
-  await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 0, g: 0, b: 255 } } }).toColourspace('cmyk').jpeg().toFile(file);
+  await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 0, g: 0, b: 255 } } })
+    .toColourspace('cmyk')
+    .jpeg()
+    .toFile(file);
 }
 
 /** Left half red, right half blue, stored rotated by 180° (EXIF orientation 3). */
 export async function writeExifRotatedJpeg(file: string): Promise<void> {
-  const w = 8, h = 4;
+  const w = 8,
+    h = 4;
   const px = Buffer.alloc(w * h * 3);
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) px.set(x < w / 2 ? [255, 0, 0] : [0, 0, 255], (y * w + x) * 3);
-  await sharp(px, { raw: { width: w, height: h, channels: 3 } }).withMetadata({ orientation: 3 }).jpeg({ quality: 100 }).toFile(file);
+  await sharp(px, { raw: { width: w, height: h, channels: 3 } })
+    .withMetadata({ orientation: 3 })
+    .jpeg({ quality: 100 })
+    .toFile(file);
 }
 
 /** A real two-frame animated GIF (first frame red, second white). */
@@ -55,7 +65,9 @@ export async function writeAnimatedGif(file: string): Promise<void> {
   const frame = 4 * 4 * 4;
   const px = Buffer.alloc(2 * frame, 255);
   for (let i = 0; i < 16; i++) px.set([255, 0, 0, 255], i * 4);
-  await sharp(px, { raw: { width: 4, height: 8, channels: 4, pageHeight: 4 } }).gif({ loop: 0 }).toFile(file);
+  await sharp(px, { raw: { width: 4, height: 8, channels: 4, pageHeight: 4 } })
+    .gif({ loop: 0 })
+    .toFile(file);
 }
 
 /** A JPEG cut in half and one with its entropy-coded data overwritten. */

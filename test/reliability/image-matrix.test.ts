@@ -16,15 +16,7 @@ import { resolveJob } from '../../src/config/load';
 import { createContainer, resolveStages } from '../../src/container';
 import { DataError } from '../../src/errors';
 import { tmpDir, writeImage } from '../helpers/images';
-import {
-  pngBombHeader,
-  write16BitPng,
-  writeAnimatedGif,
-  writeBrokenJpegs,
-  writeCmykJpeg,
-  writeExifRotatedJpeg,
-  writeTruncatedPng,
-} from './files';
+import { pngBombHeader, write16BitPng, writeAnimatedGif, writeBrokenJpegs, writeCmykJpeg, writeExifRotatedJpeg, writeTruncatedPng } from './files';
 
 const SIZE = 16;
 
@@ -108,7 +100,10 @@ describe('reliability: image-input matrix', function () {
     expect(out.skipped.get(file)).to.contain(file); // the message names the file
   };
   const expectDecodeWarning = (name: string) =>
-    expect(out.emitted.some((w) => w.includes(f(name))), `${name}: a process warning was emitted`).to.equal(true);
+    expect(
+      out.emitted.some((w) => w.includes(f(name))),
+      `${name}: a process warning was emitted`,
+    ).to.equal(true);
 
   it('reads the folder as classes good, other, single: hidden folders and looping class links are not classes', () => {
     expect(new ImageFolderSource({ root, valFraction: 0, seed: 1 }).classes).to.deep.equal(['good', 'other', 'single']);
@@ -170,8 +165,13 @@ describe('reliability: image-input matrix', function () {
     ];
     for (const [n, reason] of cases) {
       expect(out.used.has(f(n)), n).to.equal(false);
-      expect(skipped.get(f(n)), n).to.match(reason).and.contain(f(n));
-      expect(out.warnings.some((w) => w.includes(f(n)) && reason.test(w)), n).to.equal(true);
+      expect(skipped.get(f(n)), n)
+        .to.match(reason)
+        .and.contain(f(n));
+      expect(
+        out.warnings.some((w) => w.includes(f(n)) && reason.test(w)),
+        n,
+      ).to.equal(true);
     }
     expect(layout.skipped).to.have.length(cases.length);
   });

@@ -160,7 +160,22 @@ describe('reliability: interruption', function () {
     const run = tmpDir('lt-ck-rename-');
     const root = path.join(run, 'checkpoints');
     fs.mkdirSync(path.join(root, '.last.old'), { recursive: true });
-    fs.writeFileSync(path.join(root, '.last.old', 'state.json'), JSON.stringify({ format: 'layertune-checkpoint', version: 1, input: {}, job: {}, trainer: { epoch: 2, step: 8, rng: 1, guard: null, history: [], stoppedEarly: null }, schedule: {}, earlyStopping: null, best: null, weights: [], earlyStoppingBest: null, optimizer: { algorithm: 'sgd', step: 8, vars: {} } }));
+    fs.writeFileSync(
+      path.join(root, '.last.old', 'state.json'),
+      JSON.stringify({
+        format: 'layertune-checkpoint',
+        version: 1,
+        input: {},
+        job: {},
+        trainer: { epoch: 2, step: 8, rng: 1, guard: null, history: [], stoppedEarly: null },
+        schedule: {},
+        earlyStopping: null,
+        best: null,
+        weights: [],
+        earlyStoppingBest: null,
+        optimizer: { algorithm: 'sgd', step: 8, vars: {} },
+      }),
+    );
     expect(latestCheckpoint(run)).to.equal(path.join(root, 'last'));
   });
 

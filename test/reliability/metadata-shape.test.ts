@@ -61,7 +61,14 @@ describe('reliability: metadata shape', () => {
     let artifacts: tf.io.ModelArtifacts | undefined;
     await model.save(tf.io.withSaveHandler(async (a) => ((artifacts = a), { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } })));
     const dir = path.join(tmpDir(), 'model');
-    const meta = { layertuneVersion: '0', labels: ['cat', 'dog'], inputSize: 224, preprocessing: { kind: 'scale', low: -1, high: 1 }, backbone: { arch: 'x', source: 'y' }, createdAt: 'now' };
+    const meta = {
+      layertuneVersion: '0',
+      labels: ['cat', 'dog'],
+      inputSize: 224,
+      preprocessing: { kind: 'scale', low: -1, high: 1 },
+      backbone: { arch: 'x', source: 'y' },
+      createdAt: 'now',
+    };
     await replaceFolderAtomic(dir, (tmp) => {
       writeModelArtifacts(tmp, artifacts!);
       fs.writeFileSync(path.join(tmp, 'metadata.json'), JSON.stringify(meta));

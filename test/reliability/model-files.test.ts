@@ -63,7 +63,9 @@ describe('reliability: untrusted model files', function () {
   it('infers exactly the variable bytes the manifests of the shipped and fixture LayersModels declare', () => {
     for (const dir of [SHIPPED, TM_V2]) {
       const j = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
-      const declared = j.weightsManifest.flatMap((g: any) => g.weights).reduce((a: number, w: any) => a + 4 * w.shape.reduce((x: number, y: number) => x * y, 1), 0);
+      const declared = j.weightsManifest
+        .flatMap((g: any) => g.weights)
+        .reduce((a: number, w: any) => a + 4 * w.shape.reduce((x: number, y: number) => x * y, 1), 0);
       expect(topologyVariableBytes(j.modelTopology), dir).to.equal(declared);
     }
     // 475,544 parameters (README of the shared models), float32
@@ -85,7 +87,9 @@ describe('reliability: untrusted model files', function () {
       const layers = j.modelTopology.model_config.config.layers;
       layers[0].config.batch_input_shape = [null, 8192, 8192, 3];
       const conv = layers.find((l: any) => l.name === 'conv1');
-      layers.splice(layers.indexOf(conv) + 1, 0,
+      layers.splice(
+        layers.indexOf(conv) + 1,
+        0,
         { class_name: 'Flatten', name: 'flat', config: { name: 'flat' }, inbound_nodes: [[['conv1', 0, 0, {}]]] },
         { class_name: 'Dense', name: 'huge', config: { name: 'huge', units: 64 }, inbound_nodes: [[['flat', 0, 0, {}]]] },
       );

@@ -35,7 +35,13 @@ describe('reliability: permissions follow the umask', () => {
       writeFileAtomic(path.join(root, 'metrics.jsonl'), '');
       expect(mode(exp)).to.equal(dirMode);
       expect(mode(last)).to.equal(dirMode);
-      for (const f of [path.join(exp, 'model.json'), path.join(exp, 'checksums.sha256'), path.join(last, 'weights.bin'), path.join(last, 'state.json'), path.join(root, 'metrics.jsonl')]) {
+      for (const f of [
+        path.join(exp, 'model.json'),
+        path.join(exp, 'checksums.sha256'),
+        path.join(last, 'weights.bin'),
+        path.join(last, 'state.json'),
+        path.join(root, 'metrics.jsonl'),
+      ]) {
         expect(mode(f), f).to.equal(fileMode);
       }
     });

@@ -36,7 +36,10 @@ describe('reliability: soak (50 epochs, LR range tests and a 10-trial search in 
       { cwd: ROOT, encoding: 'utf8', timeout: 560000, maxBuffer: 64 * 1024 * 1024 },
     );
     expect(r.status, r.stderr.slice(-2000)).to.equal(0);
-    samples = r.stdout.split('\n').filter((l) => l.startsWith('{"phase"')).map((l) => JSON.parse(l));
+    samples = r.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{"phase"'))
+      .map((l) => JSON.parse(l));
     const e = of('epoch');
     console.log(
       `      soak: RSS ${mb(e[1].rss)} MB after epoch 2, ${mb(e[EPOCHS - 1].rss)} MB after epoch ${EPOCHS} ` +

@@ -2,14 +2,7 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../../src/errors';
-import {
-  EarlyStopping,
-  EarlyStoppingSchema,
-  resolveMode,
-  variableWeightStore,
-  type EarlyStoppingInput,
-  type WeightStore,
-} from '../../src/schedules';
+import { EarlyStopping, EarlyStoppingSchema, resolveMode, variableWeightStore, type EarlyStoppingInput, type WeightStore } from '../../src/schedules';
 
 function es(opts: EarlyStoppingInput, store?: WeightStore): EarlyStopping {
   return new EarlyStopping(EarlyStoppingSchema.parse(opts), store);
@@ -110,8 +103,11 @@ describe('schedules: EarlyStopping restoreBestWeights', () => {
     });
   }
 
-  it('writes the best epoch\'s weights back at the end, with numTensors flat', () => {
-    const e = es({ patience: 2, restoreBestWeights: true }, variableWeightStore(() => vars));
+  it("writes the best epoch's weights back at the end, with numTensors flat", () => {
+    const e = es(
+      { patience: 2, restoreBestWeights: true },
+      variableWeightStore(() => vars),
+    );
     const losses = [1.0, 0.4, 0.6, 0.5, 0.45, 0.3];
     const before = tf.memory().numTensors;
     let stopAt = -1;
@@ -131,8 +127,11 @@ describe('schedules: EarlyStopping restoreBestWeights', () => {
     expect(tf.memory().numTensors).to.equal(before);
   });
 
-  it('without any improvement after the first epoch, the first epoch\'s weights come back', () => {
-    const e = es({ patience: 1, restoreBestWeights: true }, variableWeightStore(() => vars));
+  it("without any improvement after the first epoch, the first epoch's weights come back", () => {
+    const e = es(
+      { patience: 1, restoreBestWeights: true },
+      variableWeightStore(() => vars),
+    );
     for (const [epoch, loss] of [1, 2, 3].entries()) {
       train(epoch + 5);
       e.onEpochEnd(epoch, { val_loss: loss });

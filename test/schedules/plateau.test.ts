@@ -4,14 +4,7 @@
  */
 import { expect } from 'chai';
 import { ConfigError } from '../../src/errors';
-import {
-  LrSchedule,
-  PlateauSchema,
-  ReduceOnPlateau,
-  parseLrScheduleConfig,
-  resolveSchedule,
-  type PlateauInput,
-} from '../../src/schedules';
+import { LrSchedule, PlateauSchema, ReduceOnPlateau, parseLrScheduleConfig, resolveSchedule, type PlateauInput } from '../../src/schedules';
 
 function plateau(opts: PlateauInput, referenceLr = 1): ReduceOnPlateau {
   return new ReduceOnPlateau(PlateauSchema.parse(opts), referenceLr);
@@ -85,7 +78,7 @@ describe('schedules: the seed stop rule', () => {
     for (let e = 0; e < 40 && stopAt < 0; e++) if (p.step(1, e).stop) stopAt = e;
     // 9 reductions reach 0.5^9; the 10th would be 0.5^10 = 1/1024 ≤ 1/1024 → stop on that plateau (epoch 10).
     expect(p.reductions).to.equal(9);
-    expect(p.multiplier).to.equal(Math.pow(0.5, 9));
+    expect(p.multiplier).to.equal(0.5 ** 9);
     expect(stopAt).to.equal(10);
   });
 
@@ -123,7 +116,7 @@ describe('schedules: plateau composed with warmup and scaling', () => {
     const { lrs, reductions } = trace(s);
     // reductions after epochs 2, 4, 5, 7, 10 (no strict improvement)
     expect(reductions).to.deep.equal([2, 4, 5, 7, 10]);
-    const plateauAt = (epoch: number) => Math.pow(0.5, reductions.filter((r) => r < epoch).length);
+    const plateauAt = (epoch: number) => 0.5 ** reductions.filter((r) => r < epoch).length;
     for (let step = 0; step < lrs.length; step++) {
       const epoch = Math.floor(step / 2);
       expect(lrs[step]).to.be.closeTo(0.1 * resolved.factor(step, epoch) * plateauAt(epoch), 1e-15);

@@ -7,14 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import {
-  LrSchedule,
-  evaluateReferenceCase,
-  parseLrScheduleConfig,
-  resolveSchedule,
-  type ReferenceCase,
-  type ReferenceFile,
-} from '../../src/schedules';
+import { LrSchedule, evaluateReferenceCase, parseLrScheduleConfig, resolveSchedule, type ReferenceCase, type ReferenceFile } from '../../src/schedules';
 
 const FIXTURE = path.join(__dirname, '..', 'fixtures', 'schedules.json');
 const reference = JSON.parse(readFileSync(FIXTURE, 'utf8')) as ReferenceFile;
@@ -114,7 +107,10 @@ describe('scripts/replay-schedule-reference.ts', function () {
 
   it('prints one ok line per case and exits 0 on the fixture', () => {
     const out = execFileSync(tsx, [script, FIXTURE], { encoding: 'utf8' });
-    const lines = out.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines).to.have.length(13);
     for (const l of lines) {
       expect(Object.keys(l)).to.deep.equal(['name', 'maxRelErr', 'stopAfterEpoch', 'ok']);
@@ -134,7 +130,10 @@ describe('scripts/replay-schedule-reference.ts', function () {
     writeFileSync(file, JSON.stringify(broken));
     const r = spawnSync(tsx, [script, file], { encoding: 'utf8' });
     expect(r.status).to.equal(1);
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const failed = lines.filter((l) => !l.ok).map((l) => l.name);
     expect(failed).to.have.members(['step', 'goyalWarmup', 'seedPlateau_f0.5_p1_max20', 'cosine']);
     expect(lines.find((l) => l.name === 'step').maxRelErr).to.be.closeTo(1e-6, 1e-9);

@@ -92,7 +92,8 @@ describe('schedules: linear scaling rule', () => {
         expect((e as Error).message).to.not.include('\n');
       }
     });
-    expect(() => resolveLr(parseLrScheduleConfig({ warmup: { epochs: 10 } }), { batch: 16, stepsPerEpoch: 5, epochs: 10 }))
-      .to.throw('warmup.epochs: warmup of 50 steps must be shorter than the run (50 steps)');
+    expect(() => resolveLr(parseLrScheduleConfig({ warmup: { epochs: 10 } }), { batch: 16, stepsPerEpoch: 5, epochs: 10 })).to.throw(
+      'warmup.epochs: warmup of 50 steps must be shorter than the run (50 steps)',
+    );
   });
 });

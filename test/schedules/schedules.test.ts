@@ -1,13 +1,7 @@
 /** Base schedules per step and per epoch, warmup composition, and config validation, against hand computations. */
 import { expect } from 'chai';
 import { ConfigError } from '../../src/errors';
-import {
-  LrScheduleSchema,
-  parseLrScheduleConfig,
-  resolveSchedule,
-  type LrScheduleInput,
-  type RunShape,
-} from '../../src/schedules';
+import { LrScheduleSchema, parseLrScheduleConfig, resolveSchedule, type LrScheduleInput, type RunShape } from '../../src/schedules';
 
 const unscaled = { batch: 256 }; // effective batch = baseBatch: scale 1, no default warmup
 
@@ -50,8 +44,7 @@ describe('schedules: base schedules', () => {
   });
 
   it('exponential (k and decayRate forms), inverseTime, inv, poly, cosine at hand-computed points', () => {
-    const at = (schedule: LrScheduleInput['schedule'], t: number) =>
-      factors({ schedule }, { ...unscaled, stepsPerEpoch: 1, epochs: 20 }, t + 1)[t];
+    const at = (schedule: LrScheduleInput['schedule'], t: number) => factors({ schedule }, { ...unscaled, stepsPerEpoch: 1, epochs: 20 }, t + 1)[t];
     expect(at({ type: 'exponential', k: 0.5 }, 2)).to.be.closeTo(Math.exp(-1), 1e-15);
     expect(at({ type: 'exponential', decayRate: 0.9 }, 3)).to.be.closeTo(0.729, 1e-15);
     expect(at({ type: 'inverseTime', k: 0.25 }, 4)).to.equal(0.5);
@@ -73,32 +66,25 @@ describe('schedules: base schedules', () => {
 describe('schedules: warmup composes with any schedule', () => {
   it('linear warmup climbs to the scheduled rate where warmup ends (continuous), then follows the schedule', () => {
     const run = { ...unscaled, stepsPerEpoch: 1, epochs: 10 };
-    const f = factors(
-      { schedule: { type: 'exponential', decayRate: 0.5, per: 'step' }, warmup: { steps: 4, startFactor: 0 } },
-      run,
-      6,
-    );
+    const f = factors({ schedule: { type: 'exponential', decayRate: 0.5, per: 'step' }, warmup: { steps: 4, startFactor: 0 } }, run, 6);
     // target = 0.5^4 = 0.0625; rises by 0.0625/4 each step.
     expect(f).to.deep.equal([0, 0.015625, 0.03125, 0.046875, 0.0625, 0.03125]);
   });
 
   it('constant warmup holds startFactor × target, then jumps', () => {
     const run = { ...unscaled, stepsPerEpoch: 2, epochs: 5 };
-    const f = factors(
-      { schedule: { type: 'multistep', milestones: [3], gamma: 0.1 }, warmup: { type: 'constant', epochs: 1 } },
-      run,
-      8,
-    );
+    const f = factors({ schedule: { type: 'multistep', milestones: [3], gamma: 0.1 }, warmup: { type: 'constant', epochs: 1 } }, run, 8);
     expect(f.slice(0, 2)).to.deep.equal([0.1, 0.1]); // default startFactor 0.1 without scaling
     expect(f.slice(2, 6)).to.deep.equal([1, 1, 1, 1]);
     expect(f[6]).to.be.closeTo(0.1, 1e-16);
   });
 
   it('scaling, warmup and schedule multiply into one factor that every group shares', () => {
-    const s = resolveSchedule(
-      parseLrScheduleConfig({ lr: { base: 0.1, baseBatch: 256 }, schedule: { type: 'step', stepSize: 2, gamma: 0.5 } }),
-      { batch: 512, stepsPerEpoch: 2, epochs: 12 },
-    );
+    const s = resolveSchedule(parseLrScheduleConfig({ lr: { base: 0.1, baseBatch: 256 }, schedule: { type: 'step', stepSize: 2, gamma: 0.5 } }), {
+      batch: 512,
+      stepsPerEpoch: 2,
+      epochs: 12,
+    });
     // scale 2, default warmup 5 epochs = 10 steps from 1/2 of the target; target = 0.5^floor(5/2) = 0.25.
     expect(s.factor(0, 0)).to.equal(2 * 0.25 * 0.5);
     expect(s.factor(5, 2)).to.equal(2 * 0.25 * (0.5 + 0.5 * 0.5));
@@ -125,8 +111,7 @@ describe('schedules: config validation', () => {
     const e = configError(() => parseLrScheduleConfig({ schedule: { type: 'multistep', milestones: [30, 80, 60] } }));
     expect(e.path).to.equal('schedule.milestones');
     expect(e.message).to.include('strictly increasing');
-    expect(configError(() => parseLrScheduleConfig({ schedule: { type: 'multistep', milestones: [30, 30] } })).path)
-      .to.equal('schedule.milestones');
+    expect(configError(() => parseLrScheduleConfig({ schedule: { type: 'multistep', milestones: [30, 30] } })).path).to.equal('schedule.milestones');
   });
 
   it('plateau factor ≥ 1 → plateau.factor', () => {

@@ -13,16 +13,40 @@ async function trainOnce(batch: number, accumulate: number) {
   const source = new MemorySource(['a', 'b'], 8, 0);
   const p: Prepared = await prepare(
     // BatchNorm frozen and no dropout: then a batch of 8 and two batches of 4 see exactly the same function
-    { model: { size: 32, batchNorm: 'frozen', dropout: 0 }, data: { flip: false }, train: { epochs: 1, batch, accumulate, seed: 3 }, backend: 'cpu', out: tmpDir() } as JobInput,
+    {
+      model: { size: 32, batchNorm: 'frozen', dropout: 0 },
+      data: { flip: false },
+      train: { epochs: 1, batch, accumulate, seed: 3 },
+      backend: 'cpu',
+      out: tmpDir(),
+    } as JobInput,
     { ...quiet, stages: { data: { create: () => source } } },
   );
   const read = () => Object.fromEntries(Object.entries(p.trainableVars).map(([k, v]) => [k, v.dataSync().slice() as Float32Array]));
   const before = read();
   const opt = p.stages.optimizer.create(p.plan.groups, p.job);
   const steps: number[] = [];
-  const t = new Trainer(p.network, p.data, p.trainableVars, opt, { factor: (s, e) => p.schedule.factor(s, e) }, [{ onBatchEnd: (b) => void steps.push(b.examples) }], {
-    epochs: 1, batch, size: 32, flip: false, seed: 3, cachedStages: 0, cacheBytes: 0, spillDir: null, monitorNorms: false, accumulate,
-  }, { prefix: null, suffix: p.network.train });
+  const t = new Trainer(
+    p.network,
+    p.data,
+    p.trainableVars,
+    opt,
+    { factor: (s, e) => p.schedule.factor(s, e) },
+    [{ onBatchEnd: (b) => void steps.push(b.examples) }],
+    {
+      epochs: 1,
+      batch,
+      size: 32,
+      flip: false,
+      seed: 3,
+      cachedStages: 0,
+      cacheBytes: 0,
+      spillDir: null,
+      monitorNorms: false,
+      accumulate,
+    },
+    { prefix: null, suffix: p.network.train },
+  );
   const n0 = tf.memory().numTensors;
   await t.fit();
   opt.dispose();
@@ -67,18 +91,47 @@ describe('gradient accumulation', function () {
   it('weights a short last batch by its images: 3 batches of 4 with accumulate 2 → steps of 8 and 4 images', async () => {
     const source = new MemorySource(['a', 'b'], 6, 0);
     const p = await prepare(
-      { model: { size: 32, batchNorm: 'frozen', dropout: 0 }, data: { flip: false }, train: { epochs: 2, batch: 4, accumulate: 2 }, backend: 'cpu', out: tmpDir() } as JobInput,
+      {
+        model: { size: 32, batchNorm: 'frozen', dropout: 0 },
+        data: { flip: false },
+        train: { epochs: 2, batch: 4, accumulate: 2 },
+        backend: 'cpu',
+        out: tmpDir(),
+      } as JobInput,
       { ...quiet, stages: { data: { create: () => source } } },
     );
     const opt = p.stages.optimizer.create(p.plan.groups, p.job);
     const seen: Array<[number, number]> = [];
-    const t = new Trainer(p.network, p.data, p.trainableVars, opt, { factor: () => 1 }, [{ onBatchEnd: (b) => void seen.push([b.step, b.examples]) }], {
-      epochs: 2, batch: 4, size: 32, flip: false, seed: 1, cachedStages: 0, cacheBytes: 0, spillDir: null, monitorNorms: false, accumulate: 2,
-    }, { prefix: null, suffix: p.network.train });
+    const t = new Trainer(
+      p.network,
+      p.data,
+      p.trainableVars,
+      opt,
+      { factor: () => 1 },
+      [{ onBatchEnd: (b) => void seen.push([b.step, b.examples]) }],
+      {
+        epochs: 2,
+        batch: 4,
+        size: 32,
+        flip: false,
+        seed: 1,
+        cachedStages: 0,
+        cacheBytes: 0,
+        spillDir: null,
+        monitorNorms: false,
+        accumulate: 2,
+      },
+      { prefix: null, suffix: p.network.train },
+    );
     const fit = await t.fit();
     opt.dispose();
     expect(p.stepsPerEpoch).to.equal(2);
-    expect(seen).to.deep.equal([[0, 8], [1, 4], [2, 8], [3, 4]]);
+    expect(seen).to.deep.equal([
+      [0, 8],
+      [1, 4],
+      [2, 8],
+      [3, 4],
+    ]);
     expect(fit.history.map((h) => h.step)).to.deep.equal([2, 4]);
     expect(fit.history[0].numTensors).to.equal(fit.history[1].numTensors);
   });

@@ -24,7 +24,11 @@ function sample(step: number): Checkpoint {
       { name: 'a/kernel', shape: [2, 3], dtype: 'float32', values: new Float32Array([1, -2.5, 3e-38, NaN, Infinity, 0.1]) },
       { name: 'a/count', shape: [2], dtype: 'int32', values: new Int32Array([7, -9]) },
     ],
-    optimizer: { algorithm: 'momentum', step: 4, vars: { 'a/kernel': { step: 4, slots: { momentum: { shape: [2, 3], values: new Float32Array([0.5, 0.25, 0, 0, 1, 2]) } } } } },
+    optimizer: {
+      algorithm: 'momentum',
+      step: 4,
+      vars: { 'a/kernel': { step: 4, slots: { momentum: { shape: [2, 3], values: new Float32Array([0.5, 0.25, 0, 0, 1, 2]) } } } },
+    },
     earlyStoppingBest: [{ name: 'a/kernel', shape: [2, 3], dtype: 'float32', values: new Float32Array([9, 9, 9, 9, 9, 9]) }],
   };
 }
@@ -109,12 +113,16 @@ describe('metrics.jsonl across resumes', () => {
     fs.writeFileSync(file, [step(0, 0), step(1, 0), epoch(0, 2), step(2, 1), step(3, 1), epoch(1, 4), step(4, 2), '{"type":"st'].join('\n'));
     expect(setAsideMetrics(run, 4, 2)).to.equal(6);
     // a resumed run that itself dies (SIGKILL: never joins) after logging steps 4 and 5
-    fs.writeFileSync(file, [step(4, 2), step(5, 2)].join('\n') + '\n');
+    fs.writeFileSync(file, `${[step(4, 2), step(5, 2)].join('\n')}\n`);
     // the next resume, from the same checkpoint, joins first, then keeps only what the checkpoint covers
     expect(setAsideMetrics(run, 4, 2)).to.equal(6);
-    fs.writeFileSync(file, [step(4, 2), step(5, 2), epoch(2, 6), JSON.stringify({ type: 'end', epochs: 3 })].join('\n') + '\n');
+    fs.writeFileSync(file, `${[step(4, 2), step(5, 2), epoch(2, 6), JSON.stringify({ type: 'end', epochs: 3 })].join('\n')}\n`);
     joinMetrics(run);
-    const lines = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = fs
+      .readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.filter((l) => l.type === 'step').map((l) => l.step)).to.deep.equal([0, 1, 2, 3, 4, 5]);
     expect(lines.filter((l) => l.type === 'epoch').map((l) => l.epoch)).to.deep.equal([0, 1, 2]);
     expect(lines.filter((l) => l.type === 'end')).to.have.length(1);
@@ -157,13 +165,33 @@ describe('dropout randomness', () => {
   it('the trainer gives the head dropout a new seed for every forward pass', async function () {
     this.timeout(120000);
     const source = new MemorySource(['a', 'b'], 8, 0);
-    const p = await prepare({ model: { size: 32 }, train: { epochs: 2, batch: 4 }, backend: 'wasm', out: tmpDir() } as JobInput, { log: () => undefined, stages: { data: { create: () => source } } });
+    const p = await prepare({ model: { size: 32 }, train: { epochs: 2, batch: 4 }, backend: 'wasm', out: tmpDir() } as JobInput, {
+      log: () => undefined,
+      stages: { data: { create: () => source } },
+    });
     const dropout = p.network.train.getLayer('lt_head_dropout') as unknown as { seed: number };
     const seeds: number[] = [];
     const opt = p.stages.optimizer.create(p.plan.groups, p.job);
-    const t = new Trainer(p.network, p.data, p.trainableVars, opt, { factor: () => 1 }, [{ onBatchEnd: () => void seeds.push(dropout.seed) }], {
-      epochs: 2, batch: 4, size: 32, flip: true, seed: 1, cachedStages: 0, cacheBytes: 0, spillDir: null, monitorNorms: false,
-    }, { prefix: null, suffix: p.network.train });
+    const t = new Trainer(
+      p.network,
+      p.data,
+      p.trainableVars,
+      opt,
+      { factor: () => 1 },
+      [{ onBatchEnd: () => void seeds.push(dropout.seed) }],
+      {
+        epochs: 2,
+        batch: 4,
+        size: 32,
+        flip: true,
+        seed: 1,
+        cachedStages: 0,
+        cacheBytes: 0,
+        spillDir: null,
+        monitorNorms: false,
+      },
+      { prefix: null, suffix: p.network.train },
+    );
     await t.fit();
     opt.dispose();
     expect(seeds).to.have.length(8);

@@ -19,10 +19,10 @@ describe('early stopping and the plateau stop, wired from the job config', funct
     const out = tmpDir('lt-es-');
     const lines: string[] = [];
     // minDelta 100: nothing after the first epoch counts as an improvement
-    const res = await runJob(
-      { ...base(out), earlyStopping: { monitor: 'val_loss', patience: 2, minDelta: 100, restoreBestWeights: true } } as JobInput,
-      { log: (l) => lines.push(l), stages: { data: { create: source } } },
-    );
+    const res = await runJob({ ...base(out), earlyStopping: { monitor: 'val_loss', patience: 2, minDelta: 100, restoreBestWeights: true } } as JobInput, {
+      log: (l) => lines.push(l),
+      stages: { data: { create: source } },
+    });
     expect(res.fit.history).to.have.length(3);
     expect(res.fit.stoppedEarly).to.match(/^early stopping: val_loss has not improved by more than 100 for 2 epochs \(best [\d.]+ at epoch 0\)$/);
     expect(lines).to.include(`stopped after epoch 3: ${res.fit.stoppedEarly}`);
@@ -42,7 +42,7 @@ describe('early stopping and the plateau stop, wired from the job config', funct
     expect(same(modelWeightStore(again.network.train).read(), best.weights)).to.equal(true);
   });
 
-  it('the plateau stage\'s stop (maxReductions used up) ends training after that epoch and the reason is printed', async () => {
+  it("the plateau stage's stop (maxReductions used up) ends training after that epoch and the reason is printed", async () => {
     const out = tmpDir('lt-plateau-');
     const lines: string[] = [];
     const res = await runJob(
@@ -58,10 +58,10 @@ describe('early stopping and the plateau stop, wired from the job config', funct
 
   it('without validation images the val_* monitors read the training metrics, and the run says so', async () => {
     const lines: string[] = [];
-    const res = await runJob(
-      { ...base(tmpDir('lt-noval-')), train: { epochs: 2, batch: 4 }, plateau: {}, earlyStopping: { patience: 5 } } as JobInput,
-      { log: (l) => lines.push(l), stages: { data: { create: () => new MemorySource(['a', 'b'], 6, 0) } } },
-    );
+    const res = await runJob({ ...base(tmpDir('lt-noval-')), train: { epochs: 2, batch: 4 }, plateau: {}, earlyStopping: { patience: 5 } } as JobInput, {
+      log: (l) => lines.push(l),
+      stages: { data: { create: () => new MemorySource(['a', 'b'], 6, 0) } },
+    });
     expect(res.fit.history).to.have.length(2);
     expect(res.fit.history[0].val).to.equal(undefined);
     expect(lines).to.include('warning: no validation images: plateau.monitor "val_loss", earlyStopping.monitor "val_loss" read the training metrics instead');

@@ -10,7 +10,11 @@ describe('frozen-prefix feature cache', () => {
   });
 
   // a stand-in prefix: row r of the batch maps to [r·10 + key number, ...]
-  const prefixOf = (keys: string[]) => (rows: number[]) => tf.tensor(rows.flatMap((r) => [Number(keys[r].slice(1)), -Number(keys[r].slice(1))]), [rows.length, 2]);
+  const prefixOf = (keys: string[]) => (rows: number[]) =>
+    tf.tensor(
+      rows.flatMap((r) => [Number(keys[r].slice(1)), -Number(keys[r].slice(1))]),
+      [rows.length, 2],
+    );
 
   it('computes only the rows it has not seen, and returns every row in batch order', () => {
     const cache = new FeatureCache([2], 1 << 20, null);

@@ -78,10 +78,19 @@ describe('divergence guard', function () {
   it('recovers from a one-step rate blow-up: rolls back to the last good weights (every model weight, bit for bit), cuts the rate by 10, finishes', async () => {
     const source = new MemorySource(['a', 'b'], 8, 2);
     // BN on stored statistics and a low rate: ordinary steps stay well inside the spike threshold
-    const p = await prepare({ model: { size: 32, batchNorm: 'frozen' }, groups: { strategy: 'stepped', top: 0.01 }, train: { epochs: 2, batch: 4 }, backend: 'wasm', out: tmpDir() } as JobInput, {
-      ...quiet,
-      stages: { data: { create: () => source } },
-    });
+    const p = await prepare(
+      {
+        model: { size: 32, batchNorm: 'frozen' },
+        groups: { strategy: 'stepped', top: 0.01 },
+        train: { epochs: 2, batch: 4 },
+        backend: 'wasm',
+        out: tmpDir(),
+      } as JobInput,
+      {
+        ...quiet,
+        stages: { data: { create: () => source } },
+      },
+    );
     const opt = p.stages.optimizer.create(p.plan.groups, p.job);
     const store = modelWeightStore(p.network.train);
     let afterStep1: WeightSnapshot | null = null;
@@ -104,7 +113,15 @@ describe('divergence guard', function () {
         },
       ],
       {
-        epochs: 2, batch: 4, size: 32, flip: true, seed: 1, cachedStages: 0, cacheBytes: 0, spillDir: null, monitorNorms: false,
+        epochs: 2,
+        batch: 4,
+        size: 32,
+        flip: true,
+        seed: 1,
+        cachedStages: 0,
+        cacheBytes: 0,
+        spillDir: null,
+        monitorNorms: false,
         guard: GuardSchema.parse({ snapshotEvery: 1 }),
         log: (l) => {
           lines.push(l);
@@ -137,14 +154,23 @@ describe('divergence guard', function () {
     let err: unknown;
     try {
       await runJob(
-        { model: { size: 32 }, train: { epochs: 3, batch: 4 }, groups: { strategy: 'stepped', top: 1e7 }, backend: 'wasm', out, guard: { maxRetries: 2 } } as JobInput,
+        {
+          model: { size: 32 },
+          train: { epochs: 3, batch: 4 },
+          groups: { strategy: 'stepped', top: 1e7 },
+          backend: 'wasm',
+          out,
+          guard: { maxRetries: 2 },
+        } as JobInput,
         { ...quiet, stages: { data: { create: () => source } } },
       );
     } catch (e) {
       err = e;
     }
     expect(err).to.be.instanceOf(TrainingError);
-    expect((err as Error).message).to.match(/^training diverged at epoch \d+, step \d+ \(.+\) after 2 rate cut\(s\) to ×0\.0100 of the scheduled rates; stopped with nothing written from the diverged state/);
+    expect((err as Error).message).to.match(
+      /^training diverged at epoch \d+, step \d+ \(.+\) after 2 rate cut\(s\) to ×0\.0100 of the scheduled rates; stopped with nothing written from the diverged state/,
+    );
     expect(fs.existsSync(path.join(out, 'model'))).to.equal(false);
     expect(fs.existsSync(path.join(out, 'summary.json'))).to.equal(false);
     // any checkpoint that exists was written from rolled-back, finite weights

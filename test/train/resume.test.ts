@@ -105,7 +105,11 @@ describe('exact resume', function () {
     const a = tmpDir('lt-resume-c-');
     await runJob({ ...job(a), train: { epochs: 2, batch: 4, seed: 5 } } as JobInput, { ...quiet, stages: { data: { create: source } } });
     const b = tmpDir('lt-resume-d-');
-    await runJob({ ...job(b), train: { epochs: 2, batch: 4, seed: 5 } } as JobInput, { ...quiet, stages: { data: { create: source } }, callbacks: [crashAt(4)] }).catch(() => undefined);
+    await runJob({ ...job(b), train: { epochs: 2, batch: 4, seed: 5 } } as JobInput, {
+      ...quiet,
+      stages: { data: { create: source } },
+      callbacks: [crashAt(4)],
+    }).catch(() => undefined);
     // tamper with the saved RNG state, as a resume that forgot the data order would
     const stateFile = path.join(b, 'checkpoints', 'last', 'state.json');
     const s = JSON.parse(fs.readFileSync(stateFile, 'utf8'));
@@ -122,7 +126,8 @@ describe('exact resume', function () {
     await runJob({ ...job(out), train: { epochs: 4, batch: 4, seed: 5 } } as JobInput, { ...quiet, stages: { data: { create: source } } });
     const names = fs.readdirSync(path.join(out, 'checkpoints')).sort();
     expect(names).to.deep.equal(['best', 'epoch-0002', 'epoch-0004', 'last']);
-    for (const n of names) expect(fs.readdirSync(path.join(out, 'checkpoints', n)).sort()).to.deep.equal(['checksums.sha256', 'optimizer.bin', 'state.json', 'weights.bin']);
+    for (const n of names)
+      expect(fs.readdirSync(path.join(out, 'checkpoints', n)).sort()).to.deep.equal(['checksums.sha256', 'optimizer.bin', 'state.json', 'weights.bin']);
     const best = JSON.parse(fs.readFileSync(path.join(out, 'checkpoints', 'best', 'state.json'), 'utf8'));
     const last = JSON.parse(fs.readFileSync(path.join(out, 'checkpoints', 'last', 'state.json'), 'utf8'));
     // best is the epoch early stopping considers best, by val_loss

@@ -13,7 +13,11 @@ describe('train --lr auto (lrAuto)', function () {
   it('sets the top group to the suggestion in config units and leaves the plot in the run folder', async () => {
     const out = tmpDir();
     const lines: string[] = [];
-    const job = await lrAuto(tinyJob(out), { ...withData(new MemorySource({ perClass: 8 })), log: (s) => lines.push(s), lrFind: { start: 1e-5, end: 100, steps: 40 } });
+    const job = await lrAuto(tinyJob(out), {
+      ...withData(new MemorySource({ perClass: 8 })),
+      log: (s) => lines.push(s),
+      lrFind: { start: 1e-5, end: 100, steps: 40 },
+    });
     const saved = JSON.parse(fs.readFileSync(path.join(out, 'lr_find.json'), 'utf8'));
     const resolved = resolveJob(job);
     expect(resolved.groups.strategy === 'stepped' && resolved.groups.top).to.equal(saved.configLr);

@@ -71,14 +71,25 @@ describe('lr-curve: the maths of the range test', () => {
 
   it('gives no suggestion when the loss never falls, and says why', () => {
     const lrs = Array.from({ length: 30 }, (_, i) => 10 ** (-6 + 0.2 * i));
-    const rising = suggestLr(lrs, lrs.map((_, i) => 1 + 0.01 * i));
+    const rising = suggestLr(
+      lrs,
+      lrs.map((_, i) => 1 + 0.01 * i),
+    );
     expect(rising.lr).to.equal(null);
     expect(rising.reason).to.match(/never fell/);
     // a 1% dip is noise, not a decrease (minDrop 2%)
-    const dip = suggestLr(lrs, lrs.map((_, i) => (i === 15 ? 0.99 : 1)));
+    const dip = suggestLr(
+      lrs,
+      lrs.map((_, i) => (i === 15 ? 0.99 : 1)),
+    );
     expect(dip.lr).to.equal(null);
     // ... but with a 3% dip it is read
-    expect(suggestLr(lrs, lrs.map((_, i) => (i >= 15 ? 0.97 : 1))).lr).to.not.equal(null);
+    expect(
+      suggestLr(
+        lrs,
+        lrs.map((_, i) => (i >= 15 ? 0.97 : 1)),
+      ).lr,
+    ).to.not.equal(null);
   });
 
   it('trims like fastai: skip the first 10% of planned steps, the last 5 points, cut at the first NaN', () => {

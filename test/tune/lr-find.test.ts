@@ -23,10 +23,17 @@ describe('lr-find on the shipped MobileNet (32 px, in-memory data)', function ()
       const { grads } = tf.tidy(() => {
         const x = tf.randomUniform([4, 32, 32, 3], -1, 1, 'float32', 1);
         const y = tf.oneHot(tf.tensor1d([0, 1, 2, 0], 'int32'), 3);
-        const r = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, p.network.train.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, Object.values(p.trainableVars));
+        const r = tf.variableGrads(
+          () => tf.losses.softmaxCrossEntropy(y, p.network.train.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
+          Object.values(p.trainableVars),
+        );
         return { grads: r.grads };
       });
-      const byOurName = Object.fromEntries(Object.entries(p.trainableVars).filter(([, v]) => grads[v.name]).map(([k, v]) => [k, grads[v.name]]));
+      const byOurName = Object.fromEntries(
+        Object.entries(p.trainableVars)
+          .filter(([, v]) => grads[v.name])
+          .map(([k, v]) => [k, grads[v.name]]),
+      );
       opt.step(byOurName, p.trainableVars, 1e-3);
       tf.dispose(grads);
       const before = allWeights(p.network);
@@ -164,4 +171,3 @@ describe('lr-find on the shipped MobileNet (32 px, in-memory data)', function ()
     }
   });
 });
-

@@ -28,7 +28,13 @@ export class MemorySource implements DataSource {
   private readonly noise: number;
   async pixels(e: Example, size: number): Promise<Uint8Array> {
     this.decoded++;
-    const base = [[230, 30, 30], [30, 210, 50], [40, 40, 220], [220, 220, 30], [30, 220, 220]][e.label % 5];
+    const base = [
+      [230, 30, 30],
+      [30, 210, 50],
+      [40, 40, 220],
+      [220, 220, 30],
+      [30, 220, 220],
+    ][e.label % 5];
     const seed = [...e.key].reduce((a, ch) => (a * 31 + ch.charCodeAt(0)) >>> 0, 7);
     const px = new Uint8Array(size * size * 3);
     // a colour AND a spatial pattern per class: BatchNorm on batch statistics normalises a batch of one
@@ -36,7 +42,14 @@ export class MemorySource implements DataSource {
     const band = Math.max(1, Math.floor(size / 8));
     const pattern = (r: number, c: number) => {
       const k = e.label % 4;
-      const on = k === 0 ? Math.floor(r / band) % 2 : k === 1 ? Math.floor(c / band) % 2 : k === 2 ? (Math.floor(r / band) + Math.floor(c / band)) % 2 : Math.floor((r + c) / band) % 2;
+      const on =
+        k === 0
+          ? Math.floor(r / band) % 2
+          : k === 1
+            ? Math.floor(c / band) % 2
+            : k === 2
+              ? (Math.floor(r / band) + Math.floor(c / band)) % 2
+              : Math.floor((r + c) / band) % 2;
       return on ? 60 : -60;
     };
     for (let i = 0; i < size * size; i++) {

@@ -6,7 +6,15 @@ import type { BatchInfo } from '../../src/train/callbacks';
 import { ConfigError } from '../../src/errors';
 
 const info = (step: number, updateRatios: Record<string, number>): BatchInfo => ({
-  epoch: 0, step, batchInEpoch: step, batchesPerEpoch: 100, loss: 1, accuracy: 0, examples: 1, lrs: {}, updateRatios,
+  epoch: 0,
+  step,
+  batchInEpoch: step,
+  batchesPerEpoch: 100,
+  loss: 1,
+  accuracy: 0,
+  examples: 1,
+  lrs: {},
+  updateRatios,
 });
 
 describe('update/weight-ratio monitor', () => {

@@ -31,7 +31,12 @@ describe('rules of thumb', function () {
     const b = tf.tensor1d([-1, 2]); // ‖b‖₁ = 3
     const n0 = tf.memory().numTensors;
     expect(penalty([{ w: a, mult: 1, mode: 'coupled' }])).to.be.closeTo(12.5, 1e-6);
-    expect(penalty([{ w: a, mult: 2, mode: 'decoupled' }, { w: b, mult: 0.5, mode: 'l1' }])).to.be.closeTo(25 + 1.5, 1e-6);
+    expect(
+      penalty([
+        { w: a, mult: 2, mode: 'decoupled' },
+        { w: b, mult: 0.5, mode: 'l1' },
+      ]),
+    ).to.be.closeTo(25 + 1.5, 1e-6);
     expect(tf.memory().numTensors).to.equal(n0);
     tf.dispose([a, b]);
     expect(wdForFraction(2, 12.5, 0.1)).to.be.closeTo(0.016, 1e-15);

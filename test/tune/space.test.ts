@@ -49,9 +49,9 @@ describe('search space', () => {
     expect(g).to.have.length(9);
     expect(g[0]).to.deep.equal({ lr: 1e-4, weightDecay: 1e-5 });
     expect(g[8]).to.deep.equal({ lr: 1e-3, weightDecay: 1e-4 });
-    expect(gridTrials(space({ lr: { min: 1e-2, max: 1e-2 }, weightDecay: { min: 1e-4, max: 1e-4 }, oneMinusMomentum: { min: 0.1, max: 0.1 }, factor: null }))).to.deep.equal([
-      { lr: 1e-2, weightDecay: 1e-4, momentum: 0.9 },
-    ]);
+    expect(
+      gridTrials(space({ lr: { min: 1e-2, max: 1e-2 }, weightDecay: { min: 1e-4, max: 1e-4 }, oneMinusMomentum: { min: 0.1, max: 0.1 }, factor: null })),
+    ).to.deep.equal([{ lr: 1e-2, weightDecay: 1e-4, momentum: 0.9 }]);
   });
 
   it('a grid larger than the trial budget is refused with its size', () => {

@@ -17,8 +17,9 @@ export function register(program: Command): void {
       const e = await evaluateFolder(c, o.data);
       if (o.json) return console.log(JSON.stringify({ accuracy: e.accuracy, n: e.n, perClass: e.perClass, confusion: e.confusion, labels: e.labels }));
       console.log(`accuracy ${e.accuracy.toFixed(4)} on ${e.n} images`);
-      console.log('class'.padEnd(16) + 'precision  recall  support');
-      for (const p of e.perClass) console.log(`${p.label.padEnd(16)}${p.precision.toFixed(3).padStart(9)}  ${p.recall.toFixed(3).padStart(6)}  ${String(p.support).padStart(7)}`);
+      console.log(`${'class'.padEnd(16)}precision  recall  support`);
+      for (const p of e.perClass)
+        console.log(`${p.label.padEnd(16)}${p.precision.toFixed(3).padStart(9)}  ${p.recall.toFixed(3).padStart(6)}  ${String(p.support).padStart(7)}`);
       console.log('confusion (rows: true, columns: predicted):');
       for (const [i, row] of e.confusion.entries()) console.log(`${e.labels[i].padEnd(16)}${row.map((v) => String(v).padStart(5)).join('')}`);
     });

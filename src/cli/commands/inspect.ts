@@ -10,7 +10,7 @@ export function register(program: Command): void {
     .command('inspect')
     .description('layers, output shapes, parameter counts, stages and the default groups of a pretrained model')
     .argument('<model>', 'tfjs model folder / model.json (local, file:// or http(s)://), .safetensors, .h5 or arch:NAME')
-    .option('--size <px>', 'square input size (default: the model\'s own)', num)
+    .option('--size <px>', "square input size (default: the model's own)", num)
     .option('--classes <n>', 'classes of the illustrative head', num, 2)
     .option('--no-layers', 'stages and groups only')
     .option('--backend <name>', 'backend', 'cpu')

@@ -4,7 +4,7 @@ import { lrFind, formatLrFind } from '../../tune/lr-find';
 import { flagsToJob, num, withJobFlags } from '../flags';
 
 export function register(program: Command): void {
-  withJobFlags(program.command('lr-find').description('LR range test: sweep every group\'s rate up together and suggest one'))
+  withJobFlags(program.command('lr-find').description("LR range test: sweep every group's rate up together and suggest one"))
     .option('--start <lr>', 'first rate of the sweep (top group, effective)', num)
     .option('--end <lr>', 'last rate of the sweep', num)
     .option('--steps <n>', 'steps of the sweep', num)

@@ -107,7 +107,7 @@ export function formatPlan(plan: JobPlan, p: Prepared, byLayer: boolean): string
       (p.job.train.accumulate > 1 ? ` × accumulate ${p.job.train.accumulate} = effective ${plan.lr.effectiveBatch}` : '') +
       `; ${p.batchesPerEpoch} batches = ${p.stepsPerEpoch} optimizer steps per epoch`,
   );
-  out.push(`optimizer ${o.algorithm}${o.algorithm === "sgd" ? "" : `, momentum ${o.momentum}`}, weight decay ${o.decayMode} by default`);
+  out.push(`optimizer ${o.algorithm}${o.algorithm === 'sgd' ? '' : `, momentum ${o.momentum}`}, weight decay ${o.decayMode} by default`);
   out.push(...formatLrPlan(plan.lr));
   if (p.cachedStages > 0) out.push(`frozen    the first ${p.cachedStages} stage(s): outputs computed once per image and cached`);
   out.push('');
@@ -120,17 +120,24 @@ export function formatPlan(plan: JobPlan, p: Prepared, byLayer: boolean): string
       }
     }
   } else {
-    for (const v of plan.variables) rows.push([v.name, v.group, v.role, n(v.lr.start), n(v.lr.warmupEnd), n(v.lr.end), n(v.weightDecay), v.decayMode, v.frozen ? 'frozen' : '']);
+    for (const v of plan.variables)
+      rows.push([v.name, v.group, v.role, n(v.lr.start), n(v.lr.warmupEnd), n(v.lr.end), n(v.weightDecay), v.decayMode, v.frozen ? 'frozen' : '']);
   }
   const table = [[byLayer ? 'layer' : 'variable', ...head], ...rows];
   const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
-  for (const r of table) out.push(r.map((c, i) => (i >= 3 && i <= 6 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd());
+  for (const r of table)
+    out.push(
+      r
+        .map((c, i) => (i >= 3 && i <= 6 ? c.padStart(widths[i]) : c.padEnd(widths[i])))
+        .join('  ')
+        .trimEnd(),
+    );
   for (const w of plan.warnings) out.push(`warning: ${w}`);
   return out;
 }
 
 export function register(program: Command): void {
-  withJobFlags(program.command('plan').description('dry run: every variable\'s group, role, learning rate over the run and weight decay, without training'))
+  withJobFlags(program.command('plan').description("dry run: every variable's group, role, learning rate over the run and weight decay, without training"))
     .option('--json', 'a JSON array on stdout: one object per variable (per layer with --by layer)')
     .option('--by <unit>', 'variable (default) | layer: collapse the variables of a layer')
     .action(async (o) => {

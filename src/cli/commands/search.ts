@@ -28,7 +28,7 @@ function runWorker(args: string[]): Promise<number> {
 export function register(program: Command): void {
   withJobFlags(program.command('search').description('hyper-parameter search (log-uniform random or 3x grid), optional stratified k-fold CV'))
     .option('--trials <n>', 'number of trials (grid: the most points allowed)', num)
-    .option('--folds <k>', 'stratified k-fold cross-validation (1: the job\'s own split)', num)
+    .option('--folds <k>', "stratified k-fold cross-validation (1: the job's own split)", num)
     .option('--method <m>', 'random | grid')
     .option('--search-seed <n>', 'seed of the trial draws', num)
     .option('--no-median-stop', 'run every trial to the end')
@@ -39,9 +39,13 @@ export function register(program: Command): void {
       const out = o.out ?? 'runs/search';
       const fromFile = o.searchConfig ? readJobFile(o.searchConfig) : {};
       const flags = Object.fromEntries(
-        Object.entries({ trials: o.trials, folds: o.folds, method: o.method, seed: o.searchSeed, medianStop: o.medianStop === false ? false : undefined }).filter(
-          ([, v]) => v !== undefined,
-        ),
+        Object.entries({
+          trials: o.trials,
+          folds: o.folds,
+          method: o.method,
+          seed: o.searchSeed,
+          medianStop: o.medianStop === false ? false : undefined,
+        }).filter(([, v]) => v !== undefined),
       );
       const searchCfg = mergeConfig(fromFile, flags);
       const job = flagsToJob(o);
@@ -52,9 +56,7 @@ export function register(program: Command): void {
       if (workers > 1 && !o.shard) {
         // each worker is this same command with --shard; the trial files are the only thing they share
         const argv = process.argv.slice(1);
-        const codes = await Promise.all(
-          Array.from({ length: workers }, (_, i) => runWorker([...argv, '--workers', '1', '--shard', `${i}/${workers}`])),
-        );
+        const codes = await Promise.all(Array.from({ length: workers }, (_, i) => runWorker([...argv, '--workers', '1', '--shard', `${i}/${workers}`])));
         if (codes.some((c) => c !== 0)) throw new ConfigError('--workers', `a worker failed (exit codes ${codes.join(', ')})`);
       }
       const r = await search(job, { configFile: o.config, out, search: searchCfg, shard: o.shard });

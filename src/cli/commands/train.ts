@@ -11,7 +11,9 @@ export function register(program: Command): void {
     .option('--resume <runDir>', 'continue the run in this folder from its latest checkpoint (flags given must not change its config)')
     .option('--force', 'with --resume: continue even though the config changed')
     .option('--no-report', 'skip report.html and the PNG charts')
-    .option('--wd <decay>', 'base weight decay, or "auto": λ·Ω(w) = tune.wdAutoFraction (10%) of the start loss', (v: string) => (v === 'auto' ? 'auto' : num(v)));
+    .option('--wd <decay>', 'base weight decay, or "auto": λ·Ω(w) = tune.wdAutoFraction (10%) of the start loss', (v: string) =>
+      v === 'auto' ? 'auto' : num(v),
+    );
   // --lr auto: the LR range test picks the rate first (src/tune/lr-auto.ts)
   cmd.options.find((opt) => opt.long === '--lr')!.argParser((v: string) => (v === 'auto' ? 'auto' : num(v)));
   cmd.action(async (o) => {

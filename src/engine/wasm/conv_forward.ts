@@ -43,33 +43,64 @@ function convReplacement(kernelName: string, stock: KernelFunc): KernelConfig {
     const b = args.backend as BackendWasm;
     const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, TensorInfo | undefined>;
     const { strides, pad, dataFormat, dilations, dimRoundingMode, activation } = args.attrs as unknown as {
-      strides: [number, number] | number; pad: Pad; dataFormat?: string; dilations?: [number, number] | number;
-      dimRoundingMode?: 'floor' | 'round' | 'ceil'; activation?: string;
+      strides: [number, number] | number;
+      pad: Pad;
+      dataFormat?: string;
+      dilations?: [number, number] | number;
+      dimRoundingMode?: 'floor' | 'round' | 'ceil';
+      activation?: string;
     };
     const act = ACTIVATIONS[activation ?? 'linear'];
     const d = dilations === undefined ? [1, 1] : typeof dilations === 'number' ? [dilations, dilations] : dilations;
     const fs = filter!.shape as [number, number, number, number];
     const co = fs[3];
     const biasOk = bias == null || (bias.dtype === 'float32' && bias.shape.reduce((a, v) => a * v, 1) === co);
-    if (act === undefined || preluActivationWeights != null || x!.dtype !== 'float32' || filter!.dtype !== 'float32' || !biasOk ||
-      (dataFormat !== undefined && dataFormat !== 'NHWC') || d[0] !== 1 || d[1] !== 1) {
+    if (
+      act === undefined ||
+      preluActivationWeights != null ||
+      x!.dtype !== 'float32' ||
+      filter!.dtype !== 'float32' ||
+      !biasOk ||
+      (dataFormat !== undefined && dataFormat !== 'NHWC') ||
+      d[0] !== 1 ||
+      d[1] !== 1
+    ) {
       return stock(args);
     }
     // 3x3 stride-1 'same' (most of ResNet): Winograd when it beats the GEMM (winogradWorthIt; 3-channel inputs too)
     const wino = winogradConv3x3(b, x!, filter!, bias ?? null, (activation ?? 'linear') as WinogradActivation, { strides, pad, dilations, dataFormat });
     if (wino) return wino;
     if (fs[2] < 4 && co < 32) return stock(args);
-    const ci = backend_util.computeConv2DInfo(x!.shape as [number, number, number, number], fs, strides, 1, pad,
-      dimRoundingMode, false, 'channelsLast');
+    const ci = backend_util.computeConv2DInfo(x!.shape as [number, number, number, number], fs, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
     const y = b.makeOutput([ci.batchSize, ci.outHeight, ci.outWidth, co], 'float32');
     const m = fs[0] * fs[1] * fs[2];
     const direct = fs[0] === 1 && fs[1] === 1 && ci.strideHeight === 1 && ci.strideWidth === 1 && ci.padInfo.top === 0 && ci.padInfo.left === 0;
     const pt = tilePixels(m);
     const floats = m * ((co + 7) & ~7) + (direct ? 0 : pt * m);
-    withScratch(b, 4 * floats, (s) => trainKernels(b).conv2d_fwd(offsetOf(b, x!.dataId), offsetOf(b, filter!.dataId),
-      bias == null ? 0 : offsetOf(b, bias.dataId), offsetOf(b, y.dataId), s, ci.batchSize, ci.inHeight, ci.inWidth,
-      ci.inChannels, ci.outHeight, ci.outWidth, co, fs[0], fs[1], ci.strideHeight, ci.strideWidth, ci.padInfo.top,
-      ci.padInfo.left, act, pt));
+    withScratch(b, 4 * floats, (s) =>
+      trainKernels(b).conv2d_fwd(
+        offsetOf(b, x!.dataId),
+        offsetOf(b, filter!.dataId),
+        bias == null ? 0 : offsetOf(b, bias.dataId),
+        offsetOf(b, y.dataId),
+        s,
+        ci.batchSize,
+        ci.inHeight,
+        ci.inWidth,
+        ci.inChannels,
+        ci.outHeight,
+        ci.outWidth,
+        co,
+        fs[0],
+        fs[1],
+        ci.strideHeight,
+        ci.strideWidth,
+        ci.padInfo.top,
+        ci.padInfo.left,
+        act,
+        pt,
+      ),
+    );
     return y;
   };
   return { kernelName, backendName: 'wasm', kernelFunc };
@@ -92,7 +123,11 @@ export function ltConv2DConfig(stockFused: KernelFunc): KernelConfig {
   return { ...fusedConv2DReplacement(stockFused), kernelName: LT_CONV };
 }
 
-interface LtConvAttrs { strides: [number, number]; pad: 'same' | 'valid'; activation: WinogradActivation }
+interface LtConvAttrs {
+  strides: [number, number];
+  pad: 'same' | 'valid';
+  activation: WinogradActivation;
+}
 
 export const ltConv2DGradConfig: GradConfig = {
   kernelName: LT_CONV,
@@ -104,8 +139,10 @@ export const ltConv2DGradConfig: GradConfig = {
     const { strides, pad, activation } = attrs as unknown as LtConvAttrs;
     // each closure runs in its own tidy: the activation's mask is recomputed per input asked for (one cheap pass)
     // rather than computed here, where it would live until the whole backward pass ends
-    const dz = (): tf.Tensor4D => (activation === 'linear' ? dy
-      : tf.engine().runKernel(CLAMP_GRAD, { dy, x: y }, { hi: activation === 'relu6' ? 6 : Infinity, hiInclusive: false }) as tf.Tensor4D);
+    const dz = (): tf.Tensor4D =>
+      activation === 'linear'
+        ? dy
+        : (tf.engine().runKernel(CLAMP_GRAD, { dy, x: y }, { hi: activation === 'relu6' ? 6 : Infinity, hiInclusive: false }) as tf.Tensor4D);
     const conv = { strides, pad, dataFormat: 'NHWC' };
     return {
       x: () => tf.engine().runKernel('Conv2DBackpropInput', { dy: dz(), filter }, { ...conv, inputShape: x.shape }) as tf.Tensor,
@@ -119,8 +156,14 @@ type Ctor = { prototype: Record<string | symbol, unknown> };
 const PATCHED = Symbol.for('layertune.wasmConv');
 
 interface ConvLayer {
-  rank: number; dataFormat: string; strides: number[]; padding: string; dilationRate: number[];
-  kernel: tf.LayerVariable; bias: tf.LayerVariable | null; activation: { getClassName(): string };
+  rank: number;
+  dataFormat: string;
+  strides: number[];
+  padding: string;
+  dilationRate: number[];
+  kernel: tf.LayerVariable;
+  bias: tf.LayerVariable | null;
+  activation: { getClassName(): string };
 }
 
 /**
@@ -137,17 +180,30 @@ export function routeConvLayers(): void {
   proto.call = function (this: ConvLayer, inputs: tf.Tensor | tf.Tensor[], kwargs: unknown): tf.Tensor {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
     const activation = this.activation?.getClassName();
-    if (tf.getBackend() !== 'wasm' || tf.engine().state.gradientDepth === 0 || (Array.isArray(inputs) && inputs.length !== 1) ||
-      x.dtype !== 'float32' || x.rank !== 4 || this.rank !== 2 || this.dataFormat !== 'channelsLast' ||
-      (this.padding !== 'same' && this.padding !== 'valid') || this.dilationRate.some((d) => d !== 1) ||
-      (activation !== 'linear' && activation !== 'relu' && activation !== 'relu6')) {
+    if (
+      tf.getBackend() !== 'wasm' ||
+      tf.engine().state.gradientDepth === 0 ||
+      (Array.isArray(inputs) && inputs.length !== 1) ||
+      x.dtype !== 'float32' ||
+      x.rank !== 4 ||
+      this.rank !== 2 ||
+      this.dataFormat !== 'channelsLast' ||
+      (this.padding !== 'same' && this.padding !== 'valid') ||
+      this.dilationRate.some((d) => d !== 1) ||
+      (activation !== 'linear' && activation !== 'relu' && activation !== 'relu6')
+    ) {
       return stockCall.call(this, inputs, kwargs);
     }
     return tf.tidy(() => {
       const conv: tf.NamedTensorMap = { x, filter: this.kernel.read() };
       if (this.bias != null) conv.bias = this.bias.read();
-      return tf.engine().runKernel(LT_CONV, conv, { strides: [this.strides[0], this.strides[1]], pad: this.padding,
-        dataFormat: 'NHWC', dilations: [1, 1], activation } as unknown as NamedAttrMap) as tf.Tensor;
+      return tf.engine().runKernel(LT_CONV, conv, {
+        strides: [this.strides[0], this.strides[1]],
+        pad: this.padding,
+        dataFormat: 'NHWC',
+        dilations: [1, 1],
+        activation,
+      } as unknown as NamedAttrMap) as tf.Tensor;
     });
   };
   proto[PATCHED] = true;

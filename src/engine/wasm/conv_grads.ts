@@ -29,22 +29,41 @@ export const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => 
   const b = backend as BackendWasm;
   const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
   const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as {
-    strides: [number, number] | number; pad: Pad; dataFormat?: string; dimRoundingMode?: Rounding;
+    strides: [number, number] | number;
+    pad: Pad;
+    dataFormat?: string;
+    dimRoundingMode?: Rounding;
     filterShape: [number, number, number, number];
   };
   requireFloat32('Conv2DBackpropFilter', x, dy);
   requireNHWC('Conv2DBackpropFilter', dataFormat);
   const wino = winogradConv3x3BackpropFilter(b, x, dy, filterShape, { strides, pad, dataFormat });
   if (wino) return wino;
-  const ci = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1,
-    pad, dimRoundingMode, false, 'channelsLast');
+  const ci = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
   const out = b.makeOutput(filterShape, 'float32');
   const m4 = (filterShape[0] * filterShape[1] * filterShape[2] + 3) & ~3;
   // im2col tile + the dy tile in 8-wide panels (csrc conv2d_bp_filter)
   withScratch(b, 4 * (m4 + ((filterShape[3] + 7) & ~7)) * BPF_PIXEL_TILE, (pack) =>
-    trainKernels(b).conv2d_bp_filter(offsetOf(b, x.dataId), offsetOf(b, dy.dataId), offsetOf(b, out.dataId), pack,
-      ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels, ci.outHeight, ci.outWidth, ci.outChannels,
-      ci.filterHeight, ci.filterWidth, ci.strideHeight, ci.strideWidth, ci.padInfo.top, ci.padInfo.left));
+    trainKernels(b).conv2d_bp_filter(
+      offsetOf(b, x.dataId),
+      offsetOf(b, dy.dataId),
+      offsetOf(b, out.dataId),
+      pack,
+      ci.batchSize,
+      ci.inHeight,
+      ci.inWidth,
+      ci.inChannels,
+      ci.outHeight,
+      ci.outWidth,
+      ci.outChannels,
+      ci.filterHeight,
+      ci.filterWidth,
+      ci.strideHeight,
+      ci.strideWidth,
+      ci.padInfo.top,
+      ci.padInfo.left,
+    ),
+  );
   return out;
 };
 
@@ -53,25 +72,54 @@ export const depthwiseConv2dNativeBackpropFilter: KernelFunc = ({ inputs, backen
   const b = backend as BackendWasm;
   const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
   const { strides, pad, dilations, dimRoundingMode, filterShape } = attrs as unknown as {
-    strides: [number, number] | number; pad: Pad; dilations?: unknown; dimRoundingMode?: Rounding;
+    strides: [number, number] | number;
+    pad: Pad;
+    dilations?: unknown;
+    dimRoundingMode?: Rounding;
     filterShape: [number, number, number, number];
   };
   requireFloat32('DepthwiseConv2dNativeBackpropFilter', x, dy);
   requireUnitDilation('DepthwiseConv2dNativeBackpropFilter', dilations);
-  const ci = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1,
-    pad, dimRoundingMode, true, 'channelsLast');
+  const ci = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, true, 'channelsLast');
   const out = b.makeOutput(filterShape, 'float32');
   // Register-resident taps win where rows are short (C <= 16: 5x on MobileNet's 112x112x8 layer); for wider
   // rows the per-4-channel rescans cost more than the scatter loop's dW traffic (measured).
   if (filterShape[0] === 3 && filterShape[1] === 3 && filterShape[3] === 1 && ci.inChannels % 4 === 0 && ci.inChannels <= 16) {
-    trainKernels(b).dw_bp_filter_3x3(offsetOf(b, x.dataId), offsetOf(b, dy.dataId), offsetOf(b, out.dataId),
-      ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels, ci.outHeight, ci.outWidth,
-      ci.strideHeight, ci.strideWidth, ci.padInfo.top, ci.padInfo.left);
+    trainKernels(b).dw_bp_filter_3x3(
+      offsetOf(b, x.dataId),
+      offsetOf(b, dy.dataId),
+      offsetOf(b, out.dataId),
+      ci.batchSize,
+      ci.inHeight,
+      ci.inWidth,
+      ci.inChannels,
+      ci.outHeight,
+      ci.outWidth,
+      ci.strideHeight,
+      ci.strideWidth,
+      ci.padInfo.top,
+      ci.padInfo.left,
+    );
     return out;
   }
-  trainKernels(b).dw_bp_filter(offsetOf(b, x.dataId), offsetOf(b, dy.dataId), offsetOf(b, out.dataId),
-    ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels, ci.outHeight, ci.outWidth, filterShape[3],
-    ci.filterHeight, ci.filterWidth, ci.strideHeight, ci.strideWidth, ci.padInfo.top, ci.padInfo.left);
+  trainKernels(b).dw_bp_filter(
+    offsetOf(b, x.dataId),
+    offsetOf(b, dy.dataId),
+    offsetOf(b, out.dataId),
+    ci.batchSize,
+    ci.inHeight,
+    ci.inWidth,
+    ci.inChannels,
+    ci.outHeight,
+    ci.outWidth,
+    filterShape[3],
+    ci.filterHeight,
+    ci.filterWidth,
+    ci.strideHeight,
+    ci.strideWidth,
+    ci.padInfo.top,
+    ci.padInfo.left,
+  );
   return out;
 };
 
@@ -80,8 +128,7 @@ export const depthwiseConv2dNativeBackpropFilter: KernelFunc = ({ inputs, backen
  * and the complementary padding (KH-1-pad, so pads must not exceed KH-1), which tfjs-wasm runs through
  * XNNPACK (~3x our scatter loop on MobileNet's 112x112x8 layer).
  */
-function viaForwardDepthwise(b: BackendWasm, dy: TensorInfo, filter: TensorInfo, ci: backend_util.Conv2DInfo,
-  forward: KernelFunc): TensorInfo {
+function viaForwardDepthwise(b: BackendWasm, dy: TensorInfo, filter: TensorInfo, ci: backend_util.Conv2DInfo, forward: KernelFunc): TensorInfo {
   const [KH, KW, C] = filter.shape as [number, number, number, number];
   const rot = b.makeOutput([KH, KW, C, 1], 'float32');
   const src = b.typedArrayFromHeap(filter) as Float32Array; // views: taken after the last allocation
@@ -92,10 +139,25 @@ function viaForwardDepthwise(b: BackendWasm, dy: TensorInfo, filter: TensorInfo,
     }
   }
   const { top, bottom, left, right } = ci.padInfo;
-  const padT = KH - 1 - top, padB = KH - 1 - bottom, padL = KW - 1 - left, padR = KW - 1 - right;
+  const padT = KH - 1 - top,
+    padB = KH - 1 - bottom,
+    padL = KW - 1 - left,
+    padR = KW - 1 - right;
   try {
-    return forward({ inputs: { x: dy, filter: rot }, backend: b,
-      attrs: { strides: 1, dilations: 1, pad: [[0, 0], [padT, padB], [padL, padR], [0, 0]] } as unknown as NamedAttrMap }) as TensorInfo;
+    return forward({
+      inputs: { x: dy, filter: rot },
+      backend: b,
+      attrs: {
+        strides: 1,
+        dilations: 1,
+        pad: [
+          [0, 0],
+          [padT, padB],
+          [padL, padR],
+          [0, 0],
+        ],
+      } as unknown as NamedAttrMap,
+    }) as TensorInfo;
   } finally {
     b.disposeData(rot.dataId);
   }
@@ -106,7 +168,10 @@ export const depthwiseConv2dNativeBackpropInput: KernelFunc = ({ inputs, backend
   const b = backend as BackendWasm;
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
   const { strides, pad, dilations, dimRoundingMode, inputShape } = attrs as unknown as {
-    strides: [number, number] | number; pad: Pad; dilations?: unknown; dimRoundingMode?: Rounding;
+    strides: [number, number] | number;
+    pad: Pad;
+    dilations?: unknown;
+    dimRoundingMode?: Rounding;
     inputShape: [number, number, number, number];
   };
   requireFloat32('DepthwiseConv2dNativeBackpropInput', dy, filter);
@@ -120,9 +185,24 @@ export const depthwiseConv2dNativeBackpropInput: KernelFunc = ({ inputs, backend
     return viaForwardDepthwise(b, dy, filter, ci, forward.kernelFunc);
   }
   const out = b.makeOutput(inputShape, 'float32');
-  trainKernels(b).dw_bp_input(offsetOf(b, dy.dataId), offsetOf(b, filter.dataId), offsetOf(b, out.dataId),
-    ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels, ci.outHeight, ci.outWidth, fs[3],
-    ci.filterHeight, ci.filterWidth, ci.strideHeight, ci.strideWidth, ci.padInfo.top, ci.padInfo.left);
+  trainKernels(b).dw_bp_input(
+    offsetOf(b, dy.dataId),
+    offsetOf(b, filter.dataId),
+    offsetOf(b, out.dataId),
+    ci.batchSize,
+    ci.inHeight,
+    ci.inWidth,
+    ci.inChannels,
+    ci.outHeight,
+    ci.outWidth,
+    fs[3],
+    ci.filterHeight,
+    ci.filterWidth,
+    ci.strideHeight,
+    ci.strideWidth,
+    ci.padInfo.top,
+    ci.padInfo.left,
+  );
   return out;
 };
 
@@ -134,7 +214,10 @@ export const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
   const b = backend as BackendWasm;
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
   const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs as unknown as {
-    strides: [number, number] | number; pad: Pad; dataFormat?: string; dimRoundingMode?: Rounding;
+    strides: [number, number] | number;
+    pad: Pad;
+    dataFormat?: string;
+    dimRoundingMode?: Rounding;
     inputShape: [number, number, number, number];
   };
   requireFloat32('Conv2DBackpropInput', dy, filter);
@@ -147,9 +230,26 @@ export const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
   const out = b.makeOutput(inputShape, 'float32');
   const m8 = (fs[0] * fs[1] * fs[2] + 7) & ~7;
   withScratch(b, 4 * m8 * (fs[3] + BPF_PIXEL_TILE), (scratch) =>
-    trainKernels(b).conv2d_bp_input(offsetOf(b, dy.dataId), offsetOf(b, filter.dataId), offsetOf(b, out.dataId), scratch,
-      ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels, ci.outHeight, ci.outWidth, ci.outChannels,
-      ci.filterHeight, ci.filterWidth, ci.strideHeight, ci.strideWidth, ci.padInfo.top, ci.padInfo.left));
+    trainKernels(b).conv2d_bp_input(
+      offsetOf(b, dy.dataId),
+      offsetOf(b, filter.dataId),
+      offsetOf(b, out.dataId),
+      scratch,
+      ci.batchSize,
+      ci.inHeight,
+      ci.inWidth,
+      ci.inChannels,
+      ci.outHeight,
+      ci.outWidth,
+      ci.outChannels,
+      ci.filterHeight,
+      ci.filterWidth,
+      ci.strideHeight,
+      ci.strideWidth,
+      ci.padInfo.top,
+      ci.padInfo.left,
+    ),
+  );
   return out;
 };
 
@@ -161,15 +261,38 @@ export const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   const b = backend as BackendWasm;
   const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
   const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as {
-    filterSize: [number, number] | number; strides: [number, number] | number; pad: Pad; dimRoundingMode?: Rounding;
+    filterSize: [number, number] | number;
+    strides: [number, number] | number;
+    pad: Pad;
+    dimRoundingMode?: Rounding;
   };
   requireFloat32('MaxPoolGrad', dy, input);
-  const ci = backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1,
-    pad as 'valid' | 'same' | number, dimRoundingMode);
+  const ci = backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number],
+    filterSize,
+    strides,
+    1,
+    pad as 'valid' | 'same' | number,
+    dimRoundingMode,
+  );
   const out = b.makeOutput(input.shape, 'float32');
-  trainKernels(b).maxpool_bp(offsetOf(b, input.dataId), offsetOf(b, dy.dataId), offsetOf(b, out.dataId),
-    ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels, ci.outHeight, ci.outWidth,
-    ci.effectiveFilterHeight, ci.effectiveFilterWidth, ci.strideHeight, ci.strideWidth, ci.padInfo.top, ci.padInfo.left);
+  trainKernels(b).maxpool_bp(
+    offsetOf(b, input.dataId),
+    offsetOf(b, dy.dataId),
+    offsetOf(b, out.dataId),
+    ci.batchSize,
+    ci.inHeight,
+    ci.inWidth,
+    ci.inChannels,
+    ci.outHeight,
+    ci.outWidth,
+    ci.effectiveFilterHeight,
+    ci.effectiveFilterWidth,
+    ci.strideHeight,
+    ci.strideWidth,
+    ci.padInfo.top,
+    ci.padInfo.left,
+  );
   return out;
 };
 
@@ -184,4 +307,3 @@ export const convGradReplacementConfigs: KernelConfig[] = [
   { kernelName: 'Conv2DBackpropInput', backendName: 'wasm', kernelFunc: conv2DBackpropInput },
   { kernelName: 'MaxPoolGrad', backendName: 'wasm', kernelFunc: maxPoolGrad },
 ];
-

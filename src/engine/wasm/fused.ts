@@ -31,9 +31,21 @@ const bnTrain: KernelFunc = ({ inputs, backend, attrs }) => {
   const mean = b.makeOutput([C], 'float32');
   const variance = b.makeOutput([C], 'float32');
   const invstd = b.makeOutput([C], 'float32');
-  withScratch(b, 24 * C, (s) => trainKernels(b).bn_train_fwd(offsetOf(b, x.dataId), offsetOf(b, gamma.dataId),
-    offsetOf(b, beta.dataId), offsetOf(b, y.dataId), offsetOf(b, mean.dataId), offsetOf(b, variance.dataId),
-    offsetOf(b, invstd.dataId), s, P, C, eps));
+  withScratch(b, 24 * C, (s) =>
+    trainKernels(b).bn_train_fwd(
+      offsetOf(b, x.dataId),
+      offsetOf(b, gamma.dataId),
+      offsetOf(b, beta.dataId),
+      offsetOf(b, y.dataId),
+      offsetOf(b, mean.dataId),
+      offsetOf(b, variance.dataId),
+      offsetOf(b, invstd.dataId),
+      s,
+      P,
+      C,
+      eps,
+    ),
+  );
   return [y, mean, variance, invstd];
 };
 
@@ -46,9 +58,21 @@ const bnTrainGrad: KernelFunc = ({ inputs, backend }) => {
   const dx = b.makeOutput(x.shape, 'float32');
   const dgamma = b.makeOutput([C], 'float32');
   const dbeta = b.makeOutput([C], 'float32');
-  withScratch(b, 32 * C, (s) => trainKernels(b).bn_train_bwd(offsetOf(b, dy.dataId), offsetOf(b, x.dataId),
-    offsetOf(b, gamma.dataId), offsetOf(b, mean.dataId), offsetOf(b, invstd.dataId), offsetOf(b, dx.dataId),
-    offsetOf(b, dgamma.dataId), offsetOf(b, dbeta.dataId), s, P, C));
+  withScratch(b, 32 * C, (s) =>
+    trainKernels(b).bn_train_bwd(
+      offsetOf(b, dy.dataId),
+      offsetOf(b, x.dataId),
+      offsetOf(b, gamma.dataId),
+      offsetOf(b, mean.dataId),
+      offsetOf(b, invstd.dataId),
+      offsetOf(b, dx.dataId),
+      offsetOf(b, dgamma.dataId),
+      offsetOf(b, dbeta.dataId),
+      s,
+      P,
+      C,
+    ),
+  );
   return [dx, dgamma, dbeta];
 };
 
@@ -81,8 +105,7 @@ const clampGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   const { dy, x } = inputs as { dy: TensorInfo; x: TensorInfo };
   const { hi, hiInclusive } = attrs as { hi: number; hiInclusive: boolean };
   const dx = b.makeOutput(x.shape, 'float32');
-  trainKernels(b).clamp_bwd(offsetOf(b, dy.dataId), offsetOf(b, x.dataId), offsetOf(b, dx.dataId), sizeOf(x), hi,
-    hiInclusive ? 1 : 0);
+  trainKernels(b).clamp_bwd(offsetOf(b, dy.dataId), offsetOf(b, x.dataId), offsetOf(b, dx.dataId), sizeOf(x), hi, hiInclusive ? 1 : 0);
   return dx;
 };
 
@@ -106,8 +129,7 @@ export const fusedGradConfigs: GradConfig[] = [bnTrainGradConfig, clampGradConfi
 /* ---------------------------------- ops (wasm only) ---------------------------------- */
 
 /** Batch-statistics BatchNorm over all axes but the last; mean and biased variance as tf.moments gives. */
-export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number):
-  { y: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor } {
+export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): { y: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor } {
   const [y, mean, variance, invstd] = tf.engine().runKernel(BN_TRAIN, { x, gamma, beta }, { epsilon }) as tf.Tensor[];
   invstd.dispose(); // the tape holds its own reference when gradients are being recorded
   return { y, mean, variance };
@@ -134,8 +156,15 @@ const onWasm = (x: tf.Tensor): boolean => tf.getBackend() === 'wasm' && x.dtype 
 const one = (inputs: tf.Tensor | tf.Tensor[]): tf.Tensor => (Array.isArray(inputs) ? inputs[0] : inputs);
 
 interface BnLayer {
-  axis: number; epsilon: number; momentum: number; center: boolean; scale: boolean;
-  gamma: tf.LayerVariable; beta: tf.LayerVariable; movingMean: tf.LayerVariable; movingVariance: tf.LayerVariable;
+  axis: number;
+  epsilon: number;
+  momentum: number;
+  center: boolean;
+  scale: boolean;
+  gamma: tf.LayerVariable;
+  beta: tf.LayerVariable;
+  movingMean: tf.LayerVariable;
+  movingVariance: tf.LayerVariable;
 }
 
 /**
@@ -158,7 +187,10 @@ export function routeLayersToFusedOps(): void {
       const { y, mean, variance } = batchNormTrain(x, this.gamma.read(), this.beta.read(), this.epsilon);
       // Same moving-average update as tfjs-layers (biased batch variance, as Keras does).
       const ema = (v: tf.LayerVariable, value: tf.Tensor): void =>
-        tf.tidy(() => { const o = v.read(); v.write(tf.sub(o, tf.mul(tf.sub(o, value), 1 - this.momentum))); });
+        tf.tidy(() => {
+          const o = v.read();
+          v.write(tf.sub(o, tf.mul(tf.sub(o, value), 1 - this.momentum)));
+        });
       ema(this.movingMean, mean);
       ema(this.movingVariance, variance);
       return y;
@@ -177,7 +209,10 @@ export function routeLayersToFusedOps(): void {
   relu[PATCHED] = true;
 
   // activation: 'relu6' is minimum(6, relu(x)) → mask 0 < x < 6; 'relu' → x > 0.
-  for (const [name, hi] of [['relu6', 6], ['relu', Infinity]] as const) {
+  for (const [name, hi] of [
+    ['relu6', 6],
+    ['relu', Infinity],
+  ] as const) {
     const act = layerClass(name).prototype as Record<string | symbol, unknown>;
     const apply = act.apply as (this: unknown, x: tf.Tensor, alpha?: number) => tf.Tensor;
     act.apply = function (this: unknown, x: tf.Tensor, alpha?: number): tf.Tensor {

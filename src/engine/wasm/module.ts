@@ -1,36 +1,182 @@
-import * as fs from 'fs';
-import * as path from 'path';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 /** Exports of csrc/train_kernels.c. Every pointer is a byte offset into tfjs-wasm's own heap. */
 export interface TrainKernelExports {
-  dw_bp_filter(x: number, dy: number, dw: number, N: number, H: number, W: number, C: number,
-    OH: number, OW: number, CM: number, KH: number, KW: number, SH: number, SW: number, PT: number, PL: number): void;
-  dw_bp_input(dy: number, f: number, dx: number, N: number, H: number, W: number, C: number,
-    OH: number, OW: number, CM: number, KH: number, KW: number, SH: number, SW: number, PT: number, PL: number): void;
-  bn_train_fwd(x: number, gamma: number, beta: number, y: number, mean: number, variance: number, invstd: number,
-    scratch: number, P: number, C: number, eps: number): void;
-  bn_train_bwd(dy: number, x: number, gamma: number, mean: number, invstd: number, dx: number, dgamma: number,
-    dbeta: number, scratch: number, P: number, C: number): void;
+  dw_bp_filter(
+    x: number,
+    dy: number,
+    dw: number,
+    N: number,
+    H: number,
+    W: number,
+    C: number,
+    OH: number,
+    OW: number,
+    CM: number,
+    KH: number,
+    KW: number,
+    SH: number,
+    SW: number,
+    PT: number,
+    PL: number,
+  ): void;
+  dw_bp_input(
+    dy: number,
+    f: number,
+    dx: number,
+    N: number,
+    H: number,
+    W: number,
+    C: number,
+    OH: number,
+    OW: number,
+    CM: number,
+    KH: number,
+    KW: number,
+    SH: number,
+    SW: number,
+    PT: number,
+    PL: number,
+  ): void;
+  bn_train_fwd(
+    x: number,
+    gamma: number,
+    beta: number,
+    y: number,
+    mean: number,
+    variance: number,
+    invstd: number,
+    scratch: number,
+    P: number,
+    C: number,
+    eps: number,
+  ): void;
+  bn_train_bwd(
+    dy: number,
+    x: number,
+    gamma: number,
+    mean: number,
+    invstd: number,
+    dx: number,
+    dgamma: number,
+    dbeta: number,
+    scratch: number,
+    P: number,
+    C: number,
+  ): void;
   clamp_fwd(x: number, y: number, n: number, hi: number): void;
   clamp_bwd(dy: number, x: number, dx: number, n: number, hi: number, hiInclusive: number): void;
-  conv2d_bp_filter(x: number, dy: number, dw: number, pack: number, N: number, H: number, W: number, CI: number,
-    OH: number, OW: number, CO: number, KH: number, KW: number, SH: number, SW: number, PT: number, PL: number): void;
-  conv2d_bp_input(dy: number, w: number, dx: number, scratch: number, N: number, H: number, W: number, CI: number,
-    OH: number, OW: number, CO: number, KH: number, KW: number, SH: number, SW: number, PT: number, PL: number): void;
-  slice4(x: number, out: number, s1: number, s2: number, s3: number, b0: number, b1: number, b2: number, b3: number,
-    z0: number, z1: number, z2: number, z3: number): void;
-  tile4(x: number, out: number, s0: number, s1: number, s2: number, s3: number, o0: number, o1: number, o2: number,
-    o3: number): void;
-  dw_bp_filter_3x3(x: number, dy: number, dw: number, N: number, H: number, W: number, C: number, OH: number,
-    OW: number, SH: number, SW: number, PT: number, PL: number): void;
-  maxpool_bp(x: number, dy: number, dx: number, N: number, H: number, W: number, C: number, OH: number, OW: number,
-    KH: number, KW: number, SH: number, SW: number, PT: number, PL: number): void;
-  bn_infer(x: number, mean: number, variance: number, offset: number, scale: number, y: number, tmp: number,
-    P: number, C: number, eps: number): void;
-  conv2d_fwd(x: number, w: number, bias: number, y: number, scratch: number, N: number, H: number, W: number, CI: number,
-    OH: number, OW: number, CO: number, KH: number, KW: number, SH: number, SW: number, PT: number, PL: number,
-    act: number, tilePixels: number): void;
+  conv2d_bp_filter(
+    x: number,
+    dy: number,
+    dw: number,
+    pack: number,
+    N: number,
+    H: number,
+    W: number,
+    CI: number,
+    OH: number,
+    OW: number,
+    CO: number,
+    KH: number,
+    KW: number,
+    SH: number,
+    SW: number,
+    PT: number,
+    PL: number,
+  ): void;
+  conv2d_bp_input(
+    dy: number,
+    w: number,
+    dx: number,
+    scratch: number,
+    N: number,
+    H: number,
+    W: number,
+    CI: number,
+    OH: number,
+    OW: number,
+    CO: number,
+    KH: number,
+    KW: number,
+    SH: number,
+    SW: number,
+    PT: number,
+    PL: number,
+  ): void;
+  slice4(
+    x: number,
+    out: number,
+    s1: number,
+    s2: number,
+    s3: number,
+    b0: number,
+    b1: number,
+    b2: number,
+    b3: number,
+    z0: number,
+    z1: number,
+    z2: number,
+    z3: number,
+  ): void;
+  tile4(x: number, out: number, s0: number, s1: number, s2: number, s3: number, o0: number, o1: number, o2: number, o3: number): void;
+  dw_bp_filter_3x3(
+    x: number,
+    dy: number,
+    dw: number,
+    N: number,
+    H: number,
+    W: number,
+    C: number,
+    OH: number,
+    OW: number,
+    SH: number,
+    SW: number,
+    PT: number,
+    PL: number,
+  ): void;
+  maxpool_bp(
+    x: number,
+    dy: number,
+    dx: number,
+    N: number,
+    H: number,
+    W: number,
+    C: number,
+    OH: number,
+    OW: number,
+    KH: number,
+    KW: number,
+    SH: number,
+    SW: number,
+    PT: number,
+    PL: number,
+  ): void;
+  bn_infer(x: number, mean: number, variance: number, offset: number, scale: number, y: number, tmp: number, P: number, C: number, eps: number): void;
+  conv2d_fwd(
+    x: number,
+    w: number,
+    bias: number,
+    y: number,
+    scratch: number,
+    N: number,
+    H: number,
+    W: number,
+    CI: number,
+    OH: number,
+    OW: number,
+    CO: number,
+    KH: number,
+    KW: number,
+    SH: number,
+    SW: number,
+    PT: number,
+    PL: number,
+    act: number,
+    tilePixels: number,
+  ): void;
 }
 
 /** Pixel tile of conv2d_bp_filter and conv2d_bp_input (csrc PTILE): sizes their scratch. */

@@ -1,5 +1,5 @@
 /* One data-parallel gradient worker (see parallel.ts): its own tfjs + wasm backend and model copy. */
-import { parentPort, workerData } from 'worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerWasmTrainingKernels } from './index';
@@ -41,11 +41,14 @@ import { flatLayers } from '../../optim/named';
           const x = tf.tensor(m.x, m.xShape);
           const y = tf.tensor(m.y, m.yShape);
           let h: tf.Scalar | undefined;
-          const { value, grads } = tf.variableGrads(() => {
-            const s = shardLoss(model, x, y, init.labelSmoothing);
-            h = tf.keep(s.hits);
-            return s.loss;
-          }, trainable.map((v) => v.read() as tf.Variable));
+          const { value, grads } = tf.variableGrads(
+            () => {
+              const s = shardLoss(model, x, y, init.labelSmoothing);
+              h = tf.keep(s.hits);
+              return s.loss;
+            },
+            trainable.map((v) => v.read() as tf.Variable),
+          );
           trainable.forEach((v, j) => {
             const g = grads[(v.read() as tf.Variable).name];
             if (g) out.set(valuesOf(g.mul(m.weight)), tOffsets[j]);

@@ -1,5 +1,5 @@
-import * as path from 'path';
-import { Worker } from 'worker_threads';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { batchNormModeOf, isBatchNorm, type BatchNormMode } from '../../models/batchnorm';
 import { flatLayers } from '../../optim/named';
@@ -37,12 +37,12 @@ export interface ShardOutput {
   grads: Record<string, tf.Tensor>;
 }
 
-export interface ShardResult { loss: number; grads: tf.NamedTensorMap }
+export interface ShardResult {
+  loss: number;
+  grads: tf.NamedTensorMap;
+}
 
-type Msg =
-  | { type: 'ready' }
-  | { type: 'done'; loss: number; hits: number; numTensors: number; numBytes: number }
-  | { type: 'error'; message: string };
+type Msg = { type: 'ready' } | { type: 'done'; loss: number; hits: number; numTensors: number; numBytes: number } | { type: 'error'; message: string };
 
 /** What a worker needs to rebuild the model and take part in steps. */
 export interface WorkerInit {
@@ -61,7 +61,12 @@ export interface WorkerInit {
 }
 
 export interface StepMsg {
-  type: 'step'; x: Float32Array; xShape: number[]; y: Float32Array; yShape: number[]; weight: number;
+  type: 'step';
+  x: Float32Array;
+  xShape: number[];
+  y: Float32Array;
+  yShape: number[];
+  weight: number;
   /** One seed per Dropout layer, in flatLayers order. */
   seeds: number[];
 }
@@ -79,7 +84,11 @@ export function valuesOf(t: tf.Tensor): Float32Array {
   return t.dataSync() as Float32Array;
 }
 
-export interface Layout { offsets: number[]; sizes: number[]; total: number }
+export interface Layout {
+  offsets: number[];
+  sizes: number[];
+  total: number;
+}
 
 /** Where each tensor of `shapes` lies in one flat float32 buffer, in order. */
 export function layoutOf(shapes: number[][]): Layout {
@@ -110,7 +119,9 @@ export function shardBounds(batch: number, shards: number): number[] {
 /** Sets each Dropout layer's seed (tfjs draws the same mask for the same seed). */
 export function seedDropouts(model: tf.LayersModel, seeds: number[]): void {
   const drops = flatLayers(model).filter((l) => l.getClassName() === 'Dropout');
-  drops.forEach((d, i) => { if (seeds[i] !== undefined) (d as unknown as { seed: number }).seed = seeds[i]; });
+  drops.forEach((d, i) => {
+    if (seeds[i] !== undefined) (d as unknown as { seed: number }).seed = seeds[i];
+  });
 }
 
 export class ParallelGradients {
@@ -131,7 +142,11 @@ export class ParallelGradients {
   /** Each worker's tf.memory() after its last step: leak checks can see into the threads. */
   readonly workerMemory: Array<{ numTensors: number; numBytes: number }> = [];
 
-  private constructor(private readonly model: tf.LayersModel, private readonly opts: Required<Omit<ParallelGradientsOptions, 'vars'>>, vars?: Record<string, tf.Variable>) {
+  private constructor(
+    private readonly model: tf.LayersModel,
+    private readonly opts: Required<Omit<ParallelGradientsOptions, 'vars'>>,
+    vars?: Record<string, tf.Variable>,
+  ) {
     this.all = model.weights;
     const runtime = this.all.map((w) => w.read() as tf.Variable);
     this.vars = vars ?? Object.fromEntries(model.trainableWeights.map((w) => [(w.read() as tf.Variable).name, w.read() as tf.Variable]));
@@ -168,20 +183,29 @@ export class ParallelGradients {
     const script = path.join(__dirname, fromSources ? 'parallel-worker.ts' : 'parallel-worker.js');
     const execArgv = fromSources ? ['--require', require.resolve('tsx/cjs')] : [];
     try {
-      await Promise.all(Array.from({ length: opts.threads - 1 }, async () => {
-        const gradBuf = new SharedArrayBuffer(4 * pg.trainLayout.total);
-        const statsBuf = new SharedArrayBuffer(4 * Math.max(1, pg.statLayout.total));
-        const init: WorkerInit = {
-          topology: topology as object, weightBuf: pg.weightBuf, gradBuf, statsBuf,
-          shapes: pg.all.map((v) => v.shape as number[]), names: pg.all.map((v) => v.originalName),
-          trainableIdx: pg.trainableIdx, statIdx: pg.statIdx, bnModes, labelSmoothing: opts.labelSmoothing,
-        };
-        const w = new Worker(script, { execArgv, workerData: init });
-        pg.workers.push(w);
-        pg.gradBufs.push(gradBuf);
-        pg.statsBufs.push(statsBuf);
-        await pg.next(w);
-      }));
+      await Promise.all(
+        Array.from({ length: opts.threads - 1 }, async () => {
+          const gradBuf = new SharedArrayBuffer(4 * pg.trainLayout.total);
+          const statsBuf = new SharedArrayBuffer(4 * Math.max(1, pg.statLayout.total));
+          const init: WorkerInit = {
+            topology: topology as object,
+            weightBuf: pg.weightBuf,
+            gradBuf,
+            statsBuf,
+            shapes: pg.all.map((v) => v.shape as number[]),
+            names: pg.all.map((v) => v.originalName),
+            trainableIdx: pg.trainableIdx,
+            statIdx: pg.statIdx,
+            bnModes,
+            labelSmoothing: opts.labelSmoothing,
+          };
+          const w = new Worker(script, { execArgv, workerData: init });
+          pg.workers.push(w);
+          pg.gradBufs.push(gradBuf);
+          pg.statsBufs.push(statsBuf);
+          await pg.next(w);
+        }),
+      );
     } catch (e) {
       await pg.dispose();
       throw e;
@@ -195,10 +219,23 @@ export class ParallelGradients {
 
   private next(w: Worker): Promise<Msg> {
     return new Promise((resolve, reject) => {
-      const onMsg = (m: Msg): void => { cleanup(); m.type === 'error' ? reject(new Error(`gradient worker: ${m.message}`)) : resolve(m); };
-      const onErr = (e: Error): void => { cleanup(); reject(e); };
-      const onExit = (code: number): void => { cleanup(); reject(new Error(`gradient worker exited with code ${code}`)); };
-      const cleanup = (): void => { w.off('message', onMsg); w.off('error', onErr); w.off('exit', onExit); };
+      const onMsg = (m: Msg): void => {
+        cleanup();
+        m.type === 'error' ? reject(new Error(`gradient worker: ${m.message}`)) : resolve(m);
+      };
+      const onErr = (e: Error): void => {
+        cleanup();
+        reject(e);
+      };
+      const onExit = (code: number): void => {
+        cleanup();
+        reject(new Error(`gradient worker exited with code ${code}`));
+      };
+      const cleanup = (): void => {
+        w.off('message', onMsg);
+        w.off('error', onErr);
+        w.off('exit', onExit);
+      };
       w.on('message', onMsg);
       w.on('error', onErr);
       w.on('exit', onExit);
@@ -211,7 +248,12 @@ export class ParallelGradients {
    * `seeds(k)` for their Dropout layers. Returns the mean loss and gradients over the whole batch and the
    * total hits, as tensors the caller owns. A batch smaller than the thread count uses fewer shards.
    */
-  async step(x: tf.Tensor, y: tf.Tensor, local: (xs: tf.Tensor, ys: tf.Tensor) => ShardOutput, seeds: (shard: number) => number[] = () => []): Promise<ShardOutput> {
+  async step(
+    x: tf.Tensor,
+    y: tf.Tensor,
+    local: (xs: tf.Tensor, ys: tf.Tensor) => ShardOutput,
+    seeds: (shard: number) => number[] = () => [],
+  ): Promise<ShardOutput> {
     if (this.broken) throw this.broken;
     const B = x.shape[0];
     const n = Math.min(this.workers.length + 1, B);
@@ -225,8 +267,13 @@ export class ParallelGradients {
       const size = bounds[k + 1] - bounds[k];
       const [xs, ys] = tf.tidy(() => [x.slice(bounds[k], size), y.slice(bounds[k], size)]);
       const msg: StepMsg = {
-        type: 'step', x: xs.dataSync() as Float32Array, xShape: xs.shape, y: ys.dataSync() as Float32Array, yShape: ys.shape,
-        weight: size / B, seeds: seeds(k),
+        type: 'step',
+        x: xs.dataSync() as Float32Array,
+        xShape: xs.shape,
+        y: ys.dataSync() as Float32Array,
+        yShape: ys.shape,
+        weight: size / B,
+        seeds: seeds(k),
       };
       tf.dispose([xs, ys]);
       const w = this.workers[k - 1];
@@ -306,17 +353,22 @@ export class ParallelGradients {
   /** Gradient of the mean loss over the batch w.r.t. the variables, and that loss (what the bench times). */
   async gradients(x: tf.Tensor, y: tf.Tensor): Promise<ShardResult> {
     const vars = this.vars;
-    const r = await this.step(x, y, (xs, ys) => tf.tidy(() => {
-      let hits: tf.Scalar | undefined;
-      const { value, grads } = tf.variableGrads(() => {
-        const s = shardLoss(this.model, xs, ys, this.opts.labelSmoothing);
-        hits = tf.keep(s.hits);
-        return s.loss;
-      }, this.keys.map((k) => vars[k]));
-      const named: Record<string, tf.Tensor> = {};
-      for (const k of this.keys) if (grads[vars[k].name]) named[k] = grads[vars[k].name];
-      return { value, hits: hits!, grads: named };
-    }));
+    const r = await this.step(x, y, (xs, ys) =>
+      tf.tidy(() => {
+        let hits: tf.Scalar | undefined;
+        const { value, grads } = tf.variableGrads(
+          () => {
+            const s = shardLoss(this.model, xs, ys, this.opts.labelSmoothing);
+            hits = tf.keep(s.hits);
+            return s.loss;
+          },
+          this.keys.map((k) => vars[k]),
+        );
+        const named: Record<string, tf.Tensor> = {};
+        for (const k of this.keys) if (grads[vars[k].name]) named[k] = grads[vars[k].name];
+        return { value, hits: hits!, grads: named };
+      }),
+    );
     const loss = (await r.value.data())[0];
     tf.dispose([r.value, r.hits]);
     return { loss, grads: r.grads };

@@ -19,8 +19,7 @@ export function sliceReplacement(stock: KernelFunc): KernelConfig {
     const out = b.makeOutput(s_, x.dtype);
     if (s_.some((d) => d === 0)) return out;
     const [xs, bs, zs] = [to4(x.shape, 1), to4(b_, 0), to4(s_, 1)];
-    trainKernels(b).slice4(offsetOf(b, x.dataId), offsetOf(b, out.dataId), xs[1], xs[2], xs[3],
-      bs[0], bs[1], bs[2], bs[3], zs[0], zs[1], zs[2], zs[3]);
+    trainKernels(b).slice4(offsetOf(b, x.dataId), offsetOf(b, out.dataId), xs[1], xs[2], xs[3], bs[0], bs[1], bs[2], bs[3], zs[0], zs[1], zs[2], zs[3]);
     return out;
   };
   return { kernelName: 'Slice', backendName: 'wasm', kernelFunc };

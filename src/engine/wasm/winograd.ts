@@ -1,5 +1,5 @@
-import * as fs from 'fs';
-import * as path from 'path';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { backend_util, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { offsetOf, wasmHeap, withScratch } from './module';
@@ -7,10 +7,22 @@ import { offsetOf, wasmHeap, withScratch } from './module';
 /** Exports of csrc/winograd.c; pointers are byte offsets into tfjs-wasm's heap. */
 interface WinogradExports {
   wino_filter(w: number, U: number, tmp: number, CI: number, CO: number, flip: number, m: number): void;
-  wino_conv3x3(x: number, U: number, bias: number, y: number, scratch: number, N: number, H: number, W: number,
-    K: number, J: number, act: number, m: number, BT: number): void;
-  wino_bp_filter(x: number, dy: number, dw: number, scratch: number, N: number, H: number, W: number, K: number,
-    J: number, m: number, BT: number): void;
+  wino_conv3x3(
+    x: number,
+    U: number,
+    bias: number,
+    y: number,
+    scratch: number,
+    N: number,
+    H: number,
+    W: number,
+    K: number,
+    J: number,
+    act: number,
+    m: number,
+    BT: number,
+  ): void;
+  wino_bp_filter(x: number, dy: number, dw: number, scratch: number, N: number, H: number, W: number, K: number, J: number, m: number, BT: number): void;
 }
 
 export const WINOGRAD_WASM_PATH = path.join(__dirname, 'winograd.wasm');
@@ -77,7 +89,9 @@ export const WINOGRAD_MIN_CHANNELS = 4;
  * 2x2 and 3x3 images win at batch 16; 1-pixel rows or columns waste most of each tile.
  */
 function winogradCheaper(n: number, h: number, w: number): boolean {
-  const m = winogradTile(h, w), t = (m + 2) * (m + 2), tiles = n * Math.ceil(h / m) * Math.ceil(w / m);
+  const m = winogradTile(h, w),
+    t = (m + 2) * (m + 2),
+    tiles = n * Math.ceil(h / m) * Math.ceil(w / m);
   return t * (tiles + 4) < 0.75 * 9 * n * h * w;
 }
 
@@ -100,14 +114,16 @@ function pair(v: number | [number, number] | undefined): [number, number] {
 function applies(filterShape: readonly number[], conv: ConvAttrs): boolean {
   if (filterShape.length !== 4 || filterShape[0] !== 3 || filterShape[1] !== 3) return false;
   if (conv.dataFormat !== undefined && conv.dataFormat !== 'NHWC' && conv.dataFormat !== 'channelsLast') return false;
-  const s = pair(conv.strides), d = pair(conv.dilations);
+  const s = pair(conv.strides),
+    d = pair(conv.dilations);
   if (s[0] !== 1 || s[1] !== 1 || d[0] !== 1 || d[1] !== 1) return false;
   const p = conv.pad ?? 'same';
   if (p === 'same' || p === 1) return true;
   if (Array.isArray(p)) {
     const e = p as number[][];
-    return e.length === 4 && e[0][0] === 0 && e[0][1] === 0 && e[1][0] === 1 && e[1][1] === 1 &&
-      e[2][0] === 1 && e[2][1] === 1 && e[3][0] === 0 && e[3][1] === 0;
+    return (
+      e.length === 4 && e[0][0] === 0 && e[0][1] === 0 && e[1][0] === 1 && e[1][1] === 1 && e[2][0] === 1 && e[2][1] === 1 && e[3][0] === 0 && e[3][1] === 0
+    );
   }
   return false;
 }
@@ -124,15 +140,32 @@ export function tileBlock(m: 2 | 4, k: number, j: number): number {
 
 /** Bytes of heap scratch one call takes: transformed filter + one block's V and M + transform temporaries. */
 export function winogradScratchBytes(n: number, h: number, w: number, k: number, j: number, opts: WinogradOptions = {}): number {
-  const m = opts.m ?? winogradTile(h, w), t = (m + 2) * (m + 2), k4 = (k + 3) & ~3, j8 = (j + 7) & ~7;
+  const m = opts.m ?? winogradTile(h, w),
+    t = (m + 2) * (m + 2),
+    k4 = (k + 3) & ~3,
+    j8 = (j + 7) & ~7;
   const tiles = n * Math.ceil(h / m) * Math.ceil(w / m);
   const bt = Math.min(opts.tileBlock ?? tileBlock(m, k, j), (tiles + 3) & ~3);
   return 4 * (t * (k * j8 + SKEW) + t * (bt * (k4 + j8) + 2 * SKEW) + 4 * t);
 }
 
-function run(b: BackendWasm, input: TensorInfo, filter: TensorInfo, bias: TensorInfo | null, act: number, flip: boolean,
-  n: number, h: number, w: number, k: number, j: number, opts: WinogradOptions): TensorInfo {
-  const m = opts.m ?? winogradTile(h, w), t = (m + 2) * (m + 2), j8 = (j + 7) & ~7;
+function run(
+  b: BackendWasm,
+  input: TensorInfo,
+  filter: TensorInfo,
+  bias: TensorInfo | null,
+  act: number,
+  flip: boolean,
+  n: number,
+  h: number,
+  w: number,
+  k: number,
+  j: number,
+  opts: WinogradOptions,
+): TensorInfo {
+  const m = opts.m ?? winogradTile(h, w),
+    t = (m + 2) * (m + 2),
+    j8 = (j + 7) & ~7;
   const tiles = n * Math.ceil(h / m) * Math.ceil(w / m);
   const bt = Math.min(opts.tileBlock ?? tileBlock(m, k, j), (tiles + 3) & ~3);
   if (bt <= 0 || bt % 4 !== 0) throw new Error(`winograd tile block must be a positive multiple of 4, got ${bt}`);
@@ -143,8 +176,7 @@ function run(b: BackendWasm, input: TensorInfo, filter: TensorInfo, bias: Tensor
     const kern = winogradKernels(b);
     const conv = s + 4 * uFloats;
     kern.wino_filter(offsetOf(b, filter.dataId), s, conv, ci, co, flip ? 1 : 0, m);
-    kern.wino_conv3x3(offsetOf(b, input.dataId), s, bias === null ? 0 : offsetOf(b, bias.dataId), offsetOf(b, y.dataId),
-      conv, n, h, w, k, j, act, m, bt);
+    kern.wino_conv3x3(offsetOf(b, input.dataId), s, bias === null ? 0 : offsetOf(b, bias.dataId), offsetOf(b, y.dataId), conv, n, h, w, k, j, act, m, bt);
   });
   return y;
 }
@@ -155,11 +187,25 @@ function run(b: BackendWasm, input: TensorInfo, filter: TensorInfo, bias: Tensor
  * where it does not apply (not float32, not 3x3, stride or dilation != 1, padding other than 'same'/1, NCHW)
  * or, unless opts.force, where winogradWorthIt says the direct GEMM is faster: the caller falls back.
  */
-export function winogradConv3x3(backend: BackendWasm, x: TensorInfo, filter: TensorInfo, bias: TensorInfo | null,
-  activation: WinogradActivation = 'linear', conv: ConvAttrs = {}, opts: WinogradOptions = {}): TensorInfo | null {
+export function winogradConv3x3(
+  backend: BackendWasm,
+  x: TensorInfo,
+  filter: TensorInfo,
+  bias: TensorInfo | null,
+  activation: WinogradActivation = 'linear',
+  conv: ConvAttrs = {},
+  opts: WinogradOptions = {},
+): TensorInfo | null {
   const act = ACT[activation];
-  if (act === undefined || x.dtype !== 'float32' || filter.dtype !== 'float32' || x.shape.length !== 4 ||
-    !applies(filter.shape, conv) || filter.shape[2] !== x.shape[3]) return null;
+  if (
+    act === undefined ||
+    x.dtype !== 'float32' ||
+    filter.dtype !== 'float32' ||
+    x.shape.length !== 4 ||
+    !applies(filter.shape, conv) ||
+    filter.shape[2] !== x.shape[3]
+  )
+    return null;
   const [n, h, w, ci] = x.shape;
   const co = filter.shape[3];
   if (bias != null && (bias.dtype !== 'float32' || bias.shape.reduce((a, v) => a * v, 1) !== co)) return null;
@@ -172,10 +218,15 @@ export function winogradConv3x3(backend: BackendWasm, x: TensorInfo, filter: Ten
  * and its channels swapped, for the kernel that dispatches Conv2DBackpropInput. dy [N,H,W,CO], filter
  * [3,3,CI,CO], xShape [N,H,W,CI]. Null where it does not apply or (unless opts.force) is not worth it.
  */
-export function winogradConv3x3BackpropInput(backend: BackendWasm, dy: TensorInfo, filter: TensorInfo,
-  xShape: readonly number[], conv: ConvAttrs = {}, opts: WinogradOptions = {}): TensorInfo | null {
-  if (dy.dtype !== 'float32' || filter.dtype !== 'float32' || dy.shape.length !== 4 || xShape.length !== 4 ||
-    !applies(filter.shape, conv)) return null;
+export function winogradConv3x3BackpropInput(
+  backend: BackendWasm,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  xShape: readonly number[],
+  conv: ConvAttrs = {},
+  opts: WinogradOptions = {},
+): TensorInfo | null {
+  if (dy.dtype !== 'float32' || filter.dtype !== 'float32' || dy.shape.length !== 4 || xShape.length !== 4 || !applies(filter.shape, conv)) return null;
   const [n, h, w, ci] = xShape;
   const co = filter.shape[3];
   if (filter.shape[2] !== ci || dy.shape[0] !== n || dy.shape[1] !== h || dy.shape[2] !== w || dy.shape[3] !== co) return null;
@@ -189,14 +240,18 @@ export function winogradConv3x3BackpropInput(backend: BackendWasm, dy: TensorInf
  * at 256 and 512 channels.
  */
 export function bpFilterTileBlock(m: 2 | 4, k: number, j: number): number {
-  void m; void k; void j;
+  void m;
+  void k;
+  void j;
   return 64;
 }
 
 /** Bytes of heap scratch of winogradConv3x3BackpropFilter: the accumulators plus one block's transforms. */
-export function winogradBpFilterScratchBytes(n: number, h: number, w: number, k: number, j: number,
-  opts: WinogradOptions = {}): number {
-  const m = opts.m ?? winogradTile(h, w), t = (m + 2) * (m + 2), k4 = (k + 3) & ~3, j8 = (j + 7) & ~7;
+export function winogradBpFilterScratchBytes(n: number, h: number, w: number, k: number, j: number, opts: WinogradOptions = {}): number {
+  const m = opts.m ?? winogradTile(h, w),
+    t = (m + 2) * (m + 2),
+    k4 = (k + 3) & ~3,
+    j8 = (j + 7) & ~7;
   const tiles = n * Math.ceil(h / m) * Math.ceil(w / m);
   const bt = Math.min(opts.tileBlock ?? bpFilterTileBlock(m, k, j), tiles);
   return 4 * (t * (k4 * j8 + k4 * bt + j8 * bt + 3 * SKEW) + 4 * t);
@@ -207,10 +262,15 @@ export function winogradBpFilterScratchBytes(n: number, h: number, w: number, k:
  * Conv2DBackpropFilter. x [N,H,W,CI], dy [N,H,W,CO], filterShape [3,3,CI,CO]. Null where it does not apply or
  * (unless opts.force) is not worth it.
  */
-export function winogradConv3x3BackpropFilter(backend: BackendWasm, x: TensorInfo, dy: TensorInfo,
-  filterShape: readonly number[], conv: ConvAttrs = {}, opts: WinogradOptions = {}): TensorInfo | null {
-  if (x.dtype !== 'float32' || dy.dtype !== 'float32' || x.shape.length !== 4 || dy.shape.length !== 4 ||
-    !applies(filterShape, conv)) return null;
+export function winogradConv3x3BackpropFilter(
+  backend: BackendWasm,
+  x: TensorInfo,
+  dy: TensorInfo,
+  filterShape: readonly number[],
+  conv: ConvAttrs = {},
+  opts: WinogradOptions = {},
+): TensorInfo | null {
+  if (x.dtype !== 'float32' || dy.dtype !== 'float32' || x.shape.length !== 4 || dy.shape.length !== 4 || !applies(filterShape, conv)) return null;
   const [n, h, w, ci] = x.shape;
   const co = filterShape[3];
   if (filterShape[2] !== ci || dy.shape[0] !== n || dy.shape[1] !== h || dy.shape[2] !== w || dy.shape[3] !== co) return null;
@@ -222,8 +282,8 @@ export function winogradConv3x3BackpropFilter(backend: BackendWasm, x: TensorInf
   const b = backend;
   const dw = b.makeOutput([3, 3, ci, co], 'float32');
   withScratch(b, winogradBpFilterScratchBytes(n, h, w, ci, co, { m, tileBlock: bt }), (s) =>
-    winogradKernels(b).wino_bp_filter(offsetOf(b, x.dataId), offsetOf(b, dy.dataId), offsetOf(b, dw.dataId), s,
-      n, h, w, ci, co, m, bt));
+    winogradKernels(b).wino_bp_filter(offsetOf(b, x.dataId), offsetOf(b, dy.dataId), offsetOf(b, dw.dataId), s, n, h, w, ci, co, m, bt),
+  );
   return dw;
 }
 
@@ -233,6 +293,7 @@ export function winogradConv3x3BackpropFilter(backend: BackendWasm, x: TensorInf
  * 2.7-3.5x; so only the size rule (winogradCheaper) applies.
  */
 export function winogradBpFilterWorthIt(n: number, h: number, w: number, ci: number, co: number): boolean {
-  void ci; void co;
+  void ci;
+  void co;
   return winogradCheaper(n, h, w);
 }

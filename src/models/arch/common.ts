@@ -83,9 +83,7 @@ export class GraphBuilder {
     const stride = s.stride ?? 1;
     const { input, padding } = s.padding === 'valid' ? { input: x, padding: 'valid' as const } : this.padFor(x, s.kernel, stride, s.padName ?? `${s.name}_pad`);
     this.params.push({ layer: s.name, kind: 'conv', torch: s.torch, timm: s.timm });
-    return tf.layers
-      .conv2d({ name: s.name, filters: s.filters, kernelSize: s.kernel, strides: stride, padding, useBias: s.bias ?? false })
-      .apply(input) as Sym;
+    return tf.layers.conv2d({ name: s.name, filters: s.filters, kernelSize: s.kernel, strides: stride, padding, useBias: s.bias ?? false }).apply(input) as Sym;
   }
 
   depthwise(x: Sym, s: Omit<ConvSpec, 'filters'>): Sym {
@@ -116,7 +114,15 @@ export class GraphBuilder {
   }
 
   zeroPad(x: Sym, name: string, pad: number): Sym {
-    return tf.layers.zeroPadding2d({ name, padding: [[pad, pad], [pad, pad]] }).apply(x) as Sym;
+    return tf.layers
+      .zeroPadding2d({
+        name,
+        padding: [
+          [pad, pad],
+          [pad, pad],
+        ],
+      })
+      .apply(x) as Sym;
   }
 
   add(xs: Sym[], name: string): Sym {

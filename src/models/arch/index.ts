@@ -1,8 +1,8 @@
 import { ConfigError, ModelFormatError } from '../../errors';
-import { ArchOptions, BuiltArch, formatAlpha } from './common';
+import { type ArchOptions, type BuiltArch, formatAlpha } from './common';
 import { buildMobileNetV1, MOBILENET_V1_ALPHAS } from './mobilenet-v1';
 import { buildMobileNetV2, MOBILENET_V2_ALPHAS } from './mobilenet-v2';
-import { buildResNet, RESNET_LAYOUT, ResNetDepth } from './resnet';
+import { buildResNet, RESNET_LAYOUT, type ResNetDepth } from './resnet';
 
 export type { ArchOptions, BuiltArch, Convention, ParamLayer } from './common';
 

@@ -1,7 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../../errors';
 import type { StageDef } from '../types';
-import { ArchOptions, BuiltArch, finishArch, checkInputSize, formatAlpha, GraphBuilder, KERAS_MOBILENET_PREPROCESS, TORCH_PREPROCESS } from './common';
+import {
+  type ArchOptions,
+  type BuiltArch,
+  finishArch,
+  checkInputSize,
+  formatAlpha,
+  GraphBuilder,
+  KERAS_MOBILENET_PREPROCESS,
+  TORCH_PREPROCESS,
+} from './common';
 
 type Sym = tf.SymbolicTensor;
 
@@ -57,5 +66,13 @@ export function buildMobileNetV1(alpha: number, opts: ArchOptions = {}): BuiltAr
   });
 
   // Keras's head is a 1×1 conv `conv_preds` on the pooled vector; as a Dense it has the same maths
-  return finishArch(b, input, x, { arch, convention, stages, preprocess: convention === 'keras' ? KERAS_MOBILENET_PREPROCESS : TORCH_PREPROCESS, inputSize, numClasses: opts.numClasses, head: { pool: 'global_average_pooling2d_1', dense: 'conv_preds', torch: 'classifier' } });
+  return finishArch(b, input, x, {
+    arch,
+    convention,
+    stages,
+    preprocess: convention === 'keras' ? KERAS_MOBILENET_PREPROCESS : TORCH_PREPROCESS,
+    inputSize,
+    numClasses: opts.numClasses,
+    head: { pool: 'global_average_pooling2d_1', dense: 'conv_preds', torch: 'classifier' },
+  });
 }

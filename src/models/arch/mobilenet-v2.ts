@@ -2,9 +2,9 @@ import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../../errors';
 import type { StageDef } from '../types';
 import {
-  ArchOptions,
+  type ArchOptions,
   finishArch,
-  BuiltArch,
+  type BuiltArch,
   checkInputSize,
   formatAlpha,
   GraphBuilder,
@@ -12,8 +12,6 @@ import {
   makeDivisible,
   TORCH_PREPROCESS,
 } from './common';
-
-type Sym = tf.SymbolicTensor;
 
 export const MOBILENET_V2_ALPHAS = [0.35, 0.5, 0.75, 1.0, 1.3, 1.4] as const;
 
@@ -103,5 +101,13 @@ export function buildMobileNetV2(alpha: number, opts: ArchOptions = {}): BuiltAr
   x = b.relu6(b.bn(x, 'Conv_1_bn', `features.${last}.1`, 'bn2'), 'out_relu');
   stages.push({ name: `stage${stages.length}`, endLayer: 'out_relu' });
 
-  return finishArch(b, input, x, { arch, convention, stages, preprocess: convention === 'keras' ? KERAS_MOBILENET_PREPROCESS : TORCH_PREPROCESS, inputSize, numClasses: opts.numClasses, head: { pool: 'global_average_pooling2d', dense: 'predictions', torch: 'classifier.1', timm: 'classifier' } });
+  return finishArch(b, input, x, {
+    arch,
+    convention,
+    stages,
+    preprocess: convention === 'keras' ? KERAS_MOBILENET_PREPROCESS : TORCH_PREPROCESS,
+    inputSize,
+    numClasses: opts.numClasses,
+    head: { pool: 'global_average_pooling2d', dense: 'predictions', torch: 'classifier.1', timm: 'classifier' },
+  });
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Preprocess, StageDef } from '../types';
-import { ArchOptions, BuiltArch, finishArch, checkInputSize, GraphBuilder, TORCH_PREPROCESS } from './common';
+import { type ArchOptions, type BuiltArch, finishArch, checkInputSize, GraphBuilder, TORCH_PREPROCESS } from './common';
 
 type Sym = tf.SymbolicTensor;
 
@@ -84,5 +84,13 @@ export function buildResNet(depth: ResNetDepth, opts: ArchOptions = {}): BuiltAr
     stages.push({ name: `stage${s + 1}`, endLayer: `conv${s + 2}_block${blocks[s]}_out` });
   }
 
-  return finishArch(b, input, x, { arch, convention, stages, preprocess: keras ? KERAS_CAFFE_PREPROCESS : TORCH_PREPROCESS, inputSize, numClasses: opts.numClasses, head: { pool: 'avg_pool', dense: 'predictions', torch: 'fc' } });
+  return finishArch(b, input, x, {
+    arch,
+    convention,
+    stages,
+    preprocess: keras ? KERAS_CAFFE_PREPROCESS : TORCH_PREPROCESS,
+    inputSize,
+    numClasses: opts.numClasses,
+    head: { pool: 'avg_pool', dense: 'predictions', torch: 'fc' },
+  });
 }

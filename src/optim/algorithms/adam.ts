@@ -18,8 +18,8 @@ export const adamRule: UpdateRule = {
     const v0 = slots.v ?? tf.zerosLike(g);
     const m = tf.add(tf.mul(m0, tf.scalar(b1)), tf.mul(g, tf.scalar(1 - b1)));
     const v = tf.add(tf.mul(v0, tf.scalar(b2)), tf.mul(tf.mul(g, tf.scalar(1 - b2)), g));
-    const bc1 = 1 - Math.pow(b1, step);
-    const bc2Sqrt = Math.sqrt(1 - Math.pow(b2, step));
+    const bc1 = 1 - b1 ** step;
+    const bc2Sqrt = Math.sqrt(1 - b2 ** step);
     const denom = tf.add(tf.div(tf.sqrt(v), tf.scalar(bc2Sqrt)), tf.scalar(group.eps));
     const delta = tf.mul(tf.scalar(lr / bc1), tf.div(m, denom));
     return { delta, slots: { m, v } };

@@ -20,10 +20,7 @@ export const larsRule: UpdateRule = {
     const { w, g, gRaw, group } = input;
     if (!group.adaptive) return heavyBall(input, false);
     const wNorm = tf.norm(w);
-    const denom =
-      group.decayMode === 'coupled'
-        ? tf.add(tf.norm(gRaw), tf.mul(tf.scalar(group.weightDecay), wNorm))
-        : tf.norm(g);
+    const denom = group.decayMode === 'coupled' ? tf.add(tf.norm(gRaw), tf.mul(tf.scalar(group.weightDecay), wNorm)) : tf.norm(g);
     const usable = tf.logicalAnd(tf.greater(wNorm, 0), tf.greater(denom, 0));
     // Divide by 1 where the ratio is unusable, so no NaN/Inf is ever formed.
     const safeDenom = tf.where(usable, denom, tf.onesLike(denom));
