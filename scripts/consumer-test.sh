@@ -13,7 +13,11 @@ cd "$ROOT"
 npm pack --dry-run --json 2>/dev/null > "$WORK/pack.json"
 node -e '
   const [p] = require(process.argv[1]);
-  const fixtures = p.files.filter((f) => /^(test|data)\//.test(f.path) || /\.test\./.test(f.path));
+  // the only photos packed are the small demo subset; the full data/flowers and test fixtures stay out
+  const fixtures = p.files.filter((f) => (/^(test|data)\//.test(f.path) && !f.path.startsWith("data/flowers-sample/")) || /\.test\./.test(f.path));
+  const sample = p.files.filter((f) => /^data\/flowers-sample\/.+\.jpg$/.test(f.path)).length;
+  console.log(`demo subset: ${sample} photos`);
+  if (sample === 0) throw new Error("the demo photo subset is not packed");
   console.log(`tarball ${(p.size / 1e6).toFixed(2)} MB, ${p.entryCount} files`);
   if (fixtures.length) throw new Error(`test fixtures packed: ${fixtures.slice(0, 5).map((f) => f.path)}`);
   if (p.size > 6e6) throw new Error("tarball over 6 MB");
@@ -76,5 +80,19 @@ npm install --no-audit --no-fund --loglevel=error @types/node@20 >/dev/null
 "$TSC" $TSFLAGS ok.ts && echo "ok.ts type-checks"
 if "$TSC" $TSFLAGS bad.ts > bad.txt; then echo "bad.ts (misspelt key) type-checked"; exit 1; fi
 echo "bad.ts rejected: $(grep -o "error TS[0-9]*" bad.txt | head -1)"
+
+step "global install (--prefix), used from an unrelated directory"
+start=$(date +%s)
+npm install -g "$WORK/$TGZ" --prefix "$WORK/global" --no-audit --no-fund --loglevel=error
+echo "installed globally in $(( $(date +%s) - start )) s"
+mkdir "$WORK/elsewhere" && cd "$WORK/elsewhere"
+export PATH="$WORK/global/bin:$PATH"
+echo "layertune on PATH: $(command -v layertune)"
+layertune --version
+layertune demo --epochs 1 > demo.txt 2>&1 || { cat demo.txt; exit 1; }
+grep -E '^demo: ' demo.txt
+tail -2 demo.txt
+test -f runs/demo/model/model.json
+layertune predict --model runs/demo/model "$ROOT/data/flowers/tulip/$(ls "$ROOT/data/flowers/tulip" | head -1)" 2>&1 | tail -2
 
 step "consumer test passed"

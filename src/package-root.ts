@@ -11,8 +11,21 @@ export const PACKAGE_ROOT = path.join(__dirname, '..');
 /** The embedded ImageNet MobileNet that a job uses when it names no model (config default). */
 export const DEFAULT_MODEL_SOURCE = 'models/mobilenet_v1_0.25_224';
 
-/** The sample photos `layertune demo` fine-tunes on. */
+/** The full sample photos (150, 8.6 MB): present in a clone, left out of the npm tarball for size. */
 export const DEMO_DATA = path.join(PACKAGE_ROOT, 'data', 'flowers');
+
+/** The small subset (60 photos, about 1 MB) that the npm tarball ships instead; see its NOTICE.md. */
+export const DEMO_SAMPLE = path.join(PACKAGE_ROOT, 'data', 'flowers-sample');
+
+/**
+ * Which photos `layertune demo` uses: the full set where it exists (a clone, or an install from a
+ * folder or git URL), else the subset shipped in the tarball. Returns undefined when neither is there.
+ */
+export function demoPhotos(exists: (p: string) => boolean = fs.existsSync): { dir: string; which: 'full' | 'sample' } | undefined {
+  if (exists(DEMO_DATA)) return { dir: DEMO_DATA, which: 'full' };
+  if (exists(DEMO_SAMPLE)) return { dir: DEMO_SAMPLE, which: 'sample' };
+  return undefined;
+}
 
 /**
  * The default model string is relative, and inside a clone it resolves from the working directory as

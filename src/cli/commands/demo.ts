@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { runJob } from '../../job';
 import type { JobInput } from '../../config/schema';
-import { DEMO_DATA } from '../../package-root';
-import * as fs from 'node:fs';
+import { demoPhotos } from '../../package-root';
 import { UserError } from '../../errors';
 import { num } from '../flags';
 
@@ -19,9 +18,14 @@ export function register(program: Command): void {
     .option('--out <dir>', 'run folder', 'runs/demo')
     .option('--epochs <n>', 'epochs', num, 8)
     .action(async (o: { data?: string; out: string; epochs: number }) => {
-      const dir = o.data ?? DEMO_DATA;
-      // the photos (8.6 MB) are in a clone but not in the npm tarball, which stays under 6 MB
-      if (!fs.existsSync(dir)) throw new UserError(`no sample photos at ${dir} (this install has none): give --data <image folder>`);
+      let dir = o.data;
+      if (dir === undefined) {
+        const found = demoPhotos();
+        if (!found) throw new UserError('no sample photos in this install: give --data <image folder>');
+        dir = found.dir;
+        const what = found.which === 'full' ? 'the full sample photos (150)' : 'the 60-photo subset shipped in the package';
+        console.log(`demo: using ${what} at ${dir}`);
+      }
       const input = { data: { dir }, out: o.out, train: { epochs: o.epochs } } as JobInput;
       await runJob(input, { report: true, handleSignals: true });
     });
