@@ -90,7 +90,7 @@ const union = z.discriminatedUnion('strategy', [steppedSchema, geometricSchema, 
 });
 
 /**
- * `groups:` section of a job. Missing or without `strategy`, it is the mission recipe: `stepped`,
+ * `groups:` section of a job. Missing or without `strategy`, it is the classic layer-wise recipe: `stepped`,
  * three groups at 0.001 / 0.01 / 0.1 (rates at the reference batch of 256; scaling to the real batch
  * happens elsewhere), biases at 2x without decay, norm parameters at 1x without decay.
  */

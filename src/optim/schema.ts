@@ -11,8 +11,8 @@ const unit = (what: string) =>
 export const nonNegative = (what: string) => z.number({ error: `${what} must be a number` }).min(0, `${what} must be >= 0`);
 
 /**
- * `optimizer:` section of a job. Defaults reproduce the mission recipe: SGD with momentum 0.9 and
- * weight decay 5e-4 (which grouping applies to kernels only). Compose it into a parent schema with
+ * `optimizer:` section of a job. Defaults reproduce the classic layer-wise fine-tuning
+ * recipe: SGD with momentum 0.9 and weight decay 5e-4 (which grouping applies to kernels only). Compose it into a parent schema with
  * `.prefault({})` (zod 4's `.default({})` would skip these inner defaults).
  */
 export const optimizerSchema = z

@@ -6,7 +6,7 @@
  * rel/abs thresholds, min_lr and eps. `minLr` and `eps` are absolute on the reference scale and are read against
  * `referenceLr` (the peak rate), which makes them exactly PyTorch's when the schedule around it is constant.
  *
- * The seed's rule on top: when a plateau is detected and either `maxReductions` reductions have been made or the
+ * One rule on top of PyTorch's: when a plateau is detected and either `maxReductions` reductions have been made or the
  * next rate would be ≤ stopAtFraction · referenceLr, the decision says stop (training ends after this epoch).
  */
 import type { PlateauConfig } from './schema';

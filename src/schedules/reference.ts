@@ -44,8 +44,8 @@ const REFERENCE_BATCH = 256;
 /**
  * Map a reference spec onto our config and run shape. `length` is how many steps/epochs the case lists.
  * - `lr0` is `lr.base`; the remaining fields of a base schedule keep their names.
- * - `plateau` is a constant schedule with a plateau stage; a spec without the seed's fields is plain PyTorch,
- *   so its stop rule is switched off (our default stopAtFraction is 1/1024).
+ * - `plateau` is a constant schedule with a plateau stage; a spec without `maxReductions` or `stopAtFraction` is
+ *   plain PyTorch, so our stop rule on top of it is switched off (our default stopAtFraction is 1/1024).
  * - `warmup+<schedule>` (Goyal): baseLr/baseBatch/batch/scaling → lr and run, warmupEpochs → warmup.epochs,
  *   milestonesEpochs → milestones counted in epochs; its lr is listed per step.
  */

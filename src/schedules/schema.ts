@@ -118,8 +118,8 @@ export const LrSchema = z
   .strict();
 
 /**
- * Reduce-on-plateau, a stage that multiplies the schedule (PyTorch ReduceLROnPlateau semantics), plus the seed's
- * stop rule: on a plateau where `maxReductions` are used up or the next rate would be ≤ stopAtFraction · peak,
+ * Reduce-on-plateau, a stage that multiplies the schedule (PyTorch ReduceLROnPlateau semantics), plus a stop
+ * rule PyTorch lacks: on a plateau where `maxReductions` are used up or the next rate would be ≤ stopAtFraction · peak,
  * training ends after that epoch. `null` switches either stop condition off.
  */
 export const PlateauSchema = z

@@ -1,6 +1,7 @@
 /**
- * The seed's rules of thumb as functions: the lr/wd distance check, `--wd auto` (λ from the data loss and the
- * penalty at the start), and a weight-decay schedule built from the same schedule stages as the learning rate.
+ * Rules of thumb for weight decay as functions: the lr/wd distance check (a group's rate and decay two to three
+ * orders of magnitude apart), `--wd auto` (λ from the data loss and the penalty at the start), and a weight-decay
+ * schedule built from the same schedule stages as the learning rate.
  * Pure where they can be; the parts that touch a network take what prepare() built.
  */
 import * as tf from '@tensorflow/tfjs';

@@ -125,7 +125,7 @@ describe('describeLayers / namedVariables on real tfjs models', () => {
     expect(roleOf('BatchNormalization', 'bn/beta')).to.equal('norm');
   });
 
-  it('the shipped MobileNet v1 0.25: every trainable variable of the manifest, default plan = mission recipe', async () => {
+  it('the shipped MobileNet v1 0.25: every trainable variable of the manifest, default plan = 3 stepped groups, biases 2x', async () => {
     const file = path.join(__dirname, '..', '..', 'models', 'mobilenet_v1_0.25_224', 'model.json');
     const model = await tf.loadLayersModel(tf.io.fromMemory(readModelArtifacts(file)));
     // Expected from the file itself: every weight except BatchNorm moving statistics.

@@ -44,7 +44,7 @@ function toyLayers(stages = 6): LayerInfo[] {
 const row = (plan: ReturnType<typeof planGroups>, name: string) => plan.rows.find((r) => r.name === name)!;
 
 describe('planGroups', () => {
-  describe('defaults: the mission recipe', () => {
+  describe('defaults: three stepped groups at 0.001/0.01/0.1, biases 2x without decay', () => {
     it('3 groups at 0.001 / 0.01 / 0.1, head in the last, biases 2x without decay, 5e-4 on kernels only, norm 1x without decay, momentum 0.9', () => {
       const plan = planGroups(toyLayers(6));
       expect(plan.algorithm).to.equal('momentum');

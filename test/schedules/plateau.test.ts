@@ -1,5 +1,5 @@
 /**
- * Reduce-on-plateau stage: PyTorch rules on hand-made metric sequences, the seed's stop rule, composition with
+ * Reduce-on-plateau stage: PyTorch rules on hand-made metric sequences, the stop rule on top (maxReductions, stopAtFraction), composition with
  * warmup and scaling, and exact resume through getState/setState (JSON round trip).
  */
 import { expect } from 'chai';
@@ -62,7 +62,7 @@ describe('schedules: reduce-on-plateau (PyTorch semantics)', () => {
   });
 });
 
-describe('schedules: the seed stop rule', () => {
+describe('schedules: the plateau stop rule (maxReductions, stopAtFraction)', () => {
   it('stops on the plateau after maxReductions are used, with a reason', () => {
     const p = plateau({ monitor: 'val_loss', factor: 0.5, patience: 0, maxReductions: 2 });
     const d = [1, 1, 1, 1].map((m, e) => p.step(m, e));

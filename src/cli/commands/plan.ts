@@ -90,7 +90,7 @@ export function buildPlan(p: Prepared): JobPlan {
         `each optimizer step averages over at most ${p.data.train.length} images while the rates are scaled for ${eff}`,
     );
   }
-  // the seed's rule of thumb: a group's rate and decay 2-4 orders of magnitude apart
+  // rule of thumb: a group's rate and decay two to three orders of magnitude apart (lr/wd within 10…10⁴)
   for (const w of planLrWdWarnings(p)) warnings.push(w.message);
   return { lr: lrPlan(resolved), factors, variables, layers, warnings };
 }
