@@ -54,11 +54,16 @@ runJob({ data: { dir: 'photos' }, model: { size: 96 }, train: { epochs: 1 }, out
 JS
 node cjs.cjs 2>&1 | tail -1
 cat > esm.mjs <<'JS'
-import { runJob } from 'layertune';
+import * as layertune from 'layertune';
+const { runJob, loadClassifier, predictFiles } = layertune;
 const r = await runJob({ data: { dir: 'photos' }, model: { size: 96 }, train: { epochs: 1 }, out: 'r-esm' }, { report: false });
 console.log('esm ok, val accuracy', r.val?.accuracy);
+const [p] = await predictFiles(await loadClassifier(r.exportDir), ['photos/daisy/' + (await import('node:fs')).readdirSync('photos/daisy')[0]], 2);
+console.log('esm predict', p.top.map((t) => `${t.label} ${t.probability.toFixed(3)}`).join(', '));
+if ('nudge' in layertune || 'Trainer' in layertune) throw new Error('internals exported from the package root');
+console.log('esm: internals (nudge, Trainer) not exported');
 JS
-node esm.mjs 2>&1 | tail -1
+node esm.mjs 2>&1 | tail -3
 set +e; node -e "require('layertune/dist/job')" 2>&1 | grep -o ERR_PACKAGE_PATH_NOT_EXPORTED | head -1; set -e
 
 step "strict TypeScript consumer"
