@@ -70,7 +70,7 @@ describe('schedules: PyTorch reference fixture', () => {
     expect(ours[50]).to.be.closeTo(3.2, 1e-12);
   });
 
-  it('seed plateau cases written directly: constant schedule + plateau stage, stop reason given', () => {
+  it('the reference plateau cases with a reduction cap and a floor (named seedPlateau_* in its file) written directly: constant schedule + plateau stage, stop reason given', () => {
     for (const [name, patience, maxReductions] of [
       ['seedPlateau_f0.5_p2_max3', 2, 3],
       ['seedPlateau_f0.5_p1_max20', 1, 20],
