@@ -98,6 +98,6 @@ layertune demo --epochs 1 > demo.txt 2>&1 || { cat demo.txt; exit 1; }
 grep -E '^demo: ' demo.txt
 tail -2 demo.txt
 test -f runs/demo/model/model.json
-layertune predict --model runs/demo/model "$ROOT/data/flowers/tulip/$(ls "$ROOT/data/flowers/tulip" | head -1)" 2>&1 | tail -2
+layertune predict --model runs/demo/model "$ROOT/data/flowers/tulip/$(ls "$ROOT/data/flowers/tulip" | head -1)" 2>&1 | tail -4
 
 step "consumer test passed"
