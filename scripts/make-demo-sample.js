@@ -8,7 +8,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const sharp = require('sharp');
 
-const PER_CLASS = 12;
+const PER_CLASS = 24;
 const SHORT_SIDE = 256;
 const QUALITY = 82;
 const root = path.join(__dirname, '..');

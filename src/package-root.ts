@@ -14,7 +14,7 @@ export const DEFAULT_MODEL_SOURCE = 'models/mobilenet_v1_0.25_224';
 /** The full sample photos (150, 8.6 MB): present in a clone, left out of the npm tarball for size. */
 export const DEMO_DATA = path.join(PACKAGE_ROOT, 'data', 'flowers');
 
-/** The small subset (60 photos, about 1 MB) that the npm tarball ships instead; see its NOTICE.md. */
+/** The small subset (120 photos, about 2 MB) that the npm tarball ships instead; see its NOTICE.md. */
 export const DEMO_SAMPLE = path.join(PACKAGE_ROOT, 'data', 'flowers-sample');
 
 /**

@@ -13,12 +13,12 @@ describe('the demo photos', () => {
     expect(demoPhotos(() => false)).to.equal(undefined);
   });
 
-  it('the shipped subset: 12 photos per class, each from data/flowers, short side at most 256 px', async function () {
+  it('the shipped subset: 24 photos per class, each from data/flowers, short side at most 256 px', async function () {
     this.timeout(20000);
     expect(fs.readdirSync(DEMO_SAMPLE).filter((d) => fs.statSync(path.join(DEMO_SAMPLE, d)).isDirectory())).to.deep.equal(CLASSES);
     for (const cls of CLASSES) {
       const files = fs.readdirSync(path.join(DEMO_SAMPLE, cls));
-      expect(files, cls).to.have.length(12);
+      expect(files, cls).to.have.length(24);
       for (const f of files) {
         // the same photo, so its credit in data/NOTICE.md and the Flickr id in its name still apply
         expect(fs.existsSync(path.join(DEMO_DATA, cls, f)), `${cls}/${f} in data/flowers`).to.equal(true);

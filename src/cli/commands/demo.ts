@@ -23,7 +23,7 @@ export function register(program: Command): void {
         const found = demoPhotos();
         if (!found) throw new UserError('no sample photos in this install: give --data <image folder>');
         dir = found.dir;
-        const what = found.which === 'full' ? 'the full sample photos (150)' : 'the 60-photo subset shipped in the package';
+        const what = found.which === 'full' ? 'the full sample photos (150)' : 'the 120-photo subset shipped in the package';
         console.log(`demo: using ${what} at ${dir}`);
       }
       const input = { data: { dir }, out: o.out, train: { epochs: o.epochs } } as JobInput;
