@@ -25,6 +25,7 @@ import type { GuardState } from './guard';
 import { writeFileDurable } from '../io/write';
 import { CorruptCheckpointError, verifyCheckpoint } from './checkpoint-verify';
 import { checkStateShape } from './checkpoint-schema';
+import { readProvenance, type RunProvenance } from './checkpoint-provenance';
 
 export const CheckpointSchema = z
   .object({
@@ -84,6 +85,8 @@ export interface Checkpoint {
   optimizer: OptimizerState;
   /** restoreBestWeights's copy, kept so a resumed run can still put the best epoch back at the end. */
   earlyStoppingBest?: WeightSnapshot | null;
+  /** What the run was trained on (classes, data manifest, model); null in checkpoints older than the record. */
+  provenance?: RunProvenance | null;
 }
 
 interface BlobEntry {
@@ -111,6 +114,7 @@ interface StateFile {
     step: number;
     vars: Record<string, { step: number; slots: Record<string, BlobEntry> }>;
   };
+  provenance?: RunProvenance;
 }
 
 /**
@@ -223,6 +227,7 @@ export async function saveCheckpoint(dir: string, ck: Checkpoint): Promise<void>
     weights,
     earlyStoppingBest: esBest,
     optimizer: { algorithm: ck.optimizer.algorithm, step: ck.optimizer.step, vars },
+    ...(ck.provenance ? { provenance: ck.provenance } : {}),
   };
   await replaceFolderAtomic(dir, (tmp) => {
     writeFileDurable(path.join(tmp, 'weights.bin'), w.bytes());
@@ -248,9 +253,14 @@ function readState(dir: string): StateFile {
 }
 
 /** Just the job and the position of a checkpoint, without reading the binaries. */
-export function peekCheckpoint(dir: string): { job: Record<string, unknown>; input: Record<string, unknown>; trainer: TrainerState } {
+export function peekCheckpoint(dir: string): {
+  job: Record<string, unknown>;
+  input: Record<string, unknown>;
+  trainer: TrainerState;
+  provenance: RunProvenance | null;
+} {
   const s = readState(dir);
-  return { job: s.job, input: s.input, trainer: s.trainer };
+  return { job: s.job, input: s.input, trainer: s.trainer, provenance: readProvenance(s, path.join(dir, 'state.json')) };
 }
 
 export function loadCheckpoint(dir: string): Checkpoint {
@@ -280,6 +290,7 @@ export function loadCheckpoint(dir: string): Checkpoint {
     weights,
     earlyStoppingBest,
     optimizer: { algorithm: s.optimizer.algorithm, step: s.optimizer.step, vars },
+    provenance: readProvenance(s, path.join(dir, 'state.json')),
   };
 }
 
