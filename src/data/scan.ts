@@ -44,14 +44,15 @@ function listClassDirs(root: string, warnings: string[]): ClassDirs {
     const key = name.normalize('NFC');
     out.set(key, [...(out.get(key) ?? []), name]);
   }
+  const form = (n: string) => (n === n.normalize('NFC') ? 'NFC' : n === n.normalize('NFD') ? 'NFD' : 'mixed');
   for (const [key, names] of out) {
+    names.sort();
     if (names.length > 1) {
-      warnings.push(
-        `${root}: class folders ${names.map((n) => JSON.stringify(n)).join(' and ')} differ only in Unicode normalisation (NFC/NFD); read as one class ${JSON.stringify(key)}`,
-      );
+      const spelled = names.map((n) => `${JSON.stringify(n)} (${form(n)})`).join(' and ');
+      warnings.push(`${root}: class folders ${spelled} differ only in Unicode normalisation; read as one class ${JSON.stringify(key)}`);
     }
   }
-  return new Map([...out.keys()].sort().map((k) => [k, out.get(k)!.sort()]));
+  return new Map([...out.keys()].sort().map((k) => [k, out.get(k)!]));
 }
 
 function listClassFolderNames(root: string, warnings: string[]): string[] {
