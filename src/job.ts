@@ -201,7 +201,7 @@ export async function runJob(input: JobInput | Record<string, unknown> = {}, opt
   // validated with the file's name in error paths when there is a file
   const job0 = resume ? resolveJob(jobInput) : resolveJob(input, opts.configFile);
   const exportDir = job0.export ?? path.join(job0.out, 'model');
-  checkOwnFolder(job0.out, 'out', { force: opts.force });
+  checkOwnFolder(job0.out, 'out', { force: opts.force, dataDir: job0.data.dir });
   checkOwnFolder(exportDir, 'export', { force: opts.force, dataDir: job0.data.dir });
   ensureWritableDir(job0.out);
   markFolder(job0.out);

@@ -307,6 +307,7 @@ export function epochCheckpointName(epochsDone: number): string {
  * Throws a ConfigError naming the folder when there is none.
  */
 export function latestCheckpoint(runDir: string): string {
+  checkRunFolderKind(runDir);
   const root = checkpointsDir(runDir);
   let names: string[] = [];
   try {
@@ -335,6 +336,24 @@ export function latestCheckpoint(runDir: string): string {
   }
   if (!best) throw new ConfigError('resume', `${runDir}: no checkpoint to resume from (expected ${path.join(root, 'last', 'state.json')})`);
   return best.dir;
+}
+
+/** `--resume` names a run folder: a file, or one checkpoint folder inside a run, gets one line saying which to pass. */
+function checkRunFolderKind(runDir: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(runDir);
+  } catch {
+    throw new ConfigError('resume', `${runDir}: no such run folder`);
+  }
+  if (!st.isDirectory()) throw new ConfigError('resume', `${runDir} is a file, not a run folder (pass the --out folder of the run)`);
+  const parent = path.dirname(path.resolve(runDir));
+  if (fs.existsSync(path.join(runDir, 'state.json')) && path.basename(parent) === 'checkpoints') {
+    throw new ConfigError(
+      'resume',
+      `${runDir} is one checkpoint of a run; pass the run folder ${path.dirname(parent)} (it resumes from its latest checkpoint)`,
+    );
+  }
 }
 
 /** Tracks the best value of one metric (strict improvement), for `checkpoints/best` without early stopping. */
