@@ -7,7 +7,7 @@ import type { JobInput } from '../../src/config/schema';
 import { ConfigError } from '../../src/errors';
 import { scanFolder } from '../../src/data/scan';
 import { planResume } from '../../src/train/checkpoint-resume';
-import { compareProvenance, dataManifest, describeClassChange, type RunProvenance } from '../../src/train/checkpoint-provenance';
+import { checkProvenance, compareProvenance, dataManifest, describeClassChange, type RunProvenance } from '../../src/train/checkpoint-provenance';
 import { tmpDir, writeClassFolder } from '../helpers/images';
 
 const quiet = { log: () => undefined };
@@ -189,6 +189,19 @@ describe('provenance comparison (pure)', () => {
       '"x": 1 files, names or sizes differ (1 → 1 bytes); "y": 1 files, names or sizes differ (1 → 1 bytes)',
     );
     expect(compareProvenance(a, { ...a, layertuneVersion: '1.1.0' }).warnings).to.deep.equal(['the checkpoint was written by layertune 1.0.0, this is 1.1.0']);
+  });
+
+  it('checkProvenance: an old checkpoint without the record warns; a refusal is one ConfigError line; a version change warns', () => {
+    const lines: string[] = [];
+    checkProvenance(null, prov(['x']), false, (l) => lines.push(l));
+    expect(lines).to.deep.equal(['warning: this checkpoint records no class list or data manifest (written by an older layertune); the data is not checked']);
+    expect(() => checkProvenance(prov(['x', 'y']), prov(['y', 'x']), true, () => undefined)).to.throw(
+      ConfigError,
+      /^resume: the data's classes differ from the checkpoint's: same classes in another label order \("x", "y" → "y", "x"\); labels would shift — [^\n]*$/,
+    );
+    lines.length = 0;
+    checkProvenance(prov(['x']), { ...prov(['x']), layertuneVersion: '2.0.0' }, false, (l) => lines.push(l));
+    expect(lines).to.deep.equal(['warning: the checkpoint was written by layertune 1.0.0, this is 2.0.0']);
   });
 
   it('the manifest digest: order-free, relative to the data folder, sensitive to a size, a name and the split', () => {
