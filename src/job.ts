@@ -42,6 +42,10 @@ import { joinMetrics, setAsideMetrics } from './train/checkpoint-metrics';
 import { fitBatch } from './train/batch-fit';
 import { countModel, memoryBudget } from './train/memory-estimate';
 import { RULES } from './optim/algorithms';
+import { checkProvenance, runProvenance } from './train/checkpoint-provenance';
+import { packageVersion } from './package-root';
+import { checkEveryClassDecodes } from './data/class-probe';
+import { disposeNetwork } from './tune/parts';
 
 export interface RunOptions {
   /** Turn SIGINT/SIGTERM during training into a checkpointed stop with a resume hint (the CLI sets it). */
@@ -197,7 +201,7 @@ export async function runJob(input: JobInput | Record<string, unknown> = {}, opt
   // validated with the file's name in error paths when there is a file
   const job0 = resume ? resolveJob(jobInput) : resolveJob(input, opts.configFile);
   const exportDir = job0.export ?? path.join(job0.out, 'model');
-  checkOwnFolder(job0.out, 'out', { force: opts.force });
+  checkOwnFolder(job0.out, 'out', { force: opts.force, dataDir: job0.data.dir });
   checkOwnFolder(exportDir, 'export', { force: opts.force, dataDir: job0.data.dir });
   ensureWritableDir(job0.out);
   markFolder(job0.out);
@@ -221,6 +225,26 @@ async function runLocked(
   const p = await prepare(jobInput, { ...opts, configFile: undefined });
   const { job, stages, data, network, schedule } = p;
   log(`data: ${data.classes.length} classes (${data.classes.join(', ')}), ${data.train.length} train / ${data.val.length} val images`);
+  const provenance = runProvenance({
+    dataDir: job.data.dir,
+    classes: data.classes,
+    splits: { train: data.train, val: data.val, ...(data.test ? { test: data.test } : {}) },
+    model: {
+      source: job.model.source,
+      size: network.backbone.inputSize,
+      weights: network.train.weights.map((w) => ({ name: w.originalName, shape: w.shape })),
+    },
+    layertuneVersion: packageVersion(),
+  });
+  // before anything of the run folder is touched: a refused resume leaves metrics and checkpoints as they were
+  try {
+    if (resume) checkProvenance(resume.provenance, provenance, opts.force ?? false, log);
+    await checkEveryClassDecodes(data, network.backbone.inputSize);
+  } catch (e) {
+    // refused before training: nothing else holds the network, so its weights would stay allocated
+    disposeNetwork(network);
+    throw e;
+  }
   const r = schedule.resolved.lr;
   log(
     `lr: rates are defined at batch ${r.baseBatch} and scaled ${r.scaling} to batch ${r.effectiveBatch}` +
@@ -294,6 +318,7 @@ async function runLocked(
       earlyStoppingBest: esStore?.last ?? null,
       weights: weights.read(),
       optimizer: optimizer.getState(),
+      provenance,
     }),
     judge,
   );

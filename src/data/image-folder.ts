@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import { UserError } from '../errors';
 import { decodeImage } from './decode';
 import { scanFolder } from './scan';
 import { stratifiedSplit } from './split';
@@ -24,12 +26,14 @@ export class ImageFolderSource implements DataSource {
   readonly skipped: Array<{ file: string; reason: string }> = [];
   readonly warnings: string[];
   private cache = new Map<string, Uint8Array>();
+  private readonly sizes: Map<string, number>;
   private cachedBytes = 0;
 
   constructor(private readonly opts: ImageFolderOptions) {
     const layout = scanFolder(opts.root);
     this.classes = layout.classes;
     this.warnings = layout.warnings;
+    this.sizes = layout.sizes;
     // files found at scan time but unusable (symlink loops, FIFOs): counted with the decode failures
     this.skipped.push(...layout.skipped);
     if (layout.presplit) {
@@ -47,6 +51,7 @@ export class ImageFolderSource implements DataSource {
     const key = `${size}:${example.key}`;
     const hit = this.cache.get(key);
     if (hit) return hit;
+    this.checkUnchanged(example.key);
     const px = await decodeImage(example.key, { size, maxPixels: this.opts.maxPixels });
     if (this.cachedBytes + px.length <= (this.opts.cacheBytes ?? 512 * 1024 * 1024)) {
       this.cache.set(key, px);
@@ -54,4 +59,27 @@ export class ImageFolderSource implements DataSource {
     }
     return px;
   }
+
+  /**
+   * A file that was listed by the scan and is now gone or another size means the data folder changed under the
+   * run: that stops it, naming the file, rather than being skipped like a corrupt image, so a run never goes on
+   * quietly with data other than it started with.
+   */
+  private checkUnchanged(file: string): void {
+    const before = this.sizes.get(file);
+    if (before === undefined) return;
+    let now: number;
+    try {
+      now = fs.statSync(file).size;
+    } catch (e) {
+      throw new DataChangedError(
+        `${file}: vanished since the data folder was scanned (${(e as NodeJS.ErrnoException).code ?? 'unreadable'}); the data changed during the run`,
+      );
+    }
+    if (now !== before)
+      throw new DataChangedError(`${file}: changed since the data folder was scanned (${before} → ${now} bytes); the data changed during the run`);
+  }
 }
+
+/** The data folder changed after the scan: a UserError (one line, exit 2), not a skippable DataError. */
+export class DataChangedError extends UserError {}

@@ -19,6 +19,8 @@ export interface FolderLayout {
   warnings: string[];
   /** Files with an image extension that cannot be data (broken or looping symlinks, folders, FIFOs). */
   skipped: Array<{ file: string; reason: string }>;
+  /** Each listed file's size when it was scanned: a file that vanishes or changes later is told apart from a corrupt one. */
+  sizes: Map<string, number>;
 }
 
 export interface ScanOptions {
@@ -29,7 +31,31 @@ export interface ScanOptions {
 /** Warnings listed one by one before the rest is summarised in one line, so a messy folder cannot flood the log. */
 const MAX_LISTED_DUPLICATES = 20;
 
-function listClassDirs(root: string, warnings: string[]): string[] {
+/**
+ * Class name → its folder names on disk. Names are compared and recorded in NFC: macOS writes NFD, so the same
+ * folder copied from a Mac and from Linux must be the same class with the same label. Two folders whose names
+ * differ only in normalisation are read as one class, said once.
+ */
+type ClassDirs = Map<string, string[]>;
+
+function listClassDirs(root: string, warnings: string[]): ClassDirs {
+  const out: ClassDirs = new Map();
+  for (const name of listClassFolderNames(root, warnings)) {
+    const key = name.normalize('NFC');
+    out.set(key, [...(out.get(key) ?? []), name]);
+  }
+  const form = (n: string) => (n === n.normalize('NFC') ? 'NFC' : n === n.normalize('NFD') ? 'NFD' : 'mixed');
+  for (const [key, names] of out) {
+    names.sort();
+    if (names.length > 1) {
+      const spelled = names.map((n) => `${JSON.stringify(n)} (${form(n)})`).join(' and ');
+      warnings.push(`${root}: class folders ${spelled} differ only in Unicode normalisation; read as one class ${JSON.stringify(key)}`);
+    }
+  }
+  return new Map([...out.keys()].sort().map((k) => [k, out.get(k)!]));
+}
+
+function listClassFolderNames(root: string, warnings: string[]): string[] {
   const realRoot = fs.realpathSync(root);
   const out: string[] = [];
   for (const d of fs.readdirSync(root, { withFileTypes: true })) {
@@ -56,7 +82,7 @@ function listClassDirs(root: string, warnings: string[]): string[] {
     }
     out.push(d.name);
   }
-  return out.sort();
+  return out;
 }
 
 function symlinkProblem(e: unknown): string {
@@ -71,7 +97,7 @@ function isDir(p: string): boolean {
   }
 }
 
-function listImages(dir: string, warnings: string[], skipped: FolderLayout['skipped']): string[] {
+function listImages(dir: string, warnings: string[], skipped: FolderLayout['skipped'], sizes: FolderLayout['sizes']): string[] {
   const out: string[] = [];
   for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
     if (d.name.startsWith('.')) continue; // hidden files (.DS_Store, editor swaps) are never data
@@ -93,6 +119,7 @@ function listImages(dir: string, warnings: string[], skipped: FolderLayout['skip
       skip(full, 'not a regular file', warnings, skipped);
       continue;
     }
+    sizes.set(full, st.size);
     out.push(full);
   }
   return out.sort();
@@ -103,12 +130,22 @@ function skip(file: string, reason: string, warnings: string[], skipped: FolderL
   skipped.push({ file, reason: `${file}: ${reason}` });
 }
 
-function scanClasses(root: string, classes: string[], warnings: string[], skipped: FolderLayout['skipped'], allowEmpty = false): LabelledFile[] {
+function scanClasses(
+  root: string,
+  classes: string[],
+  dirs: ClassDirs,
+  warnings: string[],
+  skipped: FolderLayout['skipped'],
+  sizes: FolderLayout['sizes'],
+  allowEmpty = false,
+): LabelledFile[] {
   const files: LabelledFile[] = [];
   classes.forEach((c, label) => {
-    const imgs = listImages(path.join(root, c), warnings, skipped);
-    if (imgs.length === 0 && !allowEmpty) throw new DataError(path.join(root, c), 'class folder holds no images');
-    if (imgs.length === 1) warnings.push(`${path.join(root, c)}: class has a single image`);
+    const folders = (dirs.get(c) ?? []).map((d) => path.join(root, d));
+    const imgs = folders.flatMap((f) => listImages(f, warnings, skipped, sizes)).sort();
+    const where = folders[0] ?? path.join(root, c);
+    if (imgs.length === 0 && !allowEmpty) throw new DataError(where, 'class folder holds no images');
+    if (imgs.length === 1) warnings.push(`${where}: class has a single image`);
     for (const f of imgs) files.push({ file: f, label });
   });
   return files;
@@ -124,26 +161,31 @@ export function scanFolder(root: string, opts: ScanOptions = {}): FolderLayout {
   if (!isDir(root)) throw new DataError(root, 'data path is not a folder');
   const warnings: string[] = [];
   const skipped: FolderLayout['skipped'] = [];
-  const top = listClassDirs(root, warnings);
+  const sizes: FolderLayout['sizes'] = new Map();
+  const topDirs = listClassDirs(root, warnings);
+  const top = [...topDirs.keys()];
   let layout: FolderLayout;
   if (top.includes('train') && top.includes('val')) {
-    const classes = listClassDirs(path.join(root, 'train'), warnings);
+    const splitDirs = new Map<string, ClassDirs>();
+    for (const split of ['train', 'val', 'test']) if (top.includes(split)) splitDirs.set(split, listClassDirs(path.join(root, split), warnings));
+    const classes = [...splitDirs.get('train')!.keys()];
     checkClassCount(path.join(root, 'train'), classes);
     for (const split of ['val', 'test']) {
-      if (!top.includes(split)) continue;
-      const extra = listClassDirs(path.join(root, split), warnings).filter((c) => !classes.includes(c));
+      if (!splitDirs.has(split)) continue;
+      const extra = [...splitDirs.get(split)!.keys()].filter((c) => !classes.includes(c));
       if (extra.length) throw new DataError(path.join(root, split), `classes not present in train/: ${extra.join(', ')}`);
     }
-    const scanSplit = (s: string) => scanClasses(path.join(root, s), classes, warnings, skipped, s !== 'train');
+    const scanSplit = (s: string) => scanClasses(path.join(root, s), classes, splitDirs.get(s)!, warnings, skipped, sizes, s !== 'train');
     layout = {
       classes,
       presplit: { train: scanSplit('train'), val: scanSplit('val'), test: top.includes('test') ? scanSplit('test') : undefined },
       warnings,
       skipped,
+      sizes,
     };
   } else {
     checkClassCount(root, top);
-    layout = { classes: top, all: scanClasses(root, top, warnings, skipped), warnings, skipped };
+    layout = { classes: top, all: scanClasses(root, top, topDirs, warnings, skipped, sizes), warnings, skipped, sizes };
   }
   if (opts.checkDuplicates ?? true) warnings.push(...duplicateWarnings(layout));
   return layout;

@@ -30,7 +30,8 @@ function isInside(child: string, parent: string): boolean {
  */
 export function checkOwnFolder(dir: string, kind: FolderKind, opts: { force?: boolean; dataDir?: string } = {}): void {
   const flag = kind === 'out' ? '--out' : '--export';
-  if (opts.dataDir && kind === 'export' && isInside(path.resolve(dir), path.resolve(opts.dataDir))) {
+  // an output folder inside the data folder would be scanned as a class by the next run
+  if (opts.dataDir && isInside(path.resolve(dir), path.resolve(opts.dataDir))) {
     throw new DataError(dir, `${flag} folder is inside the data folder ${opts.dataDir}; choose a folder outside it`);
   }
   let st: fs.Stats;

@@ -24,6 +24,7 @@ export function classifySource(uri: string): { kind: SourceKind; location: strin
   }
   const location = resolveDefaultModel(uri.startsWith('file://') ? decodeURIComponent(uri.slice(7)) : uri, fs.existsSync);
   const ext = path.extname(location).toLowerCase();
+  checkFileKind(location, ext);
   if (ext === '.safetensors') return { kind: 'safetensors', location };
   if (H5_EXTENSIONS.includes(ext)) return { kind: 'keras-h5', location };
   if (!fs.existsSync(location)) {
@@ -34,6 +35,22 @@ export function classifySource(uri: string): { kind: SourceKind; location: strin
     return { kind: isGraphModelJson(json) ? 'tfjs-graph' : 'tfjs-layers', location: json };
   }
   throw new ModelFormatError(location, `unrecognised model file extension "${ext}" (expected a tfjs model folder, model.json, .safetensors or .h5)`);
+}
+
+/**
+ * A name that promises a file (`.safetensors`, `.h5`, `model.json`) must be a regular file: a folder gets one line
+ * instead of an EISDIR from deep in a loader, and a FIFO or device is never opened (a read would block or never end).
+ */
+function checkFileKind(location: string, ext: string): void {
+  if (ext !== '.safetensors' && ext !== '.json' && !H5_EXTENSIONS.includes(ext)) return;
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(location);
+  } catch {
+    return; // missing: each loader names the file it looked for
+  }
+  if (st.isDirectory()) throw new ModelFormatError(location, `is a folder, not a ${ext} file`);
+  if (!st.isFile()) throw new ModelFormatError(location, `not a regular file (a ${ext} model file was expected)`);
 }
 
 /** tfjs GraphModels say `format: graph-model`; older converters only leave a `node` list in the topology. */

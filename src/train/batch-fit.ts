@@ -28,21 +28,31 @@ function splitFactor(batch: number, max: number): number {
   return batch;
 }
 
-export function fitBatch(x: BatchFitInput): BatchFit {
+/**
+ * The data's part of the fit: a batch no larger than the training set, and no more accumulated batches than an
+ * epoch holds. Pure; `search` reads it too, so a trial's rates are scaled for the batch the trial really runs.
+ */
+export function clampBatchToData(batch: number, accumulate: number, trainImages: number): BatchFit {
   const warnings: string[] = [];
-  let { batch, accumulate } = x;
-  if (x.trainImages > 0 && batch > x.trainImages) {
+  if (trainImages > 0 && batch > trainImages) {
     warnings.push(
-      `train.batch ${batch} is larger than the ${x.trainImages} training images; using batch ${x.trainImages}, and the learning rates are scaled for it`,
+      `train.batch ${batch} is larger than the ${trainImages} training images; using batch ${trainImages}, and the learning rates are scaled for it`,
     );
-    batch = x.trainImages;
+    batch = trainImages;
   }
-  const batchesPerEpoch = Math.max(1, Math.ceil(x.trainImages / batch));
+  const batchesPerEpoch = Math.max(1, Math.ceil(trainImages / batch));
   if (accumulate > batchesPerEpoch) {
     // a step never spans two epochs, so more accumulated batches than an epoch holds never happen
     warnings.push(`train.accumulate ${accumulate} is more than the ${batchesPerEpoch} batch(es) of an epoch; using ${batchesPerEpoch}`);
     accumulate = batchesPerEpoch;
   }
+  return { batch, accumulate, warnings };
+}
+
+export function fitBatch(x: BatchFitInput): BatchFit {
+  const clamped = clampBatchToData(x.batch, x.accumulate, x.trainImages);
+  const { warnings } = clamped;
+  const { batch, accumulate } = clamped;
   const est = estimateMemory(x.model, batch, x.optimizerSlots);
   if (est.total <= x.budget.bytes) return { batch, accumulate, warnings };
   const fits = largestBatch(x.model, x.optimizerSlots, x.budget.bytes);

@@ -5,6 +5,7 @@ import { mergeConfig, readJobFile, resolveJob } from '../config/load';
 import type { Job } from '../config/schema';
 import { latestCheckpoint, peekCheckpoint } from './checkpoint';
 import { diffConfig, formatChanges, type ConfigChange } from './checkpoint-diff';
+import type { RunProvenance } from './checkpoint-provenance';
 
 export interface ResumePlan {
   /** The checkpoint folder to load. */
@@ -16,6 +17,8 @@ export interface ResumePlan {
   changes: ConfigChange[];
   epoch: number;
   step: number;
+  /** What the checkpoint was trained on; null for checkpoints older than the record. */
+  provenance: RunProvenance | null;
 }
 
 const plain = (x: unknown) => JSON.parse(JSON.stringify(x)) as Record<string, unknown>;
@@ -33,9 +36,9 @@ export function planResume(runDir: string, overrides: Record<string, unknown>, c
   if (over.out !== undefined && path.resolve(String(over.out)) !== path.resolve(runDir)) {
     throw new ConfigError('out', `a resumed run stays in its folder ${runDir}; leave out --out (got ${String(over.out)})`);
   }
-  const savedInput = { ...saved.input, out: runDir };
+  const savedInput = { ...saved.input, out: runDir, ...absoluteData(saved.input, saved.provenance?.data.dir) };
   const before = resolveJob(savedInput);
-  const input = mergeConfig(savedInput, { ...over, out: runDir });
+  const input = mergeConfig(savedInput, { ...over, out: runDir, ...absoluteData(over) });
   const job = resolveJob(input);
   const changes = diffConfig(plain(before), plain(job));
   if (changes.length && !force) {
@@ -44,5 +47,16 @@ export function planResume(runDir: string, overrides: Record<string, unknown>, c
       `the config differs from the checkpoint's (${formatChanges(changes)}); the continued run would not be the same run — pass --force to resume with the new values anyway`,
     );
   }
-  return { dir, input, job, changes, epoch: saved.trainer.epoch, step: saved.trainer.step };
+  return { dir, input, job, changes, epoch: saved.trainer.epoch, step: saved.trainer.step, provenance: saved.provenance };
+}
+
+/**
+ * `data.dir` as an absolute path: the recorded one for the saved job (a relative `data.dir` would otherwise be
+ * looked up again from wherever the resume is started, and a same-named folder there used silently), the given one
+ * resolved against the working directory for an override. Empty when there is nothing to set.
+ */
+function absoluteData(input: Record<string, unknown>, recorded?: string): Record<string, unknown> {
+  const data = (input.data ?? {}) as Record<string, unknown>;
+  const dir = recorded ?? (typeof data.dir === 'string' ? path.resolve(data.dir) : undefined);
+  return dir === undefined ? {} : { data: { ...data, dir } };
 }

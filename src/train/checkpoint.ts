@@ -25,6 +25,7 @@ import type { GuardState } from './guard';
 import { writeFileDurable } from '../io/write';
 import { CorruptCheckpointError, verifyCheckpoint } from './checkpoint-verify';
 import { checkStateShape } from './checkpoint-schema';
+import { readProvenance, type RunProvenance } from './checkpoint-provenance';
 
 export const CheckpointSchema = z
   .object({
@@ -84,6 +85,8 @@ export interface Checkpoint {
   optimizer: OptimizerState;
   /** restoreBestWeights's copy, kept so a resumed run can still put the best epoch back at the end. */
   earlyStoppingBest?: WeightSnapshot | null;
+  /** What the run was trained on (classes, data manifest, model); null in checkpoints older than the record. */
+  provenance?: RunProvenance | null;
 }
 
 interface BlobEntry {
@@ -111,6 +114,7 @@ interface StateFile {
     step: number;
     vars: Record<string, { step: number; slots: Record<string, BlobEntry> }>;
   };
+  provenance?: RunProvenance;
 }
 
 /**
@@ -223,6 +227,7 @@ export async function saveCheckpoint(dir: string, ck: Checkpoint): Promise<void>
     weights,
     earlyStoppingBest: esBest,
     optimizer: { algorithm: ck.optimizer.algorithm, step: ck.optimizer.step, vars },
+    ...(ck.provenance ? { provenance: ck.provenance } : {}),
   };
   await replaceFolderAtomic(dir, (tmp) => {
     writeFileDurable(path.join(tmp, 'weights.bin'), w.bytes());
@@ -248,9 +253,14 @@ function readState(dir: string): StateFile {
 }
 
 /** Just the job and the position of a checkpoint, without reading the binaries. */
-export function peekCheckpoint(dir: string): { job: Record<string, unknown>; input: Record<string, unknown>; trainer: TrainerState } {
+export function peekCheckpoint(dir: string): {
+  job: Record<string, unknown>;
+  input: Record<string, unknown>;
+  trainer: TrainerState;
+  provenance: RunProvenance | null;
+} {
   const s = readState(dir);
-  return { job: s.job, input: s.input, trainer: s.trainer };
+  return { job: s.job, input: s.input, trainer: s.trainer, provenance: readProvenance(s, path.join(dir, 'state.json')) };
 }
 
 export function loadCheckpoint(dir: string): Checkpoint {
@@ -280,6 +290,7 @@ export function loadCheckpoint(dir: string): Checkpoint {
     weights,
     earlyStoppingBest,
     optimizer: { algorithm: s.optimizer.algorithm, step: s.optimizer.step, vars },
+    provenance: readProvenance(s, path.join(dir, 'state.json')),
   };
 }
 
@@ -296,6 +307,7 @@ export function epochCheckpointName(epochsDone: number): string {
  * Throws a ConfigError naming the folder when there is none.
  */
 export function latestCheckpoint(runDir: string): string {
+  checkRunFolderKind(runDir);
   const root = checkpointsDir(runDir);
   let names: string[] = [];
   try {
@@ -324,6 +336,24 @@ export function latestCheckpoint(runDir: string): string {
   }
   if (!best) throw new ConfigError('resume', `${runDir}: no checkpoint to resume from (expected ${path.join(root, 'last', 'state.json')})`);
   return best.dir;
+}
+
+/** `--resume` names a run folder: a file, or one checkpoint folder inside a run, gets one line saying which to pass. */
+function checkRunFolderKind(runDir: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(runDir);
+  } catch {
+    throw new ConfigError('resume', `${runDir}: no such run folder`);
+  }
+  if (!st.isDirectory()) throw new ConfigError('resume', `${runDir} is a file, not a run folder (pass the --out folder of the run)`);
+  const parent = path.dirname(path.resolve(runDir));
+  if (fs.existsSync(path.join(runDir, 'state.json')) && path.basename(parent) === 'checkpoints') {
+    throw new ConfigError(
+      'resume',
+      `${runDir} is one checkpoint of a run; pass the run folder ${path.dirname(parent)} (it resumes from its latest checkpoint)`,
+    );
+  }
 }
 
 /** Tracks the best value of one metric (strict improvement), for `checkpoints/best` without early stopping. */

@@ -131,7 +131,7 @@ export class Trainer {
     this.rng = new Rng(opts.seed);
     this.accumulate = opts.accumulate ?? 1;
     if (!Number.isInteger(this.accumulate) || this.accumulate < 1) throw new RangeError(`accumulate must be a positive integer, got ${this.accumulate}`);
-    this.cache = this.prefix ? new FeatureCache(this.prefix.outputs[0].shape.slice(1) as number[], opts.cacheBytes, opts.spillDir) : null;
+    this.cache = this.prefix ? new FeatureCache(this.prefix.outputs[0].shape.slice(1) as number[], opts.cacheBytes, opts.spillDir, (l) => this.log(l)) : null;
     this.dropouts = flatLayers(this.suffix)
       .filter((l) => l.getClassName() === 'Dropout')
       .map((layer, i) => ({ layer, base: mixSeed((layer as unknown as { seed?: number }).seed ?? opts.seed, i) }));

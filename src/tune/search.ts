@@ -11,6 +11,7 @@ import YAML from 'yaml';
 import { prepare, type RunOptions } from '../job';
 import { createContainer, resolveStages, type Stages } from '../container';
 import { mergeConfig, readJobFile, resolveJob } from '../config/load';
+import type { Job } from '../config/schema';
 import type { JobInput } from '../config/schema';
 import type { DataSource } from '../data/source';
 import { stratifiedFolds } from '../data/split';
@@ -19,6 +20,7 @@ import { parseOrThrow } from '../optim/schema';
 import type { Callback, EpochInfo, StopRequest } from '../train/callbacks';
 import type { LrPolicy } from '../train/trainer';
 import { scaleFactor } from '../schedules/scaling';
+import { clampBatchToData } from '../train/batch-fit';
 import { chartSvg, writePng, writeTextAtomic } from '../report/svg';
 import { SearchSchema, type SearchConfig, type SearchInput } from './schema';
 import { PARAMS, describeTrial, gridTrials, randomTrials, trialToJob, validateSpace, type TrialParams } from './space';
@@ -147,6 +149,16 @@ interface SearchManifest {
 }
 
 /**
+ * Reference-to-effective rate factor for a job training on `trainImages` images: linear (or sqrt) scaling of the
+ * batch × accumulate left after the clamp to the data that `train` applies (clampBatchToData), so a trial's top
+ * group trains at exactly the searched rate. The memory fit keeps batch × accumulate, so it does not enter.
+ */
+export function searchLrScale(job: Job, trainImages: number): number {
+  const { batch, accumulate } = clampBatchToData(job.train.batch, job.train.accumulate, trainImages);
+  return scaleFactor(job.lr.scaling, batch * accumulate, job.lr.baseBatch);
+}
+
+/**
  * Runs (or resumes) a search. `input` is the base job (data, model, epochs...); each trial overrides lr,
  * weight decay, momentum and group spread. With `shard`, runs only that worker's trials and skips the summary.
  */
@@ -158,19 +170,18 @@ export async function search(input: JobInput | Record<string, unknown>, opts: Se
   const trials = planTrials(cfg);
   // validate the base job and that the searched fields exist in its grouping strategy
   const job0 = resolveJob(mergeConfig(base, trialToJob(trials[0])));
-  // searched rates are effective ones (at the run's batch); the config holds them at the reference batch
-  const lrScale = scaleFactor(job0.lr.scaling, job0.train.batch * job0.train.accumulate, job0.lr.baseBatch);
   if (job0.groups.strategy !== 'stepped' && (cfg.space.lr || cfg.space.factor)) {
     throw new ConfigError('groups.strategy', `search sets groups.top and groups.factor, which need the stepped strategy (got ${job0.groups.strategy})`);
   }
+  const stages: Stages = { ...resolveStages(createContainer()), ...opts.stages };
+  const source = stages.data.create(job0);
+  const views = foldViews(source, cfg.folds, job0.data.splitSeed);
+  // searched rates are effective ones (at the batch a trial really runs); the config holds them at the reference batch
+  const lrScale = searchLrScale(job0, Math.min(...views.map((v) => v.train.length)));
   fs.mkdirSync(path.join(opts.out, 'trials'), { recursive: true });
   const manifest: SearchManifest = { base, search: cfg, lrScale };
   writeTextAtomic(path.join(opts.out, 'search.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-
-  const stages: Stages = { ...resolveStages(createContainer()), ...opts.stages };
   const models = new CachedModelSource(stages.modelSource);
-  const source = stages.data.create(job0);
-  const views = foldViews(source, cfg.folds, job0.data.splitSeed);
   const quiet = () => {};
   const mine = trials.map((t, id) => ({ t, id })).filter(({ id }) => !opts.shard || id % opts.shard.count === opts.shard.index);
   let resumed = 0;

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { FeatureCache } from '../../src/train/feature-cache';
 import { tmpDir } from '../helpers/images';
@@ -46,6 +47,39 @@ describe('frozen-prefix feature cache', () => {
     expect(Array.from(t.dataSync())).to.deep.equal([1, -1, 2, -2, 3, -3]);
     t.dispose();
     expect(cache.bytesInMemory).to.equal(8);
+  });
+
+  it('a spilled entry that is damaged on disk (a flipped byte, a truncation) is computed again, with one line each', () => {
+    const dir = tmpDir('lt-cache-bad-');
+    const lines: string[] = [];
+    const cache = new FeatureCache([2], 8, dir, (l) => lines.push(l)); // k1 in memory, k2 and k3 spilled
+    const keys = ['k1', 'k2', 'k3'];
+    cache.batch(keys, prefixOf(keys)).dispose();
+    const files = fs.readdirSync(dir).map((f) => path.join(dir, f));
+    // which file is which key does not matter: both are damaged
+    const flipped = fs.readFileSync(files[0]);
+    flipped[1] ^= 0x40;
+    fs.writeFileSync(files[0], flipped);
+    fs.truncateSync(files[1], 3);
+    const computed: number[][] = [];
+    const f = prefixOf(keys);
+    const t = cache.batch(keys, (rows) => (computed.push(rows), f(rows)));
+    expect(Array.from(t.dataSync())).to.deep.equal([1, -1, 2, -2, 3, -3]);
+    t.dispose();
+    expect(computed).to.deep.equal([[1, 2]]);
+    expect(cache.rebuilt).to.equal(2);
+    expect(lines.sort()).to.deep.equal(
+      [
+        `warning: feature cache ${files[0]}: checksum mismatch; computing it again`,
+        `warning: feature cache ${files[1]}: 3 bytes, expected 8; computing it again`,
+      ].sort(),
+    );
+    // rewritten whole: the next read takes them from disk again without a word
+    const again = cache.batch(keys, () => {
+      throw new Error('nothing should be recomputed');
+    });
+    again.dispose();
+    expect(lines).to.have.length(2);
   });
 
   it('leaks no tensors', () => {
