@@ -13,7 +13,6 @@ import { BaseScheduleSchema, WarmupSchema } from '../schedules/schema';
 import { resolveSchedule } from '../schedules/resolve';
 import type { RunShape } from '../schedules/scaling';
 import type { BatchInfo, Callback } from '../train/callbacks';
-import { makeTrainer } from './parts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // lr / wd: "two to three orders of magnitude apart"
@@ -113,7 +112,8 @@ export async function wdAuto(p: Prepared, opts: { fraction?: number; maxImages?:
   }
   const omega = penalty(vars);
   const examples = p.data.train.slice(0, opts.maxImages ?? 64);
-  const trainer = makeTrainer(p, { step: () => ({ step: 0, lrs: {} }) }, { factor: () => 0 }, [], { epochs: 0, spillDir: null, monitorNorms: false });
+  // an evaluation-only trainer: the same input path (feature cache included) as training, no optimizer
+  const trainer = p.stages.trainer.create(p, { epochs: 0, spillDir: null, monitorNorms: false });
   const { metrics } = await trainer.evaluate(examples);
   const lambda = wdForFraction(metrics.loss, omega, fraction);
   const lines = [
