@@ -12,7 +12,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { z } from 'zod';
 import { ConfigError } from '../errors';
 import { replaceFolderAtomic, recoverFolder } from '../export/atomic';
 import { flatLayers } from '../optim/named';
@@ -26,25 +25,9 @@ import { writeFileDurable } from '../io/write';
 import { CorruptCheckpointError, verifyCheckpoint } from './checkpoint-verify';
 import { checkStateShape } from './checkpoint-schema';
 
-export const CheckpointSchema = z
-  .object({
-    /** Keep `checkpoints/last` current after every epoch: what `train --resume` continues from. */
-    last: z.boolean().default(true),
-    /** Also keep `checkpoints/epoch-NNNN` every this many epochs (0: never). */
-    everyEpochs: z.number().int().nonnegative().default(0),
-    /** Keep `checkpoints/best`, the epoch with the best monitored metric. */
-    best: z.boolean().default(true),
-    /**
-     * The metric `best` follows: loss, accuracy, val_loss, val_accuracy. Default: earlyStopping.monitor when early
-     * stopping is on (then `best` is exactly the weights restoreBestWeights puts back), else val_loss (loss without
-     * validation images).
-     */
-    monitor: z.string().min(1).optional(),
-    mode: z.enum(['auto', 'min', 'max']).default('auto'),
-  })
-  .strict();
+import { CheckpointSchema, type CheckpointConfig } from './schema';
 
-export type CheckpointConfig = z.infer<typeof CheckpointSchema>;
+export { CheckpointSchema, type CheckpointConfig };
 
 export const CHECKPOINT_FORMAT = 'layertune-checkpoint';
 export const CHECKPOINT_VERSION = 1;
