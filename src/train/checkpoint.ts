@@ -11,14 +11,13 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../errors';
 import { replaceFolderAtomic, recoverFolder } from '../export/atomic';
-import { flatLayers } from '../optim/named';
 import type { OptimizerState } from '../optim/types';
 import type { LrScheduleState } from '../schedules/controller';
 import type { EarlyStoppingState } from '../schedules/early-stopping';
-import type { WeightCopy, WeightSnapshot, WeightStore } from '../schedules/weights';
+import { layerWeightStore, type WeightCopy, type WeightSnapshot, type WeightStore } from '../schedules/weights';
 import type { EpochInfo } from './callbacks';
 import type { GuardState } from './guard';
 import { writeFileDurable } from '../io/write';
@@ -96,58 +95,16 @@ interface StateFile {
   };
 }
 
-/**
- * Every weight of a model (trainable or not, BatchNorm moving mean/variance included) keyed by the stable
- * `LayerVariable.originalName`, so a checkpoint loads into a model built in another process.
- */
+/** The model's weights keyed by original name (src/schedules/weights.ts), with a mismatch reported as a resume error. */
 export function modelWeightStore(model: tf.LayersModel): WeightStore {
-  const vars = () => {
-    const out: Array<{ key: string; v: tf.layers.Layer['weights'][number] }> = [];
-    const seen = new Set<string>();
-    for (const layer of flatLayers(model)) {
-      for (const w of layer.weights) {
-        if (seen.has(w.originalName)) continue; // a layer shared between models appears once
-        seen.add(w.originalName);
-        out.push({ key: w.originalName, v: w });
-      }
-    }
-    return out;
-  };
-  return {
-    read() {
-      return vars().map(({ key, v }) => {
-        const t = v.read();
-        return {
-          name: key,
-          shape: t.shape.slice(),
-          dtype: t.dtype as WeightCopy['dtype'],
-          // slice(): dataSync may hand back the backend's own buffer, which the next update overwrites
-          values: (t.dataSync() as WeightCopy['values']).slice(),
-        };
-      });
-    },
-    write(snapshot) {
-      const byName = new Map(snapshot.map((w) => [w.name, w]));
-      const missing = vars().filter(({ key }) => !byName.has(key));
-      if (missing.length)
-        throw new ConfigError(
-          'resume',
-          `the checkpoint has no weights for ${missing
-            .slice(0, 3)
-            .map((m) => m.key)
-            .join(', ')}${missing.length > 3 ? ` and ${missing.length - 3} more` : ''} (another model?)`,
-        );
-      for (const { key, v } of vars()) {
-        const w = byName.get(key)!;
-        if (w.shape.join('x') !== v.shape.join('x')) {
-          throw new ConfigError('resume', `weight ${key} has shape [${w.shape}] in the checkpoint, [${v.shape}] in the model`);
-        }
-        tf.tidy(() => {
-          v.write(tf.tensor(w.values, w.shape, w.dtype));
-        });
-      }
-    },
-  };
+  return layerWeightStore(model, {
+    missing: (keys) =>
+      new ConfigError(
+        'resume',
+        `the checkpoint has no weights for ${keys.slice(0, 3).join(', ')}${keys.length > 3 ? ` and ${keys.length - 3} more` : ''} (another model?)`,
+      ),
+    shape: (key, snap, v) => new ConfigError('resume', `weight ${key} has shape [${snap}] in the checkpoint, [${v}] in the model`),
+  });
 }
 
 function bytesOf(values: WeightCopy['values'] | Float32Array): Uint8Array {

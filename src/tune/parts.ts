@@ -3,14 +3,13 @@
  * including BatchNorm statistics, and disposal of a prepared network. Their Trainer comes from the container
  * (`p.stages.trainer`), the same builder runJob uses; they never re-implement the loop.
  */
-import type * as tf from '@tensorflow/tfjs';
 import type { Prepared } from '../job';
 import type { Network } from '../models/network';
 import type { DataSource, Example } from '../data/source';
 import type { ModelRequest, ModelSource } from '../models/source';
 import type { Backbone } from '../models/types';
 import { flatLayers } from '../optim/named';
-import { variableWeightStore, type WeightSnapshot } from '../schedules/weights';
+import { layerWeightStore, type WeightSnapshot } from '../schedules/weights';
 
 /** The same source with a different train/val view; decoding (and its cache) stays with the base source. */
 export class SplitDataView implements DataSource {
@@ -35,11 +34,11 @@ export class SplitDataView implements DataSource {
 
 /** Every weight of the network, trainable or not (BatchNorm moving mean/variance included). */
 export function allWeights(net: Network): WeightSnapshot {
-  return variableWeightStore(() => net.train.weights.map((w) => w.read() as tf.Variable)).read();
+  return layerWeightStore(net.train).read();
 }
 
 export function restoreWeights(net: Network, snap: WeightSnapshot): void {
-  variableWeightStore(() => net.train.weights.map((w) => w.read() as tf.Variable)).write(snap);
+  layerWeightStore(net.train).write(snap);
 }
 
 /**
@@ -81,7 +80,7 @@ export class CachedModelSource implements ModelSource {
   async load(req: ModelRequest): Promise<Backbone> {
     const key = JSON.stringify([req.source, req.size ?? null]);
     const hit = this.cache.get(key);
-    const store = (b: Backbone) => variableWeightStore(() => b.model.weights.map((w) => w.read() as tf.Variable));
+    const store = (b: Backbone) => layerWeightStore(b.model);
     if (hit) {
       store(hit.backbone).write(hit.weights);
       return hit.backbone;
