@@ -60,7 +60,7 @@ export const TOKENS = {
   Exporter: Symbol.for('layertune.Exporter'),
   /** Builds the Trainer over a prepared job: runJob, lr-find, search and `--wd auto` all take theirs from here. */
   Trainer: Symbol.for('layertune.Trainer'),
-  /** A multi-binding: every `Callback` bound here joins the loop, after the built-in ones. */
+  /** A multi-binding: every `Callback` bound here joins the loop, run among the built-in ones by its `order`. */
   Callback: Symbol.for('layertune.Callback'),
 } as const;
 

@@ -13,11 +13,21 @@ export { prepare, type JobResult, type Prepared, type RunOptions } from './job';
 export const runJob: (input?: JobInput, opts?: RunOptions) => Promise<JobResult> = runAnyJob;
 export { JobSchema, type Job, type JobInput } from './config/schema';
 export { resolveJob, readJobFile } from './config/load';
-export { createContainer, TOKENS, type Stages } from './container';
+export {
+  createContainer,
+  TOKENS,
+  type Stages,
+  type DataSourceFactory,
+  type OptimizerFactory,
+  type ScheduleFactory,
+  type Grouper,
+  type ReporterFactory,
+  type BackendProvider,
+} from './container';
 export { LoopTrainerFactory, type TrainerFactory, type TrainerInputs, type TrainerParts } from './train/build';
 export { selectBackend, type BackendChoice } from './engine/backend';
 export { Trainer, type LrPolicy, type TrainerOptions, type FitResult } from './train/trainer';
-export type { Callback, BatchInfo, EpochInfo } from './train/callbacks';
+export { CALLBACK_ORDER, inCallbackOrder, type Callback, type BatchInfo, type EpochInfo } from './train/callbacks';
 export { loadClassifier, predictFiles, evaluateFolder } from './predict';
 export { LayersModelExporter, loadExport } from './export/exporter';
 export { attachHead, splitAtStage, type Network } from './models/network';

@@ -263,7 +263,7 @@ async function runLocked(
   }
   const monitor = job.train.monitorRatios ? [new RatioMonitor(job.tune.ratioMonitor, { optimizer, log })] : [];
   const interrupt = opts.handleSignals ? new InterruptOnSignal({ runDir: job.out }) : null;
-  // last: its onTrainEnd throws the InterruptedError after every other callback has closed its files
+  // the trainer runs them by their `order` (CALLBACK_ORDER), not by their place in this list
   const callbacks = [
     ...stages.reporters.create(job, job.out),
     ...monitor,

@@ -10,7 +10,7 @@ import { TrainingError } from '../errors';
 import { mergeConfig } from '../config/load';
 import { parseOrThrow } from '../optim/schema';
 import type { GroupedOptimizer } from '../optim';
-import type { Callback, BatchInfo, StopRequest } from '../train/callbacks';
+import { CALLBACK_ORDER, type Callback, type BatchInfo, type StopRequest } from '../train/callbacks';
 import type { LrPolicy } from '../train/trainer';
 import { chartSvg, writePng, writeTextAtomic } from '../report/svg';
 import { LrFindSchema, type LrFindInput, type LrFindConfig } from './schema';
@@ -49,6 +49,8 @@ export function sweepPolicy(cfg: LrFindConfig, topLr: number): LrPolicy {
 
 /** Records the loss, keeps the smoothed loss, and stops at N steps, at stopFactor × the best, or on NaN. */
 class SweepRecorder implements Callback {
+  readonly name = 'lr-find sweep';
+  readonly order = CALLBACK_ORDER.sweep;
   readonly lrs: number[] = [];
   readonly losses: number[] = [];
   readonly smoothed: number[] = [];

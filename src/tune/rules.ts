@@ -12,7 +12,7 @@ import type { DecayMode } from '../optim/types';
 import { BaseScheduleSchema, WarmupSchema } from '../schedules/schema';
 import { resolveSchedule } from '../schedules/resolve';
 import type { RunShape } from '../schedules/scaling';
-import type { BatchInfo, Callback } from '../train/callbacks';
+import { CALLBACK_ORDER, type BatchInfo, type Callback } from '../train/callbacks';
 
 // ---------------------------------------------------------------------------------------------------------------
 // lr / wd: "two to three orders of magnitude apart"
@@ -147,6 +147,8 @@ export interface DecayAdjustable {
  * startFactor gives decay that rises over training; a cosine or step schedule one that falls.
  */
 export class WeightDecaySchedule implements Callback {
+  readonly name = 'weight-decay schedule';
+  readonly order = CALLBACK_ORDER.weightDecaySchedule;
   readonly factor: (step: number, epoch: number) => number;
   private readonly base: Map<string, number>;
   private epoch = 0;

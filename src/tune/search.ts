@@ -18,7 +18,7 @@ import type { DataSource } from '../data/source';
 import { stratifiedFolds } from '../data/split';
 import { ConfigError, TrainingError } from '../errors';
 import { parseOrThrow } from '../optim/schema';
-import type { Callback, EpochInfo, StopRequest } from '../train/callbacks';
+import { CALLBACK_ORDER, type Callback, type EpochInfo, type StopRequest } from '../train/callbacks';
 import type { LrPolicy } from '../train/trainer';
 import { scaleFactor } from '../schedules/scaling';
 import { chartSvg, writePng, writeTextAtomic } from '../report/svg';
@@ -122,6 +122,8 @@ export function readTrials(out: string): Map<number, TrialRecord> {
 
 /** Median stopping as a callback on the first fold: compares with the curves of trials finished so far (all workers). */
 class MedianStopCallback implements Callback {
+  readonly name = 'median stopping';
+  readonly order = CALLBACK_ORDER.medianStop;
   readonly curve: number[] = [];
   pruned: { median: number; best: number; epoch: number } | null = null;
   constructor(
