@@ -22,6 +22,7 @@ import { ProgressCallback } from './train/progress';
 import { MetricsLogCallback } from './train/metrics-log';
 import type { Callback } from './train/callbacks';
 import type { Job } from './config/schema';
+import { LoopTrainerFactory, type TrainerFactory } from './train/build';
 
 /*
  * The stage methods still take the job as an argument: search resolves its stages once and then runs
@@ -57,7 +58,9 @@ export const TOKENS = {
   Schedule: Symbol.for('layertune.Schedule'),
   Reporters: Symbol.for('layertune.Reporters'),
   Exporter: Symbol.for('layertune.Exporter'),
-  /** A multi-binding: every `Callback` bound here joins the loop, after the built-in ones. */
+  /** Builds the Trainer over a prepared job: runJob, lr-find, search and `--wd auto` all take theirs from here. */
+  Trainer: Symbol.for('layertune.Trainer'),
+  /** A multi-binding: every `Callback` bound here joins the loop, run among the built-in ones by its `order`. */
   Callback: Symbol.for('layertune.Callback'),
 } as const;
 
@@ -70,6 +73,7 @@ export interface Stages {
   schedule: ScheduleFactory;
   reporters: ReporterFactory;
   exporter: Exporter;
+  trainer: TrainerFactory;
 }
 
 @injectable()
@@ -129,6 +133,7 @@ export class FileReporters implements ReporterFactory {
 // Library classes with no constructor dependencies: decorated here so their modules stay free of inversify.
 decorate(injectable(), RegistryModelSource);
 decorate(injectable(), LayersModelExporter);
+decorate(injectable(), LoopTrainerFactory);
 
 /**
  * The default pipeline. `job` is the validated job the stages see; runJob rebinds `TOKENS.JobConfig` to the
@@ -145,12 +150,13 @@ export function createContainer(job?: Job): Container {
   c.bind<ScheduleFactory>(TOKENS.Schedule).to(ConfigSchedule);
   c.bind<ReporterFactory>(TOKENS.Reporters).to(FileReporters);
   c.bind<Exporter>(TOKENS.Exporter).to(LayersModelExporter);
+  c.bind<TrainerFactory>(TOKENS.Trainer).to(LoopTrainerFactory);
   return c;
 }
 
-/** Makes `job` the container's JobConfig, replacing whatever the caller bound. */
+/** Makes `job` the container's JobConfig, replacing whatever the caller bound (in this container, not its parent). */
 export function bindJob(c: Container, job: Job): void {
-  if (c.isBound(TOKENS.JobConfig)) c.rebind<Job>(TOKENS.JobConfig).toConstantValue(job);
+  if (c.isCurrentBound(TOKENS.JobConfig)) c.rebind<Job>(TOKENS.JobConfig).toConstantValue(job);
   else c.bind<Job>(TOKENS.JobConfig).toConstantValue(job);
 }
 
@@ -159,8 +165,11 @@ export function boundCallbacks(c: Container): Callback[] {
   return c.isBound(TOKENS.Callback) ? c.getAll<Callback>(TOKENS.Callback) : [];
 }
 
-/** Resolves every stage (JobConfig is optional so that search and old callers can pass the job per call). */
-export function resolveStages(c: Container): Stages {
+/**
+ * Every stage as the container resolves it now: rebinding a token before this call is the one way to replace a
+ * stage (JobConfig is optional so that search can pass each trial's job per call).
+ */
+export function stagesOf(c: Container): Stages {
   return {
     backend: c.get<BackendProvider>(TOKENS.Backend),
     modelSource: c.get<ModelSource>(TOKENS.ModelSource),
@@ -170,5 +179,6 @@ export function resolveStages(c: Container): Stages {
     schedule: c.get<ScheduleFactory>(TOKENS.Schedule),
     reporters: c.get<ReporterFactory>(TOKENS.Reporters),
     exporter: c.get<Exporter>(TOKENS.Exporter),
+    trainer: c.get<TrainerFactory>(TOKENS.Trainer),
   };
 }

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type { Container } from 'inversify';
-import { bindJob, boundCallbacks, createContainer, resolveStages, type Stages } from './container';
+import { bindJob, boundCallbacks, createContainer, stagesOf, type Stages } from './container';
 import { mergeConfig, readJobFile, resolveJob } from './config/load';
 import type { Job, JobInput } from './config/schema';
 import { ConfigError } from './errors';
@@ -12,12 +12,12 @@ import { ensureWritableDir } from './export/atomic';
 import { checkOwnFolder, markFolder } from './io/run-folder';
 import { acquireLock } from './io/lock';
 import { checkHeadOnly } from './models/graph-source';
-import { attachHead, applyBatchNormModes, splitAtStage, HEAD_LAYERS, type Network } from './models/network';
+import { attachHead, applyBatchNormModes, HEAD_LAYERS, type Network } from './models/network';
 import { describeLayers, type GroupPlan } from './groups';
 import { namedVariables } from './optim/named';
 import type { LrSchedule } from './schedules/controller';
 import { EarlyStopping, resolveMode } from './schedules/early-stopping';
-import { Trainer, type FitResult, type LrPolicy } from './train/trainer';
+import type { FitResult, LrPolicy } from './train/trainer';
 import { InterruptOnSignal } from './train/signals';
 import type { Callback } from './train/callbacks';
 import { RatioMonitor } from './train/ratio-monitor';
@@ -54,11 +54,10 @@ export interface RunOptions {
   configFile?: string;
   /**
    * The pipeline to run: `createContainer(job)` with any stage rebound and callbacks bound to
-   * `TOKENS.Callback`. Its JobConfig is rebound to the job this run resolves.
+   * `TOKENS.Callback`. Its JobConfig is rebound to the job this run resolves. Rebinding is the one way to
+   * replace a stage.
    */
   container?: Container;
-  /** Replace pipeline stages directly; wins over the container's bindings. */
-  stages?: Partial<Stages>;
   /** Extra callbacks around the loop. */
   callbacks?: Callback[];
   log?: (line: string) => void;
@@ -90,6 +89,7 @@ export interface JobResult {
 export interface Prepared {
   job: Job;
   container: Container;
+  /** The container's stages, resolved once for this run. */
   stages: Stages;
   backend: BackendChoice;
   data: DataSource;
@@ -115,7 +115,7 @@ export async function prepare(input: JobInput | Record<string, unknown> = {}, op
   const job = resolveJob(input, opts.configFile);
   const container = opts.container ?? createContainer(job);
   bindJob(container, job);
-  const stages = { ...resolveStages(container), ...opts.stages };
+  const stages = stagesOf(container);
   const backend = await stages.backend.select(job.backend);
   log(describeChoice(backend));
   const data = stages.data.create(job);
@@ -257,6 +257,7 @@ async function runLocked(
       `  group ${g.name}: lr ${(g.lr * schedule.factor(0, 0)).toPrecision(4)} (configured ${g.lr}), weight decay ${g.weightDecay} ${g.decayMode}, ${g.params.length} variables`,
     );
   }
+  // the trainer builder resolves the same count; this is only the line that explains it
   const threads = resolveThreads(job.train.threads, p.backend.tfBackend, job.train.batch);
   if (threads.threads > 1) {
     log(`threads: ${threads.reason}; each computes the gradients of ~${Math.ceil(job.train.batch / threads.threads)} images, BatchNorm statistics per thread`);
@@ -264,7 +265,6 @@ async function runLocked(
   if (p.cachedStages > 0) log(`frozen: the first ${p.cachedStages} stage(s) are frozen; their outputs are computed once per image and cached`);
   for (const w of planLrWdWarnings(p)) log(`warning: ${w.message}`);
   const optimizer = stages.optimizer.create(p.plan.groups, job);
-  const { prefix, suffix } = p.cachedStages > 0 ? splitAtStage(network, p.cachedStages - 1) : { prefix: null, suffix: network.train };
   const restored = resume ? loadCheckpoint(resume.dir) : null;
   // keep what the interrupted run logged up to its checkpoint; the reporters start a fresh metrics file
   if (restored) setAsideMetrics(job.out, restored.trainer.step, restored.trainer.epoch);
@@ -287,7 +287,7 @@ async function runLocked(
   }
   const monitor = job.train.monitorRatios ? [new RatioMonitor(job.tune.ratioMonitor, { optimizer, log })] : [];
   const interrupt = opts.handleSignals ? new InterruptOnSignal({ runDir: job.out }) : null;
-  // last: its onTrainEnd throws the InterruptedError after every other callback has closed its files
+  // the trainer runs them by their `order` (CALLBACK_ORDER), not by their place in this list
   const callbacks = [
     ...stages.reporters.create(job, job.out),
     ...monitor,
@@ -322,31 +322,14 @@ async function runLocked(
     }),
     judge,
   );
-  const trainer = new Trainer(
-    network,
-    data,
-    p.trainableVars,
+  const trainer = stages.trainer.create(p, {
     optimizer,
-    lrPolicy,
+    lr: lrPolicy,
     callbacks,
-    {
-      epochs: job.train.epochs,
-      batch: job.train.batch,
-      size: network.backbone.inputSize,
-      flip: job.data.flip,
-      seed: job.train.seed,
-      cachedStages: p.cachedStages,
-      cacheBytes: job.train.featureCacheMB * 1024 * 1024,
-      spillDir: path.join(job.out, 'feature-cache'),
-      monitorNorms: job.train.monitorRatios,
-      accumulate: job.train.accumulate,
-      threads: threads.threads,
-      guard: job.guard,
-      onEpochCommitted: (t, info) => checkpointer.onEpochCommitted(t, info),
-      log,
-    },
-    { prefix, suffix },
-  );
+    guard: job.guard,
+    onEpochCommitted: (t, info) => checkpointer.onEpochCommitted(t, info),
+    log,
+  });
   if (restored) {
     weights.write(restored.weights);
     optimizer.setState(restored.optimizer);

@@ -7,9 +7,8 @@ import { z } from 'zod';
 import { optimizerSchema } from '../optim/schema';
 import { groupingSchema, type GroupingInput } from '../groups/schema';
 import { LrScheduleSchema, EarlyStoppingSchema } from '../schedules/schema';
-import { CheckpointSchema } from '../train/checkpoint';
-import { GuardSchema } from '../train/guard';
-import { BACKENDS } from '../engine/backend';
+import { CheckpointSchema, GuardSchema } from '../train/schema';
+import { BACKENDS } from '../engine/backend-names';
 import { TuneSchema } from '../tune/schema';
 
 const posInt = z.number().int().positive();

@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../errors';
 
-export const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
-export type BackendName = (typeof BACKENDS)[number];
+import { BACKENDS, type BackendName } from './backend-names';
+
+export { BACKENDS, type BackendName };
 
 export interface BackendChoice {
   chosen: Exclude<BackendName, 'auto'>;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { KNOWN_ARCHS } from './arch';
+import { KNOWN_ARCHS } from './arch/names';
 
 /**
  * Where the backbone comes from. `source` is a tfjs model folder / model.json (a LayersModel, or a

@@ -34,7 +34,37 @@ export interface StopRequest {
   reason?: string;
 }
 
+/**
+ * Where a callback runs among the others at every event: lower first, equal orders in the order given. The
+ * built-in ones leave room around them; a callback without an `order` runs at DEFAULT, after the monitors and
+ * early stopping and before the signal handler, which must close the loop last.
+ */
+export const CALLBACK_ORDER = {
+  progress: 0,
+  metricsLog: 1,
+  sweep: 5,
+  ratioMonitor: 10,
+  weightDecaySchedule: 15,
+  earlyStopping: 20,
+  medianStop: 20,
+  DEFAULT: 50,
+  /** Its onTrainEnd throws the InterruptedError, so every other callback has closed its files before it. */
+  signals: 100,
+} as const;
+
+/** The callbacks sorted by `order` (a stable sort: equal orders keep the order given). */
+export function inCallbackOrder(callbacks: readonly Callback[]): Callback[] {
+  return callbacks
+    .map((cb, i) => ({ cb, i, order: cb.order ?? CALLBACK_ORDER.DEFAULT }))
+    .sort((a, b) => a.order - b.order || a.i - b.i)
+    .map((x) => x.cb);
+}
+
 export interface Callback {
+  /** Names the callback in logs and errors. */
+  readonly name?: string;
+  /** Where it runs among the others (CALLBACK_ORDER); default CALLBACK_ORDER.DEFAULT. */
+  readonly order?: number;
   onTrainBegin?(info: { epochs: number; batchesPerEpoch: number; startEpoch: number }): void | Promise<void>;
   onEpochBegin?(epoch: number): void | Promise<void>;
   /** Returning {stop: true} ends training after this step (the LR finder stops mid-epoch). */

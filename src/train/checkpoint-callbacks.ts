@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import type { EarlyStopping } from '../schedules/early-stopping';
 import type { WeightSnapshot, WeightStore } from '../schedules/weights';
-import type { Callback, EpochInfo, StopRequest } from './callbacks';
+import { CALLBACK_ORDER, type Callback, type EpochInfo, type StopRequest } from './callbacks';
 import { type BestTracker, checkpointsDir, epochCheckpointName, saveCheckpoint, type BestState, type Checkpoint, type CheckpointConfig } from './checkpoint';
 import type { Trainer } from './trainer';
 
@@ -44,6 +44,8 @@ export class RecordingWeightStore implements WeightStore {
 
 /** Keras-style early stopping as a Callback; `resumed` keeps the restored counters instead of resetting them. */
 export class EarlyStoppingCallback implements Callback {
+  readonly name = 'early stopping';
+  readonly order = CALLBACK_ORDER.earlyStopping;
   /** Whether the epoch just ended set a new best (read by the Checkpointer). */
   lastIsBest = false;
   constructor(

@@ -11,15 +11,13 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import { z } from 'zod';
+import type * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../errors';
 import { replaceFolderAtomic, recoverFolder } from '../export/atomic';
-import { flatLayers } from '../optim/named';
 import type { OptimizerState } from '../optim/types';
 import type { LrScheduleState } from '../schedules/controller';
 import type { EarlyStoppingState } from '../schedules/early-stopping';
-import type { WeightCopy, WeightSnapshot, WeightStore } from '../schedules/weights';
+import { layerWeightStore, type WeightCopy, type WeightSnapshot, type WeightStore } from '../schedules/weights';
 import type { EpochInfo } from './callbacks';
 import type { GuardState } from './guard';
 import { writeFileDurable } from '../io/write';
@@ -27,25 +25,9 @@ import { CorruptCheckpointError, verifyCheckpoint } from './checkpoint-verify';
 import { checkStateShape } from './checkpoint-schema';
 import { readProvenance, type RunProvenance } from './checkpoint-provenance';
 
-export const CheckpointSchema = z
-  .object({
-    /** Keep `checkpoints/last` current after every epoch: what `train --resume` continues from. */
-    last: z.boolean().default(true),
-    /** Also keep `checkpoints/epoch-NNNN` every this many epochs (0: never). */
-    everyEpochs: z.number().int().nonnegative().default(0),
-    /** Keep `checkpoints/best`, the epoch with the best monitored metric. */
-    best: z.boolean().default(true),
-    /**
-     * The metric `best` follows: loss, accuracy, val_loss, val_accuracy. Default: earlyStopping.monitor when early
-     * stopping is on (then `best` is exactly the weights restoreBestWeights puts back), else val_loss (loss without
-     * validation images).
-     */
-    monitor: z.string().min(1).optional(),
-    mode: z.enum(['auto', 'min', 'max']).default('auto'),
-  })
-  .strict();
+import { CheckpointSchema, type CheckpointConfig } from './schema';
 
-export type CheckpointConfig = z.infer<typeof CheckpointSchema>;
+export { CheckpointSchema, type CheckpointConfig };
 
 export const CHECKPOINT_FORMAT = 'layertune-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -117,58 +99,16 @@ interface StateFile {
   provenance?: RunProvenance;
 }
 
-/**
- * Every weight of a model (trainable or not, BatchNorm moving mean/variance included) keyed by the stable
- * `LayerVariable.originalName`, so a checkpoint loads into a model built in another process.
- */
+/** The model's weights keyed by original name (src/schedules/weights.ts), with a mismatch reported as a resume error. */
 export function modelWeightStore(model: tf.LayersModel): WeightStore {
-  const vars = () => {
-    const out: Array<{ key: string; v: tf.layers.Layer['weights'][number] }> = [];
-    const seen = new Set<string>();
-    for (const layer of flatLayers(model)) {
-      for (const w of layer.weights) {
-        if (seen.has(w.originalName)) continue; // a layer shared between models appears once
-        seen.add(w.originalName);
-        out.push({ key: w.originalName, v: w });
-      }
-    }
-    return out;
-  };
-  return {
-    read() {
-      return vars().map(({ key, v }) => {
-        const t = v.read();
-        return {
-          name: key,
-          shape: t.shape.slice(),
-          dtype: t.dtype as WeightCopy['dtype'],
-          // slice(): dataSync may hand back the backend's own buffer, which the next update overwrites
-          values: (t.dataSync() as WeightCopy['values']).slice(),
-        };
-      });
-    },
-    write(snapshot) {
-      const byName = new Map(snapshot.map((w) => [w.name, w]));
-      const missing = vars().filter(({ key }) => !byName.has(key));
-      if (missing.length)
-        throw new ConfigError(
-          'resume',
-          `the checkpoint has no weights for ${missing
-            .slice(0, 3)
-            .map((m) => m.key)
-            .join(', ')}${missing.length > 3 ? ` and ${missing.length - 3} more` : ''} (another model?)`,
-        );
-      for (const { key, v } of vars()) {
-        const w = byName.get(key)!;
-        if (w.shape.join('x') !== v.shape.join('x')) {
-          throw new ConfigError('resume', `weight ${key} has shape [${w.shape}] in the checkpoint, [${v.shape}] in the model`);
-        }
-        tf.tidy(() => {
-          v.write(tf.tensor(w.values, w.shape, w.dtype));
-        });
-      }
-    },
-  };
+  return layerWeightStore(model, {
+    missing: (keys) =>
+      new ConfigError(
+        'resume',
+        `the checkpoint has no weights for ${keys.slice(0, 3).join(', ')}${keys.length > 3 ? ` and ${keys.length - 3} more` : ''} (another model?)`,
+      ),
+    shape: (key, snap, v) => new ConfigError('resume', `weight ${key} has shape [${snap}] in the checkpoint, [${v}] in the model`),
+  });
 }
 
 function bytesOf(values: WeightCopy['values'] | Float32Array): Uint8Array {

@@ -6,33 +6,13 @@
  * plain data out; `GoodState` keeps the copy to roll back to.
  */
 import * as tf from '@tensorflow/tfjs';
-import { z } from 'zod';
 import { TrainingError } from '../errors';
 import type { OptimizerState } from '../optim/types';
 import type { WeightSnapshot, WeightStore } from '../schedules/weights';
 
-export const GuardSchema = z
-  .object({
-    /** Off: a non-finite loss stops training at once with a TrainingError (nothing applied, nothing written). */
-    enabled: z.boolean().default(true),
-    /** A loss above spikeFactor × max(running median of recent losses, chance-level loss ln K) is a spike. */
-    spikeFactor: z.number().gt(1).default(10),
-    /** Recent accepted losses the median is taken over. */
-    window: z.number().int().positive().default(20),
-    /** Accepted losses needed before spikes are judged at all. */
-    minHistory: z.number().int().positive().default(1),
-    /** Also check every gradient for NaN/Inf (one fused reduction per step). */
-    checkGradients: z.boolean().default(true),
-    /** Each divergence multiplies every group's rate by this. */
-    lrCut: z.number().gt(0).lt(1).default(0.1),
-    /** Divergences tolerated; one more stops training. */
-    maxRetries: z.number().int().nonnegative().default(3),
-    /** Steps between refreshes of the rollback copy (it is also refreshed at every epoch start). */
-    snapshotEvery: z.number().int().positive().default(25),
-  })
-  .strict();
+import { GuardSchema, type GuardConfig } from './schema';
 
-export type GuardConfig = z.infer<typeof GuardSchema>;
+export { GuardSchema, type GuardConfig };
 
 export interface GuardEvent {
   step: number;

@@ -1,8 +1,10 @@
 import { AppendFile } from '../io/write';
-import type { BatchInfo, Callback, EpochInfo } from './callbacks';
+import { CALLBACK_ORDER, type BatchInfo, type Callback, type EpochInfo } from './callbacks';
 
 /** Appends one JSON object per step and per epoch to `<run>/metrics.jsonl` (what reports and tools read). */
 export class MetricsLogCallback implements Callback {
+  readonly name = 'metrics log';
+  readonly order = CALLBACK_ORDER.metricsLog;
   private out: AppendFile | null = null;
   constructor(
     private readonly file: string,

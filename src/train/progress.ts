@@ -1,5 +1,5 @@
 import cliProgress from 'cli-progress';
-import type { BatchInfo, Callback, EpochInfo } from './callbacks';
+import { CALLBACK_ORDER, type BatchInfo, type Callback, type EpochInfo } from './callbacks';
 
 const fmt = (x: number | undefined, d = 3) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
 
@@ -8,6 +8,8 @@ const fmt = (x: number | undefined, d = 3) => (x === undefined || !Number.isFini
  * line with validation metrics. On a non-TTY (CI, pipes) only the epoch lines are printed.
  */
 export class ProgressCallback implements Callback {
+  readonly name = 'progress';
+  readonly order = CALLBACK_ORDER.progress;
   private bar: cliProgress.SingleBar | null = null;
   private t0 = 0;
   private seen = 0;

@@ -5,7 +5,7 @@
  */
 import { parseOrThrow } from '../optim/schema';
 import { RatioMonitorSchema, type RatioMonitorConfig, type RatioMonitorInput } from '../tune/schema';
-import type { BatchInfo, Callback } from './callbacks';
+import { CALLBACK_ORDER, type BatchInfo, type Callback } from './callbacks';
 
 /** The part of GroupedOptimizer the monitor needs to nudge a group. */
 export interface AdjustableOptimizer {
@@ -41,6 +41,8 @@ export function nudge(current: number, needed: number, cfg: Pick<RatioMonitorCon
 }
 
 export class RatioMonitor implements Callback {
+  readonly name = 'ratio monitor';
+  readonly order = CALLBACK_ORDER.ratioMonitor;
   readonly cfg: RatioMonitorConfig;
   readonly warnings: RatioWarning[] = [];
   /** Recent out-of-range ratios per group (cleared when a step is back in range). */

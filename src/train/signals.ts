@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { UserError } from '../errors';
-import type { BatchInfo, Callback, StopRequest } from './callbacks';
+import { CALLBACK_ORDER, type BatchInfo, type Callback, type StopRequest } from './callbacks';
 import { checkpointsDir, peekCheckpoint } from './checkpoint';
 
 export type StopSignal = 'SIGINT' | 'SIGTERM';
@@ -78,6 +78,8 @@ export function lastCheckpoint(runDir: string): { dir: string; epochs: number } 
  * onTrainBegin and onTrainEnd (or `dispose()`), so outside training the signals keep their default effect.
  */
 export class InterruptOnSignal implements Callback {
+  readonly name = 'signals';
+  readonly order = CALLBACK_ORDER.signals;
   private readonly signals: StopSignal[];
   private readonly host: SignalHost;
   private readonly notify: (line: string) => void;

@@ -11,7 +11,7 @@ import { FeatureCache } from './feature-cache';
 import { allFinite, DivergenceGuard, GoodState, type GuardConfig, type GuardEvent } from './guard';
 import { modelWeightStore, type TrainerState } from './checkpoint';
 import { ParallelGradients, type ShardOutput } from '../engine/wasm/parallel';
-import type { Callback, EpochInfo, EpochMetrics, StopRequest } from './callbacks';
+import { inCallbackOrder, type Callback, type EpochInfo, type EpochMetrics, type StopRequest } from './callbacks';
 
 /** The optimizer as the loop sees it: named gradients in, updates applied; state in and out for the guard. */
 export interface StepOptimizer {
@@ -114,6 +114,8 @@ export class Trainer {
   step = 0;
   epoch = 0;
   private history: EpochInfo[] = [];
+  /** Sorted by `order` once, so every event visits them in the same order. */
+  private readonly callbacks: Callback[];
   private stoppedEarly: string | null = null;
 
   constructor(
@@ -122,10 +124,11 @@ export class Trainer {
     private readonly vars: Record<string, tf.Variable>,
     private readonly optimizer: StepOptimizer,
     private readonly lr: LrPolicy,
-    private readonly callbacks: Callback[],
+    callbacks: Callback[],
     private readonly opts: TrainerOptions,
     parts: { prefix: tf.LayersModel | null; suffix: tf.LayersModel },
   ) {
+    this.callbacks = inCallbackOrder(callbacks);
     this.prefix = parts.prefix;
     this.suffix = parts.suffix;
     this.rng = new Rng(opts.seed);

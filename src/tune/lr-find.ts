@@ -10,12 +10,12 @@ import { TrainingError } from '../errors';
 import { mergeConfig } from '../config/load';
 import { parseOrThrow } from '../optim/schema';
 import type { GroupedOptimizer } from '../optim';
-import type { Callback, BatchInfo, StopRequest } from '../train/callbacks';
+import { CALLBACK_ORDER, type Callback, type BatchInfo, type StopRequest } from '../train/callbacks';
 import type { LrPolicy } from '../train/trainer';
 import { chartSvg, writePng, writeTextAtomic } from '../report/svg';
 import { LrFindSchema, type LrFindInput, type LrFindConfig } from './schema';
 import { centredMean, minimumOver10, shouldStop, SmoothedLoss, suggestLr, sweepRate, trimCurve, valley, type CurveReading, type Suggestion } from './lr-curve';
-import { allWeights, SplitDataView, disposeNetwork, makeTrainer, restoreWeights, topGroupLr } from './parts';
+import { allWeights, SplitDataView, disposeNetwork, restoreWeights, topGroupLr } from './parts';
 
 export interface LrFindResult {
   /** Effective rate of the top layer group at each recorded step (the other groups keep their ratio to it). */
@@ -49,6 +49,8 @@ export function sweepPolicy(cfg: LrFindConfig, topLr: number): LrPolicy {
 
 /** Records the loss, keeps the smoothed loss, and stops at N steps, at stopFactor × the best, or on NaN. */
 class SweepRecorder implements Callback {
+  readonly name = 'lr-find sweep';
+  readonly order = CALLBACK_ORDER.sweep;
   readonly lrs: number[] = [];
   readonly losses: number[] = [];
   readonly smoothed: number[] = [];
@@ -102,7 +104,15 @@ export async function lrRangeTest(
   // No validation during the sweep: it is read off training losses, and evaluation would only cost time.
   const data = new SplitDataView(p.data, p.data.train, []);
   const epochs = Math.ceil(cfg.steps / Math.max(1, p.stepsPerEpoch));
-  const trainer = makeTrainer(p, opt, sweepPolicy(cfg, top), [recorder, ...(opts.callbacks ?? [])], { epochs, data, monitorNorms: false, spillDir: null });
+  const trainer = p.stages.trainer.create(p, {
+    optimizer: opt,
+    lr: sweepPolicy(cfg, top),
+    callbacks: [recorder, ...(opts.callbacks ?? [])],
+    epochs,
+    data,
+    monitorNorms: false,
+    spillDir: null,
+  });
   try {
     await trainer.fit();
   } catch (e) {

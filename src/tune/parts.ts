@@ -1,20 +1,15 @@
 /**
- * Shared plumbing for the tuning tools: a Trainer over a prepared job (the same construction runJob uses),
- * a view of a DataSource without validation images, weight snapshots including BatchNorm statistics, and
- * disposal of a prepared network. The tools drive the Trainer; they never re-implement the loop.
+ * Shared plumbing for the tuning tools: a view of a DataSource without validation images, weight snapshots
+ * including BatchNorm statistics, and disposal of a prepared network. Their Trainer comes from the container
+ * (`p.stages.trainer`), the same builder runJob uses; they never re-implement the loop.
  */
-import * as path from 'node:path';
-import type * as tf from '@tensorflow/tfjs';
 import type { Prepared } from '../job';
-import { resolveThreads } from '../engine/threads';
-import { splitAtStage, type Network } from '../models/network';
+import type { Network } from '../models/network';
 import type { DataSource, Example } from '../data/source';
 import type { ModelRequest, ModelSource } from '../models/source';
 import type { Backbone } from '../models/types';
-import { Trainer, type LrPolicy, type StepOptimizer } from '../train/trainer';
-import type { Callback } from '../train/callbacks';
 import { flatLayers } from '../optim/named';
-import { variableWeightStore, type WeightSnapshot } from '../schedules/weights';
+import { layerWeightStore, type WeightSnapshot } from '../schedules/weights';
 
 /** The same source with a different train/val view; decoding (and its cache) stays with the base source. */
 export class SplitDataView implements DataSource {
@@ -37,50 +32,13 @@ export class SplitDataView implements DataSource {
   }
 }
 
-export interface TrainerSetup {
-  epochs: number;
-  /** Defaults to the prepared data source. */
-  data?: DataSource;
-  monitorNorms?: boolean;
-  spillDir?: string | null;
-}
-
-/** A Trainer over a prepared job, built as runJob builds it (frozen prefix cached when possible). */
-export function makeTrainer(p: Prepared, optimizer: StepOptimizer, lr: LrPolicy, callbacks: Callback[], s: TrainerSetup): Trainer {
-  const { prefix, suffix } = p.cachedStages > 0 ? splitAtStage(p.network, p.cachedStages - 1) : { prefix: null, suffix: p.network.train };
-  return new Trainer(
-    p.network,
-    s.data ?? p.data,
-    p.trainableVars,
-    optimizer,
-    lr,
-    callbacks,
-    {
-      epochs: s.epochs,
-      batch: p.job.train.batch,
-      size: p.network.backbone.inputSize,
-      flip: p.job.data.flip,
-      seed: p.job.train.seed,
-      cachedStages: p.cachedStages,
-      cacheBytes: p.job.train.featureCacheMB * 1024 * 1024,
-      spillDir: s.spillDir === undefined ? path.join(p.job.out, 'feature-cache') : s.spillDir,
-      monitorNorms: s.monitorNorms ?? p.job.train.monitorRatios,
-      accumulate: p.job.train.accumulate,
-      threads: resolveThreads(p.job.train.threads, p.backend.tfBackend, p.job.train.batch).threads,
-      // no divergence guard: a tuning run that diverges has found its answer (the finder's stop, a bad trial)
-      guard: null,
-    },
-    { prefix, suffix },
-  );
-}
-
 /** Every weight of the network, trainable or not (BatchNorm moving mean/variance included). */
 export function allWeights(net: Network): WeightSnapshot {
-  return variableWeightStore(() => net.train.weights.map((w) => w.read() as tf.Variable)).read();
+  return layerWeightStore(net.train).read();
 }
 
 export function restoreWeights(net: Network, snap: WeightSnapshot): void {
-  variableWeightStore(() => net.train.weights.map((w) => w.read() as tf.Variable)).write(snap);
+  layerWeightStore(net.train).write(snap);
 }
 
 /**
@@ -122,7 +80,7 @@ export class CachedModelSource implements ModelSource {
   async load(req: ModelRequest): Promise<Backbone> {
     const key = JSON.stringify([req.source, req.size ?? null]);
     const hit = this.cache.get(key);
-    const store = (b: Backbone) => variableWeightStore(() => b.model.weights.map((w) => w.read() as tf.Variable));
+    const store = (b: Backbone) => layerWeightStore(b.model);
     if (hit) {
       store(hit.backbone).write(hit.weights);
       return hit.backbone;

@@ -13,8 +13,7 @@ import type { DecayMode } from '../optim/types';
 import { BaseScheduleSchema, WarmupSchema } from '../schedules/schema';
 import { resolveSchedule } from '../schedules/resolve';
 import type { RunShape } from '../schedules/scaling';
-import type { BatchInfo, Callback } from '../train/callbacks';
-import { makeTrainer } from './parts';
+import { CALLBACK_ORDER, type BatchInfo, type Callback } from '../train/callbacks';
 
 // ---------------------------------------------------------------------------------------------------------------
 // lr / wd: "two to three orders of magnitude apart"
@@ -114,7 +113,8 @@ export async function wdAuto(p: Prepared, opts: { fraction?: number; maxImages?:
   }
   const omega = penalty(vars);
   const examples = p.data.train.slice(0, opts.maxImages ?? 64);
-  const trainer = makeTrainer(p, { step: () => ({ step: 0, lrs: {} }) }, { factor: () => 0 }, [], { epochs: 0, spillDir: null, monitorNorms: false });
+  // an evaluation-only trainer: the same input path (feature cache included) as training, no optimizer
+  const trainer = p.stages.trainer.create(p, { epochs: 0, spillDir: null, monitorNorms: false });
   const { metrics } = await trainer.evaluate(examples);
   const lambda = wdForFraction(metrics.loss, omega, fraction);
   const lines = [
@@ -148,6 +148,8 @@ export interface DecayAdjustable {
  * startFactor gives decay that rises over training; a cosine or step schedule one that falls.
  */
 export class WeightDecaySchedule implements Callback {
+  readonly name = 'weight-decay schedule';
+  readonly order = CALLBACK_ORDER.weightDecaySchedule;
   readonly factor: (step: number, epoch: number) => number;
   private readonly base: Map<string, number>;
   private epoch = 0;

@@ -9,7 +9,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
 import { prepare, type RunOptions } from '../job';
-import { createContainer, resolveStages, type Stages } from '../container';
+import type { Container } from 'inversify';
+import { createContainer, stagesOf, TOKENS, type DataSourceFactory } from '../container';
+import type { ModelSource } from '../models/source';
 import { mergeConfig, readJobFile, resolveJob } from '../config/load';
 import type { Job } from '../config/schema';
 import type { JobInput } from '../config/schema';
@@ -17,7 +19,7 @@ import type { DataSource } from '../data/source';
 import { stratifiedFolds } from '../data/split';
 import { ConfigError, TrainingError } from '../errors';
 import { parseOrThrow } from '../optim/schema';
-import type { Callback, EpochInfo, StopRequest } from '../train/callbacks';
+import { CALLBACK_ORDER, type Callback, type EpochInfo, type StopRequest } from '../train/callbacks';
 import type { LrPolicy } from '../train/trainer';
 import { scaleFactor } from '../schedules/scaling';
 import { clampBatchToData } from '../train/batch-fit';
@@ -25,7 +27,7 @@ import { chartSvg, writePng, writeTextAtomic } from '../report/svg';
 import { SearchSchema, type SearchConfig, type SearchInput } from './schema';
 import { PARAMS, describeTrial, gridTrials, randomTrials, trialToJob, validateSpace, type TrialParams } from './space';
 import { medianStop } from './median-stop';
-import { CachedModelSource, SplitDataView, disposeHead, makeTrainer } from './parts';
+import { CachedModelSource, SplitDataView, disposeHead } from './parts';
 
 export type TrialStatus = 'done' | 'pruned' | 'diverged';
 
@@ -122,6 +124,8 @@ export function readTrials(out: string): Map<number, TrialRecord> {
 
 /** Median stopping as a callback on the first fold: compares with the curves of trials finished so far (all workers). */
 class MedianStopCallback implements Callback {
+  readonly name = 'median stopping';
+  readonly order = CALLBACK_ORDER.medianStop;
   readonly curve: number[] = [];
   pruned: { median: number; best: number; epoch: number } | null = null;
   constructor(
@@ -138,6 +142,17 @@ class MedianStopCallback implements Callback {
       return { stop: true, reason: `median stopping: best ${d.best.toFixed(4)} < median ${d.median.toFixed(4)} at epoch ${e.epoch + 1}` };
     }
   }
+}
+
+/**
+ * A trial's pipeline: the search's container (with whatever the caller rebound) as parent, the model source
+ * replaced by the shared cache and the data source by the fold's view.
+ */
+function trialContainer(parent: Container, models: ModelSource, view: DataSource): Container {
+  const c = parent.createChild();
+  c.bind<ModelSource>(TOKENS.ModelSource).toConstantValue(models);
+  c.bind<DataSourceFactory>(TOKENS.DataSource).toConstantValue({ create: () => view });
+  return c;
 }
 
 /** The search's persistent description: what workers read, and what a rerun must match. */
@@ -173,7 +188,8 @@ export async function search(input: JobInput | Record<string, unknown>, opts: Se
   if (job0.groups.strategy !== 'stepped' && (cfg.space.lr || cfg.space.factor)) {
     throw new ConfigError('groups.strategy', `search sets groups.top and groups.factor, which need the stepped strategy (got ${job0.groups.strategy})`);
   }
-  const stages: Stages = { ...resolveStages(createContainer()), ...opts.stages };
+  const container = opts.container ?? createContainer();
+  const stages = stagesOf(container);
   const source = stages.data.create(job0);
   const views = foldViews(source, cfg.folds, job0.data.splitSeed);
   // searched rates are effective ones (at the batch a trial really runs); the config holds them at the reference batch
@@ -213,7 +229,7 @@ export async function search(input: JobInput | Record<string, unknown>, opts: Se
       const losses: number[] = [];
       for (let f = 0; f < views.length; f++) {
         const view = views[f];
-        const p = await prepare(trialJob, { stages: { ...stages, modelSource: models, data: { create: () => view } }, log: quiet });
+        const p = await prepare(trialJob, { container: trialContainer(container, models, view), log: quiet });
         const opt = p.stages.optimizer.create(p.plan.groups, p.job);
         const policy: LrPolicy = {
           factor: (s, e) => p.schedule.factor(s, e),
@@ -224,7 +240,7 @@ export async function search(input: JobInput | Record<string, unknown>, opts: Se
         };
         const finished = () => [...readTrials(opts.out).values()].filter((r) => r.status === 'done').map((r) => r.curve);
         const median = new MedianStopCallback(cfg, finished);
-        const trainer = makeTrainer(p, opt, policy, f === 0 ? [median] : [], { epochs: p.job.train.epochs, spillDir: null, monitorNorms: false });
+        const trainer = p.stages.trainer.create(p, { optimizer: opt, lr: policy, callbacks: f === 0 ? [median] : [], spillDir: null, monitorNorms: false });
         try {
           const fit = await trainer.fit();
           rec.epochs = Math.max(rec.epochs, fit.epochs);

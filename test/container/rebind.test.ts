@@ -21,6 +21,11 @@ import type { RunShape, LrSchedule } from '../../src/schedules';
 import type { Network } from '../../src/models/network';
 import type { BatchInfo, Callback, EpochInfo } from '../../src/train/callbacks';
 import { MemorySource } from '../helpers/memory-source';
+import { LoopTrainerFactory, type TrainerInputs, type TrainerParts } from '../../src/train/build';
+import type { Trainer } from '../../src/train/trainer';
+import { lrFind } from '../../src/tune/lr-find';
+import { search } from '../../src/tune/search';
+import { wdAutoJob } from '../../src/tune/wd-auto-job';
 import { tmpDir } from '../helpers/images';
 
 const quiet = { log: () => undefined, report: false };
@@ -144,5 +149,35 @@ describe('container: rebinding a stage reaches runJob', function () {
     container.bind<Callback>(TOKENS.Callback).to(Recorder);
     await runJob(input, { ...quiet, container });
     expect(events).to.deep.equal(['trainBegin', 'epochBegin 0', 'batchEnd 0', 'epochEnd 0', 'epochBegin 1', 'batchEnd 1', 'epochEnd 1', 'trainEnd']);
+  });
+
+  it('trainer: one rebound builder is the one runJob, lr-find, search and --wd auto train or evaluate with', async () => {
+    const built: string[] = [];
+    @injectable()
+    class NamingTrainers extends LoopTrainerFactory {
+      override create(p: TrainerInputs, parts: TrainerParts): Trainer {
+        // which caller asked: runJob passes the guard, the sweep no validation, wd-auto no optimizer
+        built.push(parts.guard ? 'train' : !parts.optimizer ? 'evaluate' : (parts.data?.val.length ?? 1) === 0 ? 'sweep' : 'trial');
+        return super.create(p, parts);
+      }
+    }
+    const pipeline = (): ReturnType<typeof createContainer> => {
+      const c = createContainer();
+      c.rebind<DataSourceFactory>(TOKENS.DataSource).toConstantValue({ create: () => new MemorySource(['a', 'b'], 4, 1) });
+      c.rebind(TOKENS.Trainer).to(NamingTrainers);
+      return c;
+    };
+    const input = tinyInput();
+    const res = await runJob(input, { ...quiet, container: pipeline() });
+    expect(res.fit.history).to.have.length(1);
+    await lrFind({ ...input, out: tmpDir('lt-di-lr-') }, { ...quiet, container: pipeline(), lrFind: { steps: 5 }, write: false });
+    const space = { lr: { min: 1e-3, max: 1e-2 }, weightDecay: null, oneMinusMomentum: null, factor: null };
+    const r = await search(
+      { ...input, out: tmpDir('lt-di-s-') },
+      { ...quiet, container: pipeline(), out: tmpDir('lt-di-search-'), search: { trials: 1, space } },
+    );
+    expect(r.trials).to.have.length(1);
+    await wdAutoJob({ ...input, out: tmpDir('lt-di-wd-') }, { ...quiet, container: pipeline() });
+    expect(built).to.deep.equal(['train', 'sweep', 'trial', 'evaluate']);
   });
 });

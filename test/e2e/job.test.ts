@@ -2,8 +2,8 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runJob, prepare } from '../../src/job';
-import { createContainer, resolveStages, TOKENS, type DataSourceFactory } from '../../src/container';
-import { MemorySource } from '../helpers/memory-source';
+import { createContainer, TOKENS, type DataSourceFactory } from '../../src/container';
+import { MemorySource, dataContainer } from '../helpers/memory-source';
 import { tmpDir } from '../helpers/images';
 import { Trainer } from '../../src/train/trainer';
 
@@ -44,7 +44,7 @@ describe('end-to-end job', function () {
     const source = new MemorySource(['red', 'green', 'blue'], 8, 2, ['broken.jpg']);
     container.rebind<DataSourceFactory>(TOKENS.DataSource).toConstantValue({ create: () => source });
     const out = tmpDir('lt-mem-');
-    const res = await runJob({ model: { size: 32 }, train: { epochs: 2, batch: 8 }, backend: 'wasm', out }, { ...quiet, stages: resolveStages(container) });
+    const res = await runJob({ model: { size: 32 }, train: { epochs: 2, batch: 8 }, backend: 'wasm', out }, { ...quiet, container });
     expect(res.network.classes).to.deep.equal(['red', 'green', 'blue']);
     expect(JSON.parse(fs.readFileSync(path.join(res.exportDir, 'metadata.json'), 'utf8')).labels).to.deep.equal(['red', 'green', 'blue']);
     // the undecodable example is skipped, counted and reported, not fatal
@@ -57,7 +57,7 @@ describe('end-to-end job', function () {
       const source = new MemorySource(['a', 'b'], 4, 1);
       const p = await prepare(
         { model: { size: 32, batchNorm: mode }, train: { epochs: 1, batch: 8 }, backend: 'cpu', out: tmpDir() },
-        { ...quiet, stages: { data: { create: () => source } } },
+        { ...quiet, container: dataContainer(() => source) },
       );
       const bn = p.network.train.getLayer('conv_pw_13_bn');
       const before = bn.getWeights().map((w) => w.arraySync());

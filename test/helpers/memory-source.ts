@@ -1,4 +1,6 @@
 import { DataError } from '../../src/errors';
+import type { Container } from 'inversify';
+import { createContainer, TOKENS, type DataSourceFactory } from '../../src/container';
 import type { DataSource, Example } from '../../src/data/source';
 
 /**
@@ -33,4 +35,11 @@ export class MemorySource implements DataSource {
     }
     return px;
   }
+}
+
+/** The default pipeline with the data stage rebound to `create`: how a test trains on an in-memory source. */
+export function dataContainer(create: () => DataSource): Container {
+  const c = createContainer();
+  c.rebind<DataSourceFactory>(TOKENS.DataSource).toConstantValue({ create });
+  return c;
 }

@@ -13,7 +13,7 @@ import { inspectBackbone } from '../../src/models/inspect';
 import { namedVariables } from '../../src/optim/named';
 import { preprocessBatch } from '../../src/data/preprocess';
 import { Trainer } from '../../src/train/trainer';
-import { MemorySource } from '../helpers/memory-source';
+import { MemorySource, dataContainer } from '../helpers/memory-source';
 import { tmpDir } from '../helpers/images';
 
 const GRAPH = path.join(__dirname, '..', 'fixtures', 'models', 'mobilenet_v1_0.25_224_graph');
@@ -66,7 +66,7 @@ describe('models: a GraphModel (@tensorflow-models/mobilenet) as a head-only bac
     const source = new MemorySource(['red', 'green', 'blue'], 8, 2);
     const res = await runJob(
       { model: { source: GRAPH, dropout: 0 }, train: { epochs: 4, batch: 8 }, backend: 'wasm', out },
-      { ...quiet, stages: { data: { create: () => source } } },
+      { ...quiet, container: dataContainer(() => source) },
     );
     expect(Object.keys(namedVariables(res.network.train)).sort()).to.deep.equal(['lt_head_dense/bias', 'lt_head_dense/kernel']);
     expect(res.plan.trainable.sort()).to.deep.equal(['lt_head_dense/bias', 'lt_head_dense/kernel']);
@@ -116,7 +116,7 @@ describe('models: a GraphModel (@tensorflow-models/mobilenet) as a head-only bac
     const out = tmpDir('lt-graph-cache-');
     const p = await prepare(
       { model: { source: GRAPH }, train: { epochs: 3, batch: 4 }, backend: 'wasm', out },
-      { ...quiet, stages: { data: { create: () => source } } },
+      { ...quiet, container: dataContainer(() => source) },
     );
     const opt = p.stages.optimizer.create(p.plan.groups, p.job);
     const { prefix, suffix } = splitAtStage(p.network, 0);

@@ -12,7 +12,7 @@ import { fitBatch } from '../../src/train/batch-fit';
 import { ACTIVATION_FACTOR, countModel, estimateMemory, largestBatch, memoryBudget, RUNTIME_BYTES, WASM_HEAP_BYTES } from '../../src/train/memory-estimate';
 import { GuardSchema } from '../../src/train/guard';
 import { Trainer } from '../../src/train/trainer';
-import { MemorySource } from '../helpers/memory-source';
+import { MemorySource, dataContainer } from '../helpers/memory-source';
 import { tmpDir } from '../helpers/images';
 
 const quiet = { log: () => undefined };
@@ -81,7 +81,7 @@ describe('reliability: batch and memory sanity', function () {
     const lines: string[] = [];
     const p = await prepare({ model: { size: 32 }, train: { batch: 100000, epochs: 1 }, backend: 'wasm', out: tmpDir() } as JobInput, {
       log: (l) => lines.push(l),
-      stages: { data: { create: () => new MemorySource(['a', 'b', 'c'], 3, 1) } },
+      container: dataContainer(() => new MemorySource(['a', 'b', 'c'], 3, 1)),
     });
     expect(p.job.train.batch).to.equal(9);
     expect(p.schedule.resolved.lr.effectiveBatch).to.equal(9);
@@ -100,7 +100,7 @@ describe('reliability: batch and memory sanity', function () {
       } as JobInput,
       {
         ...quiet,
-        stages: { data: { create: () => source } },
+        container: dataContainer(() => source),
       },
     );
     const opt = p.stages.optimizer.create(p.plan.groups, p.job);

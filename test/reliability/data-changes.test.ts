@@ -9,6 +9,7 @@ import { DataChangedError, ImageFolderSource } from '../../src/data/image-folder
 import { scanFolder } from '../../src/data/scan';
 import { dataManifest, fileSize } from '../../src/train/checkpoint-provenance';
 import { tmpDir, writeClassFolder } from '../helpers/images';
+import { createContainer, type DataSourceFactory, TOKENS } from '../../src/container';
 
 const quiet = { log: () => undefined };
 const source = (root: string) => new ImageFolderSource({ root, valFraction: 0, seed: 1 });
@@ -82,7 +83,9 @@ describe('a class with no decodable image, and images that change after the scan
       fs.rmSync(gone);
       return s;
     };
-    const e = await rejection(runJob(job, { ...quiet, report: false, stages: { data: { create } } }));
+    const container = createContainer();
+    container.rebind<DataSourceFactory>(TOKENS.DataSource).toConstantValue({ create });
+    const e = await rejection(runJob(job, { ...quiet, report: false, container }));
     expect(e).to.be.instanceOf(UserError);
     expect(e.message).to.equal(`${gone}: vanished since the data folder was scanned (ENOENT); the data changed during the run`);
   });

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { prepare, type Prepared } from '../../src/job';
 import type { JobInput } from '../../src/config/schema';
 import { Trainer } from '../../src/train/trainer';
-import { MemorySource } from '../helpers/memory-source';
+import { MemorySource, dataContainer } from '../helpers/memory-source';
 import { tmpDir } from '../helpers/images';
 
 const quiet = { log: () => undefined };
@@ -20,7 +20,7 @@ async function trainOnce(batch: number, accumulate: number) {
       backend: 'cpu',
       out: tmpDir(),
     } as JobInput,
-    { ...quiet, stages: { data: { create: () => source } } },
+    { ...quiet, container: dataContainer(() => source) },
   );
   const read = () => Object.fromEntries(Object.entries(p.trainableVars).map(([k, v]) => [k, v.dataSync().slice() as Float32Array]));
   const before = read();
@@ -98,7 +98,7 @@ describe('gradient accumulation', function () {
         backend: 'cpu',
         out: tmpDir(),
       } as JobInput,
-      { ...quiet, stages: { data: { create: () => source } } },
+      { ...quiet, container: dataContainer(() => source) },
     );
     const opt = p.stages.optimizer.create(p.plan.groups, p.job);
     const seen: Array<[number, number]> = [];

@@ -8,7 +8,7 @@ import { joinMetrics, linesBefore, setAsideMetrics } from '../../src/train/check
 import { mixSeed, Trainer } from '../../src/train/trainer';
 import { prepare } from '../../src/job';
 import type { JobInput } from '../../src/config/schema';
-import { MemorySource } from '../helpers/memory-source';
+import { MemorySource, dataContainer } from '../helpers/memory-source';
 import { ConfigError } from '../../src/errors';
 import { tmpDir } from '../helpers/images';
 
@@ -167,7 +167,7 @@ describe('dropout randomness', () => {
     const source = new MemorySource(['a', 'b'], 8, 0);
     const p = await prepare({ model: { size: 32 }, train: { epochs: 2, batch: 4 }, backend: 'wasm', out: tmpDir() } as JobInput, {
       log: () => undefined,
-      stages: { data: { create: () => source } },
+      container: dataContainer(() => source),
     });
     const dropout = p.network.train.getLayer('lt_head_dropout') as unknown as { seed: number };
     const seeds: number[] = [];

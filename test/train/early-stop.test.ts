@@ -4,7 +4,7 @@ import { runJob } from '../../src/job';
 import type { JobInput } from '../../src/config/schema';
 import { loadCheckpoint, modelWeightStore } from '../../src/train/checkpoint';
 import type { WeightSnapshot } from '../../src/schedules/weights';
-import { MemorySource } from '../helpers/memory-source';
+import { MemorySource, dataContainer } from '../helpers/memory-source';
 import { tmpDir } from '../helpers/images';
 
 const same = (a: WeightSnapshot, b: WeightSnapshot) =>
@@ -21,7 +21,7 @@ describe('early stopping and the plateau stop, wired from the job config', funct
     // minDelta 100: nothing after the first epoch counts as an improvement
     const res = await runJob({ ...base(out), earlyStopping: { monitor: 'val_loss', patience: 2, minDelta: 100, restoreBestWeights: true } } as JobInput, {
       log: (l) => lines.push(l),
-      stages: { data: { create: source } },
+      container: dataContainer(source),
     });
     expect(res.fit.history).to.have.length(3);
     expect(res.fit.stoppedEarly).to.match(/^early stopping: val_loss has not improved by more than 100 for 2 epochs \(best [\d.]+ at epoch 0\)$/);
@@ -36,7 +36,7 @@ describe('early stopping and the plateau stop, wired from the job config', funct
     expect(same(final, last.weights)).to.equal(false);
 
     // resuming a run that stopped does not train further
-    const again = await runJob({}, { log: () => undefined, resume: out, stages: { data: { create: source } } });
+    const again = await runJob({}, { log: () => undefined, resume: out, container: dataContainer(source) });
     expect(again.fit.history).to.have.length(3);
     expect(again.fit.stoppedEarly).to.equal(res.fit.stoppedEarly);
     expect(same(modelWeightStore(again.network.train).read(), best.weights)).to.equal(true);
@@ -47,7 +47,7 @@ describe('early stopping and the plateau stop, wired from the job config', funct
     const lines: string[] = [];
     const res = await runJob(
       { ...base(out), plateau: { monitor: 'val_loss', patience: 1, threshold: 100, thresholdMode: 'abs', maxReductions: 0 } } as JobInput,
-      { log: (l) => lines.push(l), stages: { data: { create: source } } },
+      { log: (l) => lines.push(l), container: dataContainer(source) },
     );
     expect(res.fit.history).to.have.length(3);
     expect(res.fit.stoppedEarly).to.equal('plateau: val_loss has not improved for 2 epochs and all 0 reductions are used');
@@ -60,7 +60,7 @@ describe('early stopping and the plateau stop, wired from the job config', funct
     const lines: string[] = [];
     const res = await runJob({ ...base(tmpDir('lt-noval-')), train: { epochs: 2, batch: 4 }, plateau: {}, earlyStopping: { patience: 5 } } as JobInput, {
       log: (l) => lines.push(l),
-      stages: { data: { create: () => new MemorySource(['a', 'b'], 6, 0) } },
+      container: dataContainer(() => new MemorySource(['a', 'b'], 6, 0)),
     });
     expect(res.fit.history).to.have.length(2);
     expect(res.fit.history[0].val).to.equal(undefined);

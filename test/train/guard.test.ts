@@ -9,7 +9,7 @@ import { allFinite, DivergenceGuard, GuardSchema, median } from '../../src/train
 import { Trainer } from '../../src/train/trainer';
 import { loadCheckpoint, modelWeightStore } from '../../src/train/checkpoint';
 import type { WeightSnapshot } from '../../src/schedules/weights';
-import { MemorySource } from '../helpers/memory-source';
+import { MemorySource, dataContainer } from '../helpers/memory-source';
 import { tmpDir } from '../helpers/images';
 
 const quiet = { log: () => undefined };
@@ -88,7 +88,7 @@ describe('divergence guard', function () {
       } as JobInput,
       {
         ...quiet,
-        stages: { data: { create: () => source } },
+        container: dataContainer(() => source),
       },
     );
     const opt = p.stages.optimizer.create(p.plan.groups, p.job);
@@ -162,7 +162,7 @@ describe('divergence guard', function () {
           out,
           guard: { maxRetries: 2 },
         } as JobInput,
-        { ...quiet, stages: { data: { create: () => source } } },
+        { ...quiet, container: dataContainer(() => source) },
       );
     } catch (e) {
       err = e;

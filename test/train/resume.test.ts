@@ -7,7 +7,7 @@ import { ConfigError } from '../../src/errors';
 import { modelWeightStore } from '../../src/train/checkpoint';
 import { planResume } from '../../src/train/checkpoint-resume';
 import type { Callback } from '../../src/train/callbacks';
-import { MemorySource } from '../helpers/memory-source';
+import { MemorySource, dataContainer } from '../helpers/memory-source';
 import { tmpDir } from '../helpers/images';
 import { writeChecksums } from '../../src/io/checksum';
 
@@ -44,14 +44,14 @@ describe('exact resume', function () {
 
   it('a run killed in epoch 3 and resumed from its epoch-2 checkpoint ends with the same weights and optimizer state, bit for bit', async () => {
     const a = tmpDir('lt-resume-a-');
-    const full = await runJob(job(a), { ...quiet, stages: { data: { create: source } } });
+    const full = await runJob(job(a), { ...quiet, container: dataContainer(source) });
     const counts = full.fit.history.map((h) => h.numTensors);
     expect(new Set(counts).size, `numTensors per epoch ${counts}`).to.equal(1);
 
     const b = tmpDir('lt-resume-b-');
     let err: unknown;
     try {
-      await runJob(job(b), { ...quiet, stages: { data: { create: source } }, callbacks: [crashAt(7)] });
+      await runJob(job(b), { ...quiet, container: dataContainer(source), callbacks: [crashAt(7)] });
     } catch (e) {
       err = e;
     }
@@ -63,7 +63,7 @@ describe('exact resume', function () {
     expect(lastState.schedule.plateau.multiplier).to.be.lessThan(1);
     expect(fs.existsSync(path.join(b, 'model'))).to.equal(false);
 
-    const resumed = await runJob({}, { ...quiet, resume: b, stages: { data: { create: source } } });
+    const resumed = await runJob({}, { ...quiet, resume: b, container: dataContainer(source) });
     expect(resumed.resumedFrom).to.equal(path.join(b, 'checkpoints', 'last'));
     expect(resumed.fit.history.map((h) => h.epoch)).to.deep.equal([0, 1, 2, 3]);
     expect(Math.min(...Object.values(full.fit.history[3].lrs))).to.be.lessThan(Math.min(...Object.values(full.fit.history[0].lrs)));
@@ -90,11 +90,11 @@ describe('exact resume', function () {
     const frozen = (out: string) =>
       ({ ...job(out), groups: { strategy: 'stepped', rules: [{ match: '^conv(1|_(dw|pw)_([1-9]|1[01]))(_bn)?$', freeze: true }] } }) as JobInput;
     const a = tmpDir('lt-resume-fa-');
-    const full = await runJob(frozen(a), { ...quiet, stages: { data: { create: source } } });
+    const full = await runJob(frozen(a), { ...quiet, container: dataContainer(source) });
     expect(full.cachedStages).to.be.greaterThan(0);
     const b = tmpDir('lt-resume-fb-');
-    await runJob(frozen(b), { ...quiet, stages: { data: { create: source } }, callbacks: [crashAt(7)] }).catch((e) => expect(e).to.be.instanceOf(Crash));
-    await runJob({}, { ...quiet, resume: b, stages: { data: { create: source } } });
+    await runJob(frozen(b), { ...quiet, container: dataContainer(source), callbacks: [crashAt(7)] }).catch((e) => expect(e).to.be.instanceOf(Crash));
+    await runJob({}, { ...quiet, resume: b, container: dataContainer(source) });
     for (const f of ['model/weights.bin', 'checkpoints/last/weights.bin', 'checkpoints/last/optimizer.bin']) {
       expect(bytes(path.join(b, f)).equals(bytes(path.join(a, f))), f).to.equal(true);
     }
@@ -103,11 +103,11 @@ describe('exact resume', function () {
   it('an interrupted run is not the same as a fresh one from the checkpoint weights alone (the test can fail)', async () => {
     // resuming with another data-order seed changes the result: so bit-equality above is not vacuous
     const a = tmpDir('lt-resume-c-');
-    await runJob({ ...job(a), train: { epochs: 2, batch: 4, seed: 5 } } as JobInput, { ...quiet, stages: { data: { create: source } } });
+    await runJob({ ...job(a), train: { epochs: 2, batch: 4, seed: 5 } } as JobInput, { ...quiet, container: dataContainer(source) });
     const b = tmpDir('lt-resume-d-');
     await runJob({ ...job(b), train: { epochs: 2, batch: 4, seed: 5 } } as JobInput, {
       ...quiet,
-      stages: { data: { create: source } },
+      container: dataContainer(source),
       callbacks: [crashAt(4)],
     }).catch(() => undefined);
     // tamper with the saved RNG state, as a resume that forgot the data order would
@@ -117,13 +117,13 @@ describe('exact resume', function () {
     fs.writeFileSync(stateFile, JSON.stringify(s));
     // a consistent edit: the checksum list is brought up to date, or the resume would refuse the file
     writeChecksums(path.dirname(stateFile));
-    await runJob({}, { ...quiet, resume: b, stages: { data: { create: source } } });
+    await runJob({}, { ...quiet, resume: b, container: dataContainer(source) });
     expect(bytes(path.join(b, 'checkpoints', 'last', 'weights.bin')).equals(bytes(path.join(a, 'checkpoints', 'last', 'weights.bin')))).to.equal(false);
   });
 
   it('writes last, best and every-N checkpoints atomically (no temporary folders left)', async () => {
     const out = tmpDir('lt-ck-');
-    await runJob({ ...job(out), train: { epochs: 4, batch: 4, seed: 5 } } as JobInput, { ...quiet, stages: { data: { create: source } } });
+    await runJob({ ...job(out), train: { epochs: 4, batch: 4, seed: 5 } } as JobInput, { ...quiet, container: dataContainer(source) });
     const names = fs.readdirSync(path.join(out, 'checkpoints')).sort();
     expect(names).to.deep.equal(['best', 'epoch-0002', 'epoch-0004', 'last']);
     for (const n of names)
@@ -139,7 +139,7 @@ describe('exact resume', function () {
 
   it('refuses to resume with a changed config, naming each changed field, unless forced', async () => {
     const out = tmpDir('lt-resume-cfg-');
-    await runJob({ ...job(out), train: { epochs: 1, batch: 4, seed: 5 } } as JobInput, { ...quiet, stages: { data: { create: source } } });
+    await runJob({ ...job(out), train: { epochs: 1, batch: 4, seed: 5 } } as JobInput, { ...quiet, container: dataContainer(source) });
     let err: unknown;
     try {
       planResume(out, { train: { epochs: 3 }, optimizer: { momentum: 0.5 } }, undefined, false);

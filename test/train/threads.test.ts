@@ -6,7 +6,7 @@ import { Trainer } from '../../src/train/trainer';
 import { resolveThreads } from '../../src/engine/threads';
 import { resolveJob } from '../../src/config/load';
 import { ConfigError } from '../../src/errors';
-import { MemorySource } from '../helpers/memory-source';
+import { MemorySource, dataContainer } from '../helpers/memory-source';
 import { tmpDir } from '../helpers/images';
 import { initWasm } from '../engine/wasm_setup';
 
@@ -17,7 +17,7 @@ async function trainOnce(threads: number, model: { batchNorm: 'frozen' | 'batch'
   const source = new MemorySource(['a', 'b'], 8, 0);
   const p: Prepared = await prepare(
     { model: { size: 32, ...model }, data: { flip: false }, train: { epochs, batch: 8, seed: 3, threads }, backend: 'wasm', out: tmpDir() } as JobInput,
-    { ...quiet, stages: { data: { create: () => source } } },
+    { ...quiet, container: dataContainer(() => source) },
   );
   const read = () => Object.fromEntries(Object.entries(p.trainableVars).map(([k, v]) => [k, v.dataSync().slice() as Float32Array]));
   const stats = () => p.network.train.weights.filter((w) => /moving_mean/.test(w.originalName)).map((w) => w.read().dataSync().slice() as Float32Array);

@@ -1,5 +1,6 @@
 import type { DataSource, Example } from '../../src/data/source';
-import type { Stages } from '../../src/container';
+import type { Container } from 'inversify';
+import { dataContainer } from '../helpers/memory-source';
 
 /**
  * An in-memory DataSource: class k is a flat colour with a little per-image texture, so a network can
@@ -61,9 +62,9 @@ export class MemorySource implements DataSource {
   }
 }
 
-/** Stages override binding this source as the data stage. */
-export function withData(src: DataSource): { stages: Partial<Stages>; log: (s: string) => void } {
-  return { stages: { data: { create: () => src } }, log: () => {} };
+/** Run options whose container has this source as the data stage. */
+export function withData(src: DataSource): { container: Container; log: (s: string) => void } {
+  return { container: dataContainer(() => src), log: () => {} };
 }
 
 /** A small, fast job on the shipped MobileNet (32 px, cpu-free wasm default backend). */

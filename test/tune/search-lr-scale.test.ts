@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import * as path from 'node:path';
-import { createContainer, resolveStages } from '../../src/container';
+import { createContainer, type DataSourceFactory, type Grouper, type ScheduleFactory, stagesOf, TOKENS } from '../../src/container';
 import { resolveJob } from '../../src/config/load';
 import { search, searchLrScale } from '../../src/tune/search';
 import { tmpDir } from '../helpers/images';
@@ -17,7 +17,7 @@ describe('search scales learning rates for the batch a trial really runs (after 
   });
 
   it("a trial's top group trains at the searched rate when its batch is larger than a fold's training set", async () => {
-    const defaults = resolveStages(createContainer());
+    const defaults = stagesOf(createContainer());
     const seen: Array<{ scale: number }> = [];
     let top = 0;
     const src = new MemorySource({ classes: 2, perClass: 3, valPerClass: 1 });
@@ -42,8 +42,12 @@ describe('search scales learning rates for the batch a trial really runs (after 
     const out = tmpDir('lt-search-lr-');
     // batch 64 nominal; each fold trains on 4 of the 8 images (folds: 2), so the trial runs batch 4
     const base = tinyJob(path.join(out, 'job'), { train: { batch: 64, epochs: 1 }, lr: { scaling: 'linear', baseBatch: 32 } });
+    const container = createContainer();
+    container.rebind<DataSourceFactory>(TOKENS.DataSource).toConstantValue(stages.data as DataSourceFactory);
+    container.rebind<Grouper>(TOKENS.Grouper).toConstantValue(stages.grouper as Grouper);
+    container.rebind<ScheduleFactory>(TOKENS.Schedule).toConstantValue(stages.schedule as ScheduleFactory);
     const r = await search(base, {
-      stages,
+      container,
       log: () => {},
       out,
       search: { trials: 1, folds: 2, seed: 1, space: { lr: { min: 0.01, max: 0.1 } } },

@@ -183,7 +183,4 @@ export interface ArchOptions {
   numClasses?: number;
 }
 
-/** 1 → '1.0', 0.5 → '0.5', 0.35 → '0.35': the spelling used in architecture names. */
-export function formatAlpha(alpha: number): string {
-  return Number.isInteger(alpha) ? alpha.toFixed(1) : String(alpha);
-}
+export { formatAlpha } from './names';

@@ -1,5 +1,6 @@
 import { ConfigError, ModelFormatError } from '../../errors';
-import { type ArchOptions, type BuiltArch, formatAlpha } from './common';
+import type { ArchOptions, BuiltArch } from './common';
+import { formatAlpha, KNOWN_ARCHS } from './names';
 import { buildMobileNetV1, MOBILENET_V1_ALPHAS } from './mobilenet-v1';
 import { buildMobileNetV2, MOBILENET_V2_ALPHAS } from './mobilenet-v2';
 import { buildResNet, RESNET_LAYOUT, type ResNetDepth } from './resnet';
@@ -14,8 +15,7 @@ const BUILDERS = new Map<string, Builder>([
   ...(Object.keys(RESNET_LAYOUT).map(Number) as ResNetDepth[]).map((d): [string, Builder] => [`resnet${d}`, (o) => buildResNet(d, o)]),
 ]);
 
-/** Every architecture name buildArch accepts, e.g. 'mobilenet_v1_0.25', 'mobilenet_v2_1.0', 'resnet50'. */
-export const KNOWN_ARCHS: readonly string[] = [...BUILDERS.keys()];
+export { KNOWN_ARCHS };
 
 /**
  * Builds an architecture by name. An unknown name is the user's mistake: a ConfigError on

@@ -14,7 +14,9 @@ import {
 
 type Sym = tf.SymbolicTensor;
 
-export const MOBILENET_V1_ALPHAS = [0.25, 0.5, 0.75, 1.0] as const;
+import { MOBILENET_V1_ALPHAS } from './names';
+
+export { MOBILENET_V1_ALPHAS };
 
 /** (pointwise filters, depthwise stride) of the 13 depthwise-separable blocks. */
 const BLOCKS: Array<[number, number]> = [

@@ -13,7 +13,9 @@ import {
   TORCH_PREPROCESS,
 } from './common';
 
-export const MOBILENET_V2_ALPHAS = [0.35, 0.5, 0.75, 1.0, 1.3, 1.4] as const;
+import { MOBILENET_V2_ALPHAS } from './names';
+
+export { MOBILENET_V2_ALPHAS };
 
 /** (expansion t, channels c, repeats n, first stride s), as in the paper and both implementations. */
 const SETTING: Array<[number, number, number, number]> = [

@@ -4,7 +4,9 @@ import { type ArchOptions, type BuiltArch, finishArch, checkInputSize, GraphBuil
 
 type Sym = tf.SymbolicTensor;
 
-export type ResNetDepth = 18 | 34 | 50 | 101 | 152;
+import type { ResNetDepth } from './names';
+
+export type { ResNetDepth };
 
 /** Blocks per stage and block type, as in torchvision's resnet.py. */
 export const RESNET_LAYOUT: Record<ResNetDepth, { blocks: [number, number, number, number]; bottleneck: boolean }> = {
