@@ -9,14 +9,24 @@
 #define LT_GEMM4X8_H
 #include <wasm_simd128.h>
 
+/* acc + a*b. The FMA build (LT_RELAXED_FMA, clang 16 -mrelaxed-simd) rounds once where the CPU has FMA;
+ * the default build multiplies then adds, bit for bit what it always computed. */
+#ifdef LT_RELAXED_FMA
+/* clang 16's wasm_simd128.h has no wasm_f32x4_relaxed_madd wrapper yet; the builtin emits the standard 0xfd 0x105 */
+typedef float lt_f32x4_ __attribute__((__vector_size__(16)));
+#define MADD(acc, a, b) ((v128_t)__builtin_wasm_relaxed_madd_f32x4((lt_f32x4_)(a), (lt_f32x4_)(b), (lt_f32x4_)(acc)))
+#else
+#define MADD(acc, a, b) wasm_f32x4_add((acc), wasm_f32x4_mul((a), (b)))
+#endif
+
 #define GEMM4X8_STEP(pa0, pa1, pa2, pa3, pb) do {                                                         \
     v128_t b0_ = wasm_v128_load(pb), b1_ = wasm_v128_load((pb) + 4);                                      \
     v128_t d0_ = wasm_v128_load32_splat(pa0), d1_ = wasm_v128_load32_splat(pa1);                          \
     v128_t d2_ = wasm_v128_load32_splat(pa2), d3_ = wasm_v128_load32_splat(pa3);                          \
-    a00 = wasm_f32x4_add(a00, wasm_f32x4_mul(d0_, b0_)); a01 = wasm_f32x4_add(a01, wasm_f32x4_mul(d0_, b1_)); \
-    a10 = wasm_f32x4_add(a10, wasm_f32x4_mul(d1_, b0_)); a11 = wasm_f32x4_add(a11, wasm_f32x4_mul(d1_, b1_)); \
-    a20 = wasm_f32x4_add(a20, wasm_f32x4_mul(d2_, b0_)); a21 = wasm_f32x4_add(a21, wasm_f32x4_mul(d2_, b1_)); \
-    a30 = wasm_f32x4_add(a30, wasm_f32x4_mul(d3_, b0_)); a31 = wasm_f32x4_add(a31, wasm_f32x4_mul(d3_, b1_)); \
+    a00 = MADD(a00, d0_, b0_); a01 = MADD(a01, d0_, b1_); \
+    a10 = MADD(a10, d1_, b0_); a11 = MADD(a11, d1_, b1_); \
+    a20 = MADD(a20, d2_, b0_); a21 = MADD(a21, d2_, b1_); \
+    a30 = MADD(a30, d3_, b0_); a31 = MADD(a31, d3_, b1_); \
   } while (0)
 
 #endif

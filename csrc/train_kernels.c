@@ -23,7 +23,7 @@ static inline void fma_vv(f32 *restrict acc, const f32 *restrict u, const f32 *r
   int i = 0;
   for (; i + 4 <= n; i += 4) {
     v128_t s = wasm_v128_load(acc + i);
-    s = wasm_f32x4_add(s, wasm_f32x4_mul(wasm_v128_load(u + i), wasm_v128_load(v + i)));
+    s = MADD(s, wasm_v128_load(u + i), wasm_v128_load(v + i));
     wasm_v128_store(acc + i, s);
   }
   for (; i < n; i++) acc[i] += u[i] * v[i];
@@ -198,7 +198,7 @@ void bn_train_bwd(const f32 *dy, const f32 *x, const f32 *gamma, const f32 *mean
     for (; c + 4 <= C; c += 4) {
       v128_t d = wasm_f32x4_sub(wasm_v128_load(r + c), wasm_v128_load(mean + c));
       v128_t v = wasm_f32x4_mul(wasm_v128_load(g + c), wasm_v128_load(k1 + c));
-      v = wasm_f32x4_add(v, wasm_f32x4_mul(d, wasm_v128_load(k2 + c)));
+      v = MADD(v, d, wasm_v128_load(k2 + c));
       wasm_v128_store(o + c, wasm_f32x4_add(v, wasm_v128_load(k3 + c)));
     }
     for (; c < C; c++) o[c] = g[c] * k1[c] + (r[c] - mean[c]) * k2[c] + k3[c];
@@ -361,8 +361,8 @@ void conv2d_bp_input(const f32 *dy, const f32 *w, f32 *dx, f32 *scratch, int N, 
         const f32 *d = B + p * CO, *wp = pn;
         for (int co = 0; co < CO; co++, wp += 8) {
           v128_t dv = wasm_v128_load32_splat(d + co);
-          a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(dv, wasm_v128_load(wp)));
-          a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(dv, wasm_v128_load(wp + 4)));
+          a0 = MADD(a0, dv, wasm_v128_load(wp));
+          a1 = MADD(a1, dv, wasm_v128_load(wp + 4));
         }
         f32 *c = cols + p * M8 + m0;
         wasm_v128_store(c, a0); wasm_v128_store(c + 4, a1);
@@ -446,21 +446,21 @@ void dw_bp_filter_3x3(const f32 *x, const f32 *dy, f32 *dw, int N, int H, int W,
           const v128_t d = wasm_v128_load(dp);
           if (rowsIn && iw0 >= 0 && iw0 + 2 < W) {
             const f32 *b = x + ((n * H + ih0) * W + iw0) * C + c0;
-            a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(b), d));
-            a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_v128_load(b + C), d));
-            a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_v128_load(b + 2 * C), d));
+            a0 = MADD(a0, wasm_v128_load(b), d);
+            a1 = MADD(a1, wasm_v128_load(b + C), d);
+            a2 = MADD(a2, wasm_v128_load(b + 2 * C), d);
             b += W * C;
-            a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wasm_v128_load(b), d));
-            a4 = wasm_f32x4_add(a4, wasm_f32x4_mul(wasm_v128_load(b + C), d));
-            a5 = wasm_f32x4_add(a5, wasm_f32x4_mul(wasm_v128_load(b + 2 * C), d));
+            a3 = MADD(a3, wasm_v128_load(b), d);
+            a4 = MADD(a4, wasm_v128_load(b + C), d);
+            a5 = MADD(a5, wasm_v128_load(b + 2 * C), d);
             b += W * C;
-            a6 = wasm_f32x4_add(a6, wasm_f32x4_mul(wasm_v128_load(b), d));
-            a7 = wasm_f32x4_add(a7, wasm_f32x4_mul(wasm_v128_load(b + C), d));
-            a8 = wasm_f32x4_add(a8, wasm_f32x4_mul(wasm_v128_load(b + 2 * C), d));
+            a6 = MADD(a6, wasm_v128_load(b), d);
+            a7 = MADD(a7, wasm_v128_load(b + C), d);
+            a8 = MADD(a8, wasm_v128_load(b + 2 * C), d);
           } else {
 #define TAP(acc, kh, kw) do { int ih = ih0 + (kh), iw = iw0 + (kw); \
     if (ih >= 0 && ih < H && iw >= 0 && iw < W) \
-      acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(x + ((n * H + ih) * W + iw) * C + c0), d)); } while (0)
+      acc = MADD(acc, wasm_v128_load(x + ((n * H + ih) * W + iw) * C + c0), d); } while (0)
             TAP(a0, 0, 0); TAP(a1, 0, 1); TAP(a2, 0, 2);
             TAP(a3, 1, 0); TAP(a4, 1, 1); TAP(a5, 1, 2);
             TAP(a6, 2, 0); TAP(a7, 2, 1); TAP(a8, 2, 2);
@@ -649,8 +649,8 @@ void conv2d_fwd(const f32 *x, const f32 *w, const f32 *bias, f32 *y, f32 *scratc
           const f32 *c = cols + p * M + k0, *wp = pn;
           for (int m = 0; m < kc; m++, wp += 8) {
             v128_t dv = wasm_v128_load32_splat(c + m);
-            a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(dv, wasm_v128_load(wp)));
-            a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(dv, wasm_v128_load(wp + 4)));
+            a0 = MADD(a0, dv, wasm_v128_load(wp));
+            a1 = MADD(a1, dv, wasm_v128_load(wp + 4));
           }
           if (last) { a0 = act_apply(a0, act); a1 = act_apply(a1, act); }
           store_partial8(o, a0, a1, nc);

@@ -16,6 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { BENCH_MODELS } from './bench/models';
 import { arg, median } from './bench/stats';
+import { kernelBuild } from '../src/engine/wasm/kernel-build';
 
 const ROOT = path.join(__dirname, '..');
 
@@ -110,7 +111,7 @@ function main(): void {
     `layertune bench: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), load ${os
       .loadavg()
       .map((l) => l.toFixed(1))
-      .join(' ')}, ` + `node ${process.version}, size ${size}, batch ${batch}, repeats ${repeats}, backends ${backends.join('/')}`,
+      .join(' ')}, ` + `node ${process.version}, kernels ${kernelBuild()}, size ${size}, batch ${batch}, repeats ${repeats}, backends ${backends.join('/')}`,
   );
   const rows: string[] = [];
   const jsonLines: string[] = [];

@@ -4,16 +4,26 @@
 #   csrc/winograd.c      -> src/engine/wasm/winograd.wasm
 # Each module imports tfjs-wasm's memory ("env"."memory"), so it must not own any data or use a shadow
 # stack; this script refuses a binary that does.
-# Usage: scripts/build-wasm-kernels.sh            builds both modules
-#        [SRC=csrc/x.c] scripts/build-wasm-kernels.sh OUT
+# Two builds of each, both committed (CI has no clang and uses them as they are):
+#   default       Debian 12's clang (14), -msimd128: multiply then add;
+#   BUILD=fma     clang-16 (apt-get install clang-16 lld-16), -mrelaxed-simd -DLT_RELAXED_FMA:
+#                 f32x4.relaxed_madd in the inner loops, written to *_fma.wasm. clang 14 cannot make it:
+#                 it emits the pre-standard FMA opcode that no shipping V8 accepts.
+# Usage: [BUILD=fma] scripts/build-wasm-kernels.sh            builds both modules
+#        [BUILD=fma] [SRC=csrc/x.c] scripts/build-wasm-kernels.sh OUT
 #                                                 builds SRC (default csrc/train_kernels.c) into OUT
 set -eu
 cd "$(dirname "$0")/.."
-CLANG=${CLANG:-clang}
+BUILD=${BUILD:-simd128}
+case "$BUILD" in
+  simd128) CLANG=${CLANG:-clang}; FEATURES="-msimd128"; SUFFIX="" ;;
+  fma) CLANG=${CLANG:-clang-16}; FEATURES="-msimd128 -mrelaxed-simd -DLT_RELAXED_FMA"; SUFFIX="_fma" ;;
+  *) echo "error: BUILD must be simd128 or fma, got $BUILD" >&2; exit 2 ;;
+esac
 
 build() { # build SRC OUT
   TMP="$2.tmp.$$"
-  "$CLANG" --target=wasm32 -O3 -msimd128 -mbulk-memory -nostdlib -ffreestanding -fno-exceptions \
+  "$CLANG" --target=wasm32 -O3 $FEATURES -mbulk-memory -nostdlib -ffreestanding -fno-exceptions \
     -ffp-contract=off -fno-ident -ffile-prefix-map="$PWD"=. \
     -Wall -Wextra -Werror \
     -Wl,--no-entry -Wl,--import-memory -Wl,--strip-all -Wl,-z,stack-size=0 \
@@ -30,8 +40,8 @@ build() { # build SRC OUT
 if [ $# -ge 1 ]; then
   build "${SRC:-csrc/train_kernels.c}" "$1"
 elif [ -n "${SRC:-}" ]; then
-  build "$SRC" src/engine/wasm/train_kernels.wasm
+  build "$SRC" "src/engine/wasm/train_kernels$SUFFIX.wasm"
 else
-  build csrc/train_kernels.c src/engine/wasm/train_kernels.wasm
-  build csrc/winograd.c src/engine/wasm/winograd.wasm
+  build csrc/train_kernels.c "src/engine/wasm/train_kernels$SUFFIX.wasm"
+  build csrc/winograd.c "src/engine/wasm/winograd$SUFFIX.wasm"
 fi

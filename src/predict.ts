@@ -8,9 +8,15 @@ import { DataError } from './errors';
 import { loadExport, type ExportMetadata } from './export/exporter';
 import type { Preprocess } from './models/types';
 import { chainGraphHead, isGraphHeadExport } from './models/graph-source';
+import { FoldedModel } from './models/fold-batchnorm';
 
 export interface Classifier {
   model: tf.LayersModel;
+  /**
+   * What predictions run on: `model` with its BatchNorms folded into the convolutions (same logits
+   * within float rounding, fewer ops), or `model` itself when nothing folds. Dispose it with `model`.
+   */
+  inference?: tf.LayersModel;
   /** How photos are fitted to the input: an export keeps what it was trained with; a plain ImageNet model crops the centre. */
   crop: Crop;
   labels: string[];
@@ -42,7 +48,8 @@ export async function loadClassifier(dir: string, labelsFile?: string, crop?: Cr
   const outputs = (model.outputs[0].shape as number[]).slice(-1)[0];
   if (!labels || labels.length !== outputs) labels = Array.from({ length: outputs }, (_, i) => `class_${i}`);
   // layertune exports were trained on stretched photos; a bare pretrained classifier expects ImageNet's centre crop
-  return { model, labels, size, preprocess, crop: crop ?? (metadata ? 'fill' : 'center') };
+  const inference = FoldedModel.create(model)?.model ?? model;
+  return { model, inference, labels, size, preprocess, crop: crop ?? (metadata ? 'fill' : 'center') };
 }
 
 export interface Prediction {
@@ -58,7 +65,7 @@ async function probabilities(c: Classifier, files: string[], batch = 16): Promis
     const all = new Uint8Array(px.length * c.size * c.size * 3);
     px.forEach((p, k) => all.set(p, k * p.length));
     const probs = tf.tidy(() => {
-      const y = c.model.predict(preprocessBatch(all, chunk.length, c.size, c.preprocess)) as tf.Tensor;
+      const y = (c.inference ?? c.model).predict(preprocessBatch(all, chunk.length, c.size, c.preprocess)) as tf.Tensor;
       return y.reshape([chunk.length, -1]);
     });
     const data = (await probs.data()) as Float32Array;

@@ -8,6 +8,7 @@ import type { Network } from '../models/network';
 import type { OptimizerState, StepResult } from '../optim/types';
 import { flatLayers, namedVariableGrads } from '../optim/named';
 import { FeatureCache } from './feature-cache';
+import { FoldedModel } from '../models/fold-batchnorm';
 import { allFinite, DivergenceGuard, GoodState, type GuardConfig, type GuardEvent } from './guard';
 import { modelWeightStore, type TrainerState } from './checkpoint';
 import { ParallelGradients, type ShardOutput } from '../engine/wasm/parallel';
@@ -428,18 +429,25 @@ export class Trainer {
     let lossSum = 0;
     let n = 0;
     const opts = { size: this.opts.size, batch: this.opts.batch, shuffle: false, flip: false };
-    for await (const b of rawBatches(this.data, examples, opts, null)) {
-      const x = this.inputs(b);
-      const [lossT, predT] = tf.tidy(() => {
-        const logits = this.suffix.apply(x, { training: false }) as tf.Tensor2D;
-        const y = tf.oneHot(tf.tensor1d(b.labels, 'int32'), k);
-        return [tf.losses.softmaxCrossEntropy(y, logits, undefined, undefined, tf.Reduction.SUM), tf.argMax(logits, 1)];
-      });
-      lossSum += (await lossT.data())[0];
-      const preds = await predT.data();
-      tf.dispose([x, lossT, predT]);
-      b.labels.forEach((t, i) => confusion[t][preds[i]]++);
-      n += b.n;
+    // folded afresh on every call: the weights moved since the last one, and building takes milliseconds
+    const folded = FoldedModel.create(this.suffix);
+    const model = folded?.model ?? this.suffix;
+    try {
+      for await (const b of rawBatches(this.data, examples, opts, null)) {
+        const x = this.inputs(b);
+        const [lossT, predT] = tf.tidy(() => {
+          const logits = model.apply(x, { training: false }) as tf.Tensor2D;
+          const y = tf.oneHot(tf.tensor1d(b.labels, 'int32'), k);
+          return [tf.losses.softmaxCrossEntropy(y, logits, undefined, undefined, tf.Reduction.SUM), tf.argMax(logits, 1)];
+        });
+        lossSum += (await lossT.data())[0];
+        const preds = await predT.data();
+        tf.dispose([x, lossT, predT]);
+        b.labels.forEach((t, i) => confusion[t][preds[i]]++);
+        n += b.n;
+      }
+    } finally {
+      folded?.dispose();
     }
     const correct = confusion.reduce((s, row, i) => s + row[i], 0);
     return { metrics: { loss: n ? lossSum / n : NaN, accuracy: n ? correct / n : NaN }, confusion };

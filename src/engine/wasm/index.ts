@@ -6,7 +6,8 @@ import { conv2DReplacement, fusedConv2DReplacement, ltConv2DConfig, ltConv2DGrad
 import { identityReplacement } from './identity';
 import { sliceReplacement, tileReplacement } from './slice';
 
-export { trainKernels, wasmHeap, KERNELS_WASM_PATH } from './module';
+export { trainKernels, wasmHeap, KERNELS_WASM_PATH, KERNELS_FMA_WASM_PATH } from './module';
+export { kernelBuild, KERNEL_BUILD_ENV, type KernelBuild } from './kernel-build';
 export { batchNormTrain, clampRelu } from './fused';
 
 /** Kernels tfjs-backend-wasm lacks, plus our fused training kernels (own names). */

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { kernelPath } from './kernel-build';
 
 /** Exports of csrc/train_kernels.c. Every pointer is a byte offset into tfjs-wasm's own heap. */
 export interface TrainKernelExports {
@@ -182,7 +182,8 @@ export interface TrainKernelExports {
 /** Pixel tile of conv2d_bp_filter and conv2d_bp_input (csrc PTILE): sizes their scratch. */
 export const BPF_PIXEL_TILE = 128;
 
-export const KERNELS_WASM_PATH = path.join(__dirname, 'train_kernels.wasm');
+export const KERNELS_WASM_PATH = kernelPath('train_kernels', 'simd128');
+export const KERNELS_FMA_WASM_PATH = kernelPath('train_kernels', 'fma');
 
 let compiled: WebAssembly.Module | undefined;
 const instances = new WeakMap<WebAssembly.Memory, TrainKernelExports>();
@@ -205,7 +206,7 @@ export function trainKernels(backend: BackendWasm): TrainKernelExports {
   const mem = wasmHeap(backend);
   let inst = instances.get(mem);
   if (inst === undefined) {
-    compiled ??= new WebAssembly.Module(fs.readFileSync(KERNELS_WASM_PATH));
+    compiled ??= new WebAssembly.Module(fs.readFileSync(kernelPath('train_kernels')));
     const instance = new WebAssembly.Instance(compiled, { env: { memory: mem } });
     inst = instance.exports as unknown as TrainKernelExports;
     instances.set(mem, inst);

@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { backend_util, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { offsetOf, wasmHeap, withScratch } from './module';
+import { kernelPath } from './kernel-build';
 
 /** Exports of csrc/winograd.c; pointers are byte offsets into tfjs-wasm's heap. */
 interface WinogradExports {
@@ -25,7 +25,8 @@ interface WinogradExports {
   wino_bp_filter(x: number, dy: number, dw: number, scratch: number, N: number, H: number, W: number, K: number, J: number, m: number, BT: number): void;
 }
 
-export const WINOGRAD_WASM_PATH = path.join(__dirname, 'winograd.wasm');
+export const WINOGRAD_WASM_PATH = kernelPath('winograd', 'simd128');
+export const WINOGRAD_FMA_WASM_PATH = kernelPath('winograd', 'fma');
 
 let compiled: WebAssembly.Module | undefined;
 const instances = new WeakMap<WebAssembly.Memory, WinogradExports>();
@@ -34,7 +35,7 @@ function winogradKernels(backend: BackendWasm): WinogradExports {
   const mem = wasmHeap(backend);
   let inst = instances.get(mem);
   if (inst === undefined) {
-    compiled ??= new WebAssembly.Module(fs.readFileSync(WINOGRAD_WASM_PATH));
+    compiled ??= new WebAssembly.Module(fs.readFileSync(kernelPath('winograd')));
     inst = new WebAssembly.Instance(compiled, { env: { memory: mem } }).exports as unknown as WinogradExports;
     instances.set(mem, inst);
   }
