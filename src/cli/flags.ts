@@ -24,6 +24,7 @@ export function withJobFlags(cmd: Command): Command {
     .option('--lr <rate>', 'reference learning rate of the top group (at lr.baseBatch)', num)
     .option('--seed <n>', 'training seed', num)
     .option('--export <dir>', 'export folder (default <out>/model)')
+    .option('--quantize <mode>', 'export weights as none | float16 | uint16 | uint8 (checked on the validation set after writing)')
     .option('--strict', 'a grouping rule that matches no layer is an error, not a warning')
     .option('--config <file>', 'job file (YAML or JSON); flags override it');
 }
@@ -49,6 +50,7 @@ export function flagsToJob(o: Record<string, any>): Record<string, unknown> {
   set('groups', 'strict', o.strict);
   if (o.out !== undefined) job.out = o.out;
   if (o.backend !== undefined) job.backend = o.backend;
-  if (o.export !== undefined) job.export = o.export;
+  set('export', 'dir', o.export);
+  set('export', 'quantize', o.quantize);
   return job;
 }

@@ -9,6 +9,30 @@ import { replaceFolderAtomic } from './atomic';
 import { writeFileDurable } from '../io/write';
 import { verifyChecksums } from '../io/checksum';
 import { readExportMetadata } from './metadata-schema';
+import type { ExportSettings } from '../config/schema';
+import { ExportCheckError } from '../errors';
+import { planQuantization, quantizeWeights } from './quantize';
+
+/** What metadata.json records about quantization, so a consumer sees what it costs without re-running the check. */
+export interface QuantizationRecord {
+  mode: ExportSettings['quantize'];
+  layers: ExportSettings['quantizeLayers'];
+  /** weight entries stored quantized, of all weight entries */
+  quantizedWeights: number;
+  totalWeights: number;
+  weightsBytes: { float32: number; quantized: number };
+  /** validation top-1 of the float32 model and of the export as plain tfjs reloads it; null without validation images */
+  top1: { float32: number | null; quantized: number | null; change: number | null; images: number };
+  /** milliseconds plain `tf.loadLayersModel` took to read the written export back */
+  loadMs: number;
+}
+
+export interface ExportOptions {
+  settings?: Partial<ExportSettings>;
+  /** validation top-1 of a whole-image model; the quantized export is reloaded and judged with it */
+  evaluate?: { images: number; run: (model: tf.LayersModel) => Promise<number> };
+  log?: (line: string) => void;
+}
 
 export interface ExportMetadata {
   layertuneVersion: string;
@@ -19,14 +43,11 @@ export interface ExportMetadata {
   trainingConfig: unknown;
   metrics: unknown;
   createdAt: string;
+  quantization?: QuantizationRecord;
 }
 
 export interface Exporter {
-  export(
-    net: Network,
-    dir: string,
-    meta: Omit<ExportMetadata, 'layertuneVersion' | 'labels' | 'inputSize' | 'preprocessing' | 'backbone' | 'createdAt'>,
-  ): Promise<string>;
+  export(net: Network, dir: string, meta: Pick<ExportMetadata, 'trainingConfig' | 'metrics'>, options?: ExportOptions): Promise<string>;
 }
 
 export function layertuneVersion(): string {
@@ -38,9 +59,16 @@ export function layertuneVersion(): string {
  * output) that `tf.loadLayersModel` reads without layertune, replacing any previous export atomically.
  */
 export class LayersModelExporter implements Exporter {
-  async export(net: Network, dir: string, meta: Pick<ExportMetadata, 'trainingConfig' | 'metrics'>): Promise<string> {
+  async export(net: Network, dir: string, meta: Pick<ExportMetadata, 'trainingConfig' | 'metrics'>, options: ExportOptions = {}): Promise<string> {
     const h = captureHandler();
     await net.infer.save(h);
+    const settings = { quantize: 'none' as const, quantizeLayers: {}, maxTop1Drop: 0.01, onAccuracyDrop: 'refuse' as const, ...options.settings };
+    const log = options.log ?? (() => {});
+    const specs = h.artifacts!.weightSpecs!;
+    const plan = planQuantization(specs, settings.quantize, settings.quantizeLayers);
+    const floatData = h.artifacts!.weightData as ArrayBuffer;
+    const stored = plan.size ? quantizeWeights(specs, floatData, plan) : { specs, data: floatData };
+    const artifacts = { ...h.artifacts!, weightSpecs: stored.specs, weightData: stored.data };
     const metadata: ExportMetadata = {
       layertuneVersion: layertuneVersion(),
       labels: net.classes,
@@ -51,11 +79,61 @@ export class LayersModelExporter implements Exporter {
       metrics: meta.metrics,
       createdAt: new Date().toISOString(),
     };
-    await replaceFolderAtomic(dir, (tmp) => {
-      writeModelArtifacts(tmp, h.artifacts!, { userDefinedMetadata: { labels: net.classes } });
+    await replaceFolderAtomic(dir, async (tmp) => {
+      writeModelArtifacts(tmp, artifacts, { userDefinedMetadata: { labels: net.classes } });
+      if (plan.size) {
+        metadata.quantization = await checkQuantized(net, tmp, settings, options, plan.size, specs.length, floatData.byteLength, stored.data.byteLength);
+        const q = metadata.quantization;
+        const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(2)}%`);
+        log(
+          `export: ${settings.quantize === 'none' ? 'per-layer' : settings.quantize} weights ${(q.weightsBytes.quantized / 1e6).toFixed(2)} MB ` +
+            `(float32 ${(q.weightsBytes.float32 / 1e6).toFixed(2)} MB), validation top-1 ${pct(q.top1.quantized)} vs ${pct(q.top1.float32)} float32` +
+            (q.top1.change === null ? ' (no validation images: accuracy not checked)' : ` (change ${(100 * q.top1.change).toFixed(2)} points)`),
+        );
+        const drop = q.top1.change === null ? 0 : -q.top1.change;
+        // a hair of float noise must not turn an exact tie at the threshold into a refusal
+        if (drop > settings.maxTop1Drop + 1e-12) {
+          const msg = `export.quantize: ${settings.quantize} loses ${(100 * drop).toFixed(2)} points of validation top-1 (limit export.maxTop1Drop ${settings.maxTop1Drop})`;
+          if (settings.onAccuracyDrop === 'refuse') throw new ExportCheckError(`${msg}; the previous export at ${dir} is unchanged`);
+          log(`warning: ${msg}; written anyway (export.onAccuracyDrop: warn)`);
+        }
+      }
       writeFileDurable(path.join(tmp, 'metadata.json'), JSON.stringify(metadata, null, 2));
     });
     return dir;
+  }
+}
+
+/** Reloads the written folder with plain tfjs and measures its validation top-1 against the float32 model in memory. */
+async function checkQuantized(
+  net: Network,
+  tmp: string,
+  settings: ExportSettings,
+  options: ExportOptions,
+  quantizedWeights: number,
+  totalWeights: number,
+  float32Bytes: number,
+  quantizedBytes: number,
+): Promise<QuantizationRecord> {
+  const t0 = performance.now();
+  const reloaded = await tf.loadLayersModel(fileHandler(path.join(tmp, 'model.json')));
+  const loadMs = performance.now() - t0;
+  try {
+    const ev = options.evaluate;
+    const usable = ev && ev.images > 0;
+    const float32 = usable ? await ev.run(net.infer) : null;
+    const quantized = usable ? await ev.run(reloaded) : null;
+    return {
+      mode: settings.quantize,
+      layers: settings.quantizeLayers,
+      quantizedWeights,
+      totalWeights,
+      weightsBytes: { float32: float32Bytes, quantized: quantizedBytes },
+      top1: { float32, quantized, change: float32 === null || quantized === null ? null : quantized - float32, images: usable ? ev.images : 0 },
+      loadMs: Math.round(loadMs),
+    };
+  } finally {
+    reloaded.dispose();
   }
 }
 
