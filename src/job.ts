@@ -369,7 +369,7 @@ async function runLocked(
   if (fit.stoppedEarly) log(`stopped after epoch ${fit.epochs}: ${fit.stoppedEarly}`);
   const val = data.val.length ? await trainer.evaluate(data.val) : undefined;
   const metrics = { val: val && { loss: val.metrics.loss, accuracy: val.metrics.accuracy, confusion: val.confusion }, epochs: fit.history };
-  const evalOpts = { size: network.backbone.inputSize, batch: job.train.batch, preprocess: network.backbone.preprocess };
+  const evalOpts = { size: network.backbone.inputSize, batch: job.train.batch };
   await stages.exporter.export(
     network,
     exportDir,
@@ -377,7 +377,10 @@ async function runLocked(
     {
       settings: job.export,
       // a head over GraphModel embeddings is exported alone and takes no pixels: nothing to evaluate it on here
-      evaluate: network.infer.inputs[0].shape.length === 4 ? { images: data.val.length, run: (m) => topOneAccuracy(m, data, data.val, evalOpts) } : undefined,
+      evaluate:
+        network.infer.inputs[0].shape.length === 4
+          ? { images: data.val.length, run: (m, preprocess) => topOneAccuracy(m, data, data.val, { ...evalOpts, preprocess }) }
+          : undefined,
       log,
     },
   );

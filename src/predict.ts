@@ -7,6 +7,7 @@ import { scanFolder } from './data/scan';
 import { DataError } from './errors';
 import { loadExport, type ExportMetadata } from './export/exporter';
 import type { Preprocess } from './models/types';
+import { inputPreprocess } from './export/input-affine';
 import { chainGraphHead, isGraphHeadExport } from './models/graph-source';
 
 export interface Classifier {
@@ -28,7 +29,8 @@ export async function loadClassifier(dir: string, labelsFile?: string, crop?: Cr
   // a head trained on a GraphModel is exported alone, over embeddings: run the graph before it
   const model = metadata && isGraphHeadExport(loaded.model, metadata) ? await chainGraphHead(loaded.model, metadata) : loaded.model;
   const size = metadata?.inputSize ?? (model.inputs[0].shape[1] as number);
-  const preprocess: Preprocess = metadata?.preprocessing ?? { kind: 'scale', low: -1, high: 1 };
+  // a graph with its normalisation baked in takes pixels (or TM's x/127 − 1) instead of metadata.preprocessing's range
+  const preprocess: Preprocess = metadata ? inputPreprocess(metadata.inputConvention, metadata.preprocessing) : { kind: 'scale', low: -1, high: 1 };
   let labels: string[] | undefined = metadata?.labels;
   const candidates = [labelsFile, path.join(dir, 'labels.txt'), path.join(path.dirname(path.resolve(dir)), 'imagenet_labels_1000.txt')];
   for (const f of candidates) {

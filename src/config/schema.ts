@@ -89,6 +89,13 @@ export const ExportSchema = z
     maxTop1Drop: z.number().min(0).max(1).default(0.01),
     /** Beyond `maxTop1Drop`: `refuse` keeps the previous export and fails; `warn` writes it and says so. */
     onAccuracyDrop: z.enum(['refuse', 'warn']).default('refuse'),
+    /**
+     * The graph takes 0–255 RGB, its normalisation baked in as a frozen per-channel affine layer. Off by default:
+     * consumers of earlier exports apply metadata.preprocessing themselves and would normalise twice.
+     */
+    bakePreprocessing: z.boolean().default(false),
+    /** `tm`: the graph takes Teachable Machine's input (x/127 − 1, centre square), for `@teachablemachine/image` apps. */
+    format: z.enum(['tfjs', 'tm']).default('tfjs'),
   })
   .strict();
 

@@ -12,6 +12,25 @@ import { readExportMetadata } from './metadata-schema';
 import type { ExportSettings } from '../config/schema';
 import { ExportCheckError } from '../errors';
 import { planQuantization, quantizeWeights } from './quantize';
+import { affineFor, bakeInputAffine, inputPreprocess, type InputConvention } from './input-affine';
+import type { Preprocess } from '../models/types';
+
+/** The Teachable Machine release whose metadata.json and model layout an export follows (`@teachablemachine/image` load()). */
+export const TM_VERSION = '2.4.7';
+const AFFINE_LAYER = 'lt_input_affine';
+
+/** Teachable Machine's metadata fields, written beside ours so a TM app reads an export as its own. */
+export interface TeachableMachineFields {
+  tfjsVersion: string;
+  tmVersion: string;
+  packageName: string;
+  packageVersion: string;
+  modelName: string;
+  timeStamp: string;
+  userMetadata: Record<string, unknown>;
+  imageSize: number;
+  grayscale: boolean;
+}
 
 /** What metadata.json records about quantization, so a consumer sees what it costs without re-running the check. */
 export interface QuantizationRecord {
@@ -30,12 +49,17 @@ export interface QuantizationRecord {
 export interface ExportOptions {
   settings?: Partial<ExportSettings>;
   /** validation top-1 of a whole-image model; the quantized export is reloaded and judged with it */
-  evaluate?: { images: number; run: (model: tf.LayersModel) => Promise<number> };
+  evaluate?: { images: number; run: (model: tf.LayersModel, preprocess: Preprocess) => Promise<number> };
   log?: (line: string) => void;
 }
 
-export interface ExportMetadata {
+export interface ExportMetadata extends TeachableMachineFields {
   layertuneVersion: string;
+  /**
+   * What the graph's input is: `preprocessed` (apply `preprocessing` to 0–255 RGB first), `rgb255` (0–255 RGB,
+   * normalisation inside the graph) or `tm` (Teachable Machine's x/127 − 1). Absent in older exports: `preprocessed`.
+   */
+  inputConvention: InputConvention;
   labels: string[];
   inputSize: number;
   preprocessing: Network['backbone']['preprocess'];
@@ -62,27 +86,61 @@ export class LayersModelExporter implements Exporter {
   async export(net: Network, dir: string, meta: Pick<ExportMetadata, 'trainingConfig' | 'metrics'>, options: ExportOptions = {}): Promise<string> {
     const h = captureHandler();
     await net.infer.save(h);
-    const settings = { quantize: 'none' as const, quantizeLayers: {}, maxTop1Drop: 0.01, onAccuracyDrop: 'refuse' as const, ...options.settings };
+    const settings: ExportSettings = {
+      quantize: 'none',
+      quantizeLayers: {},
+      maxTop1Drop: 0.01,
+      onAccuracyDrop: 'refuse',
+      bakePreprocessing: false,
+      format: 'tfjs',
+      ...options.settings,
+    };
     const log = options.log ?? (() => {});
-    const specs = h.artifacts!.weightSpecs!;
+    const convention: InputConvention = settings.format === 'tm' ? 'tm' : settings.bakePreprocessing ? 'rgb255' : 'preprocessed';
+    const affine = affineFor(convention, net.backbone.preprocess);
+    const float = affine ? await bakeInputAffine(h.artifacts!, affine, AFFINE_LAYER) : h.artifacts!;
+    const specs = float.weightSpecs!;
     const plan = planQuantization(specs, settings.quantize, settings.quantizeLayers);
-    const floatData = h.artifacts!.weightData as ArrayBuffer;
+    // six numbers that set every input's scale: not worth any rounding error
+    for (const k of [...plan.keys()]) if (k.startsWith(`${AFFINE_LAYER}/`)) plan.delete(k);
+    const floatData = float.weightData as ArrayBuffer;
     const stored = plan.size ? quantizeWeights(specs, floatData, plan) : { specs, data: floatData };
-    const artifacts = { ...h.artifacts!, weightSpecs: stored.specs, weightData: stored.data };
+    const artifacts = { ...float, weightSpecs: stored.specs, weightData: stored.data };
+    const createdAt = new Date().toISOString();
     const metadata: ExportMetadata = {
+      tfjsVersion: tf.version.tfjs,
+      tmVersion: TM_VERSION,
+      packageName: 'layertune',
+      packageVersion: layertuneVersion(),
+      modelName: `layertune-${net.backbone.arch}`,
+      timeStamp: createdAt,
+      userMetadata: {},
+      imageSize: net.backbone.inputSize,
+      grayscale: false,
       layertuneVersion: layertuneVersion(),
       labels: net.classes,
       inputSize: net.backbone.inputSize,
+      inputConvention: convention,
       preprocessing: net.backbone.preprocess,
       backbone: { arch: net.backbone.arch, source: net.backbone.source },
       trainingConfig: meta.trainingConfig,
       metrics: meta.metrics,
-      createdAt: new Date().toISOString(),
+      createdAt,
     };
     await replaceFolderAtomic(dir, async (tmp) => {
       writeModelArtifacts(tmp, artifacts, { userDefinedMetadata: { labels: net.classes } });
       if (plan.size) {
-        metadata.quantization = await checkQuantized(net, tmp, settings, options, plan.size, specs.length, floatData.byteLength, stored.data.byteLength);
+        metadata.quantization = await checkQuantized(
+          net,
+          tmp,
+          settings,
+          convention,
+          options,
+          plan.size,
+          specs.length,
+          floatData.byteLength,
+          stored.data.byteLength,
+        );
         const q = metadata.quantization;
         const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(2)}%`);
         log(
@@ -109,6 +167,7 @@ async function checkQuantized(
   net: Network,
   tmp: string,
   settings: ExportSettings,
+  convention: InputConvention,
   options: ExportOptions,
   quantizedWeights: number,
   totalWeights: number,
@@ -116,13 +175,13 @@ async function checkQuantized(
   quantizedBytes: number,
 ): Promise<QuantizationRecord> {
   const t0 = performance.now();
-  const reloaded = await tf.loadLayersModel(fileHandler(path.join(tmp, 'model.json')));
+  const loaded = await tf.loadLayersModel(fileHandler(path.join(tmp, 'model.json')));
   const loadMs = performance.now() - t0;
   try {
     const ev = options.evaluate;
     const usable = ev && ev.images > 0;
-    const float32 = usable ? await ev.run(net.infer) : null;
-    const quantized = usable ? await ev.run(reloaded) : null;
+    const float32 = usable ? await ev.run(net.infer, net.backbone.preprocess) : null;
+    const quantized = usable ? await ev.run(loaded, inputPreprocess(convention, net.backbone.preprocess)) : null;
     return {
       mode: settings.quantize,
       layers: settings.quantizeLayers,
@@ -133,7 +192,7 @@ async function checkQuantized(
       loadMs: Math.round(loadMs),
     };
   } finally {
-    reloaded.dispose();
+    loaded.dispose();
   }
 }
 
