@@ -65,7 +65,7 @@ async function depthwiseLayerJson(name: string): Promise<Record<string, unknown>
  */
 export async function bakeInputAffine(artifacts: tf.io.ModelArtifacts, affine: ChannelAffine, name = 'lt_input_affine'): Promise<tf.io.ModelArtifacts> {
   const topology = structuredClone(artifacts.modelTopology) as any;
-  if (!topology?.config?.input_layers || topology.config.input_layers.length !== 1) {
+  if (topology?.config?.input_layers?.length !== 1) {
     throw new Error('bakeInputAffine: expected a functional model with one input');
   }
   const layers = topology.config.layers as Array<{ name: string; inbound_nodes: unknown[][][] }>;
