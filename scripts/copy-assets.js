@@ -1,6 +1,6 @@
 // tsc emits only JavaScript; the committed wasm kernels must sit beside the compiled loaders
-// (dist/engine/wasm/*.js resolve them from their own folder), so the build copies every non-TS file
-// from src/ into the same place under dist/.
+// (dist/engine/wasm/*.js resolve them from their own folder), and the classifier page's files
+// (src/web/) are written out by `layertune export-web`, so the build copies them into the same place under dist/.
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -10,7 +10,7 @@ const copy = (rel) => {
   for (const entry of fs.readdirSync(from, { withFileTypes: true })) {
     const child = path.join(rel, entry.name);
     if (entry.isDirectory()) copy(child);
-    else if (entry.name.endsWith('.wasm')) {
+    else if (entry.name.endsWith('.wasm') || rel.split(path.sep)[0] === 'web') {
       fs.mkdirSync(path.join(root, 'dist', rel), { recursive: true });
       fs.copyFileSync(path.join(from, entry.name), path.join(root, 'dist', child));
     }

@@ -41,3 +41,6 @@ export class ModelFormatError extends UserError {
 
 /** Training stopped because it cannot go on safely (NaN loss after all retries, ...). */
 export class TrainingError extends UserError {}
+
+/** An export that was written but failed its own check (a quantized model that lost too much accuracy); the previous export stays. */
+export class ExportCheckError extends UserError {}

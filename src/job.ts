@@ -9,6 +9,7 @@ import { ConfigError } from './errors';
 import { describeChoice, type BackendChoice } from './engine/backend';
 import { resolveThreads } from './engine/threads';
 import { ensureWritableDir } from './export/atomic';
+import { topOneAccuracy } from './export/accuracy';
 import { checkOwnFolder, markFolder } from './io/run-folder';
 import { acquireLock } from './io/lock';
 import { checkHeadOnly } from './models/graph-source';
@@ -200,7 +201,7 @@ export async function runJob(input: JobInput | Record<string, unknown> = {}, opt
   }
   // validated with the file's name in error paths when there is a file
   const job0 = resume ? resolveJob(jobInput) : resolveJob(input, opts.configFile);
-  const exportDir = job0.export ?? path.join(job0.out, 'model');
+  const exportDir = job0.export.dir ?? path.join(job0.out, 'model');
   checkOwnFolder(job0.out, 'out', { force: opts.force, dataDir: job0.data.dir });
   checkOwnFolder(exportDir, 'export', { force: opts.force, dataDir: job0.data.dir });
   ensureWritableDir(job0.out);
@@ -351,7 +352,21 @@ async function runLocked(
   if (fit.stoppedEarly) log(`stopped after epoch ${fit.epochs}: ${fit.stoppedEarly}`);
   const val = data.val.length ? await trainer.evaluate(data.val) : undefined;
   const metrics = { val: val && { loss: val.metrics.loss, accuracy: val.metrics.accuracy, confusion: val.confusion }, epochs: fit.history };
-  await stages.exporter.export(network, exportDir, { trainingConfig: job, metrics });
+  const evalOpts = { size: network.backbone.inputSize, batch: job.train.batch };
+  await stages.exporter.export(
+    network,
+    exportDir,
+    { trainingConfig: job, metrics },
+    {
+      settings: job.export,
+      // a head over GraphModel embeddings is exported alone and takes no pixels: nothing to evaluate it on here
+      evaluate:
+        network.infer.inputs[0].shape.length === 4
+          ? { images: data.val.length, run: (m, preprocess) => topOneAccuracy(m, data, data.val, { ...evalOpts, preprocess }) }
+          : undefined,
+      log,
+    },
+  );
   if (data.skipped.length) {
     log(`skipped ${data.skipped.length} file(s):`);
     for (const s of data.skipped) log(`  ${s.reason}`);

@@ -3,10 +3,11 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { decodeImage, type Crop } from './data/decode';
 import { preprocessBatch } from './data/preprocess';
-import { scanFolder } from './data/scan';
+import { IMAGE_EXTENSIONS, scanFolder } from './data/scan';
 import { DataError } from './errors';
 import { loadExport, type ExportMetadata } from './export/exporter';
 import type { Preprocess } from './models/types';
+import { inputPreprocess } from './export/input-affine';
 import { chainGraphHead, isGraphHeadExport } from './models/graph-source';
 import { FoldedModel } from './models/fold-batchnorm';
 
@@ -34,7 +35,8 @@ export async function loadClassifier(dir: string, labelsFile?: string, crop?: Cr
   // a head trained on a GraphModel is exported alone, over embeddings: run the graph before it
   const model = metadata && isGraphHeadExport(loaded.model, metadata) ? await chainGraphHead(loaded.model, metadata) : loaded.model;
   const size = metadata?.inputSize ?? (model.inputs[0].shape[1] as number);
-  const preprocess: Preprocess = metadata?.preprocessing ?? { kind: 'scale', low: -1, high: 1 };
+  // a graph with its normalisation baked in takes pixels (or TM's x/127 − 1) instead of metadata.preprocessing's range
+  const preprocess: Preprocess = metadata ? inputPreprocess(metadata.inputConvention, metadata.preprocessing) : { kind: 'scale', low: -1, high: 1 };
   let labels: string[] | undefined = metadata?.labels;
   const candidates = [labelsFile, path.join(dir, 'labels.txt'), path.join(path.dirname(path.resolve(dir)), 'imagenet_labels_1000.txt')];
   for (const f of candidates) {
@@ -57,6 +59,46 @@ export interface Prediction {
   top: Array<{ label: string; index: number; probability: number }>;
 }
 
+/**
+ * The image files named by `inputs`: a file as given, a folder walked recursively for image extensions
+ * (sorted, so output order is stable between runs and machines). A missing path is an error, not a skip.
+ */
+export function collectImages(inputs: string[]): string[] {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      const f = path.join(dir, e.name);
+      if (e.isDirectory()) walk(f);
+      else if (e.isFile() && IMAGE_EXTENSIONS.includes(path.extname(e.name).toLowerCase())) out.push(f);
+    }
+  };
+  for (const p of inputs) {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(p);
+    } catch {
+      throw new DataError(p, 'no such file or folder');
+    }
+    if (st.isDirectory()) walk(p);
+    else out.push(p);
+  }
+  return out;
+}
+
+/** RFC 4180 quoting: a field with a comma, quote or line break is quoted, quotes doubled. */
+function csvField(v: string | number): string {
+  const s = String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** One row per image: `file,label_1,probability_1,...,label_k,probability_k`, with a header. */
+export function predictionsCsv(preds: Prediction[]): string {
+  const k = Math.max(0, ...preds.map((p) => p.top.length));
+  const header = ['file', ...Array.from({ length: k }, (_, i) => [`label_${i + 1}`, `probability_${i + 1}`]).flat()];
+  const rows = preds.map((p) => [p.file, ...p.top.flatMap((t) => [t.label, t.probability])]);
+  return `${[header, ...rows].map((r) => r.map(csvField).join(',')).join('\n')}\n`;
+}
+
 async function probabilities(c: Classifier, files: string[], batch = 16): Promise<Float32Array[]> {
   const out: Float32Array[] = [];
   for (let i = 0; i < files.length; i += batch) {
@@ -76,8 +118,8 @@ async function probabilities(c: Classifier, files: string[], batch = 16): Promis
   return out;
 }
 
-export async function predictFiles(c: Classifier, files: string[], topK = 3): Promise<Prediction[]> {
-  const probs = await probabilities(c, files);
+export async function predictFiles(c: Classifier, files: string[], topK = 3, batch = 16): Promise<Prediction[]> {
+  const probs = await probabilities(c, files, batch);
   return probs.map((p, i) => ({
     file: files[i],
     top: [...p]

@@ -24,6 +24,9 @@ export function withJobFlags(cmd: Command): Command {
     .option('--lr <rate>', 'reference learning rate of the top group (at lr.baseBatch)', num)
     .option('--seed <n>', 'training seed', num)
     .option('--export <dir>', 'export folder (default <out>/model)')
+    .option('--format <layout>', "tfjs (default) | tm: the graph takes Teachable Machine's input (x/127 - 1) for @teachablemachine/image apps")
+    .option('--bake-preprocessing', 'the exported graph takes 0-255 RGB, its normalisation built in')
+    .option('--quantize <mode>', 'export weights as none | float16 | uint16 | uint8 (checked on the validation set after writing)')
     .option('--strict', 'a grouping rule that matches no layer is an error, not a warning')
     .option('--config <file>', 'job file (YAML or JSON); flags override it');
 }
@@ -49,6 +52,9 @@ export function flagsToJob(o: Record<string, any>): Record<string, unknown> {
   set('groups', 'strict', o.strict);
   if (o.out !== undefined) job.out = o.out;
   if (o.backend !== undefined) job.backend = o.backend;
-  if (o.export !== undefined) job.export = o.export;
+  set('export', 'dir', o.export);
+  set('export', 'quantize', o.quantize);
+  set('export', 'format', o.format);
+  set('export', 'bakePreprocessing', o.bakePreprocessing);
   return job;
 }

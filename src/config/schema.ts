@@ -10,6 +10,7 @@ import { LrScheduleSchema, EarlyStoppingSchema } from '../schedules/schema';
 import { CheckpointSchema, GuardSchema } from '../train/schema';
 import { BACKENDS } from '../engine/backend-names';
 import { TuneSchema } from '../tune/schema';
+import { QUANTIZE_MODES } from '../export/quantize';
 
 const posInt = z.number().int().positive();
 
@@ -70,6 +71,33 @@ export const TrainSchema = z
   })
   .strict();
 
+/** Where and how the trained model is written. A bare string is the folder, as before this section existed. */
+export const ExportSchema = z
+  .object({
+    /** Export folder; absent: `<out>/model`. */
+    dir: z.string().min(1).optional(),
+    /** Weight storage in model.json's manifest, decoded by plain `tf.loadLayersModel` (float16 needs tfjs >= 2.0.1). */
+    quantize: z.enum(QUANTIZE_MODES).default('none'),
+    /** Per-weight overrides: dtype -> fnmatch patterns on weight names (e.g. `uint16: ['dense*']`); the rest get `quantize`. */
+    quantizeLayers: z
+      .object({ float16: z.array(z.string().min(1)), uint16: z.array(z.string().min(1)), uint8: z.array(z.string().min(1)) })
+      .partial()
+      .strict()
+      .default({}),
+    /** Largest validation top-1 drop (a fraction, 0.01 = one point) a quantized export may show against float32. */
+    maxTop1Drop: z.number().min(0).max(1).default(0.01),
+    /** Beyond `maxTop1Drop`: `refuse` keeps the previous export and fails; `warn` writes it and says so. */
+    onAccuracyDrop: z.enum(['refuse', 'warn']).default('refuse'),
+    /**
+     * The graph takes 0–255 RGB, its normalisation baked in as a frozen per-channel affine layer. Off by default:
+     * consumers of earlier exports apply metadata.preprocessing themselves and would normalise twice.
+     */
+    bakePreprocessing: z.boolean().default(false),
+    /** `tm`: the graph takes Teachable Machine's input (x/127 − 1, centre square), for `@teachablemachine/image` apps. */
+    format: z.enum(['tfjs', 'tm']).default('tfjs'),
+  })
+  .strict();
+
 export const JobSchema = z
   .object({
     data: DataSchema.prefault({}),
@@ -90,7 +118,7 @@ export const JobSchema = z
     backend: z.enum(BACKENDS).default('auto'),
     /** Run folder: metrics, logs, checkpoints; the export goes to `<out>/model` unless `export` says otherwise. */
     out: z.string().min(1).default('runs/latest'),
-    export: z.string().min(1).optional(),
+    export: z.preprocess((v) => (typeof v === 'string' ? { dir: v } : v), ExportSchema).prefault({}),
   })
   .strict();
 
@@ -100,3 +128,4 @@ export const JobSchema = z
  */
 export type JobInput = Omit<z.input<typeof JobSchema>, 'groups'> & { groups?: GroupingInput };
 export type Job = z.infer<typeof JobSchema>;
+export type ExportSettings = z.infer<typeof ExportSchema>;

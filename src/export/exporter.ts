@@ -9,9 +9,57 @@ import { replaceFolderAtomic } from './atomic';
 import { writeFileDurable } from '../io/write';
 import { verifyChecksums } from '../io/checksum';
 import { readExportMetadata } from './metadata-schema';
+import type { ExportSettings } from '../config/schema';
+import { ExportCheckError } from '../errors';
+import { planQuantization, quantizeWeights } from './quantize';
+import { affineFor, bakeInputAffine, inputPreprocess, type InputConvention } from './input-affine';
+import type { Preprocess } from '../models/types';
 
-export interface ExportMetadata {
+/** The Teachable Machine release whose metadata.json and model layout an export follows (`@teachablemachine/image` load()). */
+export const TM_VERSION = '2.4.7';
+const AFFINE_LAYER = 'lt_input_affine';
+
+/** Teachable Machine's metadata fields, written beside ours so a TM app reads an export as its own. */
+export interface TeachableMachineFields {
+  tfjsVersion: string;
+  tmVersion: string;
+  packageName: string;
+  packageVersion: string;
+  modelName: string;
+  timeStamp: string;
+  userMetadata: Record<string, unknown>;
+  imageSize: number;
+  grayscale: boolean;
+}
+
+/** What metadata.json records about quantization, so a consumer sees what it costs without re-running the check. */
+export interface QuantizationRecord {
+  mode: ExportSettings['quantize'];
+  layers: ExportSettings['quantizeLayers'];
+  /** weight entries stored quantized, of all weight entries */
+  quantizedWeights: number;
+  totalWeights: number;
+  weightsBytes: { float32: number; quantized: number };
+  /** validation top-1 of the float32 model and of the export as plain tfjs reloads it; null without validation images */
+  top1: { float32: number | null; quantized: number | null; change: number | null; images: number };
+  /** milliseconds plain `tf.loadLayersModel` took to read the written export back */
+  loadMs: number;
+}
+
+export interface ExportOptions {
+  settings?: Partial<ExportSettings>;
+  /** validation top-1 of a whole-image model; the quantized export is reloaded and judged with it */
+  evaluate?: { images: number; run: (model: tf.LayersModel, preprocess: Preprocess) => Promise<number> };
+  log?: (line: string) => void;
+}
+
+export interface ExportMetadata extends TeachableMachineFields {
   layertuneVersion: string;
+  /**
+   * What the graph's input is: `preprocessed` (apply `preprocessing` to 0–255 RGB first), `rgb255` (0–255 RGB,
+   * normalisation inside the graph) or `tm` (Teachable Machine's x/127 − 1). Absent in older exports: `preprocessed`.
+   */
+  inputConvention: InputConvention;
   labels: string[];
   inputSize: number;
   preprocessing: Network['backbone']['preprocess'];
@@ -19,14 +67,11 @@ export interface ExportMetadata {
   trainingConfig: unknown;
   metrics: unknown;
   createdAt: string;
+  quantization?: QuantizationRecord;
 }
 
 export interface Exporter {
-  export(
-    net: Network,
-    dir: string,
-    meta: Omit<ExportMetadata, 'layertuneVersion' | 'labels' | 'inputSize' | 'preprocessing' | 'backbone' | 'createdAt'>,
-  ): Promise<string>;
+  export(net: Network, dir: string, meta: Pick<ExportMetadata, 'trainingConfig' | 'metrics'>, options?: ExportOptions): Promise<string>;
 }
 
 export function layertuneVersion(): string {
@@ -38,24 +83,116 @@ export function layertuneVersion(): string {
  * output) that `tf.loadLayersModel` reads without layertune, replacing any previous export atomically.
  */
 export class LayersModelExporter implements Exporter {
-  async export(net: Network, dir: string, meta: Pick<ExportMetadata, 'trainingConfig' | 'metrics'>): Promise<string> {
+  async export(net: Network, dir: string, meta: Pick<ExportMetadata, 'trainingConfig' | 'metrics'>, options: ExportOptions = {}): Promise<string> {
     const h = captureHandler();
     await net.infer.save(h);
+    const settings: ExportSettings = {
+      quantize: 'none',
+      quantizeLayers: {},
+      maxTop1Drop: 0.01,
+      onAccuracyDrop: 'refuse',
+      bakePreprocessing: false,
+      format: 'tfjs',
+      ...options.settings,
+    };
+    const log = options.log ?? (() => {});
+    const convention: InputConvention = settings.format === 'tm' ? 'tm' : settings.bakePreprocessing ? 'rgb255' : 'preprocessed';
+    const affine = affineFor(convention, net.backbone.preprocess);
+    const float = affine ? await bakeInputAffine(h.artifacts!, affine, AFFINE_LAYER) : h.artifacts!;
+    const specs = float.weightSpecs!;
+    const plan = planQuantization(specs, settings.quantize, settings.quantizeLayers);
+    // six numbers that set every input's scale: not worth any rounding error
+    for (const k of [...plan.keys()]) if (k.startsWith(`${AFFINE_LAYER}/`)) plan.delete(k);
+    const floatData = float.weightData as ArrayBuffer;
+    const stored = plan.size ? quantizeWeights(specs, floatData, plan) : { specs, data: floatData };
+    const artifacts = { ...float, weightSpecs: stored.specs, weightData: stored.data };
+    const createdAt = new Date().toISOString();
     const metadata: ExportMetadata = {
+      tfjsVersion: tf.version.tfjs,
+      tmVersion: TM_VERSION,
+      packageName: 'layertune',
+      packageVersion: layertuneVersion(),
+      modelName: `layertune-${net.backbone.arch}`,
+      timeStamp: createdAt,
+      userMetadata: {},
+      imageSize: net.backbone.inputSize,
+      grayscale: false,
       layertuneVersion: layertuneVersion(),
       labels: net.classes,
       inputSize: net.backbone.inputSize,
+      inputConvention: convention,
       preprocessing: net.backbone.preprocess,
       backbone: { arch: net.backbone.arch, source: net.backbone.source },
       trainingConfig: meta.trainingConfig,
       metrics: meta.metrics,
-      createdAt: new Date().toISOString(),
+      createdAt,
     };
-    await replaceFolderAtomic(dir, (tmp) => {
-      writeModelArtifacts(tmp, h.artifacts!, { userDefinedMetadata: { labels: net.classes } });
+    await replaceFolderAtomic(dir, async (tmp) => {
+      writeModelArtifacts(tmp, artifacts, { userDefinedMetadata: { labels: net.classes } });
+      if (plan.size) {
+        metadata.quantization = await checkQuantized(
+          net,
+          tmp,
+          settings,
+          convention,
+          options,
+          plan.size,
+          specs.length,
+          floatData.byteLength,
+          stored.data.byteLength,
+        );
+        const q = metadata.quantization;
+        const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(2)}%`);
+        log(
+          `export: ${settings.quantize === 'none' ? 'per-layer' : settings.quantize} weights ${(q.weightsBytes.quantized / 1e6).toFixed(2)} MB ` +
+            `(float32 ${(q.weightsBytes.float32 / 1e6).toFixed(2)} MB), validation top-1 ${pct(q.top1.quantized)} vs ${pct(q.top1.float32)} float32` +
+            (q.top1.change === null ? ' (no validation images: accuracy not checked)' : ` (change ${(100 * q.top1.change).toFixed(2)} points)`),
+        );
+        const drop = q.top1.change === null ? 0 : -q.top1.change;
+        // a hair of float noise must not turn an exact tie at the threshold into a refusal
+        if (drop > settings.maxTop1Drop + 1e-12) {
+          const msg = `export.quantize: ${settings.quantize} loses ${(100 * drop).toFixed(2)} points of validation top-1 (limit export.maxTop1Drop ${settings.maxTop1Drop})`;
+          if (settings.onAccuracyDrop === 'refuse') throw new ExportCheckError(`${msg}; the previous export at ${dir} is unchanged`);
+          log(`warning: ${msg}; written anyway (export.onAccuracyDrop: warn)`);
+        }
+      }
       writeFileDurable(path.join(tmp, 'metadata.json'), JSON.stringify(metadata, null, 2));
     });
     return dir;
+  }
+}
+
+/** Reloads the written folder with plain tfjs and measures its validation top-1 against the float32 model in memory. */
+async function checkQuantized(
+  net: Network,
+  tmp: string,
+  settings: ExportSettings,
+  convention: InputConvention,
+  options: ExportOptions,
+  quantizedWeights: number,
+  totalWeights: number,
+  float32Bytes: number,
+  quantizedBytes: number,
+): Promise<QuantizationRecord> {
+  const t0 = performance.now();
+  const loaded = await tf.loadLayersModel(fileHandler(path.join(tmp, 'model.json')));
+  const loadMs = performance.now() - t0;
+  try {
+    const ev = options.evaluate;
+    const usable = ev && ev.images > 0;
+    const float32 = usable ? await ev.run(net.infer, net.backbone.preprocess) : null;
+    const quantized = usable ? await ev.run(loaded, inputPreprocess(convention, net.backbone.preprocess)) : null;
+    return {
+      mode: settings.quantize,
+      layers: settings.quantizeLayers,
+      quantizedWeights,
+      totalWeights,
+      weightsBytes: { float32: float32Bytes, quantized: quantizedBytes },
+      top1: { float32, quantized, change: float32 === null || quantized === null ? null : quantized - float32, images: usable ? ev.images : 0 },
+      loadMs: Math.round(loadMs),
+    };
+  } finally {
+    loaded.dispose();
   }
 }
 

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import { z } from 'zod';
 import { ModelFormatError } from '../errors';
+import { INPUT_CONVENTIONS } from './input-affine';
 
 const PreprocessSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('scale'), low: z.number().finite(), high: z.number().finite() }).passthrough(),
@@ -20,6 +21,8 @@ export const ExportMetadataSchema = z
     // the range train accepts (model.size), so nothing outside it was ever exported
     inputSize: z.number().int().min(32).max(1024),
     preprocessing: PreprocessSchema,
+    // absent in exports written before the graph could carry its own normalisation
+    inputConvention: z.enum(INPUT_CONVENTIONS).optional(),
     backbone: z.object({ arch: z.string(), source: z.string() }).passthrough(),
     createdAt: z.string(),
   })

@@ -78,6 +78,24 @@ describe('bad input through the CLI', function () {
     expectOneLineError(['plan', '--by', 'group', '--backend', 'cpu'], /^error: --by: expected variable or layer, got "group"$/);
   });
 
+  it('an unknown quantization mode, from the flag or the job file, before anything is written', () => {
+    const out = path.join(dir, 'run-int3');
+    expectOneLineError(
+      ['train', '--data', data, '--quantize', 'int3', '--out', out, '--backend', 'cpu'],
+      /^error: config\.export\.quantize: Invalid option: expected one of "none"\|"float16"\|"uint16"\|"uint8"$/,
+    );
+    expect(fs.existsSync(out)).to.equal(false);
+    expectOneLineError(
+      ['train', '--config', job('q.yaml', { export: { quantize: 'int3' } }), '--out', out, '--backend', 'cpu'],
+      /^error: q\.yaml\.export\.quantize: Invalid option/,
+    );
+    expectOneLineError(
+      ['train', '--config', job('q2.yaml', { export: { maxTop1Drop: 2 } }), '--out', out, '--backend', 'cpu'],
+      /^error: q2\.yaml\.export\.maxTop1Drop: /,
+    );
+    expect(fs.existsSync(out)).to.equal(false);
+  });
+
   it('--resume of a folder without checkpoints', () => {
     expectOneLineError(
       ['train', '--resume', path.join(dir, 'nothing-here'), '--backend', 'cpu'],

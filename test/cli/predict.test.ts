@@ -1,0 +1,79 @@
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { loadLayersFolder } from '../../src/models/tfjs-layers';
+import { attachHead } from '../../src/models/network';
+import { LayersModelExporter } from '../../src/export/exporter';
+import { predictionsCsv } from '../../src/predict';
+import { tmpDir } from '../helpers/images';
+import { layertune, ROOT } from './run';
+
+const FLOWERS = path.join(ROOT, 'data', 'flowers');
+const CLASSES = ['daisy', 'dandelion', 'rose', 'sunflower', 'tulip'];
+
+describe('layertune predict for deployment: folders, --batch, --json, --csv', function () {
+  this.timeout(180000);
+  let model: string;
+  let photos: string;
+  before(async () => {
+    await tf.setBackend('cpu');
+    const net = attachHead(await loadLayersFolder(path.join(ROOT, 'models', 'mobilenet_v1_0.25_224'), { inputSize: 96 }), CLASSES, { dropout: 0, seed: 3 });
+    const dense = net.train.getLayer('lt_head_dense');
+    dense.setWeights(dense.getWeights().map((w) => tf.randomNormal(w.shape, 0, 0.1, 'float32', 11)));
+    model = path.join(tmpDir('lt-pred-'), 'model');
+    await new LayersModelExporter().export(net, model, { trainingConfig: {}, metrics: {} });
+    // a nested tree with a non-image file and a name that needs CSV quoting
+    photos = tmpDir('lt-pred-photos-');
+    const pick = (c: string, i: number) => path.join(FLOWERS, c, fs.readdirSync(path.join(FLOWERS, c))[i]);
+    fs.copyFileSync(pick('daisy', 0), path.join(photos, 'b.jpg'));
+    fs.mkdirSync(path.join(photos, 'deep', 'er'), { recursive: true });
+    fs.copyFileSync(pick('rose', 0), path.join(photos, 'deep', 'a "x", y.jpg'));
+    fs.copyFileSync(pick('tulip', 1), path.join(photos, 'deep', 'er', 'c.JPG'));
+    fs.writeFileSync(path.join(photos, 'deep', 'notes.txt'), 'not an image');
+  });
+
+  it('walks a folder recursively in sorted order; --batch 1 and 16 give the same probabilities; CSV and JSON agree', () => {
+    const j1 = layertune(['predict', '--model', model, photos, '--json', '--top', '5', '--batch', '1', '--backend', 'cpu']);
+    expect(j1.code, j1.stderr).to.equal(0);
+    const a = JSON.parse(j1.stdout);
+    expect(a.map((p: { file: string }) => path.relative(photos, p.file))).to.deep.equal([
+      'b.jpg',
+      path.join('deep', 'a "x", y.jpg'),
+      path.join('deep', 'er', 'c.JPG'),
+    ]);
+    const j16 = JSON.parse(layertune(['predict', '--model', model, photos, '--json', '--top', '5', '--backend', 'cpu']).stdout);
+    a.forEach((p: { top: Array<{ probability: number; label: string }> }, i: number) =>
+      p.top.forEach((t, k) => {
+        expect(t.label).to.equal(j16[i].top[k].label);
+        expect(t.probability).to.be.closeTo(j16[i].top[k].probability, 1e-6);
+      }),
+    );
+    for (const p of a) expect(p.top.reduce((s: number, t: { probability: number }) => s + t.probability, 0)).to.be.closeTo(1, 1e-5);
+    const csv = layertune(['predict', '--model', model, photos, '--csv', '--top', '2', '--backend', 'cpu']);
+    expect(csv.code, csv.stderr).to.equal(0);
+    const lines = csv.stdout.trimEnd().split('\n');
+    expect(lines[0]).to.equal('file,label_1,probability_1,label_2,probability_2');
+    expect(lines).to.have.length(4);
+    // the quoted name survives: quotes doubled, the whole field in quotes
+    expect(lines[2].startsWith(`"${path.join(photos, 'deep', 'a ""x"", y.jpg')}",${j16[1].top[0].label},`)).to.equal(true);
+  });
+
+  it('quotes CSV fields per RFC 4180 (hand-written expectation)', () => {
+    const csv = predictionsCsv([{ file: 'a,b "c".jpg', top: [{ label: 'x', index: 0, probability: 0.5 }] }]);
+    expect(csv).to.equal('file,label_1,probability_1\n"a,b ""c"".jpg",x,0.5\n');
+  });
+
+  it('bad input: a missing path, --json with --csv, --batch 0: one line each, exit 2', () => {
+    for (const [args, re] of [
+      [[path.join(photos, 'missing')], /^error: .*missing: no such file or folder$/m],
+      [[photos, '--json', '--csv'], /^error: --csv: choose one of --json and --csv$/m],
+      [[photos, '--batch', '0'], /^error: --batch: expected a positive integer, got 0$/m],
+    ] as const) {
+      const r = layertune(['predict', '--model', model, ...args, '--backend', 'cpu']);
+      expect(r.code, r.stderr).to.equal(2);
+      expect(r.stderr).to.match(re);
+      expect(r.stderr).to.not.match(/^\s+at /m);
+    }
+  });
+});
