@@ -309,6 +309,7 @@ async function runLocked(
       batch: job.train.batch,
       size: network.backbone.inputSize,
       flip: job.data.flip,
+      labelSmoothing: job.loss.labelSmoothing,
       seed: job.train.seed,
       cachedStages: p.cachedStages,
       cacheBytes: job.train.featureCacheMB * 1024 * 1024,

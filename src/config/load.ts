@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import YAML from 'yaml';
 import { ConfigError } from '../errors';
 import { parseOrThrow } from '../optim/schema';
+import { refuseNotYetApplied } from './not-yet-applied';
 import { JobSchema, type Job, type JobInput } from './schema';
 
 /** Job files are a few hundred bytes; a larger one is a mistake (a data file passed as --config) or hostile. */
@@ -50,5 +51,8 @@ export function mergeConfig(base: Record<string, unknown>, over: Record<string, 
 export function resolveJob(input: JobInput | Record<string, unknown> = {}, configFile?: string): Job {
   const fromFile = configFile ? readJobFile(configFile) : {};
   const merged = mergeConfig(fromFile, input as Record<string, unknown>);
-  return parseOrThrow(JobSchema, merged, configFile ? path.basename(configFile) : 'config');
+  const prefix = configFile ? path.basename(configFile) : 'config';
+  const job = parseOrThrow(JobSchema, merged, prefix);
+  refuseNotYetApplied(job, prefix);
+  return job;
 }

@@ -36,6 +36,8 @@ export interface TrainerOptions {
   batch: number;
   size: number;
   flip: boolean;
+  /** Label smoothing ε of the training loss (default 0); validation loss stays the plain cross-entropy. */
+  labelSmoothing?: number;
   seed: number;
   /** Leading backbone stages that are frozen: their outputs are cached (0 = none). */
   cachedStages: number;
@@ -202,7 +204,7 @@ export class Trainer {
     const { value, grads } = namedVariableGrads(() => {
       const logits = this.suffix.apply(x, { training: true }) as tf.Tensor2D;
       hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.argMax(y, 1)), 'float32'))) as tf.Scalar;
-      return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
+      return tf.losses.softmaxCrossEntropy(y, logits, undefined, this.opts.labelSmoothing ?? 0) as tf.Scalar;
     }, this.vars);
     return { value, hits: hits!, grads };
   }
@@ -243,7 +245,7 @@ export class Trainer {
     const convs = flatLayers(this.suffix).some((l) => /Conv/.test(l.getClassName()));
     if (!convs) return; // a head on cached features: a step takes milliseconds, a thread would cost more
     try {
-      this.parallel = await ParallelGradients.create(this.suffix, { threads, vars: this.vars });
+      this.parallel = await ParallelGradients.create(this.suffix, { threads, vars: this.vars, labelSmoothing: this.opts.labelSmoothing ?? 0 });
     } catch (e) {
       this.log(`warning: training on one thread: the gradient workers did not start (${(e as Error).message})`);
     }
