@@ -23,6 +23,7 @@ import type { Callback } from './train/callbacks';
 import { RatioMonitor } from './train/ratio-monitor';
 import { planLrWdWarnings } from './tune/rules';
 import { writeReport } from './report/report';
+import { frozenPrefixRule, makeAugmenter } from './data/augment';
 import type { DataSource } from './data/source';
 import { BestTracker, loadCheckpoint, modelWeightStore, type Checkpoint } from './train/checkpoint';
 import {
@@ -237,7 +238,7 @@ async function runLocked(
   if (threads.threads > 1) {
     log(`threads: ${threads.reason}; each computes the gradients of ~${Math.ceil(job.train.batch / threads.threads)} images, BatchNorm statistics per thread`);
   }
-  if (p.cachedStages > 0) log(`frozen: the first ${p.cachedStages} stage(s) are frozen; their outputs are computed once per image and cached`);
+  if (p.cachedStages > 0) log(`frozen: the first ${p.cachedStages} stage(s) are frozen; ${frozenPrefixRule(job.data.augment)}`);
   for (const w of planLrWdWarnings(p)) log(`warning: ${w.message}`);
   const optimizer = stages.optimizer.create(p.plan.groups, job);
   const { prefix, suffix } = p.cachedStages > 0 ? splitAtStage(network, p.cachedStages - 1) : { prefix: null, suffix: network.train };
@@ -310,6 +311,8 @@ async function runLocked(
       size: network.backbone.inputSize,
       flip: job.data.flip,
       labelSmoothing: job.loss.labelSmoothing,
+      hflip: job.data.augment.hflip,
+      augment: makeAugmenter(job.data.augment, network.backbone.inputSize),
       seed: job.train.seed,
       cachedStages: p.cachedStages,
       cacheBytes: job.train.featureCacheMB * 1024 * 1024,

@@ -3,6 +3,7 @@
  * a view of a DataSource without validation images, weight snapshots including BatchNorm statistics, and
  * disposal of a prepared network. The tools drive the Trainer; they never re-implement the loop.
  */
+import { makeAugmenter } from '../data/augment';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type { Prepared } from '../job';
@@ -60,6 +61,9 @@ export function makeTrainer(p: Prepared, optimizer: StepOptimizer, lr: LrPolicy,
       batch: p.job.train.batch,
       size: p.network.backbone.inputSize,
       flip: p.job.data.flip,
+      labelSmoothing: p.job.loss.labelSmoothing,
+      hflip: p.job.data.augment.hflip,
+      augment: makeAugmenter(p.job.data.augment, p.network.backbone.inputSize),
       seed: p.job.train.seed,
       cachedStages: p.cachedStages,
       cacheBytes: p.job.train.featureCacheMB * 1024 * 1024,
