@@ -109,7 +109,7 @@ export function stepsPerEpochOf(trainImages: number, batch: number, accumulate: 
 
 export async function prepare(input: JobInput | Record<string, unknown> = {}, opts: RunOptions = {}): Promise<Prepared> {
   const log = opts.log ?? ((s: string) => console.log(s));
-  const job = resolveJob(input, opts.configFile);
+  const job = resolveJob(input, opts.configFile, log);
   const container = opts.container ?? createContainer(job);
   bindJob(container, job);
   const stages = { ...resolveStages(container), ...opts.stages };

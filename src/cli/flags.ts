@@ -24,6 +24,8 @@ export function withJobFlags(cmd: Command): Command {
     .option('--lr <rate>', 'reference learning rate of the top group (at lr.baseBatch)', num)
     .option('--seed <n>', 'training seed', num)
     .option('--export <dir>', 'export folder (default <out>/model)')
+    .option('--recipe <name>', 'named set of config values under the job: classic | fastai | timm (job fields override it)')
+    .option('--label-smoothing <eps>', 'label smoothing of the training loss, in [0, 1)', num)
     .option('--strict', 'a grouping rule that matches no layer is an error, not a warning')
     .option('--config <file>', 'job file (YAML or JSON); flags override it');
 }
@@ -47,6 +49,8 @@ export function flagsToJob(o: Record<string, any>): Record<string, unknown> {
   set('groups', 'top', o.lr);
   set('lr', 'base', o.lr);
   set('groups', 'strict', o.strict);
+  set('loss', 'labelSmoothing', o.labelSmoothing);
+  if (o.recipe !== undefined) job.recipe = o.recipe;
   if (o.out !== undefined) job.out = o.out;
   if (o.backend !== undefined) job.backend = o.backend;
   if (o.export !== undefined) job.export = o.export;

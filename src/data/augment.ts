@@ -46,6 +46,28 @@ export function frozenPrefixRule(a: AugmentConfig): string {
     : 'outputs computed once per image and cached';
 }
 
+/** One line for `plan`: the training transforms in the order they run, and the loss's label smoothing. */
+export function describeAugment(job: { data: { flip: boolean; augment: AugmentConfig }; loss: { labelSmoothing: number } }): string {
+  const a = job.data.augment;
+  const parts: string[] = [];
+  if (a.randomResizedCrop)
+    parts.push(
+      `RandomResizedCrop scale [${a.randomResizedCrop.scale.join(', ')}] ratio [${a.randomResizedCrop.ratio.map((r) => Number(r.toFixed(3))).join(', ')}]`,
+    );
+  const h = a.hflip ?? (job.data.flip ? 0.5 : 0);
+  if (h > 0) parts.push(`hflip ${h}`);
+  if (a.vflip > 0) parts.push(`vflip ${a.vflip}`);
+  const cj = a.colorJitter;
+  if (cj) parts.push(`colour jitter b ${cj.brightness} c ${cj.contrast} s ${cj.saturation}`);
+  if (a.grayscale > 0) parts.push(`grayscale ${a.grayscale}`);
+  if (a.randomErasing) parts.push(`random erasing p ${a.randomErasing.p}`);
+  const m = a.mix;
+  if (m)
+    parts.push(`mix (${[m.mixupAlpha && `MixUp α ${m.mixupAlpha}`, m.cutmixAlpha && `CutMix α ${m.cutmixAlpha}`].filter(Boolean).join(', ')}) prob ${m.prob}`);
+  if (job.loss.labelSmoothing > 0) parts.push(`label smoothing ${job.loss.labelSmoothing}`);
+  return parts.length ? parts.join(', ') : 'none';
+}
+
 /** A BatchAugmenter when the config changes pixels beyond flips, else null (flips stay on the host path). */
 export function makeAugmenter(a: AugmentConfig, size: number): BatchAugmenter | null {
   return augmentsPixels(a) ? new BatchAugmenter(a, size) : null;
