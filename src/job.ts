@@ -24,6 +24,7 @@ import type { Callback } from './train/callbacks';
 import { RatioMonitor } from './train/ratio-monitor';
 import { planLrWdWarnings } from './tune/rules';
 import { writeReport } from './report/report';
+import { frozenPrefixRule, makeAugmenter } from './data/augment';
 import type { DataSource } from './data/source';
 import { BestTracker, loadCheckpoint, modelWeightStore, type Checkpoint } from './train/checkpoint';
 import {
@@ -113,7 +114,7 @@ export function stepsPerEpochOf(trainImages: number, batch: number, accumulate: 
 
 export async function prepare(input: JobInput | Record<string, unknown> = {}, opts: RunOptions = {}): Promise<Prepared> {
   const log = opts.log ?? ((s: string) => console.log(s));
-  const job = resolveJob(input, opts.configFile);
+  const job = resolveJob(input, opts.configFile, log);
   const container = opts.container ?? createContainer(job);
   bindJob(container, job);
   const stages = stagesOf(container);
@@ -263,7 +264,7 @@ async function runLocked(
   if (threads.threads > 1) {
     log(`threads: ${threads.reason}; each computes the gradients of ~${Math.ceil(job.train.batch / threads.threads)} images, BatchNorm statistics per thread`);
   }
-  if (p.cachedStages > 0) log(`frozen: the first ${p.cachedStages} stage(s) are frozen; their outputs are computed once per image and cached`);
+  if (p.cachedStages > 0) log(`frozen: the first ${p.cachedStages} stage(s) are frozen; ${frozenPrefixRule(job.data.augment)}`);
   for (const w of planLrWdWarnings(p)) log(`warning: ${w.message}`);
   const optimizer = stages.optimizer.create(p.plan.groups, job);
   const restored = resume ? loadCheckpoint(resume.dir) : null;

@@ -27,6 +27,8 @@ export function withJobFlags(cmd: Command): Command {
     .option('--format <layout>', "tfjs (default) | tm: the graph takes Teachable Machine's input (x/127 - 1) for @teachablemachine/image apps")
     .option('--bake-preprocessing', 'the exported graph takes 0-255 RGB, its normalisation built in')
     .option('--quantize <mode>', 'export weights as none | float16 | uint16 | uint8 (checked on the validation set after writing)')
+    .option('--recipe <name>', 'named set of config values under the job: classic | fastai | timm (job fields override it)')
+    .option('--label-smoothing <eps>', 'label smoothing of the training loss, in [0, 1)', num)
     .option('--strict', 'a grouping rule that matches no layer is an error, not a warning')
     .option('--config <file>', 'job file (YAML or JSON); flags override it');
 }
@@ -50,6 +52,8 @@ export function flagsToJob(o: Record<string, any>): Record<string, unknown> {
   set('groups', 'top', o.lr);
   set('lr', 'base', o.lr);
   set('groups', 'strict', o.strict);
+  set('loss', 'labelSmoothing', o.labelSmoothing);
+  if (o.recipe !== undefined) job.recipe = o.recipe;
   if (o.out !== undefined) job.out = o.out;
   if (o.backend !== undefined) job.backend = o.backend;
   set('export', 'dir', o.export);

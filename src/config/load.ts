@@ -3,6 +3,8 @@ import * as path from 'node:path';
 import YAML from 'yaml';
 import { ConfigError } from '../errors';
 import { parseOrThrow } from '../optim/schema';
+import { refuseNotYetApplied } from './not-yet-applied';
+import { applyRecipe } from './recipes';
 import { JobSchema, type Job, type JobInput } from './schema';
 
 /** Job files are a few hundred bytes; a larger one is a mistake (a data file passed as --config) or hostile. */
@@ -44,11 +46,16 @@ export function mergeConfig(base: Record<string, unknown>, over: Record<string, 
 }
 
 /**
- * The job a run executes: the file (if any), then CLI flags or API options on top, validated.
+ * The job a run executes: the recipe's values (if one is named), the file (if any), then CLI flags or API options
+ * on top, validated. `log` hears one line per recipe value the job overrides.
  * Relative paths in a file are read relative to the working directory, like CLI flags.
  */
-export function resolveJob(input: JobInput | Record<string, unknown> = {}, configFile?: string): Job {
+export function resolveJob(input: JobInput | Record<string, unknown> = {}, configFile?: string, log?: (line: string) => void): Job {
   const fromFile = configFile ? readJobFile(configFile) : {};
-  const merged = mergeConfig(fromFile, input as Record<string, unknown>);
-  return parseOrThrow(JobSchema, merged, configFile ? path.basename(configFile) : 'config');
+  const { config: merged, notes } = applyRecipe(mergeConfig(fromFile, input as Record<string, unknown>));
+  for (const n of notes) log?.(n);
+  const prefix = configFile ? path.basename(configFile) : 'config';
+  const job = parseOrThrow(JobSchema, merged, prefix);
+  refuseNotYetApplied(job, prefix);
+  return job;
 }

@@ -11,6 +11,7 @@ import { CheckpointSchema, GuardSchema } from '../train/schema';
 import { BACKENDS } from '../engine/backend-names';
 import { TuneSchema } from '../tune/schema';
 import { QUANTIZE_MODES } from '../export/quantize';
+import { AugmentSchema, EmaSchema, EvalSchema, LossSchema, RECIPES } from '../data/augment-schema';
 
 const posInt = z.number().int().positive();
 
@@ -28,6 +29,15 @@ export const DataSchema = z
     cacheMB: z.number().nonnegative().default(512),
     /** Random left-right flips of training images. */
     flip: z.boolean().default(true),
+    /**
+     * Short side, px, of the cached copy each image is decoded to once (aspect kept); training crops come from it.
+     * Default ⌈size × 1.15⌉ (fastai's presizing, timm's crop_pct 0.875). Must be ≥ the input size.
+     */
+    presize: posInt.optional(),
+    /** Training transforms (src/data/augment-schema.ts); absent: only `flip`. */
+    augment: AugmentSchema.prefault({}),
+    /** Class imbalance: `weights` (class-weighted loss) or `sampler` (balanced sampling). */
+    balance: z.enum(['none', 'weights', 'sampler']).default('none'),
   })
   .strict();
 
@@ -115,12 +125,25 @@ export const JobSchema = z
     guard: GuardSchema.prefault({}),
     /** lr-find, the update/weight-ratio monitor, search and wd-auto settings (src/tune/schema.ts). */
     tune: TuneSchema.prefault({}),
+    loss: LossSchema.prefault({}),
+    /** How validation, evaluate and predict crop an image; recorded in metadata.json. */
+    eval: EvalSchema.prefault({}),
+    /** Weight EMA (timm ModelEmaV3); absent: off. */
+    ema: EmaSchema.optional(),
+    /** A named set of config values (classic, fastai, timm) that the job's own fields override one by one. */
+    recipe: z.enum(RECIPES).optional(),
     backend: z.enum(BACKENDS).default('auto'),
     /** Run folder: metrics, logs, checkpoints; the export goes to `<out>/model` unless `export` says otherwise. */
     out: z.string().min(1).default('runs/latest'),
     export: z.preprocess((v) => (typeof v === 'string' ? { dir: v } : v), ExportSchema).prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((j, ctx) => {
+    // with no model.size the input size is the model's own; the job runner checks presize again once it is known
+    if (j.data.presize !== undefined && j.model.size !== undefined && j.data.presize < j.model.size) {
+      ctx.addIssue({ code: 'custom', path: ['data', 'presize'], message: `${j.data.presize} is below the input size ${j.model.size}` });
+    }
+  });
 
 /**
  * What a caller writes: every section optional. `groups` is spelled out because its preprocess (which

@@ -1,4 +1,5 @@
 import { DataError } from '../errors';
+import type { BatchAugmenter, BatchDraw, ImageDraw } from './augment';
 import { flipHorizontal } from './decode';
 import type { Rng } from './rng';
 import type { DataSource, Example } from './source';
@@ -12,6 +13,8 @@ export interface RawBatch {
   n: number;
   /** Position of this batch in the pass, counting batches that yielded nothing (all undecodable). */
   index: number;
+  /** The augmentation draws of each row and of the batch, when an augmenter is configured. */
+  draws?: { rows: ImageDraw[]; batch: BatchDraw };
 }
 
 export interface BatchOptions {
@@ -19,6 +22,10 @@ export interface BatchOptions {
   batch: number;
   shuffle: boolean;
   flip: boolean;
+  /** Left-right flip probability; absent: 0.5 when `flip`, else 0. */
+  hflip?: number;
+  /** Draws crops, colour and mixing for each image and batch; the flip is then folded into its crop. */
+  augment?: BatchAugmenter | null;
   /**
    * Leading batches to pass over: their RNG draws are made, nothing is decoded or yielded. Resuming mid-epoch
    * from (RNG state at the epoch's start, index of the last batch done + 1) gives exactly the rest of the epoch.
@@ -37,16 +44,20 @@ export async function* rawBatches(source: DataSource, examples: Example[], opts:
   const order = opts.shuffle && rng ? rng.shuffle(examples) : examples;
   const bad = new Set(source.skipped.map((s) => s.file));
   const per = opts.size * opts.size * 3;
-  let pending: Array<{ ex: Example; flip: boolean }> = [];
+  const augment = rng ? (opts.augment ?? null) : null;
+  const flipP = opts.hflip ?? (opts.flip ? 0.5 : 0);
+  let pending: Array<{ ex: Example; flip: boolean; draw?: ImageDraw }> = [];
   let index = 0;
   const emit = async (items: typeof pending): Promise<RawBatch | null> => {
+    // the batch draw comes before the skip test, so a resumed run replays it for the batches it passes over
+    const batchDraw = augment ? augment.drawBatch(rng as Rng) : null;
     if (index++ < (opts.skip ?? 0)) return null;
     const decoded = await Promise.all(
-      items.map(async ({ ex, flip }) => {
+      items.map(async ({ ex, flip, draw }) => {
         if (bad.has(ex.key)) return null;
         try {
           const px = await source.pixels(ex, opts.size);
-          return { ex, flip, px: flip ? flipHorizontal(px, opts.size) : px };
+          return { ex, flip, draw, px: flip && !draw ? flipHorizontal(px, opts.size) : px };
         } catch (e) {
           if (!(e instanceof DataError)) throw e;
           (source.skipped as Array<{ file: string; reason: string }>).push({ file: ex.key, reason: e.message });
@@ -66,12 +77,13 @@ export async function* rawBatches(source: DataSource, examples: Example[], opts:
       keys: ok.map((d) => `${d.ex.key}${d.flip ? '#flip' : ''}`),
       n: ok.length,
       index: index - 1,
+      ...(batchDraw ? { draws: { rows: ok.map((d) => d.draw as ImageDraw), batch: batchDraw } } : {}),
     };
   };
   for (const ex of order) {
     // the flip draw happens for every example so the RNG stream does not depend on decode failures
-    const flip = opts.flip && rng !== null && rng.next() < 0.5;
-    pending.push({ ex, flip });
+    const flip = flipP > 0 && rng !== null && rng.next() < flipP;
+    pending.push(augment ? { ex, flip, draw: augment.drawImage(rng as Rng, flip) } : { ex, flip });
     if (pending.length === opts.batch) {
       const b = await emit(pending);
       pending = [];

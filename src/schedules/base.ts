@@ -1,9 +1,11 @@
 /**
- * Base schedules as pure shapes g(t) relative to the peak rate: g(0) = 1 for every type.
+ * Base schedules as pure shapes g(t) relative to the peak rate: g(0) = 1 for every type except one-cycle,
+ * which starts at 1/divFactor and climbs to the peak itself.
  * Closed forms throughout (no recursion on the previous rate), so any step can be evaluated on its own,
  * which is what exact resume and `plan` need.
  */
 import { ConfigError } from '../errors';
+import { oneCycleAt } from './one-cycle';
 import type { BaseScheduleConfig } from './schema';
 
 export type TimeUnit = 'epoch' | 'step';
@@ -27,6 +29,12 @@ export interface Horizon {
  */
 export function baseShape(cfg: BaseScheduleConfig, horizon: Horizon, peak: number, path = 'schedule'): BaseShape {
   if (cfg.type === 'constant') return { per: 'epoch', at: () => 1 };
+  if (cfg.type === 'onecycle') {
+    const total = cfg.totalSteps ?? horizon.totalSteps;
+    if (total < 2) throw new ConfigError(`${path}.totalSteps`, `a one-cycle schedule needs at least 2 steps, got ${total}`);
+    // held at the final rate past the cycle, where PyTorch would raise
+    return { per: 'step', at: (t) => oneCycleAt(cfg, total, Math.min(t, total - 1)).lr };
+  }
   const per = cfg.per;
   const length = per === 'epoch' ? horizon.epochs : horizon.totalSteps;
   switch (cfg.type) {

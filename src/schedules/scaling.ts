@@ -74,8 +74,19 @@ export function resolveLr(cfg: LrScheduleConfig, run: RunShape): ResolvedLr {
   const { base, baseBatch, scaling } = cfg.lr;
   const effectiveBatch = batch * accumulate * workers;
   const scale = scaleFactor(scaling, effectiveBatch, baseBatch);
-  const warmup = resolveWarmup(cfg.warmup, scale, stepsPerEpoch, totalSteps, { scaling, effectiveBatch, baseBatch });
+  const warmup =
+    cfg.schedule.type === 'onecycle'
+      ? oneCycleWarmup(cfg.warmup)
+      : resolveWarmup(cfg.warmup, scale, stepsPerEpoch, totalSteps, { scaling, effectiveBatch, baseBatch });
   return { base, baseBatch, scaling, effectiveBatch, scale, peak: base * scale, warmup, stepsPerEpoch, epochs, totalSteps };
+}
+
+/** One-cycle rises from peak/divFactor on its own; a second warmup in front of it would be a different schedule. */
+function oneCycleWarmup(cfg: WarmupConfig | undefined): ResolvedWarmup {
+  if (cfg !== undefined && cfg.type !== 'none') {
+    throw new ConfigError('warmup', 'a onecycle schedule warms up by itself (schedule.pctStart); remove warmup or set warmup.type: none');
+  }
+  return { type: 'none', steps: 0, startFactor: 1, source: cfg ? 'config' : 'none' };
 }
 
 function resolveWarmup(

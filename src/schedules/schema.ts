@@ -75,7 +75,41 @@ export const CosineScheduleSchema = z
   .object({ type: z.literal('cosine'), tMax: positiveInt.optional(), minLr: z.number().nonnegative().default(0), per })
   .strict();
 
+/**
+ * PyTorch OneCycleLR over optimizer steps: from peak/divFactor up to the peak over pctStart of the run, then down to
+ * peak/(divFactor·finalDivFactor). It rises on its own, so it takes no separate warmup. Defaults are PyTorch's, except
+ * momentum cycling, which is off until the optimizer applies a per-step momentum.
+ */
+export const OneCycleScheduleSchema = z
+  .object({
+    type: z.literal('onecycle'),
+    pctStart: z.number().gt(0).lt(1).default(0.3),
+    divFactor: z.number().gt(0).default(25),
+    finalDivFactor: z.number().gt(0).default(1e4),
+    annealStrategy: z.enum(['cos', 'linear']).default('cos'),
+    threePhase: z.boolean().default(false),
+    cycleMomentum: z.boolean().default(false),
+    baseMomentum: z.number().min(0).lt(1).default(0.85),
+    maxMomentum: z.number().min(0).lt(1).default(0.95),
+    /** Length of the cycle in optimizer steps; default: the run's length. */
+    totalSteps: positiveInt.optional(),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.baseMomentum > s.maxMomentum) {
+      ctx.addIssue({ code: 'custom', path: ['baseMomentum'], message: `${s.baseMomentum} is above maxMomentum ${s.maxMomentum}` });
+    }
+    if (s.cycleMomentum) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cycleMomentum'],
+        message: 'momentum cycling is not applied by this version of layertune yet; leave it false',
+      });
+    }
+  });
+
 export const BaseScheduleSchema = z.discriminatedUnion('type', [
+  OneCycleScheduleSchema,
   ConstantScheduleSchema,
   StepScheduleSchema,
   MultiStepScheduleSchema,

@@ -6,6 +6,7 @@
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type { Job } from '../config/schema';
+import { makeAugmenter } from '../data/augment';
 import type { DataSource } from '../data/source';
 import type { BackendChoice } from '../engine/backend';
 import { resolveThreads } from '../engine/threads';
@@ -71,6 +72,9 @@ export class LoopTrainerFactory implements TrainerFactory {
         batch: job.train.batch,
         size: network.backbone.inputSize,
         flip: job.data.flip,
+        labelSmoothing: job.loss.labelSmoothing,
+        hflip: job.data.augment.hflip,
+        augment: makeAugmenter(job.data.augment, network.backbone.inputSize),
         seed: job.train.seed,
         cachedStages: p.cachedStages,
         cacheBytes: job.train.featureCacheMB * 1024 * 1024,

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { TrainingError } from '../errors';
+import type { BatchAugmenter } from '../data/augment';
 import { rawBatches, type RawBatch } from '../data/batches';
 import { preprocessBatch } from '../data/preprocess';
 import { Rng } from '../data/rng';
@@ -37,6 +38,12 @@ export interface TrainerOptions {
   batch: number;
   size: number;
   flip: boolean;
+  /** Label smoothing ε of the training loss (default 0); validation loss stays the plain cross-entropy. */
+  labelSmoothing?: number;
+  /** Left-right flip probability of training images; absent: 0.5 when `flip`, else 0. */
+  hflip?: number;
+  /** Batched training transforms (src/data/augment.ts); its draws come from the run's RNG with the data order. */
+  augment?: BatchAugmenter | null;
   seed: number;
   /** Leading backbone stages that are frozen: their outputs are cached (0 = none). */
   cachedStages: number;
@@ -178,6 +185,13 @@ export class Trainer {
   private inputs(b: RawBatch): tf.Tensor {
     const pre = this.net.backbone.preprocess;
     const size = this.opts.size;
+    const aug = this.opts.augment;
+    if (b.draws && aug) {
+      const draws = b.draws;
+      if (!this.prefix) return aug.images(b.pixels, draws.rows, draws.batch, pre);
+      // an augmented view is seen once, so the frozen prefix runs on every batch instead of filling the cache
+      return tf.tidy(() => this.prefix!.apply(aug.images(b.pixels, draws.rows, draws.batch, pre), { training: false }) as tf.Tensor);
+    }
     if (!this.prefix || !this.cache) return preprocessBatch(b.pixels, b.n, size, pre);
     const per = size * size * 3;
     return this.cache.batch(b.keys, (rows) => {
@@ -206,7 +220,7 @@ export class Trainer {
     const { value, grads } = namedVariableGrads(() => {
       const logits = this.suffix.apply(x, { training: true }) as tf.Tensor2D;
       hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.argMax(y, 1)), 'float32'))) as tf.Scalar;
-      return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
+      return tf.losses.softmaxCrossEntropy(y, logits, undefined, this.opts.labelSmoothing ?? 0) as tf.Scalar;
     }, this.vars);
     return { value, hits: hits!, grads };
   }
@@ -216,7 +230,10 @@ export class Trainer {
     const seeds0 = this.seedsFor(microIndex, 0);
     this.dropouts.forEach((d, i) => ((d.layer as unknown as { seed: number }).seed = seeds0[i]));
     const x = this.inputs(b);
-    const y = tf.tidy(() => tf.oneHot(tf.tensor1d(b.labels, 'int32'), this.net.classes.length));
+    const y =
+      b.draws && this.opts.augment
+        ? this.opts.augment.targets(b.labels, this.net.classes.length, b.draws.batch)
+        : tf.tidy(() => tf.oneHot(tf.tensor1d(b.labels, 'int32'), this.net.classes.length));
     let out: ShardOutput;
     try {
       out = this.parallel
@@ -247,7 +264,7 @@ export class Trainer {
     const convs = flatLayers(this.suffix).some((l) => /Conv/.test(l.getClassName()));
     if (!convs) return; // a head on cached features: a step takes milliseconds, a thread would cost more
     try {
-      this.parallel = await ParallelGradients.create(this.suffix, { threads, vars: this.vars });
+      this.parallel = await ParallelGradients.create(this.suffix, { threads, vars: this.vars, labelSmoothing: this.opts.labelSmoothing ?? 0 });
     } catch (e) {
       this.log(`warning: training on one thread: the gradient workers did not start (${(e as Error).message})`);
     }
@@ -329,7 +346,14 @@ export class Trainer {
         stepInEpoch++;
       };
 
-      const opts = { size: this.opts.size, batch: this.opts.batch, shuffle: true, flip: this.opts.flip };
+      const opts = {
+        size: this.opts.size,
+        batch: this.opts.batch,
+        shuffle: true,
+        flip: this.opts.flip,
+        hflip: this.opts.hflip,
+        augment: this.opts.augment,
+      };
       for await (const b of rawBatches(this.data, this.data.train, opts, this.rng)) {
         const micro = pending ? pending.micro : 0;
         // the state before a step's first batch is what the guard rolls back to, once that batch checks out

@@ -3,6 +3,7 @@
  * schedule) and prints, without training, every trainable variable with its group, role, learning rate at step 0,
  * at the end of warmup and at the last step, its weight decay and whether it is frozen.
  */
+import { describeAugment, frozenPrefixRule } from '../../data/augment';
 import type { Command } from 'commander';
 import { planLrWdWarnings } from '../../tune/rules';
 import { prepare, type Prepared } from '../../job';
@@ -109,7 +110,11 @@ export function formatPlan(plan: JobPlan, p: Prepared, byLayer: boolean): string
   );
   out.push(`optimizer ${o.algorithm}${o.algorithm === 'sgd' ? '' : `, momentum ${o.momentum}`}, weight decay ${o.decayMode} by default`);
   out.push(...formatLrPlan(plan.lr));
-  if (p.cachedStages > 0) out.push(`frozen    the first ${p.cachedStages} stage(s): outputs computed once per image and cached`);
+  out.push(
+    `recipe    ${p.job.recipe ?? 'none (the defaults, which are the classic recipe)'}${p.job.recipe && p.job.recipe !== 'classic' ? ': its values lie under the job, whose own fields win' : ''}`,
+  );
+  out.push(`augment   ${describeAugment(p.job)}`);
+  if (p.cachedStages > 0) out.push(`frozen    the first ${p.cachedStages} stage(s): ${frozenPrefixRule(p.job.data.augment)}`);
   out.push('');
   const head = ['group', 'role', 'lr start', 'warmup end', 'last', 'decay', 'mode', ''];
   const rows: string[][] = [];

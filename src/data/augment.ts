@@ -1,0 +1,284 @@
+/**
+ * Training transforms on whole batches with tfjs ops. Every random choice is drawn on the host from the run's RNG
+ * when a batch is formed (src/data/batches.ts), so the draws are part of the checkpointed RNG state and a resumed
+ * run, which replays the draws of the batches it skips, sees the same views. The tensor side is then a pure function
+ * of (pixels, draws).
+ *
+ * Order, as in timm's create_transform: RandomResizedCrop and flips (one cropAndResize), colour jitter, random
+ * grayscale, normalisation, random erasing, then MixUp/CutMix over the batch.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Preprocess } from '../models/types';
+import type { AugmentConfig, MixConfig } from './augment-schema';
+import { beta, randint, uniform } from './distributions';
+import { preprocessTensor } from './preprocess';
+import type { Rng } from './rng';
+
+/** A crop in tf.image.cropAndResize's normalised [y1, x1, y2, x2]; x1 > x2 flips left-right, y1 > y2 up-down. */
+export type Box = [number, number, number, number];
+/** Pixel rectangle [top, left, height, width]. */
+export type Rect = [number, number, number, number];
+
+export interface ImageDraw {
+  box: Box;
+  brightness: number;
+  contrast: number;
+  saturation: number;
+  gray: boolean;
+  erase: Rect | null;
+}
+
+export interface BatchDraw {
+  mix: { kind: 'mixup'; lam: number } | { kind: 'cutmix'; lam: number; rect: Rect } | null;
+  /** Seed of the noise that `value: random` erasing fills with. */
+  noiseSeed: number;
+}
+
+/** The options that change pixels; flips alone stay on the host path in batches.ts. */
+export function augmentsPixels(a: AugmentConfig): boolean {
+  return !!(a.randomResizedCrop || a.vflip > 0 || a.colorJitter || a.grayscale > 0 || a.randomErasing || a.mix);
+}
+
+/** What happens to a frozen prefix's outputs, and why, for `plan` and the run log. */
+export function frozenPrefixRule(a: AugmentConfig): string {
+  return augmentsPixels(a)
+    ? 'outputs recomputed every batch, not cached: training images are augmented, so each view is seen once'
+    : 'outputs computed once per image and cached';
+}
+
+/** One line for `plan`: the training transforms in the order they run, and the loss's label smoothing. */
+export function describeAugment(job: { data: { flip: boolean; augment: AugmentConfig }; loss: { labelSmoothing: number } }): string {
+  const a = job.data.augment;
+  const parts: string[] = [];
+  if (a.randomResizedCrop)
+    parts.push(
+      `RandomResizedCrop scale [${a.randomResizedCrop.scale.join(', ')}] ratio [${a.randomResizedCrop.ratio.map((r) => Number(r.toFixed(3))).join(', ')}]`,
+    );
+  const h = a.hflip ?? (job.data.flip ? 0.5 : 0);
+  if (h > 0) parts.push(`hflip ${h}`);
+  if (a.vflip > 0) parts.push(`vflip ${a.vflip}`);
+  const cj = a.colorJitter;
+  if (cj) parts.push(`colour jitter b ${cj.brightness} c ${cj.contrast} s ${cj.saturation}`);
+  if (a.grayscale > 0) parts.push(`grayscale ${a.grayscale}`);
+  if (a.randomErasing) parts.push(`random erasing p ${a.randomErasing.p}`);
+  const m = a.mix;
+  if (m)
+    parts.push(`mix (${[m.mixupAlpha && `MixUp α ${m.mixupAlpha}`, m.cutmixAlpha && `CutMix α ${m.cutmixAlpha}`].filter(Boolean).join(', ')}) prob ${m.prob}`);
+  if (job.loss.labelSmoothing > 0) parts.push(`label smoothing ${job.loss.labelSmoothing}`);
+  return parts.length ? parts.join(', ') : 'none';
+}
+
+/** A BatchAugmenter when the config changes pixels beyond flips, else null (flips stay on the host path). */
+export function makeAugmenter(a: AugmentConfig, size: number): BatchAugmenter | null {
+  return augmentsPixels(a) ? new BatchAugmenter(a, size) : null;
+}
+
+/**
+ * torchvision RandomResizedCrop.get_params on a size×size image: ten tries at a random area and log-uniform aspect,
+ * then the whole image (a square's central crop within any ratio range that holds 1).
+ */
+export function drawResizedCrop(rng: Rng, size: number, scale: [number, number], ratio: [number, number]): Rect {
+  const area = size * size;
+  const logRatio = [Math.log(ratio[0]), Math.log(ratio[1])];
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const target = area * uniform(rng, scale[0], scale[1]);
+    const aspect = Math.exp(uniform(rng, logRatio[0], logRatio[1]));
+    const w = Math.round(Math.sqrt(target * aspect));
+    const h = Math.round(Math.sqrt(target / aspect));
+    if (w > 0 && h > 0 && w <= size && h <= size) return [randint(rng, 0, size - h + 1), randint(rng, 0, size - w + 1), h, w];
+  }
+  const inRatio = Math.min(Math.max(1, ratio[0]), ratio[1]);
+  const w = inRatio > 1 ? size : Math.round(size * inRatio);
+  const h = inRatio > 1 ? Math.round(size / inRatio) : size;
+  return [Math.floor((size - h) / 2), Math.floor((size - w) / 2), h, w];
+}
+
+/** torchvision RandomErasing.get_params: ten tries, none fitting means no erasing. */
+export function drawErasing(rng: Rng, size: number, scale: [number, number], ratio: [number, number]): Rect | null {
+  const area = size * size;
+  const logRatio = [Math.log(ratio[0]), Math.log(ratio[1])];
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const target = area * uniform(rng, scale[0], scale[1]);
+    const aspect = Math.exp(uniform(rng, logRatio[0], logRatio[1]));
+    const h = Math.round(Math.sqrt(target * aspect));
+    const w = Math.round(Math.sqrt(target / aspect));
+    if (!(h < size && w < size)) continue;
+    return [randint(rng, 0, size - h + 1), randint(rng, 0, size - w + 1), h, w];
+  }
+  return null;
+}
+
+/**
+ * The box of pixel rows top..top+h−1 and columns left..left+w−1: cropAndResize samples pixel centres with the
+ * corners aligned, so these bounds put the crop's corner samples exactly on the rectangle's corner pixels.
+ */
+export function rectToBox(rect: Rect, size: number, hflip: boolean, vflip: boolean): Box {
+  const [top, left, h, w] = rect;
+  const d = size - 1;
+  const y1 = top / d;
+  const y2 = (top + h - 1) / d;
+  const x1 = left / d;
+  const x2 = (left + w - 1) / d;
+  return [vflip ? y2 : y1, hflip ? x2 : x1, vflip ? y1 : y2, hflip ? x1 : x2];
+}
+
+/** timm's rand_bbox: a box of side √(1 − λ) of the image around a uniform centre, clipped; λ is then its true share. */
+export function drawCutmixRect(rng: Rng, size: number, lam: number): { rect: Rect; lam: number } {
+  const cut = Math.floor(size * Math.sqrt(1 - lam));
+  const cy = randint(rng, 0, size);
+  const cx = randint(rng, 0, size);
+  const clip = (v: number) => Math.min(Math.max(v, 0), size);
+  const y1 = clip(cy - Math.floor(cut / 2));
+  const y2 = clip(cy + Math.floor(cut / 2));
+  const x1 = clip(cx - Math.floor(cut / 2));
+  const x2 = clip(cx + Math.floor(cut / 2));
+  return { rect: [y1, x1, y2 - y1, x2 - x1], lam: 1 - ((y2 - y1) * (x2 - x1)) / (size * size) };
+}
+
+const jitterFactor = (rng: Rng, v: number) => (v > 0 ? uniform(rng, Math.max(0, 1 - v), 1 + v) : 1);
+
+/** torchvision's rgb_to_grayscale weights (ITU-R 601-2 luma). */
+const LUMA = [0.299, 0.587, 0.114];
+
+/**
+ * Draws and applies one configuration's transforms. `hflip` here is the left-right flip probability the batch
+ * builder already drew for each image; this class folds it into the crop so it costs nothing extra.
+ */
+export class BatchAugmenter {
+  constructor(
+    private readonly cfg: AugmentConfig,
+    private readonly size: number,
+  ) {}
+
+  /** Per-image draws, made for every example in order (decode failures never shift the stream). */
+  drawImage(rng: Rng, hflip: boolean): ImageDraw {
+    const { size, cfg } = this;
+    const rect: Rect = cfg.randomResizedCrop ? drawResizedCrop(rng, size, cfg.randomResizedCrop.scale, cfg.randomResizedCrop.ratio) : [0, 0, size, size];
+    const vflip = cfg.vflip > 0 && rng.next() < cfg.vflip;
+    const cj = cfg.colorJitter;
+    const brightness = cj ? jitterFactor(rng, cj.brightness) : 1;
+    const contrast = cj ? jitterFactor(rng, cj.contrast) : 1;
+    const saturation = cj ? jitterFactor(rng, cj.saturation) : 1;
+    const gray = cfg.grayscale > 0 && rng.next() < cfg.grayscale;
+    const re = cfg.randomErasing;
+    const erase = re && rng.next() < re.p ? drawErasing(rng, size, re.scale, re.ratio) : null;
+    return { box: rectToBox(rect, size, hflip, vflip), brightness, contrast, saturation, gray, erase };
+  }
+
+  /** Per-batch draws (timm Mixup's batch mode: one λ and one choice for the whole batch). */
+  drawBatch(rng: Rng): BatchDraw {
+    const noiseSeed = this.cfg.randomErasing?.value === 'random' ? rng.int(2 ** 31) : 0;
+    const m = this.cfg.mix;
+    if (!m || !(rng.next() < m.prob)) return { mix: null, noiseSeed };
+    const cutmix = pickCutmix(rng, m);
+    if (cutmix) {
+      const { rect, lam } = drawCutmixRect(rng, this.size, beta(rng, m.cutmixAlpha as number, m.cutmixAlpha as number));
+      return { mix: { kind: 'cutmix', lam, rect }, noiseSeed };
+    }
+    return { mix: { kind: 'mixup', lam: beta(rng, m.mixupAlpha as number, m.mixupAlpha as number) }, noiseSeed };
+  }
+
+  /** The network input for 8-bit HWC pixels and their draws. */
+  images(pixels: Uint8Array, rows: ImageDraw[], batch: BatchDraw | null, pre: Preprocess): tf.Tensor4D {
+    const n = rows.length;
+    const { size } = this;
+    return tf.tidy(() => {
+      let x = tf.tensor4d(Float32Array.from(pixels), [n, size, size, 3]);
+      const identity = rows.every((r) => r.box[0] === 0 && r.box[1] === 0 && r.box[2] === 1 && r.box[3] === 1);
+      if (!identity) {
+        x = tf.image.cropAndResize(
+          x,
+          tf.tensor2d(
+            rows.flatMap((r) => r.box),
+            [n, 4],
+          ),
+          tf.range(0, n, 1, 'int32') as tf.Tensor1D,
+          [size, size],
+          'bilinear',
+        );
+      }
+      const perImage = (f: (r: ImageDraw) => number) => tf.tensor4d(rows.map(f), [n, 1, 1, 1]);
+      const luma = (t: tf.Tensor4D) => tf.sum(tf.mul(t, tf.tensor1d(LUMA)), -1, true) as tf.Tensor4D;
+      const clip = (t: tf.Tensor) => tf.clipByValue(t, 0, 255) as tf.Tensor4D;
+      // torchvision applies the three factors in a random order per image; one fixed order keeps it a batch op
+      if (rows.some((r) => r.brightness !== 1))
+        x = clip(
+          tf.mul(
+            x,
+            perImage((r) => r.brightness),
+          ),
+        );
+      if (rows.some((r) => r.contrast !== 1)) {
+        const c = perImage((r) => r.contrast);
+        const mean = tf.mean(luma(x), [1, 2, 3], true);
+        x = clip(tf.add(tf.mul(x, c), tf.mul(mean, tf.sub(1, c))));
+      }
+      if (rows.some((r) => r.saturation !== 1)) {
+        const s = perImage((r) => r.saturation);
+        x = clip(tf.add(tf.mul(x, s), tf.mul(luma(x), tf.sub(1, s))));
+      }
+      if (rows.some((r) => r.gray)) {
+        const g = perImage((r) => (r.gray ? 1 : 0));
+        x = tf.add(tf.mul(x, tf.sub(1, g)), tf.mul(luma(x), g)) as tf.Tensor4D;
+      }
+      x = preprocessTensor(x, pre);
+      const re = this.cfg.randomErasing;
+      if (re && rows.some((r) => r.erase)) {
+        const mask = rectMasks(
+          rows.map((r) => r.erase),
+          size,
+        );
+        const fill = re.value === 'random' ? tf.randomNormal([n, size, size, 3], 0, 1, 'float32', batch?.noiseSeed ?? 0) : tf.scalar(re.value);
+        x = tf.add(tf.mul(x, tf.sub(1, mask)), tf.mul(fill, mask)) as tf.Tensor4D;
+      }
+      const mix = batch?.mix;
+      if (mix && n > 1) {
+        // partners are the batch reversed, as timm pairs x with x.flip(0)
+        const partner = tf.reverse(x, 0);
+        if (mix.kind === 'mixup') x = tf.add(tf.mul(x, mix.lam), tf.mul(partner, 1 - mix.lam)) as tf.Tensor4D;
+        else {
+          const m = rectMasks(
+            rows.map(() => mix.rect),
+            size,
+          );
+          x = tf.add(tf.mul(x, tf.sub(1, m)), tf.mul(partner, m)) as tf.Tensor4D;
+        }
+      }
+      return x;
+    });
+  }
+
+  /** Targets: one-hot, or mixed by the batch's λ with the reversed batch (label smoothing is applied by the loss). */
+  targets(labels: number[], classes: number, batch: BatchDraw | null): tf.Tensor2D {
+    return tf.tidy(() => {
+      const y = tf.oneHot(tf.tensor1d(labels, 'int32'), classes).toFloat() as tf.Tensor2D;
+      const mix = batch?.mix;
+      if (!mix || labels.length < 2) return y;
+      return tf.add(tf.mul(y, mix.lam), tf.mul(tf.reverse(y, 0), 1 - mix.lam)) as tf.Tensor2D;
+    });
+  }
+}
+
+function pickCutmix(rng: Rng, m: MixConfig): boolean {
+  if (m.mixupAlpha !== undefined && m.cutmixAlpha !== undefined) return rng.next() < m.switchProb;
+  return m.cutmixAlpha !== undefined;
+}
+
+/** [n, size, size, 1] masks: 1 inside each image's rectangle, 0 outside (and everywhere for a null rectangle). */
+function rectMasks(rects: Array<Rect | null>, size: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const n = rects.length;
+    const idx = tf.range(0, size, 1, 'float32');
+    const lo = (k: number) => rects.map((r) => (r ? r[k] : 0));
+    const hi = (k: number, e: number) => rects.map((r) => (r ? r[k] + r[e] : 0));
+    const rowsIn = tf.logicalAnd(
+      tf.greaterEqual(idx.reshape([1, size]), tf.tensor2d(lo(0), [n, 1])),
+      tf.less(idx.reshape([1, size]), tf.tensor2d(hi(0, 2), [n, 1])),
+    );
+    const colsIn = tf.logicalAnd(
+      tf.greaterEqual(idx.reshape([1, size]), tf.tensor2d(lo(1), [n, 1])),
+      tf.less(idx.reshape([1, size]), tf.tensor2d(hi(1, 3), [n, 1])),
+    );
+    return tf.mul(rowsIn.toFloat().reshape([n, size, 1, 1]), colsIn.toFloat().reshape([n, 1, size, 1])) as tf.Tensor4D;
+  });
+}
