@@ -22,7 +22,7 @@ import type { FitResult, LrPolicy } from './train/trainer';
 import { InterruptOnSignal } from './train/signals';
 import type { Callback } from './train/callbacks';
 import { RatioMonitor } from './train/ratio-monitor';
-import { planLrWdWarnings } from './tune/rules';
+import { planLrWdWarnings, WeightDecaySchedule } from './tune/rules';
 import { writeReport } from './report/report';
 import { frozenPrefixRule, makeAugmenter } from './data/augment';
 import type { DataSource } from './data/source';
@@ -288,11 +288,16 @@ async function runLocked(
     esCallback = new EarlyStoppingCallback(new EarlyStopping(job.earlyStopping, esStore), restored !== null, log, metricsOf);
   }
   const monitor = job.train.monitorRatios ? [new RatioMonitor(job.tune.ratioMonitor, { optimizer, log })] : [];
+  const { batch, accumulate, epochs } = job.train;
+  const wdSchedule = job.tune.wdSchedule
+    ? [new WeightDecaySchedule(job.tune.wdSchedule, { batch, accumulate, stepsPerEpoch: p.stepsPerEpoch, epochs }, optimizer)]
+    : [];
   const interrupt = opts.handleSignals ? new InterruptOnSignal({ runDir: job.out }) : null;
   // the trainer runs them by their `order` (CALLBACK_ORDER), not by their place in this list
   const callbacks = [
     ...stages.reporters.create(job, job.out),
     ...monitor,
+    ...wdSchedule,
     ...(esCallback ? [esCallback] : []),
     ...(opts.callbacks ?? []),
     ...boundCallbacks(p.container),

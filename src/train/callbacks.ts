@@ -65,7 +65,8 @@ export interface Callback {
   readonly name?: string;
   /** Where it runs among the others (CALLBACK_ORDER); default CALLBACK_ORDER.DEFAULT. */
   readonly order?: number;
-  onTrainBegin?(info: { epochs: number; batchesPerEpoch: number; startEpoch: number }): void | Promise<void>;
+  /** `startStep`: the optimizer steps already done (non-zero on a resumed run). */
+  onTrainBegin?(info: { epochs: number; batchesPerEpoch: number; startEpoch: number; startStep: number }): void | Promise<void>;
   onEpochBegin?(epoch: number): void | Promise<void>;
   /** Returning {stop: true} ends training after this step (the LR finder stops mid-epoch). */
   onBatchEnd?(info: BatchInfo): void | StopRequest | Promise<void | StopRequest>;

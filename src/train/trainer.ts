@@ -298,7 +298,7 @@ export class Trainer {
   private async fitLoop(): Promise<FitResult> {
     const bpe = this.batchesPerEpoch(this.data.train);
     const spe = Math.ceil(bpe / this.accumulate);
-    for (const cb of this.callbacks) await cb.onTrainBegin?.({ epochs: this.opts.epochs, batchesPerEpoch: spe, startEpoch: this.epoch });
+    for (const cb of this.callbacks) await cb.onTrainBegin?.({ epochs: this.opts.epochs, batchesPerEpoch: spe, startEpoch: this.epoch, startStep: this.step });
     let stoppedEarly: string | undefined = this.stoppedEarly ?? undefined;
     for (; !stoppedEarly && this.epoch < this.opts.epochs; ) {
       const epoch = this.epoch;

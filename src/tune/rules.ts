@@ -5,12 +5,11 @@
  * Pure where they can be; the parts that touch a network take what prepare() built.
  */
 import * as tf from '@tensorflow/tfjs';
-import { z } from 'zod';
 import type { Prepared } from '../job';
 import { ConfigError } from '../errors';
 import { parseOrThrow } from '../optim/schema';
 import type { DecayMode } from '../optim/types';
-import { BaseScheduleSchema, WarmupSchema } from '../schedules/schema';
+import { WdScheduleSchema, type WdScheduleInput } from './schema';
 import { resolveSchedule } from '../schedules/resolve';
 import type { RunShape } from '../schedules/scaling';
 import { CALLBACK_ORDER, type BatchInfo, type Callback } from '../train/callbacks';
@@ -128,14 +127,7 @@ export async function wdAuto(p: Prepared, opts: { fraction?: number; maxImages?:
 // ---------------------------------------------------------------------------------------------------------------
 // weight-decay schedule
 
-/** The decay's own schedule: the same base-schedule and warmup stages as the learning rate (no batch scaling). */
-export const WdScheduleSchema = z
-  .object({
-    schedule: BaseScheduleSchema.prefault({ type: 'constant' }),
-    warmup: WarmupSchema.optional(),
-  })
-  .strict();
-export type WdScheduleInput = z.input<typeof WdScheduleSchema>;
+export { WdScheduleSchema, type WdScheduleInput };
 
 /** The part of GroupedOptimizer the schedule drives. */
 export interface DecayAdjustable {
@@ -171,9 +163,10 @@ export class WeightDecaySchedule implements Callback {
     const f = this.factor(step, epoch);
     for (const [name, wd] of this.base) this.optimizer.updateGroup(name, { weightDecay: wd * f });
   }
-  onTrainBegin(info: { startEpoch: number }): void {
+  onTrainBegin(info: { startEpoch: number; startStep?: number }): void {
     this.epoch = info.startEpoch;
-    this.apply(0, this.epoch);
+    // a resumed run continues the schedule where it stopped
+    this.apply(info.startStep ?? 0, this.epoch);
   }
   onEpochBegin(epoch: number): void {
     this.epoch = epoch;

@@ -3,6 +3,7 @@
  * thumb. The main job schema composes `TuneSchema` (`tune: TuneSchema.prefault({})`).
  */
 import { z } from 'zod';
+import { BaseScheduleSchema, WarmupSchema } from '../schedules/schema';
 
 const positive = z.number().positive();
 
@@ -89,6 +90,15 @@ export const SearchSchema = z
   })
   .strict();
 
+/** The decay's own schedule: the same base-schedule and warmup stages as the learning rate (no batch scaling). */
+export const WdScheduleSchema = z
+  .object({
+    schedule: BaseScheduleSchema.prefault({ type: 'constant' }),
+    warmup: WarmupSchema.optional(),
+  })
+  .strict();
+export type WdScheduleInput = z.input<typeof WdScheduleSchema>;
+
 export const TuneSchema = z
   .object({
     lrFind: LrFindSchema.prefault({}),
@@ -96,6 +106,11 @@ export const TuneSchema = z
     search: SearchSchema.prefault({}),
     /** `wd auto`: λ·Ω(w) is this fraction of the data loss at the start. */
     wdAutoFraction: z.number().gt(0).lt(1).default(0.1),
+    /**
+     * Multiply every group's weight decay by this schedule's factor before each step (a warmup from a small
+     * startFactor: decay that rises; cosine: decay that falls). Absent: the decay stays as configured.
+     */
+    wdSchedule: WdScheduleSchema.optional(),
   })
   .strict();
 
