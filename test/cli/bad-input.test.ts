@@ -97,6 +97,8 @@ describe('bad input through the CLI', function () {
   });
 
   it('--resume of a folder without checkpoints', () => {
+    // a missing folder is its own line (`no such run folder`, path-kinds.test.ts)
+    fs.mkdirSync(path.join(dir, 'nothing-here'), { recursive: true });
     expectOneLineError(
       ['train', '--resume', path.join(dir, 'nothing-here'), '--backend', 'cpu'],
       /^error: resume: .*nothing-here: no checkpoint to resume from/,

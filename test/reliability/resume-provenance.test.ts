@@ -111,6 +111,14 @@ describe('checkpoints record what the run was trained on; --resume checks it', f
     expect(e2.message).to.match(/^resume: the data's classes differ from the checkpoint's: removed "apple"; labels would shift/);
   });
 
+  it('another model is refused even with --force (which only gets past the config change)', async () => {
+    const { r } = copies();
+    const before = snapshot(r);
+    const e = await rejection(runJob({ model: { source: 'arch:resnet18' } }, { ...quiet, resume: r, force: true, report: false }));
+    expect(e.message).to.match(/^resume: the model differs from the checkpoint's \(.+ at size 32, \d+ weights; now arch:resnet18 at size 32, \d+ weights\)/);
+    expect(snapshot(r)).to.deep.equal(before);
+  });
+
   it('a deleted image (same classes) is refused unless --force, which resumes with a warning', async () => {
     const { d, r } = copies();
     fs.rmSync(path.join(d, 'cherry', 'img_3.png'));
