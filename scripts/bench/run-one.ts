@@ -2,8 +2,9 @@
  * One measurement in a fresh process (so backends and wasm heaps never mix): prints one JSON line
  * {backend, model, size, batch, train_ms_per_img, infer_ms_per_img, train_samples, infer_samples}.
  * usage: tsx scripts/bench/run-one.ts --model M --backend wasm|cpu|tensorflow [--size 224] [--batch 16]
- *        [--steps 3] [--infers 3] [--threads 1] [--no-warmup]
+ *        [--steps 3] [--infers 3] [--threads 1] [--no-warmup] [--no-fold]
  * --threads N: training gradients data-parallel over N threads (wasm); inference stays on one.
+ * --no-fold: inference with BatchNorm as separate layers (the default folds it, as predict does).
  */
 import * as tf from '@tensorflow/tfjs';
 import { buildBenchModel, type BenchModel } from './models';
@@ -22,7 +23,7 @@ import { arg, median } from './stats';
   const threads = Number(arg('threads', '1'));
   await selectBackend(backend); // the product's own selection (wasm gets the training kernels)
   const net = await buildBenchModel(model, size, 5);
-  const s = await makeStepper(net, batch, size, 5, threads);
+  const s = await makeStepper(net, batch, size, 5, threads, !process.argv.includes('--no-fold'));
   // Wall time is what the ratios use; CPU time of this process is reported beside it because the
   // machine is shared, and CPU time is what contention inflates least.
   const cpuMs: number[] = [];

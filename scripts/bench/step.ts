@@ -14,8 +14,11 @@ export interface Stepper {
  * threads > 1: the gradient is computed data-parallel (src/engine/wasm/parallel.ts), with the same
  * weight decay added to the summed gradient before the same optimizer update.
  */
-export async function makeStepper(model: tf.LayersModel, batch: number, size: number, classes: number, threads = 1): Promise<Stepper> {
+export async function makeStepper(model: tf.LayersModel, batch: number, size: number, classes: number, threads = 1, fold = true): Promise<Stepper> {
   const { ParallelGradients } = await import('../../src/engine/wasm/parallel');
+  const { FoldedModel } = await import('../../src/models/fold-batchnorm');
+  // inference as layertune predict runs it: BatchNorm folded into the convolutions (folded once, as predict does)
+  let folded: ReturnType<typeof FoldedModel.create> | undefined;
   const pg = threads > 1 ? await ParallelGradients.create(model, { threads }) : undefined;
   const x = tf.randomNormal([batch, size, size, 3]);
   const labels = tf.tensor1d(
@@ -55,13 +58,16 @@ export async function makeStepper(model: tf.LayersModel, batch: number, size: nu
       return v;
     },
     async infer(): Promise<void> {
-      const out = tf.tidy(() => model.predict(x) as tf.Tensor);
+      if (folded === undefined) folded = fold ? FoldedModel.create(model) : null;
+      const net = folded?.model ?? model;
+      const out = tf.tidy(() => net.predict(x) as tf.Tensor);
       await out.data();
       out.dispose();
     },
     dispose(): void {
       tf.dispose([x, y]);
       opt.dispose();
+      folded?.dispose();
       void pg?.dispose();
     },
   };
