@@ -152,7 +152,10 @@ function mainAug(): void {
 }
 
 function main(): void {
-  if (process.argv.includes('--aug')) return mainAug();
+  if (process.argv.includes('--aug')) {
+    mainAug();
+    return;
+  }
   const models = list(arg('models', BENCH_MODELS.join(',')));
   const backends = process.argv.includes('--backends') ? list(arg('backends', '')) : availableBackends();
   const cpuModels = list(arg('cpu-models', 'mobilenet_v1_0.25'));
