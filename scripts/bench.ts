@@ -5,6 +5,8 @@
  *
  * usage: npm run bench -- [--models a,b] [--backends wasm,wasm:2,cpu] [--repeats 3] [--steps 3] [--size 224]
  *        [--batch 16] [--cpu-models mobilenet_v1_0.25] [--no-peer] [--peer PATH]
+ *        npm run bench -- --aug [--backends wasm] [--models mobilenet_v1_0.25]: epoch time with batched augmentation
+ *        against flip-only (scripts/bench/augment.ts)
  * 'wasm:N' trains with gradients data-parallel over N worker threads (src/engine/wasm/parallel.ts).
  * Each layertune measurement runs in its own process (scripts/bench/run-one.ts). The cpu backend takes
  * minutes per batch-16 step, so by default it is measured once (1 step, 1 inference) and only for
@@ -95,7 +97,65 @@ const med = (xs: Array<number | null>): number | null => {
 };
 const fmt = (v: number | null, w = 10): string => (v === null ? '-' : v.toFixed(v < 10 ? 2 : 1)).padStart(w);
 
+/**
+ * --aug: per batch, the training step (run-one) plus the input path, flip-only against each augmentation set; the
+ * epoch-time ratio is (step + transforms) / (step + flip-only), as an epoch is its batches' steps and inputs.
+ */
+function mainAug(): void {
+  const model = list(arg('models', 'mobilenet_v1_0.25'))[0];
+  const backend = list(arg('backends', 'wasm'))[0];
+  const size = Number(arg('size', '224'));
+  const batch = Number(arg('batch', '16'));
+  const steps = Number(arg('steps', '3'));
+  console.error(
+    `layertune bench --aug: ${os.cpus().length} cores, load ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}, ${model} on ${backend}, size ${size}, batch ${batch}`,
+  );
+  const step = runLayertune(model, backend, size, batch, steps, 0).train;
+  if (step === null) throw new Error('no training step time');
+  const stepMs = step * batch;
+  const out = execFileSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(ROOT, 'scripts', 'bench', 'augment.ts'),
+      '--backend',
+      backend.split(':')[0],
+      '--size',
+      String(size),
+      '--batch',
+      String(batch),
+    ],
+    {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const j = JSON.parse(
+    out
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .pop() as string,
+  ) as { ms_per_batch: Record<string, number> };
+  const flip = j.ms_per_batch['flip-only'];
+  console.log(`training step: ${stepMs.toFixed(0)} ms per batch of ${batch}`);
+  console.log('input path                      ms/batch   epoch time vs flip-only');
+  for (const [name, ms] of Object.entries(j.ms_per_batch)) {
+    console.log(`${name.padEnd(30)} ${ms.toFixed(1).padStart(9)}   ${(((stepMs + ms) / (stepMs + flip) - 1) * 100).toFixed(1).padStart(6)}%`);
+  }
+  console.log(JSON.stringify({ model, backend, size, batch, step_ms_per_batch: stepMs, input_ms_per_batch: j.ms_per_batch }));
+}
+
 function main(): void {
+  if (process.argv.includes('--aug')) {
+    mainAug();
+    return;
+  }
   const models = list(arg('models', BENCH_MODELS.join(',')));
   const backends = process.argv.includes('--backends') ? list(arg('backends', '')) : availableBackends();
   const cpuModels = list(arg('cpu-models', 'mobilenet_v1_0.25'));

@@ -24,7 +24,7 @@ import type { Callback } from './train/callbacks';
 import { RatioMonitor } from './train/ratio-monitor';
 import { planLrWdWarnings, WeightDecaySchedule } from './tune/rules';
 import { writeReport } from './report/report';
-import { frozenPrefixRule, makeAugmenter } from './data/augment';
+import { frozenPrefixRule } from './data/augment';
 import type { DataSource } from './data/source';
 import { BestTracker, loadCheckpoint, modelWeightStore, type Checkpoint } from './train/checkpoint';
 import {

@@ -137,7 +137,7 @@ export function drawCutmixRect(rng: Rng, size: number, lam: number): { rect: Rec
 
 const jitterFactor = (rng: Rng, v: number) => (v > 0 ? uniform(rng, Math.max(0, 1 - v), 1 + v) : 1);
 
-/** torchvision's rgb_to_grayscale weights (ITU-R 601-2 luma). */
+/** torchvision's rgb_to_grayscale weights (ITU-R 601-2 luma); they sum to 1, so the luma of a gray image is itself. */
 const LUMA = [0.299, 0.587, 0.114];
 
 /**
@@ -197,29 +197,28 @@ export class BatchAugmenter {
           'bilinear',
         );
       }
-      const perImage = (f: (r: ImageDraw) => number) => tf.tensor4d(rows.map(f), [n, 1, 1, 1]);
-      const luma = (t: tf.Tensor4D) => tf.sum(tf.mul(t, tf.tensor1d(LUMA)), -1, true) as tf.Tensor4D;
-      const clip = (t: tf.Tensor) => tf.clipByValue(t, 0, 255) as tf.Tensor4D;
-      // torchvision applies the three factors in a random order per image; one fixed order keeps it a batch op
-      if (rows.some((r) => r.brightness !== 1))
-        x = clip(
-          tf.mul(
-            x,
-            perImage((r) => r.brightness),
-          ),
-        );
-      if (rows.some((r) => r.contrast !== 1)) {
-        const c = perImage((r) => r.contrast);
-        const mean = tf.mean(luma(x), [1, 2, 3], true);
-        x = clip(tf.add(tf.mul(x, c), tf.mul(mean, tf.sub(1, c))));
-      }
-      if (rows.some((r) => r.saturation !== 1)) {
-        const s = perImage((r) => r.saturation);
-        x = clip(tf.add(tf.mul(x, s), tf.mul(luma(x), tf.sub(1, s))));
-      }
-      if (rows.some((r) => r.gray)) {
-        const g = perImage((r) => (r.gray ? 1 : 0));
-        x = tf.add(tf.mul(x, tf.sub(1, g)), tf.mul(luma(x), g)) as tf.Tensor4D;
+      if (rows.some((r) => r.brightness !== 1 || r.contrast !== 1 || r.saturation !== 1 || r.gray)) {
+        // Brightness, contrast, saturation and grayscale are each linear in the pixels and luma is linear too, so
+        // the four compose into x·A + luma(x)·B + C with per-image A, B, C (and luma(x)'s mean for contrast): one
+        // pass instead of four. torchvision clips to [0, 255] after each step and shuffles their order per image;
+        // this clips once, at the end, in the order brightness, contrast, saturation, grayscale.
+        // as a matrix product, which every backend runs far faster than a multiply-and-reduce over the channels
+        const lumaX = tf.matMul(x.reshape([n * size * size, 3]), tf.tensor2d(LUMA, [3, 1])).reshape([n, size, size, 1]);
+        const needMean = rows.some((r) => r.contrast !== 1);
+        const m0 = needMean ? tf.mean(lumaX.reshape([n, size * size]), 1).reshape([n, 1, 1, 1]) : tf.zeros([n, 1, 1, 1]);
+        const coef = rows.map((r) => {
+          const { brightness: b, contrast: c, saturation: sat } = r;
+          const A = sat * c * b;
+          const B = (1 - sat) * c * b;
+          // a grayscale image is the luma of the jittered one, whose luma is (A + B)·luma(x) + C
+          return r.gray ? { A: 0, B: A + B, C: (1 - c) * b } : { A, B, C: (1 - c) * b };
+        });
+        const col = (k: 'A' | 'B' | 'C') =>
+          tf.tensor4d(
+            coef.map((c) => c[k]),
+            [n, 1, 1, 1],
+          );
+        x = tf.clipByValue(tf.add(tf.add(tf.mul(x, col('A')), tf.mul(lumaX, col('B'))), tf.mul(m0, col('C'))), 0, 255) as tf.Tensor4D;
       }
       x = preprocessTensor(x, pre);
       const re = this.cfg.randomErasing;

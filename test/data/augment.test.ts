@@ -91,6 +91,21 @@ describe('batched augmentation (tfjs ops)', () => {
     for (let p = 0; p < 4; p++) for (let ch = 0; ch < 3; ch++) expect(s[p * 3 + ch]).to.be.closeTo(luma[p], 1e-3);
     const g = read({ gray: true });
     expect(g).to.deep.equal(s);
+    // all three at once, computed step by step on the host (no value leaves [0, 255] on the way)
+    const seq = (b: number, c: number, sat: number, gray: boolean) => {
+      let v = Array.from(px, (p) => p * b);
+      const l = (w: number[]) => [0, 1, 2, 3].map((p) => 0.299 * w[p * 3] + 0.587 * w[p * 3 + 1] + 0.114 * w[p * 3 + 2]);
+      const m = l(v).reduce((a, q) => a + q, 0) / 4;
+      v = v.map((q) => c * q + (1 - c) * m);
+      const l2 = l(v);
+      v = v.map((q, i) => sat * q + (1 - sat) * l2[Math.floor(i / 3)]);
+      const l3 = l(v);
+      return gray ? v.map((_, i) => l3[Math.floor(i / 3)]) : v;
+    };
+    for (const gray of [false, true]) {
+      const all = read({ brightness: 1.2, contrast: 0.5, saturation: 0.5, gray });
+      seq(1.2, 0.5, 0.5, gray).forEach((v, i) => expect(all[i]).to.be.closeTo(v, 1e-3));
+    }
   });
 
   it('random erasing fills its rectangle with the value, after normalisation, and nothing else', () => {
