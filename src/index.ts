@@ -20,24 +20,21 @@ export { JobSchema } from './config/schema';
 export { prepare } from './job';
 export { readJobFile } from './config/load';
 export { resolveJob } from './config/load';
+export type { FitResult } from './train/trainer';
 export type { Job } from './config/schema';
 export type { JobInput } from './config/schema';
 export type { JobResult } from './job';
 export type { Prepared } from './job';
 export type { RunOptions } from './job';
-export type { FitResult } from './train/trainer';
 
 // Pipeline stages: the container, its binding tokens, the stage interfaces and the callbacks.
+export { CALLBACK_ORDER } from './train/callbacks';
 export { createContainer } from './container';
 export { ImageFolderSource } from './data/image-folder';
+export { inCallbackOrder } from './train/callbacks';
 export { LayersModelExporter } from './export/exporter';
-export { CALLBACK_ORDER } from './train/callbacks';
 export { LoopTrainerFactory } from './train/build';
 export { TOKENS } from './container';
-export { inCallbackOrder } from './train/callbacks';
-export type { TrainerFactory } from './train/build';
-export type { TrainerInputs } from './train/build';
-export type { TrainerParts } from './train/build';
 export type { BackendProvider } from './container';
 export type { BatchInfo } from './train/callbacks';
 export type { Callback } from './train/callbacks';
@@ -52,6 +49,9 @@ export type { OptimizerFactory } from './container';
 export type { ReporterFactory } from './container';
 export type { ScheduleFactory } from './container';
 export type { Stages } from './container';
+export type { TrainerFactory } from './train/build';
+export type { TrainerInputs } from './train/build';
+export type { TrainerParts } from './train/build';
 
 // Backends.
 export { selectBackend } from './engine/backend';
@@ -101,9 +101,9 @@ export type { ParamGroup } from './optim/types';
 // Learning-rate schedules, plateau and early stopping.
 export { EarlyStopping } from './schedules/early-stopping';
 export { formatLrPlan } from './schedules/plan';
+export { lrPlan } from './schedules/plan';
 export { LrSchedule } from './schedules/controller';
 export { LrScheduleSchema } from './schedules/schema';
-export { lrPlan } from './schedules/plan';
 export { ReduceOnPlateau } from './schedules/plateau';
 export { resolveSchedule } from './schedules/resolve';
 export type { EarlyStoppingInput } from './schedules/schema';
