@@ -10,11 +10,26 @@ import * as report from './commands/report';
 import * as inspect from './commands/inspect';
 import * as demo from './commands/demo';
 import * as exportWeb from './commands/export-web';
+import * as worker from './commands/worker';
+import * as submit from './commands/submit';
 import { packageVersion } from '../package-root';
 import { InterruptedError } from '../train/signals';
 
 /** Each command lives in its own module under commands/ and registers itself here. */
-const COMMANDS: Array<{ register(program: Command): void }> = [train, plan, predict, evaluate, lrFind, search, report, inspect, demo, exportWeb];
+const COMMANDS: Array<{ register(program: Command): void }> = [
+  train,
+  plan,
+  predict,
+  evaluate,
+  lrFind,
+  search,
+  report,
+  inspect,
+  demo,
+  exportWeb,
+  worker,
+  submit,
+];
 
 export function buildCli(): Command {
   const program = new Command('layertune')
