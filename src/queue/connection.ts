@@ -13,6 +13,9 @@ export const QUEUE_NAME = 'layertune';
 export class QueueUrlError extends UserError {}
 
 /** The URL with its password hidden: what error lines print. */
+/** Redis stopped answering mid-run: one line, exit 2; finished records are on disk and a rerun continues. */
+export class QueueLostError extends UserError {}
+
 export function shownUrl(url: string): string {
   return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }
@@ -57,18 +60,20 @@ export function connectionOptions(url: string, giveUpMs = 10000): RedisOptions {
 /** One PING with no retries: resolves when the queue is usable, otherwise a QueueUrlError naming the URL. */
 export async function checkQueue(url: string): Promise<void> {
   const client = new IORedis({ ...parseQueueUrl(url), lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 5000 });
-  // ioredis also reports the failure as an event; the awaited error below is the one shown
-  client.on('error', () => {});
+  // a refused connection rejects connect() with a bare "Connection is closed."; the event carries the cause
+  let cause: Error | null = null;
+  client.on('error', (e: Error) => (cause ??= e));
   try {
     await client.connect();
     await client.ping();
   } catch (e) {
-    const msg = (e as Error).message;
+    const first = cause as Error | null;
+    const msg = `${(e as Error).message} ${first?.message ?? ''}`;
     const why = /WRONGPASS|NOAUTH|invalid username-password/i.test(msg)
       ? 'Redis refused the credentials (wrong or missing password)'
       : /ECONNREFUSED/.test(msg)
         ? 'nothing is listening there (is redis-server running?)'
-        : msg;
+        : (first ?? (e as Error)).message;
     throw new QueueUrlError(`--queue ${shownUrl(url)}: ${why}`);
   } finally {
     client.disconnect();

@@ -51,6 +51,7 @@ async function trial(job: SandboxedJob<TrialJobData>): Promise<TrialRecord> {
   // a retried or duplicated job (at-least-once delivery) finds the record its first run wrote and returns it
   const existing = readTrials(d.out).get(d.trialId);
   if (existing && existing.key === d.key) return existing;
+  console.log(`trial ${d.trialId + 1}/${plan.trials.length}: started (job ${job.id}, attempt ${job.attemptsMade + 1})`);
   if (cached?.searchId !== d.searchId) {
     cached?.ctx.dispose();
     cached = { searchId: d.searchId, ctx: trialContext(plan, () => finishedCurves(d.url, d.searchId)) };

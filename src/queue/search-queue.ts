@@ -13,7 +13,7 @@ import { stagesOf } from '../container';
 import type { JobInput } from '../config/schema';
 import { UserError } from '../errors';
 import { type PlannedSearch, type SearchOptions, formatSearch, planSearch, readTrials, summarise, trialKeyOf, writeManifest } from '../tune/search';
-import { QUEUE_NAME, checkQueue, connectionOptions, searchKeys, shownUrl } from './connection';
+import { QUEUE_NAME, QueueLostError, checkQueue, connectionOptions, searchKeys, shownUrl } from './connection';
 import { JOB, type SearchJobData, type TrialJobData } from './jobs';
 
 export interface QueueSearchOptions extends Pick<SearchOptions, 'configFile' | 'search' | 'out'> {
@@ -23,9 +23,6 @@ export interface QueueSearchOptions extends Pick<SearchOptions, 'configFile' | '
   /** ms between progress polls. */
   pollMs?: number;
 }
-
-/** Redis stopped answering while the submitter waited: finished records are on disk, a rerun continues. */
-export class QueueLostError extends UserError {}
 
 /** The search's id: the same config over the same data (file list and labels) and output folder gives the same id. */
 export function searchIdOf(plan: PlannedSearch, out: string): string {

@@ -10,7 +10,7 @@
 import * as path from 'node:path';
 import { Worker } from 'bullmq';
 import IORedis from 'ioredis';
-import { QUEUE_NAME, checkQueue, connectionOptions, shownUrl } from './connection';
+import { QUEUE_NAME, QueueLostError, checkQueue, connectionOptions, shownUrl } from './connection';
 
 export interface WorkerOptions {
   concurrency: number;
@@ -21,7 +21,7 @@ export interface WorkerOptions {
 
 export const DEFAULT_LOCK_MS = 30000;
 
-/** Runs until SIGTERM/SIGINT (drains: the running jobs finish, nothing new is taken) or until Redis is gone. */
+/** Runs until SIGTERM/SIGINT (drains: the running jobs finish, nothing new is taken); a QueueLostError when Redis is gone. */
 export async function runWorker(url: string, opts: WorkerOptions): Promise<number> {
   const log = opts.log ?? ((s: string) => console.log(s));
   await checkQueue(url);
@@ -41,7 +41,7 @@ export async function runWorker(url: string, opts: WorkerOptions): Promise<numbe
   worker.on('stalled', (id) => log(`job ${id} stalled (its worker stopped renewing the lock): queued again`));
   const done = new Promise<number>((resolve) => {
     connection.on('end', () => {
-      lost ??= `error: lost the queue at ${shownUrl(url)} (Redis stopped answering); finished trial records are in their search folders; rerun the search and restart workers when Redis is back`;
+      lost ??= `lost the queue at ${shownUrl(url)} (Redis stopped answering); finished trial records are in their search folders; rerun the search and restart workers when Redis is back`;
       resolve(3);
     });
     const drain = (sig: string) => {
@@ -55,9 +55,9 @@ export async function runWorker(url: string, opts: WorkerOptions): Promise<numbe
   log(`worker on ${shownUrl(url)} (queue ${QUEUE_NAME}, concurrency ${opts.concurrency}, lock ${opts.lockMs} ms)`);
   const code = await done;
   if (lost) {
-    console.error(lost);
     // the worker's own close would wait on a connection that will not come back
     worker.close(true).catch(() => {});
+    throw new QueueLostError(lost);
   }
   connection.disconnect();
   return code;

@@ -15,7 +15,6 @@ export function register(program: Command): void {
       const { runWorker, DEFAULT_LOCK_MS } = await import('../../queue/worker');
       const lockMs = o.lockMs ?? DEFAULT_LOCK_MS;
       if (!Number.isInteger(lockMs) || lockMs < 1000) throw new ConfigError('--lock-ms', `must be an integer >= 1000, got ${o.lockMs}`);
-      const code = await runWorker(o.queue, { concurrency: o.concurrency, lockMs });
-      if (code !== 0) process.exitCode = code;
+      await runWorker(o.queue, { concurrency: o.concurrency, lockMs });
     });
 }
