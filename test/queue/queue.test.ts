@@ -200,4 +200,33 @@ describe('queue mode (BullMQ on a real redis-server)', function () {
     expect(again.stdout).to.match(new RegExp(`${3 - kept.length} trial\\(s\\) to run, ${kept.length} reused`));
     expect(JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')).trials).to.have.length(3);
   });
+
+  it('a worker killed during a submitted job: the next worker resumes from its checkpoint; the export is byte-identical', async () => {
+    const root = tmpDir();
+    const job = (out: string) => ({ data: { dir: data }, out, backend: 'wasm', model: { size: 32 }, train: { batch: 4, epochs: 6, seed: 9 } });
+    const file = path.join(root, 'job.json');
+    fs.writeFileSync(file, JSON.stringify(job(path.join(root, 'queued'))));
+    const plain = path.join(root, 'plain.json');
+    fs.writeFileSync(plain, JSON.stringify(job(path.join(root, 'plain'))));
+    const full = layertune(['train', '--config', plain], 300000);
+    expect(full.code, full.stderr).to.equal(0);
+    const victim = worker(redis.url);
+    await victim.waitFor(/^worker on /);
+    const sub = cli(['submit', file, '--queue', redis.url]);
+    procs.push(sub);
+    await victim.waitFor(/^epoch 2\/6:/);
+    victim.kill9();
+    await victim.exited;
+    const rescuer = worker(redis.url);
+    expect(await sub.exited, sub.err.join('\n')).to.equal(0);
+    await new Promise((r) => setTimeout(r, 500));
+    console.log(`      killed after: ${victim.out.filter((l) => /^epoch \d\/6:/.test(l)).pop()}\n      then: ${rescuer.out.find((l) => /resuming/.test(l))}`);
+    expect(rescuer.out.some((l) => /resuming .*checkpoints/.test(l))).to.equal(true);
+    expect(rescuer.out.some((l) => /^epoch 1\/6:/.test(l))).to.equal(false);
+    expect(rescuer.out.some((l) => /^epoch 6\/6:/.test(l))).to.equal(true);
+    expect(sub.out.join('\n')).to.match(/exported to .*queued.*resumed from/);
+    const a = fs.readFileSync(path.join(root, 'plain', 'model', 'weights.bin'));
+    const b = fs.readFileSync(path.join(root, 'queued', 'model', 'weights.bin'));
+    expect(b.equals(a)).to.equal(true);
+  });
 });
