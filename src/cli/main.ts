@@ -11,6 +11,8 @@ import * as inspect from './commands/inspect';
 import * as demo from './commands/demo';
 import * as exportWeb from './commands/export-web';
 import * as augmentPreview from './commands/augment-preview';
+import * as worker from './commands/worker';
+import * as submit from './commands/submit';
 import { packageVersion } from '../package-root';
 import { InterruptedError } from '../train/signals';
 
@@ -27,6 +29,8 @@ const COMMANDS: Array<{ register(program: Command): void }> = [
   demo,
   exportWeb,
   augmentPreview,
+  worker,
+  submit,
 ];
 
 export function buildCli(): Command {

@@ -130,13 +130,13 @@ class MedianStopCallback implements Callback {
   pruned: { median: number; best: number; epoch: number } | null = null;
   constructor(
     private readonly cfg: SearchConfig,
-    private readonly finished: () => number[][],
+    private readonly finished: () => number[][] | Promise<number[][]>,
   ) {}
-  onEpochEnd(e: EpochInfo): StopRequest | void {
+  async onEpochEnd(e: EpochInfo): Promise<StopRequest | void> {
     if (!e.val) return;
     this.curve.push(scoreOf(this.cfg.metric, e.val));
     if (!this.cfg.medianStop) return;
-    const d = medianStop(this.curve, this.finished(), { minTrials: this.cfg.medianMinTrials, graceEpochs: this.cfg.medianGraceEpochs });
+    const d = medianStop(this.curve, await this.finished(), { minTrials: this.cfg.medianMinTrials, graceEpochs: this.cfg.medianGraceEpochs });
     if (d) {
       this.pruned = { ...d, epoch: e.epoch };
       return { stop: true, reason: `median stopping: best ${d.best.toFixed(4)} < median ${d.median.toFixed(4)} at epoch ${e.epoch + 1}` };
@@ -173,12 +173,19 @@ export function searchLrScale(job: Job, trainImages: number): number {
   return scaleFactor(job.lr.scaling, batch * accumulate, job.lr.baseBatch);
 }
 
-/**
- * Runs (or resumes) a search. `input` is the base job (data, model, epochs...); each trial overrides lr,
- * weight decay, momentum and group spread. With `shard`, runs only that worker's trials and skips the summary.
- */
-export async function search(input: JobInput | Record<string, unknown>, opts: SearchOptions): Promise<SearchResult> {
-  const log = opts.log ?? ((s: string) => console.log(s));
+/** A search resolved from its inputs: what the local loop and the queue (src/queue) both plan from. */
+export interface PlannedSearch {
+  base: Record<string, unknown>;
+  cfg: SearchConfig;
+  trials: TrialParams[];
+  lrScale: number;
+  job0: Job;
+  container: Container;
+  views: DataSource[];
+}
+
+/** Resolves and validates a search: the base job, its tune.search section with the call's settings over it, the trials, the fold views. */
+export function planSearch(input: JobInput | Record<string, unknown>, opts: Pick<SearchOptions, 'configFile' | 'search' | 'container'>): PlannedSearch {
   const base = opts.configFile ? mergeConfig(readJobFile(opts.configFile), input as Record<string, unknown>) : (input as Record<string, unknown>);
   // the job's tune.search section, then the call's own settings over it
   const cfg = parseOrThrow(SearchSchema, mergeConfig(resolveJob(base).tune.search, (opts.search ?? {}) as Record<string, unknown>), 'tune.search');
@@ -189,108 +196,165 @@ export async function search(input: JobInput | Record<string, unknown>, opts: Se
     throw new ConfigError('groups.strategy', `search sets groups.top and groups.factor, which need the stepped strategy (got ${job0.groups.strategy})`);
   }
   const container = opts.container ?? createContainer();
-  const stages = stagesOf(container);
-  const source = stages.data.create(job0);
+  const source = stagesOf(container).data.create(job0);
   const views = foldViews(source, cfg.folds, job0.data.splitSeed);
   // searched rates are effective ones (at the batch a trial really runs); the config holds them at the reference batch
   const lrScale = searchLrScale(job0, Math.min(...views.map((v) => v.train.length)));
-  fs.mkdirSync(path.join(opts.out, 'trials'), { recursive: true });
-  const manifest: SearchManifest = { base, search: cfg, lrScale };
-  writeTextAtomic(path.join(opts.out, 'search.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-  const models = new CachedModelSource(stages.modelSource);
+  return { base, cfg, trials, lrScale, job0, container, views };
+}
+
+/** The record key of trial `t`: a rerun (local or on the queue) reuses a record only when it matches. */
+export function trialKeyOf(plan: PlannedSearch, t: TrialParams): string {
+  const trialJob = mergeConfig(plan.base, trialToJob(t, plan.lrScale));
+  // where the run writes, and the tuning settings themselves (trial count...), do not change a trial's outcome
+  return trialKey(t, { ...resolveJob(trialJob), out: null, export: null, tune: null }, plan.cfg);
+}
+
+/** What the trials of one search in one process share: the cached model, and where median stopping reads peers. */
+export interface TrialContext {
+  plan: PlannedSearch;
+  models: CachedModelSource;
+  /** Per-epoch curves of the finished trials median stopping compares with (every worker's). */
+  finished: () => number[][] | Promise<number[][]>;
+  dispose(): void;
+}
+
+export function trialContext(plan: PlannedSearch, finished: TrialContext['finished']): TrialContext {
+  const models = new CachedModelSource(stagesOf(plan.container).modelSource);
+  return { plan, models, finished, dispose: () => models.dispose() };
+}
+
+/** Trains one trial over every fold and returns its record (diverged is a record, not an error). */
+export async function runTrial(ctx: TrialContext, t: TrialParams, id: number): Promise<TrialRecord> {
+  const { plan } = ctx;
+  const cfg = plan.cfg;
   const quiet = () => {};
+  const trialJob = mergeConfig(plan.base, trialToJob(t, plan.lrScale));
+  const t0 = Date.now();
+  const rec: TrialRecord = {
+    id,
+    key: trialKeyOf(plan, t),
+    params: t,
+    status: 'done',
+    score: null,
+    foldScores: [],
+    valAccuracy: null,
+    valLoss: null,
+    curve: [],
+    epochs: 0,
+    seconds: 0,
+  };
+  const accs: number[] = [];
+  const losses: number[] = [];
+  for (let f = 0; f < plan.views.length; f++) {
+    const view = plan.views[f];
+    const p = await prepare(trialJob, { container: trialContainer(plan.container, ctx.models, view), log: quiet });
+    const opt = p.stages.optimizer.create(p.plan.groups, p.job);
+    const policy: LrPolicy = {
+      factor: (s, e) => p.schedule.factor(s, e),
+      epochEnd: (e, metrics) => {
+        const d = p.schedule.onEpochEnd(e, metrics);
+        return { stop: d.stop, reason: d.reason };
+      },
+    };
+    const median = new MedianStopCallback(cfg, ctx.finished);
+    const trainer = p.stages.trainer.create(p, { optimizer: opt, lr: policy, callbacks: f === 0 ? [median] : [], spillDir: null, monitorNorms: false });
+    try {
+      const fit = await trainer.fit();
+      rec.epochs = Math.max(rec.epochs, fit.epochs);
+      if (f === 0) rec.curve = median.curve;
+      const last = fit.history[fit.history.length - 1]?.val;
+      if (median.pruned) {
+        rec.status = 'pruned';
+        rec.message = fit.stoppedEarly;
+        if (last) {
+          rec.foldScores.push(scoreOf(cfg.metric, last));
+          accs.push(last.accuracy);
+          losses.push(last.loss);
+        }
+        break;
+      }
+      if (!last) throw new ConfigError('tune.search.folds', 'a trial needs validation images: use folds >= 2 or a data split with val images');
+      rec.foldScores.push(scoreOf(cfg.metric, last));
+      accs.push(last.accuracy);
+      losses.push(last.loss);
+    } catch (e) {
+      if (!(e instanceof TrainingError)) throw e;
+      rec.status = 'diverged';
+      rec.message = e.message;
+      break;
+    } finally {
+      opt.dispose();
+      disposeHead(p.network);
+    }
+  }
+  const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
+  rec.score = rec.status === 'diverged' ? null : mean(rec.foldScores);
+  rec.valAccuracy = mean(accs);
+  rec.valLoss = mean(losses);
+  rec.seconds = (Date.now() - t0) / 1000;
+  return rec;
+}
+
+/** Writes a finished trial's record where reruns and other workers find it (atomic). */
+export function writeTrial(out: string, rec: TrialRecord): void {
+  fs.mkdirSync(path.join(out, 'trials'), { recursive: true });
+  writeTextAtomic(trialFile(out, rec.id), `${JSON.stringify(rec, null, 2)}\n`);
+}
+
+/** The line a finished trial prints. */
+export function formatTrial(cfg: SearchConfig, total: number, rec: TrialRecord): string {
+  return (
+    `trial ${rec.id + 1}/${total} ${describeTrial(rec.params)}: ${rec.status}` +
+    (rec.score !== null ? `, ${cfg.metric} ${fmtScore(cfg, rec.score)} over ${rec.foldScores.length} fold(s)` : '') +
+    ` (${rec.seconds.toFixed(1)} s)`
+  );
+}
+
+/** Writes search.json: the search's persistent description, what workers read and what a rerun must match. */
+export function writeManifest(out: string, plan: PlannedSearch): void {
+  fs.mkdirSync(path.join(out, 'trials'), { recursive: true });
+  const manifest: SearchManifest = { base: plan.base, search: plan.cfg, lrScale: plan.lrScale };
+  writeTextAtomic(path.join(out, 'search.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+}
+
+/** Records of `plan`'s trials found in `all`, in trial order, and their ranking (finished ones, best first). */
+export function summarise(plan: PlannedSearch, all: Map<number, TrialRecord>, resumed: number): SearchResult {
+  const records = plan.trials.map((_, id) => all.get(id)).filter((r): r is TrialRecord => r !== undefined);
+  const ranking = records.filter((r) => r.status === 'done' && r.score !== null).sort((a, b) => b.score! - a.score!);
+  return { config: plan.cfg, trials: records, ranking, best: ranking[0] ?? null, resumed, files: {} };
+}
+
+/**
+ * Runs (or resumes) a search. `input` is the base job (data, model, epochs...); each trial overrides lr,
+ * weight decay, momentum and group spread. With `shard`, runs only that worker's trials and skips the summary.
+ */
+export async function search(input: JobInput | Record<string, unknown>, opts: SearchOptions): Promise<SearchResult> {
+  const log = opts.log ?? ((s: string) => console.log(s));
+  const plan = planSearch(input, opts);
+  const { cfg, trials } = plan;
+  writeManifest(opts.out, plan);
+  const finished = () => [...readTrials(opts.out).values()].filter((r) => r.status === 'done').map((r) => r.curve);
+  const ctx = trialContext(plan, finished);
   const mine = trials.map((t, id) => ({ t, id })).filter(({ id }) => !opts.shard || id % opts.shard.count === opts.shard.index);
   let resumed = 0;
   try {
     for (const { t, id } of mine) {
-      const trialJob = mergeConfig(base, trialToJob(t, lrScale));
-      // where the run writes, and the tuning settings themselves (trial count...), do not change a trial's outcome
-      const key = trialKey(t, { ...resolveJob(trialJob), out: null, export: null, tune: null }, cfg);
       const existing = readTrials(opts.out).get(id);
-      if (existing && existing.key === key) {
+      if (existing && existing.key === trialKeyOf(plan, t)) {
         resumed++;
         continue;
       }
-      const t0 = Date.now();
-      const rec: TrialRecord = {
-        id,
-        key,
-        params: t,
-        status: 'done',
-        score: null,
-        foldScores: [],
-        valAccuracy: null,
-        valLoss: null,
-        curve: [],
-        epochs: 0,
-        seconds: 0,
-      };
-      const accs: number[] = [];
-      const losses: number[] = [];
-      for (let f = 0; f < views.length; f++) {
-        const view = views[f];
-        const p = await prepare(trialJob, { container: trialContainer(container, models, view), log: quiet });
-        const opt = p.stages.optimizer.create(p.plan.groups, p.job);
-        const policy: LrPolicy = {
-          factor: (s, e) => p.schedule.factor(s, e),
-          epochEnd: (e, metrics) => {
-            const d = p.schedule.onEpochEnd(e, metrics);
-            return { stop: d.stop, reason: d.reason };
-          },
-        };
-        const finished = () => [...readTrials(opts.out).values()].filter((r) => r.status === 'done').map((r) => r.curve);
-        const median = new MedianStopCallback(cfg, finished);
-        const trainer = p.stages.trainer.create(p, { optimizer: opt, lr: policy, callbacks: f === 0 ? [median] : [], spillDir: null, monitorNorms: false });
-        try {
-          const fit = await trainer.fit();
-          rec.epochs = Math.max(rec.epochs, fit.epochs);
-          if (f === 0) rec.curve = median.curve;
-          const last = fit.history[fit.history.length - 1]?.val;
-          if (median.pruned) {
-            rec.status = 'pruned';
-            rec.message = fit.stoppedEarly;
-            if (last) {
-              rec.foldScores.push(scoreOf(cfg.metric, last));
-              accs.push(last.accuracy);
-              losses.push(last.loss);
-            }
-            break;
-          }
-          if (!last) throw new ConfigError('tune.search.folds', 'a trial needs validation images: use folds >= 2 or a data split with val images');
-          rec.foldScores.push(scoreOf(cfg.metric, last));
-          accs.push(last.accuracy);
-          losses.push(last.loss);
-        } catch (e) {
-          if (!(e instanceof TrainingError)) throw e;
-          rec.status = 'diverged';
-          rec.message = e.message;
-          break;
-        } finally {
-          opt.dispose();
-          disposeHead(p.network);
-        }
-      }
-      const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
-      rec.score = rec.status === 'diverged' ? null : mean(rec.foldScores);
-      rec.valAccuracy = mean(accs);
-      rec.valLoss = mean(losses);
-      rec.seconds = (Date.now() - t0) / 1000;
-      writeTextAtomic(trialFile(opts.out, id), `${JSON.stringify(rec, null, 2)}\n`);
-      log(
-        `trial ${id + 1}/${trials.length} ${describeTrial(t)}: ${rec.status}` +
-          (rec.score !== null ? `, ${cfg.metric} ${fmtScore(cfg, rec.score)} over ${rec.foldScores.length} fold(s)` : '') +
-          ` (${rec.seconds.toFixed(1)} s)`,
-      );
+      const rec = await runTrial(ctx, t, id);
+      writeTrial(opts.out, rec);
+      log(formatTrial(cfg, trials.length, rec));
     }
   } finally {
-    models.dispose();
+    ctx.dispose();
   }
-  const all = readTrials(opts.out);
-  const records = trials.map((_, id) => all.get(id)).filter((r): r is TrialRecord => r !== undefined);
-  const ranking = records.filter((r) => r.status === 'done' && r.score !== null).sort((a, b) => b.score! - a.score!);
-  const result: SearchResult = { config: cfg, trials: records, ranking, best: ranking[0] ?? null, resumed, files: {} };
+  const result = summarise(plan, readTrials(opts.out), resumed);
   if (opts.shard) return result;
-  result.files = await writeSearchResults(result, base, opts.out, lrScale);
+  result.files = await writeSearchResults(result, plan.base, opts.out, plan.lrScale);
   return result;
 }
 

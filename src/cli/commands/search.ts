@@ -35,6 +35,10 @@ export function register(program: Command): void {
     .option('--search-config <file>', 'YAML/JSON with the search section (trials, space: {lr: {min, max}, ...}, ...)')
     .option('--workers <n>', 'parallel worker processes', num)
     .option('--shard <i/n>', 'run only trials i, i+n, ... (what each worker runs)', shardArg)
+    .option('--queue <url>', 'run the trials on `layertune worker`s through this Redis queue (redis://HOST:PORT/DB)')
+    .option('--detach', 'with --queue: return once queued')
+    .option('--status', "with --queue: print the queued search's progress")
+    .option('--cancel', 'with --queue: remove the queued search (finished records stay)')
     .action(async (o) => {
       const out = o.out ?? 'runs/search';
       const fromFile = o.searchConfig ? readJobFile(o.searchConfig) : {};
@@ -51,6 +55,14 @@ export function register(program: Command): void {
       const job = flagsToJob(o);
       // trials write nothing of their own; best.yaml trains into <search>/best
       if (job.out === undefined || job.out === out) job.out = path.join(out, 'best');
+      if (o.queue) {
+        if (o.workers || o.shard) throw new ConfigError('--queue', 'runs the trials on queue workers: drop --workers/--shard');
+        // loaded only here: without --queue neither bullmq nor ioredis is ever required
+        const { queueSearch } = await import('../../queue/search-queue');
+        const action = o.cancel ? 'cancel' : o.status ? 'status' : o.detach ? 'detach' : 'run';
+        return queueSearch(job, { configFile: o.config, out, search: searchCfg, url: o.queue, action });
+      }
+      if (o.detach || o.status || o.cancel) throw new ConfigError(o.detach ? '--detach' : o.status ? '--status' : '--cancel', 'needs --queue');
       const workers = o.workers ?? 1;
       if (!Number.isInteger(workers) || workers < 1) throw new ConfigError('--workers', `must be a positive integer, got ${o.workers}`);
       if (workers > 1 && !o.shard) {

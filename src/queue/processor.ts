@@ -1,0 +1,104 @@
+/**
+ * The sandboxed BullMQ processor: every queued trial, search summary and submitted job runs here, in a child
+ * process of `layertune worker`. Training blocks the event loop for whole steps; in the worker's own process that
+ * would stop BullMQ renewing the job's lock, another worker would take the job as stalled and it would run twice.
+ * Here only this child blocks and the parent keeps the lock alive.
+ */
+import type { SandboxedJob } from 'bullmq';
+import IORedis from 'ioredis';
+import { runJob } from '../job';
+import {
+  type PlannedSearch,
+  type TrialContext,
+  type TrialRecord,
+  formatTrial,
+  planSearch,
+  readTrials,
+  runTrial,
+  summarise,
+  trialKeyOf,
+  trialContext,
+  writeSearchResults,
+  writeTrial,
+} from '../tune/search';
+import { type ArtifactStore, FsArtifactStore } from './artifact-store';
+import { connectionOptions, searchKeys } from './connection';
+import { JOB, type RunJobData, type SearchJobData, type SearchSummary, type TrialJobData } from './jobs';
+
+// the pool keeps this child for the next job: one Redis client and one trial context (cached model, decoded
+// folds) per search outlive a single trial
+const clients = new Map<string, IORedis>();
+const redis = (url: string) => {
+  let c = clients.get(url);
+  if (!c) {
+    c = new IORedis(connectionOptions(url));
+    c.on('error', () => {});
+    clients.set(url, c);
+  }
+  return c;
+};
+let cached: { searchId: string; ctx: TrialContext } | null = null;
+
+async function finishedCurves(url: string, searchId: string): Promise<number[][]> {
+  const all = await redis(url).hgetall(searchKeys(searchId).curves);
+  return Object.values(all).map((v) => JSON.parse(v) as number[]);
+}
+
+async function trial(job: SandboxedJob<TrialJobData>): Promise<TrialRecord> {
+  const d = job.data;
+  const plan: PlannedSearch = planSearch(d.base, { search: d.search });
+  const t = plan.trials[d.trialId];
+  // a retried or duplicated job (at-least-once delivery) finds the record its first run wrote and returns it
+  const existing = readTrials(d.out).get(d.trialId);
+  if (existing && existing.key === d.key) return existing;
+  console.log(`trial ${d.trialId + 1}/${plan.trials.length}: started (job ${job.id}, attempt ${job.attemptsMade + 1})`);
+  if (cached?.searchId !== d.searchId) {
+    cached?.ctx.dispose();
+    cached = { searchId: d.searchId, ctx: trialContext(plan, () => finishedCurves(d.url, d.searchId)) };
+  }
+  const rec = await runTrial(cached.ctx, t, d.trialId);
+  // the file first: it survives a Redis without persistence going away, and a rerun finds it
+  writeTrial(d.out, rec);
+  const keys = searchKeys(d.searchId);
+  const multi = redis(d.url).multi().hset(keys.records, String(rec.id), JSON.stringify(rec));
+  if (rec.status === 'done') multi.hset(keys.curves, String(rec.id), JSON.stringify(rec.curve));
+  await multi.exec();
+  console.log(formatTrial(plan.cfg, plan.trials.length, rec));
+  return rec;
+}
+
+async function summary(job: SandboxedJob<SearchJobData>): Promise<SearchSummary> {
+  const d = job.data;
+  const plan = planSearch(d.base, { search: d.search });
+  const all = readTrials(d.out);
+  // the children's return values are the records; the files hold the ones reused from earlier runs
+  const values = (await job.getChildrenValues()) as Record<string, TrialRecord>;
+  for (const rec of Object.values(values)) {
+    writeTrial(d.out, rec);
+    all.set(rec.id, rec);
+  }
+  // a record left by a different search config in the same folder is not one of this search's trials
+  for (const [id, rec] of all) if (!plan.trials[id] || rec.key !== trialKeyOf(plan, plan.trials[id])) all.delete(id);
+  const result = summarise(plan, all, 0);
+  result.files = await writeSearchResults(result, plan.base, d.out, plan.lrScale);
+  return { searchId: d.searchId, trials: result.trials.length, ranking: result.ranking.map((r) => r.id), best: result.best, files: result.files };
+}
+
+const store: ArtifactStore = new FsArtifactStore();
+
+async function run(job: SandboxedJob<RunJobData>) {
+  const log = (s: string) => console.log(`[${job.id}] ${s}`);
+  const runDir = await store.open(String(job.data.job.out));
+  // a job whose previous worker died continues from its last checkpoint (bit-exact), not from scratch
+  const resume = store.hasCheckpoint(runDir) ? runDir : undefined;
+  const r = await runJob({ ...job.data.job, out: runDir }, { resume, force: false, log });
+  await store.publish(runDir, r.exportDir);
+  return { exportDir: r.exportDir, val: r.val ? { loss: r.val.loss, accuracy: r.val.accuracy } : null, resumedFrom: r.resumedFrom ?? null };
+}
+
+export default async function processor(job: SandboxedJob): Promise<unknown> {
+  if (job.name === JOB.trial) return trial(job as SandboxedJob<TrialJobData>);
+  if (job.name === JOB.search) return summary(job as SandboxedJob<SearchJobData>);
+  if (job.name === JOB.run) return run(job as SandboxedJob<RunJobData>);
+  throw new Error(`unknown job name "${job.name}"`);
+}
