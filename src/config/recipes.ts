@@ -35,6 +35,18 @@ export const RECIPE_VALUES: Record<RecipeName, Record<string, unknown>> = {
   },
 };
 
+/**
+ * `--lr` and `groups.top` name the top group's rate, which the layer-decay strategy calls `groups.lr`. Under a
+ * recipe that chose layer decay, a job's `groups.top` (with no strategy of its own) is that same rate, not a
+ * stepped-strategy field to merge into it.
+ */
+function topRateAlias(path: string, base: unknown, over: unknown): unknown {
+  if (path !== 'groups' || !isPlainObject(base) || !isPlainObject(over)) return over;
+  if (base.strategy !== 'layerDecay' || 'strategy' in over || !('top' in over)) return over;
+  const { top, ...rest } = over;
+  return { ...rest, lr: top };
+}
+
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -50,9 +62,10 @@ export function applyRecipe(job: Record<string, unknown>): { config: Record<stri
   const notes: string[] = [];
   const merge = (base: Record<string, unknown>, over: Record<string, unknown>, at: string): Record<string, unknown> => {
     const out: Record<string, unknown> = { ...base };
-    for (const [k, v] of Object.entries(over)) {
+    for (let [k, v] of Object.entries(over)) {
       if (v === undefined) continue;
       const path = at ? `${at}.${k}` : k;
+      v = topRateAlias(path, base[k], v);
       const b = base[k];
       const tagged = isPlainObject(b) && isPlainObject(v) && ['strategy', 'type'].some((t) => t in b && t in v && b[t] !== v[t]);
       if (isPlainObject(b) && isPlainObject(v) && !tagged) {

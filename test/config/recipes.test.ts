@@ -21,6 +21,15 @@ describe('named recipes', () => {
     expect(j.groups).to.deep.include({ strategy: 'layerDecay', decay: 0.75 });
   });
 
+  it('--lr under the timm recipe sets the layer-decay top rate (groups.lr), not a stepped field', () => {
+    const lines: string[] = [];
+    // what flagsToJob makes of --lr 0.004: groups.top and lr.base
+    const j = resolveJob({ recipe: 'timm', groups: { top: 0.004 }, lr: { base: 0.004 } } as never, undefined, (l) => void lines.push(l));
+    expect(j.groups).to.deep.include({ strategy: 'layerDecay', lr: 0.004, decay: 0.75 });
+    expect(j.groups).to.not.have.property('top');
+    expect(lines).to.include("recipe timm sets groups.lr = 0.001; the job's 0.004 wins");
+  });
+
   it('a job field that contradicts the recipe wins, field by field, with one line saying so', () => {
     const lines: string[] = [];
     const j = resolveJob(
