@@ -5,6 +5,7 @@ import { decodeImage, type Crop } from './data/decode';
 import { preprocessBatch } from './data/preprocess';
 import { IMAGE_EXTENSIONS, scanFolder } from './data/scan';
 import { DataError } from './errors';
+import { kindName, refuseInvalidUtf8Names } from './io/path-kind';
 import { loadExport, type ExportMetadata } from './export/exporter';
 import type { Preprocess } from './models/types';
 import { inputPreprocess } from './export/input-affine';
@@ -61,15 +62,25 @@ export interface Prediction {
 
 /**
  * The image files named by `inputs`: a file as given, a folder walked recursively for image extensions
- * (sorted, so output order is stable between runs and machines). A missing path is an error, not a skip.
+ * (sorted, so output order is stable between runs and machines). A path the user named must be a folder or a
+ * regular file (a missing one, a FIFO or a device is refused: it was asked for by name and cannot be classified);
+ * an image-named FIFO or device found inside a folder is skipped through `warn`, as the data scan skips it, and is
+ * never opened. A name that is not valid UTF-8 is refused: Node could not open it by the name it reads back.
  */
-export function collectImages(inputs: string[]): string[] {
+export function collectImages(inputs: string[], warn: (line: string) => void = () => {}): string[] {
   const out: string[] = [];
   const walk = (dir: string) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const entries = fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    refuseInvalidUtf8Names(
+      dir,
+      entries.map((e) => e.name),
+    );
+    for (const e of entries) {
       const f = path.join(dir, e.name);
       if (e.isDirectory()) walk(f);
-      else if (e.isFile() && IMAGE_EXTENSIONS.includes(path.extname(e.name).toLowerCase())) out.push(f);
+      else if (!IMAGE_EXTENSIONS.includes(path.extname(e.name).toLowerCase())) continue;
+      else if (e.isFile()) out.push(f);
+      else if (!e.isSymbolicLink()) warn(`${f}: is ${kindName(fs.statSync(f))}, not an image file, skipped`);
     }
   };
   for (const p of inputs) {
@@ -80,7 +91,8 @@ export function collectImages(inputs: string[]): string[] {
       throw new DataError(p, 'no such file or folder');
     }
     if (st.isDirectory()) walk(p);
-    else out.push(p);
+    else if (st.isFile()) out.push(p);
+    else throw new DataError(p, `is ${kindName(st)}, not an image file or folder`);
   }
   return out;
 }
@@ -136,6 +148,8 @@ export interface Evaluation {
   /** rows: true class, columns: predicted class, in `labels` order */
   confusion: number[][];
   labels: string[];
+  /** What the scan skipped or noticed (FIFOs and devices named like images, ...), for the caller to print. */
+  warnings: string[];
 }
 
 /** Accuracy, per-class precision/recall and the confusion matrix on a folder of class sub-folders. */
@@ -169,7 +183,7 @@ export async function evaluateFolder(c: Classifier, dir: string): Promise<Evalua
     const predicted = confusion.reduce((s, row) => s + row[i], 0);
     return { label, precision: predicted ? tp / predicted : 0, recall: support ? tp / support : 0, support };
   });
-  return { accuracy: files.length ? correct / files.length : NaN, n: files.length, perClass, confusion, labels: c.labels };
+  return { accuracy: files.length ? correct / files.length : NaN, n: files.length, perClass, confusion, labels: c.labels, warnings: layout.warnings };
 }
 
 export type { ExportMetadata };

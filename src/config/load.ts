@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
 import { ConfigError } from '../errors';
+import { notRegularFile } from '../io/path-kind';
 import { parseOrThrow } from '../optim/schema';
 import { refuseNotYetApplied } from './not-yet-applied';
 import { applyRecipe } from './recipes';
@@ -13,6 +14,9 @@ export const MAX_JOB_FILE_BYTES = 1024 * 1024;
 /** Reads a YAML or JSON job file into plain data (not yet validated). */
 export function readJobFile(file: string): Record<string, unknown> {
   let text: string;
+  // before any open: a FIFO would block the read and /dev/zero would never end
+  const kind = notRegularFile(file, 'job file');
+  if (kind) throw new ConfigError(file, kind);
   try {
     const size = fs.statSync(file).size;
     if (size > MAX_JOB_FILE_BYTES) throw new ConfigError(file, `config file is ${size} bytes, over the ${MAX_JOB_FILE_BYTES}-byte limit`);

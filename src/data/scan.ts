@@ -2,6 +2,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataError } from '../errors';
+import { refuseInvalidUtf8Names } from '../io/path-kind';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'];
 
@@ -58,7 +59,12 @@ function listClassDirs(root: string, warnings: string[]): ClassDirs {
 function listClassFolderNames(root: string, warnings: string[]): string[] {
   const realRoot = fs.realpathSync(root);
   const out: string[] = [];
-  for (const d of fs.readdirSync(root, { withFileTypes: true })) {
+  const entries = fs.readdirSync(root, { withFileTypes: true });
+  refuseInvalidUtf8Names(
+    root,
+    entries.map((d) => d.name),
+  );
+  for (const d of entries) {
     if (d.name.startsWith('.')) continue;
     const full = path.join(root, d.name);
     if (d.isDirectory()) {
@@ -99,7 +105,12 @@ function isDir(p: string): boolean {
 
 function listImages(dir: string, warnings: string[], skipped: FolderLayout['skipped'], sizes: FolderLayout['sizes']): string[] {
   const out: string[] = [];
-  for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+  const entries = fs.readdirSync(dir, { withFileTypes: true });
+  refuseInvalidUtf8Names(
+    dir,
+    entries.map((d) => d.name),
+  );
+  for (const d of entries) {
     if (d.name.startsWith('.')) continue; // hidden files (.DS_Store, editor swaps) are never data
     const full = path.join(dir, d.name);
     const ext = path.extname(d.name).toLowerCase();

@@ -10,7 +10,8 @@ import { writeFileDurable } from '../io/write';
 import { verifyChecksums } from '../io/checksum';
 import { readExportMetadata } from './metadata-schema';
 import type { ExportSettings } from '../config/schema';
-import { ExportCheckError } from '../errors';
+import { ExportCheckError, ModelFormatError } from '../errors';
+import { notRegularFile } from '../io/path-kind';
 import { planQuantization, quantizeWeights } from './quantize';
 import { affineFor, bakeInputAffine, inputPreprocess, type InputConvention } from './input-affine';
 import type { Preprocess } from '../models/types';
@@ -199,10 +200,13 @@ async function checkQuantized(
 /** Reads an export back: model plus metadata (labels, size, preprocessing). */
 export async function loadExport(dir: string): Promise<{ model: tf.LayersModel; metadata: ExportMetadata | null }> {
   const json = resolveModelJson(dir);
+  const metaPath = path.join(path.dirname(json), 'metadata.json');
+  // before the checksum pass, which would open it: a FIFO blocks a read, a device never ends
+  const kind = notRegularFile(metaPath, 'metadata.json');
+  if (kind) throw new ModelFormatError(metaPath, kind);
   // an export of ours carries checksums.sha256; a plain tfjs folder has none and loads as before
   verifyChecksums(path.dirname(json));
   const model = await tf.loadLayersModel(fileHandler(json));
-  const metaPath = path.join(path.dirname(json), 'metadata.json');
   const outputs = (model.outputs[0].shape as number[]).slice(-1)[0];
   const metadata = fs.existsSync(metaPath) ? (readExportMetadata(metaPath, outputs) as unknown as ExportMetadata) : null;
   return { model, metadata };

@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { ModelFormatError } from '../errors';
+import { notRegularFile } from '../io/path-kind';
 import { fileHandler } from './io';
 import { layerGraph, replay } from './graph';
 import { stagesByResolution } from './stages';
@@ -19,6 +20,8 @@ export interface LayersFolderOptions {
 export function resolveModelJson(p: string): string {
   const candidate = fs.existsSync(p) && fs.statSync(p).isDirectory() ? path.join(p, 'model.json') : p;
   if (!fs.existsSync(candidate)) throw new ModelFormatError(p, 'no model.json found (expected a tfjs LayersModel folder)');
+  const kind = notRegularFile(candidate, 'model.json');
+  if (kind) throw new ModelFormatError(candidate, kind);
   return candidate;
 }
 

@@ -15,6 +15,7 @@ export function register(program: Command): void {
       await selectBackend(o.backend);
       const c = await loadClassifier(o.model, undefined, o.crop);
       const e = await evaluateFolder(c, o.data);
+      for (const w of e.warnings) console.error(`warning: ${w}`);
       if (o.json) return console.log(JSON.stringify({ accuracy: e.accuracy, n: e.n, perClass: e.perClass, confusion: e.confusion, labels: e.labels }));
       console.log(`accuracy ${e.accuracy.toFixed(4)} on ${e.n} images`);
       console.log(`${'class'.padEnd(16)}precision  recall  support`);

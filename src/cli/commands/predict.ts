@@ -21,7 +21,7 @@ export function register(program: Command): void {
       if (o.json && o.csv) throw new ConfigError('--csv', 'choose one of --json and --csv');
       if (!Number.isInteger(o.batch) || o.batch < 1) throw new ConfigError('--batch', `expected a positive integer, got ${o.batch}`);
       if (!Number.isInteger(o.top) || o.top < 1) throw new ConfigError('--top', `expected a positive integer, got ${o.top}`);
-      const images = collectImages(inputs);
+      const images = collectImages(inputs, (w) => console.error(`warning: ${w}`));
       await selectBackend(o.backend);
       const c = await loadClassifier(o.model, o.labels, o.crop);
       const preds = await predictFiles(c, images, o.top, o.batch);
