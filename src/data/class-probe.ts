@@ -33,6 +33,8 @@ export async function checkEveryClassDecodes(source: DataSource, size: number): 
       } catch (e) {
         if (!(e instanceof DataError)) throw e;
         (source.skipped as Array<{ file: string; reason: string }>).push({ file: ex.key, reason: e.message });
+        // the same one warning per file that training gives: the batch loop will not see this file as new again
+        process.emitWarning(`skipping ${e.message}`, { code: 'LAYERTUNE_SKIPPED_IMAGE' });
         known.add(ex.key);
         failed.push(e.message);
       }
