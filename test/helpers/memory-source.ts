@@ -2,6 +2,9 @@ import { DataError } from '../../src/errors';
 import type { Container } from 'inversify';
 import { createContainer, TOKENS, type DataSourceFactory } from '../../src/container';
 import type { DataSource, Example } from '../../src/data/source';
+import type { JobInput } from '../../src/config/schema';
+import { type Prepared, prepare } from '../../src/job';
+import { tmpDir } from './images';
 
 /**
  * Synthetic images in memory: class k is a colour gradient with a class-specific hue, so a network
@@ -42,4 +45,21 @@ export function dataContainer(create: () => DataSource): Container {
   const c = createContainer();
   c.rebind<DataSourceFactory>(TOKENS.DataSource).toConstantValue({ create });
   return c;
+}
+
+/**
+ * A prepared 32 px job over `source` for the divergence-guard tests: BatchNorm on stored statistics and a
+ * low top rate, so ordinary steps stay well inside the guard's spike threshold.
+ */
+export function prepareGuardJob(source: DataSource, epochs: number): Promise<Prepared> {
+  return prepare(
+    {
+      model: { size: 32, batchNorm: 'frozen' },
+      groups: { strategy: 'stepped', top: 0.01 },
+      train: { epochs, batch: 4 },
+      backend: 'wasm',
+      out: tmpDir(),
+    } as JobInput,
+    { log: () => {}, container: dataContainer(() => source) },
+  );
 }

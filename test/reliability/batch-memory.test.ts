@@ -12,10 +12,8 @@ import { fitBatch } from '../../src/train/batch-fit';
 import { ACTIVATION_FACTOR, countModel, estimateMemory, largestBatch, memoryBudget, RUNTIME_BYTES, WASM_HEAP_BYTES } from '../../src/train/memory-estimate';
 import { GuardSchema } from '../../src/train/guard';
 import { Trainer } from '../../src/train/trainer';
-import { MemorySource, dataContainer } from '../helpers/memory-source';
+import { MemorySource, dataContainer, prepareGuardJob } from '../helpers/memory-source';
 import { tmpDir } from '../helpers/images';
-
-const quiet = { log: () => undefined };
 
 /** input 8×8×3 → conv 4 filters 3×3 same → flatten → dense 2 */
 function tiny(): tf.LayersModel {
@@ -90,19 +88,7 @@ describe('reliability: batch and memory sanity', function () {
 
   it('the divergence guard on a one-batch epoch: the rolled-back epoch is run again, not "no training image could be decoded"', async () => {
     const source = new MemorySource(['a', 'b'], 2, 1);
-    const p = await prepare(
-      {
-        model: { size: 32, batchNorm: 'frozen' },
-        groups: { strategy: 'stepped', top: 0.01 },
-        train: { epochs: 4, batch: 4 },
-        backend: 'wasm',
-        out: tmpDir(),
-      } as JobInput,
-      {
-        ...quiet,
-        container: dataContainer(() => source),
-      },
-    );
+    const p = await prepareGuardJob(source, 4);
     const opt = p.stages.optimizer.create(p.plan.groups, p.job);
     const lines: string[] = [];
     const trainer = new Trainer(

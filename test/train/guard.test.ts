@@ -2,14 +2,14 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { prepare, runJob } from '../../src/job';
+import { runJob } from '../../src/job';
 import type { JobInput } from '../../src/config/schema';
 import { TrainingError } from '../../src/errors';
 import { allFinite, DivergenceGuard, GuardSchema, median } from '../../src/train/guard';
 import { Trainer } from '../../src/train/trainer';
 import { loadCheckpoint, modelWeightStore } from '../../src/train/checkpoint';
 import type { WeightSnapshot } from '../../src/schedules/weights';
-import { MemorySource, dataContainer } from '../helpers/memory-source';
+import { MemorySource, dataContainer, prepareGuardJob } from '../helpers/memory-source';
 import { tmpDir } from '../helpers/images';
 
 const quiet = { log: () => undefined };
@@ -77,20 +77,7 @@ describe('divergence guard', function () {
 
   it('recovers from a one-step rate blow-up: rolls back to the last good weights (every model weight, bit for bit), cuts the rate by 10, finishes', async () => {
     const source = new MemorySource(['a', 'b'], 8, 2);
-    // BN on stored statistics and a low rate: ordinary steps stay well inside the spike threshold
-    const p = await prepare(
-      {
-        model: { size: 32, batchNorm: 'frozen' },
-        groups: { strategy: 'stepped', top: 0.01 },
-        train: { epochs: 2, batch: 4 },
-        backend: 'wasm',
-        out: tmpDir(),
-      } as JobInput,
-      {
-        ...quiet,
-        container: dataContainer(() => source),
-      },
-    );
+    const p = await prepareGuardJob(source, 2);
     const opt = p.stages.optimizer.create(p.plan.groups, p.job);
     const store = modelWeightStore(p.network.train);
     let afterStep1: WeightSnapshot | null = null;
