@@ -18,8 +18,7 @@ import type { OptimizerState } from '../optim/types';
 import type { LrScheduleState } from '../schedules/controller';
 import type { EarlyStoppingState } from '../schedules/early-stopping';
 import { layerWeightStore, type WeightCopy, type WeightSnapshot, type WeightStore } from '../schedules/weights';
-import type { EpochInfo } from './callbacks';
-import type { GuardState } from './guard';
+import type { TrainerState } from './trainer-state';
 import { writeFileDurable } from '../io/write';
 import { CorruptCheckpointError, verifyCheckpoint } from './checkpoint-verify';
 import { checkStateShape } from './checkpoint-schema';
@@ -28,23 +27,10 @@ import { readProvenance, type RunProvenance } from './checkpoint-provenance';
 import { CheckpointSchema, type CheckpointConfig } from './schema';
 
 export { CheckpointSchema, type CheckpointConfig };
+export type { TrainerState };
 
 export const CHECKPOINT_FORMAT = 'layertune-checkpoint';
 export const CHECKPOINT_VERSION = 1;
-
-/** The trainer's own resumable state. */
-export interface TrainerState {
-  /** Epochs completed. */
-  epoch: number;
-  /** Optimizer steps taken. */
-  step: number;
-  /** The data-order RNG's whole state (one 32-bit integer). */
-  rng: number;
-  guard: GuardState | null;
-  history: EpochInfo[];
-  /** Set when the plateau rule or early stopping ended the run: resuming it does not train further. */
-  stoppedEarly: string | null;
-}
 
 export interface BestState {
   monitor: string;

@@ -11,7 +11,8 @@ import { flatLayers, namedVariableGrads } from '../optim/named';
 import { FeatureCache } from './feature-cache';
 import { FoldedModel } from '../models/fold-batchnorm';
 import { allFinite, DivergenceGuard, GoodState, type GuardConfig, type GuardEvent } from './guard';
-import { modelWeightStore, type TrainerState } from './checkpoint';
+import { modelWeightStore } from './checkpoint';
+import type { TrainerState } from './trainer-state';
 import { ParallelGradients, type ShardOutput } from '../engine/wasm/parallel';
 import { inCallbackOrder, type Callback, type EpochInfo, type EpochMetrics, type StopRequest } from './callbacks';
 
