@@ -2,7 +2,7 @@ import { DataError } from '../errors';
 import type { BatchAugmenter, BatchDraw, ImageDraw } from './augment';
 import { flipHorizontal } from './decode';
 import type { Rng } from './rng';
-import type { DataSource, Example } from './source';
+import { recordSkipped, type DataSource, type Example } from './source';
 
 export interface RawBatch {
   /** n·size·size·3 bytes, HWC per image. */
@@ -60,8 +60,7 @@ export async function* rawBatches(source: DataSource, examples: Example[], opts:
           return { ex, flip, draw, px: flip && !draw ? flipHorizontal(px, opts.size) : px };
         } catch (e) {
           if (!(e instanceof DataError)) throw e;
-          (source.skipped as Array<{ file: string; reason: string }>).push({ file: ex.key, reason: e.message });
-          process.emitWarning(`skipping ${e.message}`, { code: 'LAYERTUNE_SKIPPED_IMAGE' });
+          recordSkipped(source, ex.key, e.message);
           bad.add(ex.key);
           return null;
         }
