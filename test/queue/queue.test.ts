@@ -7,6 +7,20 @@ import { tmpDir, writeClassFolder } from '../helpers/images';
 import { type RedisServer, requireRedis, startRedis } from '../helpers/redis';
 import { type Proc, cli } from './procs';
 
+/** Every file under `dir` (relative path → contents as hex), to compare two states of a search folder byte for byte. */
+function snapshot(dir: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const f = path.join(d, e.name);
+      if (e.isDirectory()) walk(f);
+      else files[path.relative(dir, f)] = fs.readFileSync(f).toString('hex');
+    }
+  };
+  walk(dir);
+  return files;
+}
+
 describe('queue mode (BullMQ on a real redis-server)', function () {
   this.timeout(400000);
   let redis: RedisServer;
@@ -97,12 +111,17 @@ describe('queue mode (BullMQ on a real redis-server)', function () {
     await new Promise((r) => setTimeout(r, 1000));
     const busy = ws.filter((w) => w.out.some((l) => /: done,/.test(l))).length;
     expect(busy, queued.stdout + ws.map((w) => w.out.join('\n') + w.err.join('\n')).join('\n---\n')).to.be.greaterThan(1);
+    const before = snapshot(path.join(root, 'queued'));
     const again = layertune([...searchArgs(path.join(root, 'queued'), 6), '--queue', redis.url], 120000);
     expect(again.code, again.stderr).to.equal(0);
     expect(again.stdout).to.match(/0 trial\(s\) to run, 6 reused/);
     expect(again.stdout).to.match(/6 reused from an earlier run/);
     await new Promise((r) => setTimeout(r, 1000));
     expect(ws.flatMap((w) => w.out).filter((l) => /: started/.test(l))).to.have.length(6);
+    // the rerun's summary rewrote every file from the same records: byte for byte what the first run wrote
+    const after = snapshot(path.join(root, 'queued'));
+    expect(Object.keys(after)).to.include.members(['results.json', 'results.csv', 'best.yaml', 'trials/trial-0000.json']);
+    expect(after).to.deep.equal(before);
   });
 
   it('kill -9 of a worker mid-trial: another worker runs it again and it is in the results once', async () => {
