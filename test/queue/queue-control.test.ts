@@ -5,7 +5,7 @@ import IORedis from 'ioredis';
 import { searchKeys } from '../../src/queue/connection';
 import { median, medianStop } from '../../src/tune/median-stop';
 import type { TrialRecord } from '../../src/tune/search';
-import { layertune } from '../cli/run';
+import { layertune, userLines } from '../cli/run';
 import { tmpDir, writeClassFolder } from '../helpers/images';
 import { type RedisServer, requireRedis, startRedis } from '../helpers/redis';
 import { type Proc, cli } from './procs';
@@ -43,6 +43,18 @@ describe('queue control: --detach, --status, --cancel, SIGTERM drain, median sto
   });
   after(async () => {
     await redis?.stop();
+  });
+
+  it('--step-ms sizes the lock (30 steps, floor --lock-ms) and the stall check; a bad value is one line, exit 2', async () => {
+    const w = cli(['worker', '--queue', redis.url, '--lock-ms', '2000', '--step-ms', '2500']);
+    procs.push(w);
+    // 30 × 2500 ms = 75 s, above the 2 s floor; the stall check at half of it
+    await w.waitFor(/^worker on .*lock 75000 ms, stall check every 37500 ms\)/);
+    w.term();
+    expect(await w.exited).to.equal(0);
+    const bad = layertune(['worker', '--queue', redis.url, '--step-ms', '0'], 60000);
+    expect(bad.code).to.equal(2);
+    expect(userLines(bad.stderr)).to.deep.equal(['error: --step-ms: must be a positive number of ms, got 0']);
   });
 
   it('--detach returns once queued; --status and --cancel from other processes; the rerun after cancel resumes', async () => {

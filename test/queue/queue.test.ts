@@ -73,6 +73,8 @@ describe('queue mode (BullMQ on a real redis-server)', function () {
           `redis://:wrong@127.0.0.1:${secured.port}/0`,
           new RegExp(`--queue redis://:\\*\\*\\*@127\\.0\\.0\\.1:${secured.port}/0: Redis refused the credentials`),
         ],
+        // no password at all, to a server that wants one
+        [secured.url, new RegExp(`--queue redis://127\\.0\\.0\\.1:${secured.port}/0: Redis refused the credentials`)],
       ];
       for (const [url, re] of cases) {
         for (const args of [
