@@ -76,6 +76,10 @@ describe('queue control: --detach, --status, --cancel, SIGTERM drain, median sto
     expect(status0.code, status0.stderr).to.equal(0);
     expect(status0.stdout.trim()).to.equal(`search ${id}: waiting-children; 0/3 trials: 0 done, 0 running, 0 pruned, 0 diverged, 0 failed, 3 waiting`);
 
+    // a second submitter, on "another machine", follows the queued search instead of queueing it again
+    const follower = cli([...args, ...q]);
+    procs.push(follower);
+    await follower.waitFor(new RegExp(`search ${id} is already queued \\(waiting-children\\): attaching`));
     const w = worker();
     await w.waitFor(/^trial 1\/3: started/);
     const status1 = layertune([...args, ...q, '--status'], 60000);
@@ -86,6 +90,11 @@ describe('queue control: --detach, --status, --cancel, SIGTERM drain, median sto
     expect(cancelled.stdout).to.match(
       new RegExp(`search ${id}: cancelled: 2 waiting trial\\(s\\) removed; 1 running trial\\(s\\) \\(1\\) finish on their workers .*BullMQ cannot stop`),
     );
+    // the follower is told, in one line, and exits 2
+    expect(await follower.exited).to.equal(2);
+    expect(userLines(follower.err.join('\n'))).to.deep.equal([
+      `error: search ${id} was cancelled (--cancel); finished records stay in ${out}; rerun the same command to resume`,
+    ]);
     // the running trial finished and kept its record; the workers skipped the rest of the search
     await w.waitFor(/^trial 1\/3 .*: done/);
     await w.waitFor(/^summary: skipped \(search .* was cancelled\)/);
@@ -107,6 +116,29 @@ describe('queue control: --detach, --status, --cancel, SIGTERM drain, median sto
     expect(w.out.filter((l) => /^trial \d\/3: started/.test(l)).map((l) => l.slice(0, 9))).to.deep.equal(['trial 1/3', 'trial 2/3', 'trial 3/3']);
     const status3 = layertune([...args, ...q, '--status'], 60000);
     expect(status3.stdout.trim()).to.equal(`search ${id}: completed; 3/3 trials: 3 done, 0 running, 0 pruned, 0 diverged, 0 failed, 0 waiting`);
+  });
+
+  it('a rerun while a cancelled trial is still running waits for it, then queues the rest and reuses its record', async () => {
+    const out = path.join(tmpDir(), 's');
+    // ~20 s per trial here: the rerun starts while trial 1 still runs
+    const args = [...searchArgs(out, { trials: 2, seed: 5, metric: 'val_loss', medianStop: false }, ['--size', '64', '--epochs', '60']), '--queue', redis.url];
+    const w = worker();
+    await w.waitFor(/^worker on /);
+    expect(layertune([...args, '--detach'], 60000).code).to.equal(0);
+    await w.waitFor(/^trial 1\/2: started/);
+    const cancelled = layertune([...args, '--cancel'], 60000);
+    expect(cancelled.stdout).to.match(/cancelled: 1 waiting trial\(s\) removed; 1 running trial\(s\) \(1\)/);
+    expect(
+      w.out.some((l) => /^trial 1\/2 .*: done/.test(l)),
+      'trial 1 ended before the rerun: the test cannot show the wait',
+    ).to.equal(false);
+    const rerun = cli(args);
+    procs.push(rerun);
+    await rerun.waitFor(/was cancelled; waiting for its running trial\(s\) to finish before queueing it again/);
+    expect(await rerun.exited, rerun.err.join('\n')).to.equal(0);
+    expect(rerun.out.join('\n')).to.match(/1 trial\(s\) to run, 1 reused/);
+    expect(w.out.filter((l) => /^trial \d\/2: started/.test(l)).map((l) => l.slice(0, 9))).to.deep.equal(['trial 1/2', 'trial 2/2']);
+    expect(JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')).trials.map((t: { id: number }) => t.id)).to.deep.equal([0, 1]);
   });
 
   it('SIGTERM mid-trial: the worker finishes the trial, takes no new one, exits 0; the trial is in the results once', async () => {
