@@ -37,6 +37,13 @@ const redis = (url: string) => {
   }
   return c;
 };
+/**
+ * BullMQ counts failed attempts and stalls apart: a job taken over from a dead worker is still on its first attempt,
+ * and only its stall counter says it ran before.
+ */
+const attemptOf = (job: SandboxedJob) =>
+  `attempt ${job.attemptsMade + 1}${job.stalledCounter ? `, taken over after ${job.stalledCounter} stall(s) of its worker` : ''}`;
+
 let cached: { searchId: string; ctx: TrialContext } | null = null;
 
 async function finishedCurves(url: string, searchId: string): Promise<number[][]> {
@@ -63,7 +70,7 @@ async function trial(job: SandboxedJob<TrialJobData>): Promise<TrialRecord> {
   // a retried or duplicated job (at-least-once delivery) finds the record its first run wrote and returns it
   const existing = readTrials(d.out).get(d.trialId);
   if (existing && existing.key === d.key) return existing;
-  console.log(`trial ${d.trialId + 1}/${plan.trials.length}: started (job ${job.id}, attempt ${job.attemptsMade + 1})`);
+  console.log(`trial ${d.trialId + 1}/${plan.trials.length}: started (job ${job.id}, ${attemptOf(job)})`);
   if (cached?.searchId !== d.searchId) {
     cached?.ctx.dispose();
     cached = { searchId: d.searchId, ctx: trialContext(plan, () => finishedCurves(d.url, d.searchId)) };
@@ -101,6 +108,7 @@ const store: ArtifactStore = new FsArtifactStore();
 
 async function run(job: SandboxedJob<RunJobData>) {
   const log = (s: string) => console.log(`[${job.id}] ${s}`);
+  log(`started (${attemptOf(job)})`);
   const runDir = await store.open(String(job.data.job.out));
   // a job whose previous worker died continues from its last checkpoint (bit-exact), not from scratch
   const resume = store.hasCheckpoint(runDir) ? runDir : undefined;

@@ -136,7 +136,8 @@ describe('queue mode (BullMQ on a real redis-server)', function () {
     victim.kill9();
     await victim.exited;
     const rescuer = worker(redis.url);
-    await rescuer.waitFor(/^trial 1\/2: started .*attempt/);
+    // the takeover is BullMQ's stall recovery: still attempt 1, with the stall counted
+    await rescuer.waitFor(/^trial 1\/2: started .*attempt 1, taken over after 1 stall\(s\) of its worker/);
     expect(await sub.exited, sub.err.join('\n')).to.equal(0);
     console.log(`      killed: ${started}\n      then:   ${rescuer.out.filter((l) => /trial 1\/2|stalled/.test(l)).join('\n              ')}`);
     const r = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
@@ -192,6 +193,10 @@ describe('queue mode (BullMQ on a real redis-server)', function () {
     expect(await sub.exited, sub.err.join('\n')).to.equal(0);
     await new Promise((r) => setTimeout(r, 500));
     console.log(`      killed after: ${victim.out.filter((l) => /^epoch \d\/6:/.test(l)).pop()}\n      then: ${rescuer.out.find((l) => /resuming/.test(l))}`);
+    expect(
+      rescuer.out.some((l) => /\] started \(attempt 1, taken over after 1 stall\(s\) of its worker\)/.test(l)),
+      rescuer.out.join('\n'),
+    ).to.equal(true);
     expect(rescuer.out.some((l) => /resuming .*checkpoints/.test(l))).to.equal(true);
     expect(rescuer.out.some((l) => /^epoch 1\/6:/.test(l))).to.equal(false);
     expect(rescuer.out.some((l) => /^epoch 6\/6:/.test(l))).to.equal(true);
