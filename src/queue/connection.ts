@@ -12,10 +12,10 @@ export const QUEUE_NAME = 'layertune';
 /** Thrown when the queue URL is unusable: exit 2 like every other bad input. */
 export class QueueUrlError extends UserError {}
 
-/** The URL with its password hidden: what error lines print. */
 /** Redis stopped answering mid-run: one line, exit 2; finished records are on disk and a rerun continues. */
 export class QueueLostError extends UserError {}
 
+/** The URL with its password hidden: what error lines print. */
 export function shownUrl(url: string): string {
   return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }
@@ -80,8 +80,12 @@ export async function checkQueue(url: string): Promise<void> {
   }
 }
 
-/** Redis keys of one search: trial records and first-fold curves, as hashes keyed by trial id. */
+/**
+ * Redis keys of one search: trial records and first-fold curves, as hashes keyed by trial id, and the mark
+ * `--cancel` leaves so workers skip the search's trials until it is run again.
+ */
 export const searchKeys = (searchId: string) => ({
   records: `${QUEUE_NAME}:search:${searchId}:records`,
   curves: `${QUEUE_NAME}:search:${searchId}:curves`,
+  cancelled: `${QUEUE_NAME}:search:${searchId}:cancelled`,
 });

@@ -4,7 +4,7 @@
  * would stop BullMQ renewing the job's lock, another worker would take the job as stalled and it would run twice.
  * Here only this child blocks and the parent keeps the lock alive.
  */
-import type { SandboxedJob } from 'bullmq';
+import { type SandboxedJob, UnrecoverableError } from 'bullmq';
 import IORedis from 'ioredis';
 import { runJob } from '../job';
 import {
@@ -37,6 +37,13 @@ const redis = (url: string) => {
   }
   return c;
 };
+/**
+ * BullMQ counts failed attempts and stalls apart: a job taken over from a dead worker is still on its first attempt,
+ * and only its stall counter says it ran before.
+ */
+const attemptOf = (job: SandboxedJob) =>
+  `attempt ${job.attemptsMade + 1}${job.stalledCounter ? `, taken over after ${job.stalledCounter} stall(s) of its worker` : ''}`;
+
 let cached: { searchId: string; ctx: TrialContext } | null = null;
 
 async function finishedCurves(url: string, searchId: string): Promise<number[][]> {
@@ -44,14 +51,26 @@ async function finishedCurves(url: string, searchId: string): Promise<number[][]
   return Object.values(all).map((v) => JSON.parse(v) as number[]);
 }
 
+/**
+ * A cancelled search's trial or summary fails at once, without retries: --cancel removes the waiting trials, but a
+ * worker may have taken one between the mark and the removal. Running trials are past this check and finish.
+ */
+async function skipIfCancelled(url: string, searchId: string, what: string): Promise<void> {
+  if (await redis(url).exists(searchKeys(searchId).cancelled)) {
+    console.log(`${what}: skipped (search ${searchId} was cancelled)`);
+    throw new UnrecoverableError(`search ${searchId} was cancelled`);
+  }
+}
+
 async function trial(job: SandboxedJob<TrialJobData>): Promise<TrialRecord> {
   const d = job.data;
+  await skipIfCancelled(d.url, d.searchId, `trial ${d.trialId + 1}`);
   const plan: PlannedSearch = planSearch(d.base, { search: d.search });
   const t = plan.trials[d.trialId];
   // a retried or duplicated job (at-least-once delivery) finds the record its first run wrote and returns it
   const existing = readTrials(d.out).get(d.trialId);
   if (existing && existing.key === d.key) return existing;
-  console.log(`trial ${d.trialId + 1}/${plan.trials.length}: started (job ${job.id}, attempt ${job.attemptsMade + 1})`);
+  console.log(`trial ${d.trialId + 1}/${plan.trials.length}: started (job ${job.id}, ${attemptOf(job)})`);
   if (cached?.searchId !== d.searchId) {
     cached?.ctx.dispose();
     cached = { searchId: d.searchId, ctx: trialContext(plan, () => finishedCurves(d.url, d.searchId)) };
@@ -69,6 +88,7 @@ async function trial(job: SandboxedJob<TrialJobData>): Promise<TrialRecord> {
 
 async function summary(job: SandboxedJob<SearchJobData>): Promise<SearchSummary> {
   const d = job.data;
+  await skipIfCancelled(d.url, d.searchId, 'summary');
   const plan = planSearch(d.base, { search: d.search });
   const all = readTrials(d.out);
   // the children's return values are the records; the files hold the ones reused from earlier runs
@@ -88,6 +108,7 @@ const store: ArtifactStore = new FsArtifactStore();
 
 async function run(job: SandboxedJob<RunJobData>) {
   const log = (s: string) => console.log(`[${job.id}] ${s}`);
+  log(`started (${attemptOf(job)})`);
   const runDir = await store.open(String(job.data.job.out));
   // a job whose previous worker died continues from its last checkpoint (bit-exact), not from scratch
   const resume = store.hasCheckpoint(runDir) ? runDir : undefined;

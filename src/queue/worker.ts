@@ -2,24 +2,28 @@
  * `layertune worker`: takes trial, search-summary and submitted-job jobs from the queue and runs each in a
  * sandboxed child process (processor.js beside this file in dist/).
  *
- * Lock and stall settings: the lock is renewed by this process every lockDuration/2, and this process never
- * trains (the child does), so renewal does not wait for a training step however long it is. The lock therefore
- * only has to outlast a renewal round trip plus a GC pause; the default 30 s is far above either. A dead worker's
- * job is noticed at the next stall check after its lock expires: at most lockDuration + stalledInterval later.
+ * Lock and stall settings (src/queue/lock.ts explains the sizing): the lock is renewed by this process every
+ * lockDuration/2, and this process never trains (the child does), so renewal does not wait for a training step
+ * however long it is. The lock has to outlast this process being slow (starved of CPU by its children, GC, swap, a
+ * slow Redis round trip), which a measured step time scales. A dead worker's job is noticed at the next stall check
+ * after its lock expires: at most lockDuration + stalledInterval later.
  */
 import * as path from 'node:path';
 import { Worker } from 'bullmq';
 import IORedis from 'ioredis';
 import { QUEUE_NAME, QueueLostError, checkQueue, connectionOptions, shownUrl } from './connection';
+import { LOCK_FLOOR_MS, lockSettings } from './lock';
 
 export interface WorkerOptions {
   concurrency: number;
-  /** ms a job stays locked without renewal (tests shorten it so a killed worker's job is taken over quickly). */
+  /** The least ms a job stays locked without renewal (tests shorten it so a killed worker's job is taken over quickly). */
   lockMs: number;
+  /** A measured training step time (ms) on this kind of machine, or null: raises the lock above `lockMs`. */
+  stepMs?: number | null;
   log?: (s: string) => void;
 }
 
-export const DEFAULT_LOCK_MS = 30000;
+export const DEFAULT_LOCK_MS = LOCK_FLOOR_MS;
 
 /** Runs until SIGTERM/SIGINT (drains: the running jobs finish, nothing new is taken); a QueueLostError when Redis is gone. */
 export async function runWorker(url: string, opts: WorkerOptions): Promise<number> {
@@ -27,11 +31,12 @@ export async function runWorker(url: string, opts: WorkerOptions): Promise<numbe
   await checkQueue(url);
   const connection = new IORedis(connectionOptions(url));
   let lost: string | null = null;
+  const lock = lockSettings(opts.stepMs ?? null, opts.lockMs);
   const worker = new Worker(QUEUE_NAME, path.join(__dirname, 'processor.js'), {
     connection,
     concurrency: opts.concurrency,
-    lockDuration: opts.lockMs,
-    stalledInterval: Math.max(1000, Math.round(opts.lockMs / 2)),
+    lockDuration: lock.lockDuration,
+    stalledInterval: lock.stalledInterval,
     // a job whose worker died twice is retried through its attempts, not dropped as "stalled too often"
     maxStalledCount: 3,
     useWorkerThreads: false,
@@ -52,7 +57,9 @@ export async function runWorker(url: string, opts: WorkerOptions): Promise<numbe
     process.once('SIGINT', () => drain('SIGINT'));
   });
   await worker.waitUntilReady();
-  log(`worker on ${shownUrl(url)} (queue ${QUEUE_NAME}, concurrency ${opts.concurrency}, lock ${opts.lockMs} ms)`);
+  log(
+    `worker on ${shownUrl(url)} (queue ${QUEUE_NAME}, concurrency ${opts.concurrency}, lock ${lock.lockDuration} ms, stall check every ${lock.stalledInterval} ms)`,
+  );
   const code = await done;
   if (lost) {
     // the worker's own close would wait on a connection that will not come back

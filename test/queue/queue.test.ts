@@ -1,60 +1,24 @@
 import { expect } from 'chai';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BIN, ROOT, layertune, userLines } from '../cli/run';
+import { ROOT, layertune, userLines } from '../cli/run';
 import { tmpDir, writeClassFolder } from '../helpers/images';
 import { type RedisServer, requireRedis, startRedis } from '../helpers/redis';
+import { type Proc, cli } from './procs';
 
-/** A CLI child in its own process group, so kill -9 takes its sandboxed processor down with it, like a lost machine. */
-interface Proc {
-  child: ChildProcess;
-  out: string[];
-  err: string[];
-  exited: Promise<number | null>;
-  waitFor(re: RegExp, ms?: number): Promise<string>;
-  kill9(): void;
-}
-function cli(args: string[]): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  const out: string[] = [];
-  const err: string[] = [];
-  const waiters: Array<{ re: RegExp; resolve: (l: string) => void }> = [];
-  const feed = (sink: string[]) => {
-    let pending = '';
-    return (d: string) => {
-      pending += d;
-      const lines = pending.split('\n');
-      pending = lines.pop()!;
-      for (const l of lines) {
-        sink.push(l);
-        for (const w of [...waiters]) if (w.re.test(l)) waiters.splice(waiters.indexOf(w), 1), w.resolve(l);
-      }
-    };
+/** Every file under `dir` (relative path → contents as hex), to compare two states of a search folder byte for byte. */
+function snapshot(dir: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const f = path.join(d, e.name);
+      if (e.isDirectory()) walk(f);
+      else files[path.relative(dir, f)] = fs.readFileSync(f).toString('hex');
+    }
   };
-  child.stdout!.setEncoding('utf8').on('data', feed(out));
-  child.stderr!.setEncoding('utf8').on('data', feed(err));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  return {
-    child,
-    out,
-    err,
-    exited,
-    waitFor: (re, ms = 120000) =>
-      new Promise((resolve, reject) => {
-        const hit = [...out, ...err].find((l) => re.test(l));
-        if (hit) return resolve(hit);
-        const t = setTimeout(() => reject(new Error(`no line matching ${re} within ${ms} ms; stdout:\n${out.join('\n')}\nstderr:\n${err.join('\n')}`)), ms);
-        waiters.push({ re, resolve: (l) => (clearTimeout(t), resolve(l)) });
-      }),
-    kill9: () => {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    },
-  };
+  walk(dir);
+  return files;
 }
 
 describe('queue mode (BullMQ on a real redis-server)', function () {
@@ -109,6 +73,8 @@ describe('queue mode (BullMQ on a real redis-server)', function () {
           `redis://:wrong@127.0.0.1:${secured.port}/0`,
           new RegExp(`--queue redis://:\\*\\*\\*@127\\.0\\.0\\.1:${secured.port}/0: Redis refused the credentials`),
         ],
+        // no password at all, to a server that wants one
+        [secured.url, new RegExp(`--queue redis://127\\.0\\.0\\.1:${secured.port}/0: Redis refused the credentials`)],
       ];
       for (const [url, re] of cases) {
         for (const args of [
@@ -147,12 +113,17 @@ describe('queue mode (BullMQ on a real redis-server)', function () {
     await new Promise((r) => setTimeout(r, 1000));
     const busy = ws.filter((w) => w.out.some((l) => /: done,/.test(l))).length;
     expect(busy, queued.stdout + ws.map((w) => w.out.join('\n') + w.err.join('\n')).join('\n---\n')).to.be.greaterThan(1);
+    const before = snapshot(path.join(root, 'queued'));
     const again = layertune([...searchArgs(path.join(root, 'queued'), 6), '--queue', redis.url], 120000);
     expect(again.code, again.stderr).to.equal(0);
     expect(again.stdout).to.match(/0 trial\(s\) to run, 6 reused/);
     expect(again.stdout).to.match(/6 reused from an earlier run/);
     await new Promise((r) => setTimeout(r, 1000));
     expect(ws.flatMap((w) => w.out).filter((l) => /: started/.test(l))).to.have.length(6);
+    // the rerun's summary rewrote every file from the same records: byte for byte what the first run wrote
+    const after = snapshot(path.join(root, 'queued'));
+    expect(Object.keys(after)).to.include.members(['results.json', 'results.csv', 'best.yaml', 'trials/trial-0000.json']);
+    expect(after).to.deep.equal(before);
   });
 
   it('kill -9 of a worker mid-trial: another worker runs it again and it is in the results once', async () => {
@@ -165,7 +136,8 @@ describe('queue mode (BullMQ on a real redis-server)', function () {
     victim.kill9();
     await victim.exited;
     const rescuer = worker(redis.url);
-    await rescuer.waitFor(/^trial 1\/2: started .*attempt/);
+    // the takeover is BullMQ's stall recovery: still attempt 1, with the stall counted
+    await rescuer.waitFor(/^trial 1\/2: started .*attempt 1, taken over after 1 stall\(s\) of its worker/);
     expect(await sub.exited, sub.err.join('\n')).to.equal(0);
     console.log(`      killed: ${started}\n      then:   ${rescuer.out.filter((l) => /trial 1\/2|stalled/.test(l)).join('\n              ')}`);
     const r = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
@@ -221,6 +193,10 @@ describe('queue mode (BullMQ on a real redis-server)', function () {
     expect(await sub.exited, sub.err.join('\n')).to.equal(0);
     await new Promise((r) => setTimeout(r, 500));
     console.log(`      killed after: ${victim.out.filter((l) => /^epoch \d\/6:/.test(l)).pop()}\n      then: ${rescuer.out.find((l) => /resuming/.test(l))}`);
+    expect(
+      rescuer.out.some((l) => /\] started \(attempt 1, taken over after 1 stall\(s\) of its worker\)/.test(l)),
+      rescuer.out.join('\n'),
+    ).to.equal(true);
     expect(rescuer.out.some((l) => /resuming .*checkpoints/.test(l))).to.equal(true);
     expect(rescuer.out.some((l) => /^epoch 1\/6:/.test(l))).to.equal(false);
     expect(rescuer.out.some((l) => /^epoch 6\/6:/.test(l))).to.equal(true);

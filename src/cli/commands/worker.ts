@@ -10,11 +10,13 @@ export function register(program: Command): void {
     .requiredOption('--queue <url>', 'redis://[user:password@]HOST:PORT/DB')
     .option('--concurrency <n>', 'jobs run at once (each in its own child process)', num, 1)
     .option('--lock-ms <ms>', "how long a job stays claimed without its worker's renewal (a dead worker's job is retaken after about this)", num)
+    .option('--step-ms <ms>', 'a measured training step time on this kind of machine: the lock is kept at least 30 steps long', num)
     .action(async (o) => {
       if (!Number.isInteger(o.concurrency) || o.concurrency < 1) throw new ConfigError('--concurrency', `must be a positive integer, got ${o.concurrency}`);
       const { runWorker, DEFAULT_LOCK_MS } = await import('../../queue/worker');
       const lockMs = o.lockMs ?? DEFAULT_LOCK_MS;
       if (!Number.isInteger(lockMs) || lockMs < 1000) throw new ConfigError('--lock-ms', `must be an integer >= 1000, got ${o.lockMs}`);
-      await runWorker(o.queue, { concurrency: o.concurrency, lockMs });
+      if (o.stepMs !== undefined && !(o.stepMs > 0)) throw new ConfigError('--step-ms', `must be a positive number of ms, got ${o.stepMs}`);
+      await runWorker(o.queue, { concurrency: o.concurrency, lockMs, stepMs: o.stepMs ?? null });
     });
 }
