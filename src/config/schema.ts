@@ -103,6 +103,13 @@ export const ExportSchema = z
      * consumers of earlier exports apply metadata.preprocessing themselves and would normalise twice.
      */
     bakePreprocessing: z.boolean().default(false),
+    /**
+     * BatchNorm folded into the convolution before it (one conv with a bias instead of conv + BN): fewer ops and
+     * weights at inference, same logits within 1e-5. Off by default: the folded graph cannot be fine-tuned again
+     * (its BatchNorm statistics and γ/β are gone), and weight names change (conv biases appear, `*_bn/*` vanish),
+     * which breaks `quantizeLayers` patterns and consumers that read BN weights by name.
+     */
+    foldBatchNorm: z.boolean().default(false),
     /** `tm`: the graph takes Teachable Machine's input (x/127 − 1, centre square), for `@teachablemachine/image` apps. */
     format: z.enum(['tfjs', 'tm']).default('tfjs'),
   })
