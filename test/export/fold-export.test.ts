@@ -57,8 +57,9 @@ function network(arch: string, convention: Convention, size: number): { net: Net
     { dropout: 0, seed: 3 },
   );
   randomiseBatchNorms(net.train, 7);
+  // a trained head's logits are a few units; the 1e-5 bound is absolute, float32 rounding is relative to their size
   const dense = net.train.getLayer('lt_head_dense');
-  const w = dense.getWeights().map((t, i) => tf.randomNormal(t.shape, 0, 0.5, 'float32', 20 + i));
+  const w = dense.getWeights().map((t, i) => tf.randomNormal(t.shape, 0, 0.15, 'float32', 20 + i));
   dense.setWeights(w);
   tf.dispose(w);
   return { net, dispose: () => disposeBuilt(built) };
@@ -105,7 +106,7 @@ describe('export.foldBatchNorm', function () {
       const got = logitsOf(model, x);
       const err = maxAbs(got, want);
       console.log(`      ${arch}: max |Δlogit| ${err.toExponential(2)} (max |logit| ${maxAbs(want).toExponential(2)})`);
-      expect(maxAbs(want)).to.be.greaterThan(1e-2);
+      expect(maxAbs(want)).to.be.greaterThan(0.3);
       expect(err).to.be.at.most(1e-5);
       tf.dispose([x, want, got]);
       model.dispose();
