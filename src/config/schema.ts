@@ -74,7 +74,8 @@ export const TrainSchema = z
     accumulate: posInt.default(1),
     /**
      * Threads computing each batch's gradients on the wasm backend (data-parallel worker threads; BatchNorm
-     * statistics are then per thread). `auto`: one per core, at most 4, at least 8 images each. Native
+     * statistics are then per thread). `auto`: one per core, at most 4, at least 8 images each, and one for a model
+     * too small to pay for a second (under MIN_MULTIPLY_ADDS_FOR_THREADS per image, src/engine/threads.ts). Native
      * backends spread their own kernels over the cores and ignore this.
      */
     threads: z.union([z.literal('auto'), posInt.max(16)]).default('auto'),
