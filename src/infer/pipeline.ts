@@ -67,3 +67,19 @@ export async function runInOrder<T, R>(
   if (failure !== null) throw failure;
   return out;
 }
+
+/**
+ * An index-based `load` for runInOrder over an async iterable whose items come in batch order (e.g. the trainer's
+ * rawBatches): load(i) is the iterable's i-th item. Prefetch asks for indices in increasing order, and an async
+ * generator queues overlapping next() calls in call order, so each index gets its own item.
+ */
+export function loadsFrom<T>(items: AsyncIterable<T>): (i: number) => Promise<T> {
+  const it = items[Symbol.asyncIterator]();
+  let asked = 0;
+  return async (i: number) => {
+    if (i !== asked++) throw new RangeError(`batch ${i} asked for out of order (expected ${asked - 1})`);
+    const r = await it.next();
+    if (r.done) throw new RangeError(`the batches ended before batch ${i}`);
+    return r.value;
+  };
+}

@@ -6,7 +6,7 @@ import { selectBackend } from '../../src/engine/backend';
 import { InferencePool } from '../../src/engine/inference-pool';
 import { MIN_BATCHES_PER_INFER_THREAD, resolveInferenceThreads } from '../../src/engine/inference-threads';
 import { LayersModelExporter } from '../../src/export/exporter';
-import { Prefetch, runInOrder } from '../../src/infer/pipeline';
+import { loadsFrom, Prefetch, runInOrder } from '../../src/infer/pipeline';
 import { attachHead } from '../../src/models/network';
 import { loadLayersFolder } from '../../src/models/tfjs-layers';
 import { classifyFiles, evaluateFolder, loadClassifier, type Classifier } from '../../src/predict';
@@ -84,6 +84,26 @@ describe('inference: batches in order with decode ahead (pipeline.ts)', () => {
     } finally {
       process.off('unhandledRejection', onUnhandled);
     }
+  });
+
+  it('an async generator of batches feeds runInOrder through loadsFrom, in order, with loads ahead', async () => {
+    let produced = 0;
+    async function* batches() {
+      for (let i = 0; i < 5; i++) {
+        await sleep(1);
+        produced++;
+        yield { i, rows: [i, i * i] };
+      }
+    }
+    const out = await runInOrder(5, loadsFrom(batches()), async (b) => b.rows[1] - b.rows[0], { lanes: 2, depth: 2 });
+    expect(out).to.deep.equal([0, 0, 2, 6, 12]);
+    expect(produced).to.equal(5);
+    const short = loadsFrom(batches());
+    await Promise.all([0, 1, 2, 3, 4].map((i) => short(i)));
+    await short(5).then(
+      () => expect.fail('a sixth batch'),
+      (e: Error) => expect(e.message).to.equal('the batches ended before batch 5'),
+    );
   });
 
   it('Prefetch refuses an index taken twice', () => {
