@@ -69,8 +69,11 @@ export interface ExportMetadata extends TeachableMachineFields {
   trainingConfig: unknown;
   metrics: unknown;
   createdAt: string;
-  /** Whether BatchNorm was folded into the convolutions (export.foldBatchNorm and at least one conv + BN pair). */
-  foldedBatchNorm: boolean;
+  /**
+   * Whether BatchNorm was folded into the convolutions (export.foldBatchNorm and at least one conv + BN pair).
+   * Absent in exports written before the option existed: not folded.
+   */
+  foldedBatchNorm?: boolean;
   quantization?: QuantizationRecord;
 }
 
