@@ -94,6 +94,25 @@ describe('layertune predict for deployment: folders, --batch, --json, --csv', fu
     expect(human.stderr).to.match(/^3 image\(s\) in \d+\.\d\d s: \d+\.\d images\/s \(batch 16, threads 1 \(auto: the cpu backend\); decode included\)$/m);
   });
 
+  it('evaluate --json carries the run summary; --threads 2 gives the one-thread confusion matrix', () => {
+    const labelled = tmpDir('lt-eval-cli-');
+    for (const c of ['daisy', 'rose']) {
+      fs.mkdirSync(path.join(labelled, c));
+      for (const f of fs.readdirSync(path.join(FLOWERS, c)).slice(0, 2)) fs.copyFileSync(path.join(FLOWERS, c, f), path.join(labelled, c, f));
+    }
+    const run = (threads: string) => {
+      const r = layertune(['evaluate', '--model', model, '--data', labelled, '--json', '--batch', '1', '--threads', threads, '--backend', 'cpu']);
+      expect(r.code, r.stderr).to.equal(0);
+      return JSON.parse(r.stdout);
+    };
+    const [one, two] = [run('1'), run('2')];
+    expect(two.summary).to.include({ images: 4, batch: 1, threads: 2 });
+    expect(one.summary.threads).to.equal(1);
+    expect(two.summary.imagesPerSecond).to.be.greaterThan(0);
+    expect(two.confusion).to.deep.equal(one.confusion);
+    expect(two.n).to.equal(4);
+  });
+
   it('quotes CSV fields per RFC 4180 (hand-written expectation)', () => {
     const csv = predictionsCsv([{ file: 'a,b "c".jpg', top: [{ label: 'x', index: 0, probability: 0.5 }] }]);
     expect(csv).to.equal('file,label_1,probability_1\n"a,b ""c"".jpg",x,0.5\n');
