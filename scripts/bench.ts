@@ -7,6 +7,11 @@
  *        [--batch 16] [--cpu-models mobilenet_v1_0.25] [--no-peer] [--peer PATH]
  *        npm run bench -- --aug [--backends wasm] [--models mobilenet_v1_0.25]: epoch time with batched augmentation
  *        against flip-only (scripts/bench/augment.ts)
+ *        npm run bench -- --e2e [--quick] [--runs 3]: whole epochs over a photo folder against torch_finetune.py
+ *        (scripts/bench/e2e.ts)
+ * --quick (any mode): one model, wasm and wasm:2, one repeat of one step; e2e: one epoch over 8 images per class.
+ * Every output starts with a header (scripts/bench/header.ts): CPU, cores, load, node, kernel build, the peer's BLAS
+ * and threads.
  * 'wasm:N' trains with gradients data-parallel over N worker threads (src/engine/wasm/parallel.ts).
  * Each layertune measurement runs in its own process (scripts/bench/run-one.ts). The cpu backend takes
  * minutes per batch-16 step, so by default it is measured once (1 step, 1 inference) and only for
@@ -18,9 +23,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { BENCH_MODELS } from './bench/models';
 import { arg, median } from './bench/stats';
-import { kernelBuild } from '../src/engine/wasm/kernel-build';
+import { mainE2e } from './bench/e2e';
+import { printFooter, printHeader } from './bench/header';
 
 const ROOT = path.join(__dirname, '..');
+/** --quick: proves a mode works in about a minute (one model, one repeat, one step); its numbers mean nothing. */
+const QUICK = process.argv.includes('--quick');
 
 const list = (s: string): string[] =>
   s
@@ -106,13 +114,8 @@ function mainAug(): void {
   const backend = list(arg('backends', 'wasm'))[0];
   const size = Number(arg('size', '224'));
   const batch = Number(arg('batch', '16'));
-  const steps = Number(arg('steps', '3'));
-  console.error(
-    `layertune bench --aug: ${os.cpus().length} cores, load ${os
-      .loadavg()
-      .map((l) => l.toFixed(1))
-      .join(' ')}, ${model} on ${backend}, size ${size}, batch ${batch}`,
-  );
+  const steps = Number(arg('steps', QUICK ? '1' : '3'));
+  const startLoad = printHeader(`--aug: ${model} on ${backend}, size ${size}, batch ${batch}`, null, false);
   const step = runLayertune(model, backend, size, batch, steps, 0).train;
   if (step === null) throw new Error('no training step time');
   const stepMs = step * batch;
@@ -149,30 +152,34 @@ function mainAug(): void {
     console.log(`${name.padEnd(30)} ${ms.toFixed(1).padStart(9)}   ${(((stepMs + ms) / (stepMs + flip) - 1) * 100).toFixed(1).padStart(6)}%`);
   }
   console.log(JSON.stringify({ model, backend, size, batch, step_ms_per_batch: stepMs, input_ms_per_batch: j.ms_per_batch }));
+  printFooter(startLoad);
 }
 
 function main(): void {
+  if (process.argv.includes('--e2e')) {
+    mainE2e().catch((e) => {
+      console.error(e);
+      process.exit(1);
+    });
+    return;
+  }
   if (process.argv.includes('--aug')) {
     mainAug();
     return;
   }
-  const models = list(arg('models', BENCH_MODELS.join(',')));
-  const backends = process.argv.includes('--backends') ? list(arg('backends', '')) : availableBackends();
+  const models = list(arg('models', QUICK ? 'mobilenet_v1_0.25' : BENCH_MODELS.join(',')));
+  const backends = process.argv.includes('--backends') ? list(arg('backends', '')) : QUICK ? ['wasm', 'wasm:2'] : availableBackends();
   const cpuModels = list(arg('cpu-models', 'mobilenet_v1_0.25'));
-  const repeats = Number(arg('repeats', '3'));
-  const steps = Number(arg('steps', '3'));
+  const repeats = Number(arg('repeats', QUICK ? '1' : '3'));
+  const steps = Number(arg('steps', QUICK ? '1' : '3'));
   const size = Number(arg('size', '224'));
   const batch = Number(arg('batch', '16'));
   const peer = arg('peer', path.join(ROOT, '..', 'shared', 'peer', 'torch_bench.py'));
   const usePeer = !process.argv.includes('--no-peer') && fs.existsSync(peer);
   if (!usePeer && !process.argv.includes('--no-peer')) console.error(`peer not found at ${peer}: PyTorch columns stay empty`);
 
-  console.error(
-    `layertune bench: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), load ${os
-      .loadavg()
-      .map((l) => l.toFixed(1))
-      .join(' ')}, ` + `node ${process.version}, kernels ${kernelBuild()}, size ${size}, batch ${batch}, repeats ${repeats}, backends ${backends.join('/')}`,
-  );
+  // 'wasm:N' = N gradient threads for training; inference runs on one thread in run-one
+  const startLoad = printHeader(`backends ${backends.join('/')} (wasm:N = N training threads), size ${size}, batch ${batch}, repeats ${repeats}`, 2, usePeer);
   const rows: string[] = [];
   const jsonLines: string[] = [];
   for (const model of models) {
@@ -242,6 +249,7 @@ function main(): void {
   for (const r of rows) console.log(r);
   console.log('(ms per image, medians; r_* = layertune / PyTorch on the same run)');
   for (const j of jsonLines) console.log(j);
+  printFooter(startLoad);
 }
 
 main();

@@ -12,9 +12,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { scanFolder } from '../src/data/scan';
-import { stratifiedSplit } from '../src/data/split';
 import { runJob } from '../src/job';
+import { materialiseSplit, PEER_GROUP_RULES } from './bench/peer-split';
 
 const ROOT = path.join(__dirname, '..');
 const SHARED = path.join(ROOT, '..', 'shared');
@@ -36,30 +35,6 @@ const size = Number(a.size);
 const batch = Number(a.batch);
 const REF_LRS = [0.001, 0.01, 0.1];
 const scaled = REF_LRS.map((r) => (r * batch) / 256);
-
-/** The peer's groups: early = conv1 + blocks 1-5, middle = blocks 6-11, late = blocks 12-13 + head. */
-const PEER_GROUP_RULES = [
-  { match: '^conv_(dw|pw)_([1-5])(_|$)|^conv1', group: 'g0' },
-  { match: '^conv_(dw|pw)_([6-9]|1[01])(_|$)', group: 'g1' },
-  { match: '^conv_(dw|pw)_(1[23])(_|$)|^lt_head', group: 'g2' },
-];
-
-function materialiseSplit(root: string): { dir: string; nTrain: number; nVal: number } {
-  const layout = scanFolder(root);
-  const { train, val } = stratifiedSplit(layout.all!, 0.2, 42);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lt-peer-split-'));
-  for (const [name, files] of [
-    ['train', train],
-    ['val', val],
-  ] as const) {
-    for (const f of files) {
-      const d = path.join(dir, name, layout.classes[f.label]);
-      fs.mkdirSync(d, { recursive: true });
-      fs.symlinkSync(path.resolve(f.file), path.join(d, path.basename(f.file)));
-    }
-  }
-  return { dir, nTrain: train.length, nVal: val.length };
-}
 
 interface Row {
   recipe: string;

@@ -8,6 +8,7 @@ import type { Job, JobInput } from './config/schema';
 import { ConfigError } from './errors';
 import { describeChoice, type BackendChoice } from './engine/backend';
 import { resolveThreads } from './engine/threads';
+import { trainedMultiplyAdds } from './models/macs';
 import { ensureWritableDir } from './export/atomic';
 import { topOneAccuracy } from './export/accuracy';
 import { checkOwnFolder, markFolder } from './io/run-folder';
@@ -260,7 +261,7 @@ async function runLocked(
     );
   }
   // the trainer builder resolves the same count; this is only the line that explains it
-  const threads = resolveThreads(job.train.threads, p.backend.tfBackend, job.train.batch);
+  const threads = resolveThreads(job.train.threads, p.backend.tfBackend, job.train.batch, undefined, trainedMultiplyAdds(network, p.cachedStages));
   if (threads.threads > 1) {
     log(`threads: ${threads.reason}; each computes the gradients of ~${Math.ceil(job.train.batch / threads.threads)} images, BatchNorm statistics per thread`);
   }

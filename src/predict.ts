@@ -11,6 +11,9 @@ import type { Preprocess } from './models/types';
 import { inputPreprocess } from './export/input-affine';
 import { chainGraphHead, isGraphHeadExport } from './models/graph-source';
 import { FoldedModel } from './models/fold-batchnorm';
+import { InferencePool } from './engine/inference-pool';
+import { resolveInferenceThreads } from './engine/inference-threads';
+import { runInOrder } from './infer/pipeline';
 
 export interface Classifier {
   model: tf.LayersModel;
@@ -111,34 +114,118 @@ export function predictionsCsv(preds: Prediction[]): string {
   return `${[header, ...rows].map((r) => r.map(csvField).join(',')).join('\n')}\n`;
 }
 
-async function probabilities(c: Classifier, files: string[], batch = 16): Promise<Float32Array[]> {
-  const out: Float32Array[] = [];
-  for (let i = 0; i < files.length; i += batch) {
-    const chunk = files.slice(i, i + batch);
-    const px = await Promise.all(chunk.map((f) => decodeImage(f, { size: c.size, crop: c.crop })));
-    const all = new Uint8Array(px.length * c.size * c.size * 3);
-    px.forEach((p, k) => all.set(p, k * p.length));
-    const probs = tf.tidy(() => {
-      const y = (c.inference ?? c.model).predict(preprocessBatch(all, chunk.length, c.size, c.preprocess)) as tf.Tensor;
-      return y.reshape([chunk.length, -1]);
-    });
-    const data = (await probs.data()) as Float32Array;
-    probs.dispose();
-    const k = data.length / chunk.length;
-    for (let j = 0; j < chunk.length; j++) out.push(data.slice(j * k, (j + 1) * k));
-  }
-  return out;
+/** How predict/evaluate run their forward passes. */
+export interface InferenceOptions {
+  /** Images per forward pass (default 16). */
+  batch?: number;
+  /** Worker threads (default 1: the calling thread computes); `auto` follows resolveInferenceThreads. */
+  threads?: 'auto' | number;
 }
 
-export async function predictFiles(c: Classifier, files: string[], topK = 3, batch = 16): Promise<Prediction[]> {
-  const probs = await probabilities(c, files, batch);
-  return probs.map((p, i) => ({
-    file: files[i],
-    top: [...p]
-      .map((probability, index) => ({ label: c.labels[index], index, probability }))
-      .sort((a, b) => b.probability - a.probability)
-      .slice(0, topK),
-  }));
+/** What a whole inference run took, decode and any worker start-up included. */
+export interface InferenceSummary {
+  images: number;
+  batch: number;
+  threads: number;
+  /** Why that many threads (the resolved `auto`, or a request capped by the batch count). */
+  threadsReason: string;
+  seconds: number;
+  imagesPerSecond: number;
+}
+
+/** Batches decoded ahead of the one being computed: enough to keep every lane fed while sharp works. */
+const PREFETCH_PER_LANE = 2;
+
+type PixelBatch = { pixels: Uint8Array; n: number };
+
+/** Decodes files [start, start + batch) into one stack of 8-bit HWC images. */
+async function decodeBatch(c: Classifier, files: string[], start: number, batch: number): Promise<PixelBatch> {
+  const chunk = files.slice(start, start + batch);
+  const px = await Promise.all(chunk.map((f) => decodeImage(f, { size: c.size, crop: c.crop })));
+  const pixels = new Uint8Array(px.length * c.size * c.size * 3);
+  px.forEach((p, k) => pixels.set(p, k * p.length));
+  return { pixels, n: chunk.length };
+}
+
+/** One batch on the calling thread: the model's output, flattened [n, k]. */
+async function runLocal(c: Classifier, b: PixelBatch): Promise<Float32Array> {
+  const probs = tf.tidy(() => {
+    const y = (c.inference ?? c.model).predict(preprocessBatch(b.pixels, b.n, c.size, c.preprocess)) as tf.Tensor;
+    return y.reshape([b.n, -1]);
+  });
+  const data = (await probs.data()) as Float32Array;
+  probs.dispose();
+  return data;
+}
+
+/** Worker threads for this run, or null (with the reason) when the model cannot be handed to them. */
+async function startPool(c: Classifier, threads: number): Promise<{ pool: InferencePool | null; note?: string }> {
+  try {
+    return { pool: await InferencePool.create(c.inference ?? c.model, { threads, size: c.size, preprocess: c.preprocess }) };
+  } catch (e) {
+    // e.g. a head chained onto a GraphModel, which does not save as a LayersModel: the calling thread runs it
+    return { pool: null, note: `1 (worker threads unavailable: ${String((e as Error)?.message ?? e).split('\n')[0]})` };
+  }
+}
+
+/**
+ * Every file's output row (class probabilities for a classifier), in input order, and how long the whole run took.
+ * With N threads, this thread and N-1 workers each compute whole batches (same batches, same kernels: the same
+ * numbers as one thread), while the next batches decode ahead on sharp's own threads.
+ */
+export async function inferFiles(c: Classifier, files: string[], opts: InferenceOptions = {}): Promise<{ rows: Float32Array[]; summary: InferenceSummary }> {
+  const t0 = performance.now();
+  const batch = opts.batch ?? 16;
+  const count = Math.ceil(files.length / batch);
+  let choice = resolveInferenceThreads(opts.threads ?? 1, tf.getBackend(), count);
+  // this thread is one lane, each worker another: on two cores one worker start-up and one model copy, not two
+  const { pool, note } = choice.threads > 1 ? await startPool(c, choice.threads - 1) : { pool: null };
+  if (note) choice = { threads: 1, reason: note };
+  const lanes = 1 + (pool?.threads ?? 0);
+  let outs: Float32Array[];
+  try {
+    outs = await runInOrder(
+      count,
+      (i) => decodeBatch(c, files, i * batch, batch),
+      (b, _, lane) => (lane === 0 || !pool ? runLocal(c, b) : pool.run(b)),
+      { lanes, depth: PREFETCH_PER_LANE * lanes },
+    );
+  } finally {
+    await pool?.dispose();
+  }
+  const rows: Float32Array[] = [];
+  outs.forEach((data, i) => {
+    const n = Math.min(batch, files.length - i * batch);
+    const k = data.length / n;
+    for (let j = 0; j < n; j++) rows.push(data.slice(j * k, (j + 1) * k));
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  return {
+    rows,
+    summary: { images: files.length, batch, threads: choice.threads, threadsReason: choice.reason, seconds, imagesPerSecond: files.length / seconds },
+  };
+}
+
+/** The top `topK` classes of one output row, most probable first. */
+function topOf(c: Classifier, p: Float32Array, topK: number): Prediction['top'] {
+  return [...p]
+    .map((probability, index) => ({ label: c.labels[index], index, probability }))
+    .sort((a, b) => b.probability - a.probability)
+    .slice(0, topK);
+}
+
+/** Predictions for every file, in input order, and the run's summary (images/s over the whole run, decode included). */
+export async function classifyFiles(
+  c: Classifier,
+  files: string[],
+  opts: InferenceOptions & { topK?: number } = {},
+): Promise<{ predictions: Prediction[]; summary: InferenceSummary }> {
+  const { rows, summary } = await inferFiles(c, files, opts);
+  return { predictions: rows.map((p, i) => ({ file: files[i], top: topOf(c, p, opts.topK ?? 3) })), summary };
+}
+
+export async function predictFiles(c: Classifier, files: string[], topK = 3, batch = 16, threads: 'auto' | number = 1): Promise<Prediction[]> {
+  return (await classifyFiles(c, files, { topK, batch, threads })).predictions;
 }
 
 export interface Evaluation {
@@ -150,10 +237,12 @@ export interface Evaluation {
   labels: string[];
   /** What the scan skipped or noticed (FIFOs and devices named like images, ...), for the caller to print. */
   warnings: string[];
+  /** How the forward passes ran and how long they took. */
+  summary: InferenceSummary;
 }
 
 /** Accuracy, per-class precision/recall and the confusion matrix on a folder of class sub-folders. */
-export async function evaluateFolder(c: Classifier, dir: string): Promise<Evaluation> {
+export async function evaluateFolder(c: Classifier, dir: string, opts: InferenceOptions = {}): Promise<Evaluation> {
   const layout = scanFolder(dir);
   const files = layout.all ?? [...(layout.presplit!.test ?? layout.presplit!.val)];
   const index = layout.classes.map((name) => {
@@ -167,9 +256,10 @@ export async function evaluateFolder(c: Classifier, dir: string): Promise<Evalua
   });
   const k = c.labels.length;
   const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
-  const probs = await probabilities(
+  const { rows: probs, summary } = await inferFiles(
     c,
     files.map((f) => f.file),
+    opts,
   );
   probs.forEach((p, i) => {
     let best = 0;
@@ -183,7 +273,15 @@ export async function evaluateFolder(c: Classifier, dir: string): Promise<Evalua
     const predicted = confusion.reduce((s, row) => s + row[i], 0);
     return { label, precision: predicted ? tp / predicted : 0, recall: support ? tp / support : 0, support };
   });
-  return { accuracy: files.length ? correct / files.length : NaN, n: files.length, perClass, confusion, labels: c.labels, warnings: layout.warnings };
+  return {
+    accuracy: files.length ? correct / files.length : NaN,
+    n: files.length,
+    perClass,
+    confusion,
+    labels: c.labels,
+    warnings: layout.warnings,
+    summary,
+  };
 }
 
 export type { ExportMetadata };

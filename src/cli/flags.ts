@@ -1,4 +1,13 @@
 import { type Command, InvalidArgumentError } from 'commander';
+import { ConfigError } from '../errors';
+
+/** `--threads` of predict/evaluate: `auto` or a whole number of worker threads, 1 to 16. */
+export function inferenceThreadsFlag(v: string): 'auto' | number {
+  if (v === 'auto') return 'auto';
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < 1 || n > 16) throw new ConfigError('--threads', `expected auto or an integer from 1 to 16, got ${v}`);
+  return n;
+}
 
 export const num = (v: string): number => {
   const n = Number(v);

@@ -74,7 +74,8 @@ export const TrainSchema = z
     accumulate: posInt.default(1),
     /**
      * Threads computing each batch's gradients on the wasm backend (data-parallel worker threads; BatchNorm
-     * statistics are then per thread). `auto`: one per core, at most 4, at least 8 images each. Native
+     * statistics are then per thread). `auto`: one per core, at most 4, at least 8 images each, and one for a model
+     * too small to pay for a second (under MIN_MULTIPLY_ADDS_FOR_THREADS per image, src/engine/threads.ts). Native
      * backends spread their own kernels over the cores and ignore this.
      */
     threads: z.union([z.literal('auto'), posInt.max(16)]).default('auto'),
@@ -103,6 +104,13 @@ export const ExportSchema = z
      * consumers of earlier exports apply metadata.preprocessing themselves and would normalise twice.
      */
     bakePreprocessing: z.boolean().default(false),
+    /**
+     * BatchNorm folded into the convolution before it (one conv with a bias instead of conv + BN): fewer ops and
+     * weights at inference, same logits within 1e-5. Off by default: the folded graph cannot be fine-tuned again
+     * (its BatchNorm statistics and γ/β are gone), and weight names change (conv biases appear, `*_bn/*` vanish),
+     * which breaks `quantizeLayers` patterns and consumers that read BN weights by name.
+     */
+    foldBatchNorm: z.boolean().default(false),
     /** `tm`: the graph takes Teachable Machine's input (x/127 − 1, centre square), for `@teachablemachine/image` apps. */
     format: z.enum(['tfjs', 'tm']).default('tfjs'),
   })

@@ -15,6 +15,7 @@ import { notRegularFile } from '../io/path-kind';
 import { planQuantization, quantizeWeights } from './quantize';
 import { affineFor, bakeInputAffine, inputPreprocess, type InputConvention } from './input-affine';
 import type { Preprocess } from '../models/types';
+import { FoldedModel } from '../models/fold-batchnorm';
 
 /** The Teachable Machine release whose metadata.json and model layout an export follows (`@teachablemachine/image` load()). */
 export const TM_VERSION = '2.4.7';
@@ -68,6 +69,11 @@ export interface ExportMetadata extends TeachableMachineFields {
   trainingConfig: unknown;
   metrics: unknown;
   createdAt: string;
+  /**
+   * Whether BatchNorm was folded into the convolutions (export.foldBatchNorm and at least one conv + BN pair).
+   * Absent in exports written before the option existed: not folded.
+   */
+  foldedBatchNorm?: boolean;
   quantization?: QuantizationRecord;
 }
 
@@ -85,21 +91,22 @@ export function layertuneVersion(): string {
  */
 export class LayersModelExporter implements Exporter {
   async export(net: Network, dir: string, meta: Pick<ExportMetadata, 'trainingConfig' | 'metrics'>, options: ExportOptions = {}): Promise<string> {
-    const h = captureHandler();
-    await net.infer.save(h);
     const settings: ExportSettings = {
       quantize: 'none',
       quantizeLayers: {},
       maxTop1Drop: 0.01,
       onAccuracyDrop: 'refuse',
       bakePreprocessing: false,
+      foldBatchNorm: false,
       format: 'tfjs',
       ...options.settings,
     };
+    const { artifacts: saved, folded } = await capture(net.infer, settings.foldBatchNorm);
     const log = options.log ?? (() => {});
     const convention: InputConvention = settings.format === 'tm' ? 'tm' : settings.bakePreprocessing ? 'rgb255' : 'preprocessed';
     const affine = affineFor(convention, net.backbone.preprocess);
-    const float = affine ? await bakeInputAffine(h.artifacts!, affine, AFFINE_LAYER) : h.artifacts!;
+    // folded first: quantization then rounds the folded weights, which are what the graph computes with
+    const float = affine ? await bakeInputAffine(saved, affine, AFFINE_LAYER) : saved;
     const specs = float.weightSpecs!;
     const plan = planQuantization(specs, settings.quantize, settings.quantizeLayers);
     // six numbers that set every input's scale: not worth any rounding error
@@ -127,6 +134,7 @@ export class LayersModelExporter implements Exporter {
       trainingConfig: meta.trainingConfig,
       metrics: meta.metrics,
       createdAt,
+      foldedBatchNorm: folded,
     };
     await replaceFolderAtomic(dir, async (tmp) => {
       writeModelArtifacts(tmp, artifacts, { userDefinedMetadata: { labels: net.classes } });
@@ -161,6 +169,21 @@ export class LayersModelExporter implements Exporter {
     });
     return dir;
   }
+}
+
+/**
+ * The model's artifacts in memory; with `fold`, those of its BatchNorm-folded copy, which is built, saved and
+ * disposed here (the source model is untouched). `folded` is false when asked to fold but nothing folds.
+ */
+async function capture(model: tf.LayersModel, fold: boolean): Promise<{ artifacts: tf.io.ModelArtifacts; folded: boolean }> {
+  const copy = fold ? FoldedModel.create(model) : null;
+  const h = captureHandler();
+  try {
+    await (copy?.model ?? model).save(h);
+  } finally {
+    copy?.dispose();
+  }
+  return { artifacts: h.artifacts!, folded: copy !== null };
 }
 
 /** Reloads the written folder with plain tfjs and measures its validation top-1 against the float32 model in memory. */

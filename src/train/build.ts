@@ -10,6 +10,7 @@ import { makeAugmenter } from '../data/augment';
 import type { DataSource } from '../data/source';
 import type { BackendChoice } from '../engine/backend';
 import { resolveThreads } from '../engine/threads';
+import { trainedMultiplyAdds } from '../models/macs';
 import { splitAtStage, type Network } from '../models/network';
 import type { Callback } from './callbacks';
 import type { GuardConfig } from './guard';
@@ -81,7 +82,7 @@ export class LoopTrainerFactory implements TrainerFactory {
         spillDir: parts.spillDir === undefined ? path.join(job.out, 'feature-cache') : parts.spillDir,
         monitorNorms: parts.monitorNorms ?? job.train.monitorRatios,
         accumulate: job.train.accumulate,
-        threads: resolveThreads(job.train.threads, p.backend.tfBackend, job.train.batch).threads,
+        threads: resolveThreads(job.train.threads, p.backend.tfBackend, job.train.batch, undefined, trainedMultiplyAdds(network, p.cachedStages)).threads,
         guard: parts.guard ?? null,
         onEpochCommitted: parts.onEpochCommitted,
         log: parts.log,

@@ -59,16 +59,71 @@ describe('layertune predict for deployment: folders, --batch, --json, --csv', fu
     expect(lines[2].startsWith(`"${path.join(photos, 'deep', 'a ""x"", y.jpg')}",${j16[1].top[0].label},`)).to.equal(true);
   });
 
+  it('reports images/s over the whole run (JSON summary on stderr, a human line otherwise); --threads 2 gives the same answers', () => {
+    const t0 = Date.now();
+    const r = layertune(['predict', '--model', model, photos, '--json', '--top', '5', '--batch', '1', '--threads', '2', '--backend', 'cpu']);
+    const wall = (Date.now() - t0) / 1000;
+    expect(r.code, r.stderr).to.equal(0);
+    const line = r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .pop()!;
+    const { summary } = JSON.parse(line);
+    expect(summary.images).to.equal(3);
+    expect(summary.threads).to.equal(2);
+    expect(summary.seconds).to.be.greaterThan(0);
+    // the run inside the process cannot take longer than the process
+    expect(summary.seconds).to.be.at.most(wall);
+    expect(summary.imagesPerSecond).to.be.greaterThan(0);
+    // both rounded for printing: 2 decimals of images/s, 3 of seconds
+    expect(summary.imagesPerSecond).to.be.closeTo(summary.images / summary.seconds, 0.01 + summary.imagesPerSecond * 2e-3);
+    // stdout is still the bare array, and two worker threads give the one-thread answers
+    const two = JSON.parse(r.stdout);
+    const one = JSON.parse(
+      layertune(['predict', '--model', model, photos, '--json', '--top', '5', '--batch', '1', '--threads', '1', '--backend', 'cpu']).stdout,
+    );
+    two.forEach((p: { top: Array<{ probability: number; index: number }> }, i: number) =>
+      p.top.forEach((t, k) => {
+        expect(t.index).to.equal(one[i].top[k].index);
+        expect(t.probability).to.be.closeTo(one[i].top[k].probability, 1e-6);
+      }),
+    );
+    const human = layertune(['predict', '--model', model, photos, '--backend', 'cpu']);
+    expect(human.code, human.stderr).to.equal(0);
+    expect(human.stderr).to.match(/^3 image\(s\) in \d+\.\d\d s: \d+\.\d images\/s \(batch 16, threads 1 \(auto: the cpu backend\); decode included\)$/m);
+  });
+
+  it('evaluate --json carries the run summary; --threads 2 gives the one-thread confusion matrix', () => {
+    const labelled = tmpDir('lt-eval-cli-');
+    for (const c of ['daisy', 'rose']) {
+      fs.mkdirSync(path.join(labelled, c));
+      for (const f of fs.readdirSync(path.join(FLOWERS, c)).slice(0, 2)) fs.copyFileSync(path.join(FLOWERS, c, f), path.join(labelled, c, f));
+    }
+    const run = (threads: string) => {
+      const r = layertune(['evaluate', '--model', model, '--data', labelled, '--json', '--batch', '1', '--threads', threads, '--backend', 'cpu']);
+      expect(r.code, r.stderr).to.equal(0);
+      return JSON.parse(r.stdout);
+    };
+    const [one, two] = [run('1'), run('2')];
+    expect(two.summary).to.include({ images: 4, batch: 1, threads: 2 });
+    expect(one.summary.threads).to.equal(1);
+    expect(two.summary.imagesPerSecond).to.be.greaterThan(0);
+    expect(two.confusion).to.deep.equal(one.confusion);
+    expect(two.n).to.equal(4);
+  });
+
   it('quotes CSV fields per RFC 4180 (hand-written expectation)', () => {
     const csv = predictionsCsv([{ file: 'a,b "c".jpg', top: [{ label: 'x', index: 0, probability: 0.5 }] }]);
     expect(csv).to.equal('file,label_1,probability_1\n"a,b ""c"".jpg",x,0.5\n');
   });
 
-  it('bad input: a missing path, --json with --csv, --batch 0: one line each, exit 2', () => {
+  it('bad input: a missing path, --json with --csv, --batch 0, --threads 0: one line each, exit 2', () => {
     for (const [args, re] of [
       [[path.join(photos, 'missing')], /^error: .*missing: no such file or folder$/m],
       [[photos, '--json', '--csv'], /^error: --csv: choose one of --json and --csv$/m],
       [[photos, '--batch', '0'], /^error: --batch: expected a positive integer, got 0$/m],
+      [[photos, '--threads', '0'], /^error: --threads: expected auto or an integer from 1 to 16, got 0$/m],
     ] as const) {
       const r = layertune(['predict', '--model', model, ...args, '--backend', 'cpu']);
       expect(r.code, r.stderr).to.equal(2);

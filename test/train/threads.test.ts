@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { prepare, type Prepared } from '../../src/job';
 import type { JobInput } from '../../src/config/schema';
 import { Trainer } from '../../src/train/trainer';
-import { resolveThreads } from '../../src/engine/threads';
+import { MIN_MULTIPLY_ADDS_FOR_THREADS, resolveThreads } from '../../src/engine/threads';
 import { resolveJob } from '../../src/config/load';
 import { ConfigError } from '../../src/errors';
 import { MemorySource, dataContainer } from '../helpers/memory-source';
@@ -111,6 +111,19 @@ describe('resolveThreads', () => {
     expect(resolveThreads('auto', 'wasm', 32, 1).threads).to.equal(1);
     expect(resolveThreads('auto', 'tensorflow', 64, 8).threads).to.equal(1);
     expect(resolveThreads('auto', 'cpu', 64, 8).threads).to.equal(1);
+  });
+
+  it('auto keeps one thread for a model under MIN_MULTIPLY_ADDS_FOR_THREADS per image; an explicit count still wins', () => {
+    // mobilenet_v1_0.25 at 224 (41M) did not pay for a second thread in issue 16; mobilenet_v2_1.0 (300M) did
+    const small = resolveThreads('auto', 'wasm', 16, 2, 41e6);
+    expect(small.threads).to.equal(1);
+    expect(small.reason).to.equal('1 (auto: 41M multiply-adds per image, under the 100M a second thread needs)');
+    expect(resolveThreads('auto', 'wasm', 16, 2, 300e6).threads).to.equal(2);
+    expect(resolveThreads('auto', 'wasm', 16, 2, MIN_MULTIPLY_ADDS_FOR_THREADS).threads).to.equal(2);
+    expect(resolveThreads('auto', 'wasm', 16, 2, MIN_MULTIPLY_ADDS_FOR_THREADS - 1).threads).to.equal(1);
+    expect(resolveThreads(2, 'wasm', 16, 2, 41e6).threads).to.equal(2);
+    // the batch rule still applies to big models
+    expect(resolveThreads('auto', 'wasm', 8, 2, 2e9).threads).to.equal(1);
   });
 
   it('an explicit count is capped by the batch and ignored off wasm, with the reason', () => {

@@ -1,6 +1,9 @@
 import type { Command } from 'commander';
 import { selectBackend } from '../../engine/backend';
 import { evaluateFolder, loadClassifier } from '../../predict';
+import { inferenceThreadsFlag, num } from '../flags';
+import { ConfigError } from '../../errors';
+import { summaryJson, summaryLine } from './predict';
 
 export function register(program: Command): void {
   program
@@ -10,13 +13,21 @@ export function register(program: Command): void {
     .requiredOption('--data <dir>', 'folder of class sub-folders')
     .option('--backend <name>', 'backend', 'auto')
     .option('--crop <mode>', 'fill (stretch, as layertune trains) | center (ImageNet protocol); default: fill for exports, center for plain models')
+    .option('--batch <n>', 'images per forward pass', num, 16)
+    .option('--threads <n>', 'worker threads for the forward passes: auto (wasm: 2 when there are enough batches, else 1) or a number', 'auto')
     .option('--json', 'one JSON object on stdout')
     .action(async (o) => {
+      const threads = inferenceThreadsFlag(String(o.threads));
+      if (!Number.isInteger(o.batch) || o.batch < 1) throw new ConfigError('--batch', `expected a positive integer, got ${o.batch}`);
       await selectBackend(o.backend);
       const c = await loadClassifier(o.model, undefined, o.crop);
-      const e = await evaluateFolder(c, o.data);
+      const e = await evaluateFolder(c, o.data, { batch: o.batch, threads });
       for (const w of e.warnings) console.error(`warning: ${w}`);
-      if (o.json) return console.log(JSON.stringify({ accuracy: e.accuracy, n: e.n, perClass: e.perClass, confusion: e.confusion, labels: e.labels }));
+      if (o.json) {
+        const { accuracy, n, perClass, confusion, labels } = e;
+        return console.log(JSON.stringify({ accuracy, n, perClass, confusion, labels, summary: summaryJson(e.summary) }));
+      }
+      console.error(summaryLine(e.summary));
       console.log(`accuracy ${e.accuracy.toFixed(4)} on ${e.n} images`);
       console.log(`${'class'.padEnd(16)}precision  recall  support`);
       for (const p of e.perClass)
