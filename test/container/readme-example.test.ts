@@ -25,7 +25,7 @@ async function example(input: JobInput, data: DataSourceFactory) {
     readonly name = 'loss log';
     readonly order = CALLBACK_ORDER.DEFAULT; // after the monitors and early stopping, before the signal handler
     readonly losses: number[] = [];
-    onBatchEnd(b: BatchInfo): void {
+    afterStep(b: BatchInfo): void {
       this.losses.push(b.loss);
     }
   }
