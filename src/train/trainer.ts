@@ -105,6 +105,8 @@ interface EpochTotals {
   lrs: Record<string, number>;
   /** A cancelled step asked for the epoch to run again if nothing of it was applied. */
   retry: boolean;
+  /** Batches cancelled (CancelBatch, CancelStep): an epoch of only those applied nothing, yet decoded its images. */
+  cancelled: number;
 }
 
 /**
@@ -233,7 +235,7 @@ export class Trainer {
   private async runEpoch(spe: number): Promise<void> {
     const epoch = this.epoch;
     const t0 = Date.now();
-    const t: EpochTotals = { lossSum: 0, correct: 0, seen: 0, stepInEpoch: 0, lrs: {}, retry: false };
+    const t: EpochTotals = { lossSum: 0, correct: 0, seen: 0, stepInEpoch: 0, lrs: {}, retry: false, cancelled: 0 };
     let cancelled = false;
     try {
       await this.events.emit('beforeEpoch', epoch);
@@ -245,7 +247,7 @@ export class Trainer {
     }
     // nothing of the epoch was applied and a cancelled step asked for it: run it again (the guard bounds how often)
     if (t.seen === 0 && t.retry && !cancelled) return;
-    if (t.seen === 0 && !cancelled) throw new TrainingError('no training image could be decoded');
+    if (t.seen === 0 && !cancelled && t.cancelled === 0) throw new TrainingError('no training image could be decoded');
     const val = this.o.data.val.length ? (await this.evaluate(this.o.data.val)).metrics : undefined;
     this.epoch++;
     const train = { loss: t.lossSum / t.seen, accuracy: t.correct / t.seen };
@@ -301,6 +303,7 @@ export class Trainer {
     } catch (e) {
       if (!(e instanceof CancelBatch || e instanceof CancelStep)) throw e;
       cancelled = true;
+      t.cancelled++;
       if (e instanceof CancelStep) {
         this.accumulator.discard();
         t.retry ||= e.retryEmptyEpoch;
@@ -324,6 +327,7 @@ export class Trainer {
     } catch (e) {
       if (!(e instanceof CancelStep)) throw e;
       this.accumulator.discard();
+      t.cancelled++;
       await this.events.cancelled(e);
       return;
     }

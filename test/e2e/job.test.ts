@@ -77,7 +77,8 @@ describe('end-to-end job', function () {
         cacheBytes: 0,
         spillDir: null,
         monitorNorms: false,
-        ...{ prefix: null, suffix: p.network.train },
+        prefix: null,
+        suffix: p.network.train,
       });
       await trainer.fit();
       const after = bn.getWeights().map((w) => w.arraySync());

@@ -135,7 +135,8 @@ describe('models: a GraphModel (@tensorflow-models/mobilenet) as a head-only bac
       cacheBytes: 64 * 1024 * 1024,
       spillDir: null,
       monitorNorms: false,
-      ...{ prefix, suffix },
+      prefix,
+      suffix,
     });
     const spy = countGraphImages();
     try {

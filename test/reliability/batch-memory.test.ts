@@ -109,7 +109,8 @@ describe('reliability: batch and memory sanity', function () {
       monitorNorms: false,
       guard: GuardSchema.parse({ snapshotEvery: 1 }),
       log: (l) => lines.push(l),
-      ...{ prefix: null, suffix: p.network.train },
+      prefix: null,
+      suffix: p.network.train,
     });
     const fit = await trainer.fit();
     opt.dispose();

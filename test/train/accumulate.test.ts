@@ -42,7 +42,8 @@ async function trainOnce(batch: number, accumulate: number) {
     spillDir: null,
     monitorNorms: false,
     accumulate,
-    ...{ prefix: null, suffix: p.network.train },
+    prefix: null,
+    suffix: p.network.train,
   });
   const n0 = tf.memory().numTensors;
   await t.fit();
@@ -115,7 +116,8 @@ describe('gradient accumulation', function () {
       spillDir: null,
       monitorNorms: false,
       accumulate: 2,
-      ...{ prefix: null, suffix: p.network.train },
+      prefix: null,
+      suffix: p.network.train,
     });
     const fit = await t.fit();
     opt.dispose();

@@ -187,7 +187,8 @@ describe('dropout randomness', () => {
       cacheBytes: 0,
       spillDir: null,
       monitorNorms: false,
-      ...{ prefix: null, suffix: p.network.train },
+      prefix: null,
+      suffix: p.network.train,
     });
     await t.fit();
     opt.dispose();

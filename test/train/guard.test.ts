@@ -112,7 +112,8 @@ describe('divergence guard', function () {
         lines.push(l);
         atRollback ??= store.read();
       },
-      ...{ prefix: null, suffix: p.network.train },
+      prefix: null,
+      suffix: p.network.train,
     });
     const fit = await trainer.fit();
     opt.dispose();

@@ -78,7 +78,8 @@ describe('label smoothing', function () {
         cacheBytes: 0,
         spillDir: null,
         monitorNorms: false,
-        ...{ prefix: null, suffix: p.network.train },
+        prefix: null,
+        suffix: p.network.train,
       });
       const n0 = tf.memory().numTensors;
       await t.fit();

@@ -41,7 +41,8 @@ async function trainOnce(threads: number, model: { batchNorm: 'frozen' | 'batch'
     spillDir: null,
     monitorNorms: false,
     threads,
-    ...{ prefix: null, suffix: p.network.train },
+    prefix: null,
+    suffix: p.network.train,
   });
   const n0 = tf.memory().numTensors;
   const fit = await t.fit();
