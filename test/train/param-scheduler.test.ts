@@ -7,6 +7,14 @@ import type { Algorithm, DecayMode } from '../../src/optim/types';
 import { oneCycleAt, type OneCycleConfig } from '../../src/schedules/one-cycle';
 import { absolute, momentumField, oneCycleMomentum, ParamScheduler, scaled } from '../../src/train/param-scheduler';
 import type { StepControl } from '../../src/train/callbacks';
+import { injectable } from 'inversify';
+import { ConfigOptimizer, TOKENS, type OptimizerFactory } from '../../src/container';
+import { resolveJob } from '../../src/config/load';
+import type { Job, JobInput } from '../../src/config/schema';
+import type { ParamGroup } from '../../src/optim/types';
+import { runJob } from '../../src/job';
+import { MemorySource, dataContainer } from '../helpers/memory-source';
+import { tmpDir } from '../helpers/images';
 
 const at = (step: number, epoch = 0): StepControl => ({ epoch, step, batchInEpoch: step, batchesPerEpoch: 100, examples: 4, lrFactor: 1 });
 
@@ -132,4 +140,44 @@ describe('one-cycle momentum against PyTorch (OneCycleLR cycle_momentum=True)', 
       opt.dispose();
     });
   }
+});
+
+describe('schedule.cycleMomentum in a run', function () {
+  this.timeout(300000);
+
+  it('runJob sets every group to one-cycle momentum before each step: 0.95 at the start, down toward 0.85 at the peak and back', async () => {
+    const seen: number[][] = [];
+    @injectable()
+    class Recording extends ConfigOptimizer {
+      override create(groups: ParamGroup[], job: Job) {
+        const opt = super.create(groups, job);
+        const step = opt.step.bind(opt);
+        opt.step = (g, v, f, o) => {
+          seen.push(opt.groups.map((x) => x.momentum));
+          return step(g, v, f, o);
+        };
+        return opt;
+      }
+    }
+    // 16 images at batch 4: 4 steps per epoch, 3 epochs, a 12-step cycle
+    const input = {
+      model: { size: 32 },
+      train: { epochs: 3, batch: 4 },
+      optimizer: { algorithm: 'momentum' },
+      schedule: { type: 'onecycle', cycleMomentum: true },
+      backend: 'wasm',
+      out: tmpDir('lt-cycle-'),
+    } as JobInput;
+    const container = dataContainer(() => new MemorySource(['a', 'b'], 8, 1));
+    container.rebind<OptimizerFactory>(TOKENS.Optimizer).to(Recording);
+    await runJob(input, { log: () => undefined, report: false, container });
+    const cfg = resolveJob(input).schedule as OneCycleConfig;
+    expect(seen).to.have.length(12);
+    seen.forEach((groups, t) => {
+      for (const m of groups) expect(m, `momentum at step ${t}`).to.be.closeTo(oneCycleAt(cfg, 12, t).momentum, 1e-15);
+    });
+    expect(seen[0][0]).to.be.closeTo(0.95, 1e-15);
+    // it moved every step, away from the configured 0.9
+    expect(new Set(seen.map((g) => g[0].toFixed(9))).size).to.be.greaterThan(8);
+  });
 });
