@@ -313,6 +313,16 @@ describe('loop events', function () {
     expect((err as Error).message).to.equal('callback "misplaced" threw CancelBatch from afterStep, where it cannot take effect (too late)');
   });
 
+  it('a callback still written for the old event names is refused in one line, not skipped', async () => {
+    const p = await tiny({ epochs: 1 });
+    const old = { name: 'old', onBatchEnd: () => undefined } as unknown as Callback;
+    const optimizer = p.stages.optimizer.create(p.plan.groups, p.job);
+    expect(() => p.stages.trainer.create(p, { optimizer, callbacks: [old] })).to.throw(
+      'callback "old" has onBatchEnd: the events were renamed, use afterStep (throw CancelFit to stop)',
+    );
+    optimizer.dispose();
+  });
+
   it('tf.memory().numTensors is flat across epochs with accumulation, 2 threads, a cached frozen prefix and dropout', async () => {
     const p = await tiny(
       { epochs: 4, accumulate: 2, threads: 2 },

@@ -24,6 +24,15 @@ const ALLOWED: Record<EventName, readonly CancelKind[]> = {
   afterCancelFit: [],
 };
 
+/** The events before fastai's names; a callback that still uses one is refused. */
+const RENAMED: Record<string, string> = {
+  onTrainBegin: 'beforeFit',
+  onEpochBegin: 'beforeEpoch',
+  onBatchEnd: 'afterStep (throw CancelFit to stop)',
+  onEpochEnd: 'afterEpoch (throw CancelFit to stop)',
+  onTrainEnd: 'afterFit',
+};
+
 export class Events {
   readonly callbacks: readonly Callback[];
   /** Who threw each held Cancel, for the afterCancel* event. */
@@ -31,6 +40,14 @@ export class Events {
 
   constructor(callbacks: readonly Callback[]) {
     this.callbacks = inCallbackOrder(callbacks);
+    // a callback written for the old names would otherwise be skipped without a word
+    this.callbacks.forEach((cb, i) => {
+      for (const [old, now] of Object.entries(RENAMED)) {
+        if (typeof (cb as unknown as Record<string, unknown>)[old] === 'function') {
+          throw new Error(`callback "${cb.name ?? `#${i}`}" has ${old}: the events were renamed, use ${now}`);
+        }
+      }
+    });
   }
 
   async emit<E extends EventName>(event: E, info: Parameters<NonNullable<Callback[E]>>[0]): Promise<void> {
