@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Writes test/fixtures/onecycle.json: torch.optim.lr_scheduler.OneCycleLR's rate and momentum at every step.
+"""Writes test/fixtures/onecycle.json: torch.optim.lr_scheduler.OneCycleLR's rate and momentum at every step, and
+(`trajectories`) the weights an optimizer reaches when OneCycleLR cycles its momentum (SGD's momentum, AdamW's beta1)
+on fixed gradients: what pins layertune applying a per-step momentum in the update maths, not only computing it.
 
 Run with Debian's python3-torch (`bash ../shared/peer/setup.sh` installs it), under /usr/bin/python3:
     /usr/bin/python3 scripts/gen-onecycle-reference.py
 Rates are divided by max_lr so they compare with layertune's shapes, which are relative to the peak.
 """
 import json
+import math
 import os
 
 import torch
@@ -36,8 +39,11 @@ def run(case):
         moms.append(mom())
         opt.step()
         sched.step()
-    k = case["kwargs"]
-    config = dict(
+    return dict(name=case["name"], totalSteps=case["total_steps"], config=config_of(case["kwargs"]), lr=lrs, momentum=moms)
+
+
+def config_of(k):
+    return dict(
         pctStart=k.get("pct_start", 0.3),
         divFactor=k.get("div_factor", 25.0),
         finalDivFactor=k.get("final_div_factor", 1e4),
@@ -46,12 +52,55 @@ def run(case):
         baseMomentum=k.get("base_momentum", 0.85),
         maxMomentum=k.get("max_momentum", 0.95),
     )
-    return dict(name=case["name"], totalSteps=case["total_steps"], config=config, lr=lrs, momentum=moms)
+
+
+# float32 parameters, gradients fixed per step, as layertune's optimizer test feeds them
+TRAJECTORIES = [
+    dict(name="momentum-cycled", optimizer="sgd", total_steps=12, kwargs=dict(pct_start=0.3)),
+    dict(name="adamw-beta1-cycled", optimizer="adamw", total_steps=12, kwargs=dict(pct_start=0.4, base_momentum=0.8, max_momentum=0.9)),
+]
+
+
+def grad_at(t):
+    return [math.sin(t + 1.0), math.cos(2.0 * t), 0.1 * t - 0.5]
+
+
+def trajectory(case):
+    max_lr = 0.1
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5], dtype=torch.float32))
+    if case["optimizer"] == "sgd":
+        opt = torch.optim.SGD([p], lr=max_lr, momentum=0.9)
+        mom = lambda: opt.param_groups[0]["momentum"]
+    else:
+        opt = torch.optim.AdamW([p], lr=max_lr, weight_decay=0.01)
+        mom = lambda: opt.param_groups[0]["betas"][0]
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=case["total_steps"], cycle_momentum=True, **case["kwargs"])
+    grads, moms, weights = [], [], []
+    for t in range(case["total_steps"]):
+        g = torch.tensor(grad_at(t), dtype=torch.float32)
+        grads.append(g.tolist())
+        moms.append(mom())
+        p.grad = g.clone()
+        opt.step()
+        sched.step()
+        weights.append(p.detach().tolist())
+    return dict(
+        name=case["name"],
+        optimizer=case["optimizer"],
+        totalSteps=case["total_steps"],
+        maxLr=max_lr,
+        weightDecay=0.01 if case["optimizer"] == "adamw" else 0.0,
+        config=config_of(case["kwargs"]),
+        initial=[1.0, -2.0, 0.5],
+        grads=grads,
+        momentum=moms,
+        weights=weights,
+    )
 
 
 def main():
     out = os.path.join(os.path.dirname(__file__), "..", "test", "fixtures", "onecycle.json")
-    data = dict(generator="scripts/gen-onecycle-reference.py", torch=torch.__version__, cases=[run(c) for c in CASES])
+    data = dict(generator="scripts/gen-onecycle-reference.py", torch=torch.__version__, cases=[run(c) for c in CASES], trajectories=[trajectory(c) for c in TRAJECTORIES])
     tmp = out + ".tmp"
     with open(tmp, "w") as f:
         json.dump(data, f, indent=1)

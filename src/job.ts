@@ -23,6 +23,7 @@ import type { FitResult, LrPolicy } from './train/trainer';
 import { InterruptOnSignal } from './train/signals';
 import type { Callback } from './train/callbacks';
 import { RatioMonitor } from './train/ratio-monitor';
+import { oneCycleMomentum } from './train/param-scheduler';
 import { planLrWdWarnings, WeightDecaySchedule } from './tune/rules';
 import { writeReport } from './report/report';
 import { frozenPrefixRule } from './data/augment';
@@ -293,12 +294,18 @@ async function runLocked(
   const wdSchedule = job.tune.wdSchedule
     ? [new WeightDecaySchedule(job.tune.wdSchedule, { batch, accumulate, stepsPerEpoch: p.stepsPerEpoch, epochs }, optimizer)]
     : [];
+  const sched = job.schedule;
+  const momentum =
+    sched.type === 'onecycle' && sched.cycleMomentum
+      ? [oneCycleMomentum(sched, sched.totalSteps ?? schedule.resolved.lr.totalSteps, job.optimizer.algorithm, optimizer)]
+      : [];
   const interrupt = opts.handleSignals ? new InterruptOnSignal({ runDir: job.out }) : null;
   // the trainer runs them by their `order` (CALLBACK_ORDER), not by their place in this list
   const callbacks = [
     ...stages.reporters.create(job, job.out),
     ...monitor,
     ...wdSchedule,
+    ...momentum,
     ...(esCallback ? [esCallback] : []),
     ...(opts.callbacks ?? []),
     ...boundCallbacks(p.container),

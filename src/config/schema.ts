@@ -151,6 +151,14 @@ export const JobSchema = z
     if (j.data.presize !== undefined && j.model.size !== undefined && j.data.presize < j.model.size) {
       ctx.addIssue({ code: 'custom', path: ['data', 'presize'], message: `${j.data.presize} is below the input size ${j.model.size}` });
     }
+    // one-cycle's momentum drives momentum or Adam's beta1; plain SGD has neither (src/train/param-scheduler.ts)
+    if (j.schedule.type === 'onecycle' && j.schedule.cycleMomentum && ['sgd', 'sgdw'].includes(j.optimizer.algorithm)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['schedule', 'cycleMomentum'],
+        message: `optimizer.algorithm ${j.optimizer.algorithm} has no momentum to cycle; use momentum, nesterov, momentumw, lars, rmsprop, adam or adamw`,
+      });
+    }
   });
 
 /**

@@ -78,7 +78,8 @@ export const CosineScheduleSchema = z
 /**
  * PyTorch OneCycleLR over optimizer steps: from peak/divFactor up to the peak over pctStart of the run, then down to
  * peak/(divFactor·finalDivFactor). It rises on its own, so it takes no separate warmup. Defaults are PyTorch's, except
- * momentum cycling, which is off until the optimizer applies a per-step momentum.
+ * momentum cycling (`cycleMomentum`: momentum, or Adam's beta1, from maxMomentum down to baseMomentum at the peak and
+ * back), which is off so that one-cycle runs from before it existed keep their results.
  */
 export const OneCycleScheduleSchema = z
   .object({
@@ -98,13 +99,6 @@ export const OneCycleScheduleSchema = z
   .superRefine((s, ctx) => {
     if (s.baseMomentum > s.maxMomentum) {
       ctx.addIssue({ code: 'custom', path: ['baseMomentum'], message: `${s.baseMomentum} is above maxMomentum ${s.maxMomentum}` });
-    }
-    if (s.cycleMomentum) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['cycleMomentum'],
-        message: 'momentum cycling is not applied by this version of layertune yet; leave it false',
-      });
     }
   });
 

@@ -61,33 +61,31 @@ export class LoopTrainerFactory implements TrainerFactory {
   create(p: TrainerInputs, parts: TrainerParts): Trainer {
     const { job, network } = p;
     const { prefix, suffix } = p.cachedStages > 0 ? splitAtStage(network, p.cachedStages - 1) : { prefix: null, suffix: network.train };
-    return new Trainer(
+    return new Trainer({
       network,
-      parts.data ?? p.data,
-      p.trainableVars,
-      parts.optimizer ?? EVALUATION_ONLY,
-      parts.lr ?? { factor: () => 0 },
-      parts.callbacks ?? [],
-      {
-        epochs: parts.epochs ?? job.train.epochs,
-        batch: job.train.batch,
-        size: network.backbone.inputSize,
-        flip: job.data.flip,
-        labelSmoothing: job.loss.labelSmoothing,
-        hflip: job.data.augment.hflip,
-        augment: makeAugmenter(job.data.augment, network.backbone.inputSize),
-        seed: job.train.seed,
-        cachedStages: p.cachedStages,
-        cacheBytes: job.train.featureCacheMB * 1024 * 1024,
-        spillDir: parts.spillDir === undefined ? path.join(job.out, 'feature-cache') : parts.spillDir,
-        monitorNorms: parts.monitorNorms ?? job.train.monitorRatios,
-        accumulate: job.train.accumulate,
-        threads: resolveThreads(job.train.threads, p.backend.tfBackend, job.train.batch, undefined, trainedMultiplyAdds(network, p.cachedStages)).threads,
-        guard: parts.guard ?? null,
-        onEpochCommitted: parts.onEpochCommitted,
-        log: parts.log,
-      },
-      { prefix, suffix },
-    );
+      data: parts.data ?? p.data,
+      vars: p.trainableVars,
+      optimizer: parts.optimizer ?? EVALUATION_ONLY,
+      lr: parts.lr ?? { factor: () => 0 },
+      callbacks: parts.callbacks ?? [],
+      prefix,
+      suffix,
+      epochs: parts.epochs ?? job.train.epochs,
+      batch: job.train.batch,
+      size: network.backbone.inputSize,
+      flip: job.data.flip,
+      labelSmoothing: job.loss.labelSmoothing,
+      hflip: job.data.augment.hflip,
+      augment: makeAugmenter(job.data.augment, network.backbone.inputSize),
+      seed: job.train.seed,
+      cacheBytes: job.train.featureCacheMB * 1024 * 1024,
+      spillDir: parts.spillDir === undefined ? path.join(job.out, 'feature-cache') : parts.spillDir,
+      monitorNorms: parts.monitorNorms ?? job.train.monitorRatios,
+      accumulate: job.train.accumulate,
+      threads: resolveThreads(job.train.threads, p.backend.tfBackend, job.train.batch, undefined, trainedMultiplyAdds(network, p.cachedStages)).threads,
+      guard: parts.guard ?? null,
+      onEpochCommitted: parts.onEpochCommitted,
+      log: parts.log,
+    });
   }
 }

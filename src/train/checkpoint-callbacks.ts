@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import type { EarlyStopping } from '../schedules/early-stopping';
 import type { WeightSnapshot, WeightStore } from '../schedules/weights';
-import { CALLBACK_ORDER, type Callback, type EpochInfo, type StopRequest } from './callbacks';
+import { CALLBACK_ORDER, CancelFit, type Callback, type EpochInfo } from './callbacks';
 import { type BestTracker, checkpointsDir, epochCheckpointName, saveCheckpoint, type BestState, type Checkpoint, type CheckpointConfig } from './checkpoint';
 import type { Trainer } from './trainer';
 
@@ -54,15 +54,15 @@ export class EarlyStoppingCallback implements Callback {
     private readonly log: (line: string) => void,
     private readonly metricsOf: MetricsOf = epochMetrics,
   ) {}
-  onTrainBegin(): void {
+  beforeFit(): void {
     if (!this.resumed) this.es.onTrainBegin();
   }
-  onEpochEnd(info: EpochInfo): StopRequest | void {
+  afterEpoch(info: EpochInfo): void {
     const d = this.es.onEpochEnd(info.epoch, this.metricsOf(info));
     this.lastIsBest = d.isBest;
-    if (d.stop) return { stop: true, reason: d.reason };
+    if (d.stop) throw new CancelFit(d.reason ?? 'stopped by a callback');
   }
-  onTrainEnd(): void {
+  afterFit(): void {
     const r = this.es.onTrainEnd();
     if (r.restored) this.log(`early stopping: restored the weights of epoch ${r.bestEpoch + 1}, the best one`);
   }

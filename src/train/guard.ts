@@ -3,12 +3,14 @@
  * update(s) pushed the weights somewhere bad. Instead of dying (or, worse, checkpointing the wreck) the trainer
  * rolls back to the last good weights and optimizer state, cuts every group's rate by the same factor, and
  * retries; after `maxRetries` cuts it stops with a TrainingError. The decision logic here is plain data in,
- * plain data out; `GoodState` keeps the copy to roll back to.
+ * plain data out; `GoodState` keeps the copy to roll back to; `DivergenceGuardCallback` puts both in the loop, as
+ * a callback that vetoes a step from afterBackward.
  */
 import * as tf from '@tensorflow/tfjs';
 import { TrainingError } from '../errors';
 import type { OptimizerState } from '../optim/types';
 import type { WeightSnapshot, WeightStore } from '../schedules/weights';
+import { CALLBACK_ORDER, CancelStep, type BackwardInfo, type BatchBeginInfo, type Callback, type StepControl } from './callbacks';
 
 import { GuardSchema, type GuardConfig } from './schema';
 
@@ -164,4 +166,57 @@ export function allFinite(grads: Record<string, tf.Tensor>): tf.Scalar {
     if (flags.length === 0) return tf.scalar(1, 'bool') as tf.Scalar;
     return tf.all(tf.stack(flags)) as tf.Scalar;
   });
+}
+
+/**
+ * The guard in the loop. beforeBatch: at a step's first batch, stage a rollback copy (every `snapshotEvery` steps,
+ * at each epoch's first step, and until one exists). afterBackward: judge the batch; a bad one rolls back, cuts the
+ * rate and vetoes the step (CancelStep drops it and whatever was accumulated for it); a good one commits the staged
+ * copy. beforeStep: the cut multiplies the scheduled rate.
+ */
+export class DivergenceGuardCallback implements Callback {
+  readonly name = 'divergence guard';
+  readonly order = CALLBACK_ORDER.divergenceGuard;
+  readonly guard: DivergenceGuard;
+  private readonly good: GoodState;
+  private staged = false;
+
+  constructor(
+    config: GuardConfig,
+    chanceLoss: number,
+    store: WeightStore,
+    optimizer: StatefulOptimizer,
+    private readonly log: (line: string) => void,
+  ) {
+    this.guard = new DivergenceGuard(config, chanceLoss);
+    this.good = new GoodState(store, optimizer);
+  }
+
+  beforeBatch(b: BatchBeginInfo): void {
+    const every = this.guard.config.snapshotEvery;
+    this.staged = b.micro === 0 && (b.stepInEpoch === 0 || b.step % every === 0 || !this.good.available);
+    if (this.staged) this.good.stage(b.step);
+  }
+
+  afterBackward(b: BackwardInfo): void {
+    const problem = this.guard.check(b.loss, b.gradsFinite ?? true);
+    if (!problem) {
+      if (this.staged) this.good.commit();
+      this.guard.accept(b.loss);
+      return;
+    }
+    const ev = this.guard.diverged(problem, { step: b.step, epoch: b.epoch });
+    this.good.restore();
+    const s = this.guard.getState();
+    this.log(
+      `warning: divergence at epoch ${b.epoch + 1}, step ${b.step} (${problem}): rolled back to the weights of step ${this.good.step} ` +
+        `and cut every group's rate to ×${ev.multiplier.toPrecision(3)} of the schedule (retry ${s.retries}/${this.guard.config.maxRetries})`,
+    );
+    // every step of an epoch of one batch rolled back: that epoch runs again at the cut rate (maxRetries bounds it)
+    throw new CancelStep(problem, true);
+  }
+
+  beforeStep(s: StepControl): void {
+    s.lrFactor *= this.guard.multiplier;
+  }
 }

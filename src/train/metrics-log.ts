@@ -11,19 +11,19 @@ export class MetricsLogCallback implements Callback {
     private readonly append = false,
   ) {}
 
-  onTrainBegin(): void {
+  beforeFit(): void {
     this.out = new AppendFile(this.file, this.append);
   }
   private write(obj: unknown): void {
     this.out?.write(`${JSON.stringify(obj)}\n`);
   }
-  onBatchEnd(b: BatchInfo): void {
+  afterStep(b: BatchInfo): void {
     this.write({ type: 'step', epoch: b.epoch, step: b.step, loss: b.loss, accuracy: b.accuracy, lrs: b.lrs, updateRatios: b.updateRatios });
   }
-  onEpochEnd(e: EpochInfo): void {
+  afterEpoch(e: EpochInfo): void {
     this.write({ type: 'epoch', ...e });
   }
-  onTrainEnd(s: { epochs: number; stoppedEarly?: string }): void {
+  afterFit(s: { epochs: number; stoppedEarly?: string }): void {
     this.write({ type: 'end', ...s });
     this.out?.close();
     this.out = null;

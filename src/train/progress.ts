@@ -22,11 +22,11 @@ export class ProgressCallback implements Callback {
     private readonly log: (s: string) => void = (s) => console.log(s),
   ) {}
 
-  onTrainBegin(info: { epochs: number }): void {
+  beforeFit(info: { epochs: number }): void {
     this.epochs = info.epochs;
   }
 
-  onEpochBegin(epoch: number): void {
+  beforeEpoch(epoch: number): void {
     this.t0 = Date.now();
     this.seen = this.lossSum = this.hits = 0;
     if (this.out.isTTY) {
@@ -42,7 +42,7 @@ export class ProgressCallback implements Callback {
     }
   }
 
-  onBatchEnd(b: BatchInfo): void {
+  afterStep(b: BatchInfo): void {
     this.seen += b.examples;
     this.lossSum += b.loss * b.examples;
     this.hits += b.accuracy * b.examples;
@@ -59,7 +59,7 @@ export class ProgressCallback implements Callback {
     }
   }
 
-  onEpochEnd(e: EpochInfo): void {
+  afterEpoch(e: EpochInfo): void {
     this.bar?.stop();
     this.bar = null;
     const val = e.val ? ` | val loss ${fmt(e.val.loss)} acc ${fmt(e.val.accuracy)}` : '';

@@ -61,7 +61,7 @@ export class RatioMonitor implements Callback {
     for (const g of opts.optimizer?.groups ?? []) this.baseLr.set(g.name, g.lr);
   }
 
-  onBatchEnd(b: BatchInfo): void {
+  afterStep(b: BatchInfo): void {
     if (!b.updateRatios) return;
     const { low, high, patience, target } = this.cfg;
     for (const [group, r] of Object.entries(b.updateRatios)) {

@@ -8,14 +8,14 @@
  * export stay readable). Training then ends with an InterruptedError (one line, the resume command in it), so
  * nothing is evaluated or exported from the interrupted state.
  *
- * Stopping through `onEpochEnd` would be simpler but marks the checkpoint as "stopped early", which a resume
+ * Stopping with CancelFit from `afterEpoch` would be simpler but marks the checkpoint as "stopped early", which a resume
  * treats as finished; stopping one step into the next epoch leaves the committed checkpoint resumable.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { UserError } from '../errors';
-import { CALLBACK_ORDER, type BatchInfo, type Callback, type StopRequest } from './callbacks';
+import { CALLBACK_ORDER, CancelFit, type BatchInfo, type Callback } from './callbacks';
 import { checkpointsDir, peekCheckpoint } from './checkpoint';
 
 export type StopSignal = 'SIGINT' | 'SIGTERM';
@@ -75,7 +75,7 @@ export function lastCheckpoint(runDir: string): { dir: string; epochs: number } 
 
 /**
  * A Callback that turns SIGINT/SIGTERM into a stop at a checkpointed state. Listens only between
- * onTrainBegin and onTrainEnd (or `dispose()`), so outside training the signals keep their default effect.
+ * beforeFit and afterFit (or `dispose()`), so outside training the signals keep their default effect.
  */
 export class InterruptOnSignal implements Callback {
   readonly name = 'signals';
@@ -98,7 +98,7 @@ export class InterruptOnSignal implements Callback {
     this.notify = opts.notify ?? ((l) => process.stderr.write(`${l}\n`));
   }
 
-  onTrainBegin(info: { startEpoch: number }): void {
+  beforeFit(info: { startEpoch: number }): void {
     this.epoch = info.startEpoch;
     for (const s of this.signals) {
       const l = () => this.onSignal(s);
@@ -124,33 +124,33 @@ export class InterruptOnSignal implements Callback {
     }
   }
 
-  onEpochBegin(epoch: number): void {
+  beforeEpoch(epoch: number): void {
     this.epoch = epoch;
   }
 
-  onEpochEnd(): void {
+  afterEpoch(): void {
     // the Checkpointer commits this epoch right after the callbacks: it becomes the resume point
     if (this.received) this.committedSince = true;
   }
 
-  async onBatchEnd(_b: BatchInfo): Promise<StopRequest | void> {
+  async afterStep(_b: BatchInfo): Promise<void> {
     // The loop awaits only promises that settle as microtasks (decoded images are cached, wasm reads are
     // synchronous), so without a macrotask turn per step libuv never runs the signal listeners until training
     // ends. One setImmediate per step costs microseconds.
     await new Promise<void>((resolve) => setImmediate(resolve));
     if (this.received && (this.committedSince || this.count >= 2)) {
       this.stopped = true;
-      return { stop: true, reason: `interrupted by ${this.received}` };
+      throw new CancelFit(`interrupted by ${this.received}`);
     }
   }
 
   /** Throws the InterruptedError when training ended because of a signal; always stops listening. */
-  onTrainEnd(): void {
+  afterFit(): void {
     this.dispose();
     if (this.stopped && this.received) throw new InterruptedError(this.received, lastCheckpoint(this.opts.runDir), this.opts.runDir);
   }
 
-  /** Stops listening (idempotent): for callers whose training ended by an error before onTrainEnd. */
+  /** Stops listening (idempotent): for callers whose training ended by an error before afterFit. */
   dispose(): void {
     for (const [s, l] of this.listeners) this.host.off(s, l);
     this.listeners.clear();

@@ -10,7 +10,7 @@ import { TrainingError } from '../errors';
 import { mergeConfig } from '../config/load';
 import { parseOrThrow } from '../optim/schema';
 import type { GroupedOptimizer } from '../optim';
-import { CALLBACK_ORDER, type Callback, type BatchInfo, type StopRequest } from '../train/callbacks';
+import { CALLBACK_ORDER, CancelFit, type Callback, type BatchInfo } from '../train/callbacks';
 import type { LrPolicy } from '../train/trainer';
 import { chartSvg, writePng, writeTextAtomic } from '../report/svg';
 import { LrFindSchema, type LrFindInput, type LrFindConfig } from './schema';
@@ -60,17 +60,17 @@ class SweepRecorder implements Callback {
   constructor(private readonly cfg: LrFindConfig) {
     this.s = new SmoothedLoss(cfg.beta);
   }
-  onBatchEnd(b: BatchInfo): StopRequest | void {
+  afterStep(b: BatchInfo): void {
     this.lrs.push(sweepRate(b.step, this.cfg.start, this.cfg.end, this.cfg.steps));
     this.losses.push(b.loss);
     const sm = this.s.push(b.loss);
     this.smoothed.push(sm);
     if (b.step > 0 && shouldStop(sm, this.best, this.cfg.stopFactor)) {
       this.stoppedBy = Number.isFinite(sm) ? 'diverged' : 'nan';
-      return { stop: true, reason: 'lr-find: loss diverged' };
+      throw new CancelFit('lr-find: loss diverged');
     }
     this.best = Math.min(this.best, sm);
-    if (this.losses.length >= this.cfg.steps) return { stop: true, reason: 'lr-find: sweep done' };
+    if (this.losses.length >= this.cfg.steps) throw new CancelFit('lr-find: sweep done');
   }
   /** A non-finite loss ends the sweep inside the trainer (it refuses the step): record it here. */
   recordNaN(): void {

@@ -12,7 +12,8 @@ import type { DecayMode } from '../optim/types';
 import { WdScheduleSchema, type WdScheduleInput } from './schema';
 import { resolveSchedule } from '../schedules/resolve';
 import type { RunShape } from '../schedules/scaling';
-import { CALLBACK_ORDER, type BatchInfo, type Callback } from '../train/callbacks';
+import { CALLBACK_ORDER } from '../train/callbacks';
+import { ParamScheduler, scaled, type ScheduledOptimizer } from '../train/param-scheduler';
 
 // ---------------------------------------------------------------------------------------------------------------
 // lr / wd: "two to three orders of magnitude apart"
@@ -130,49 +131,29 @@ export async function wdAuto(p: Prepared, opts: { fraction?: number; maxImages?:
 export { WdScheduleSchema, type WdScheduleInput };
 
 /** The part of GroupedOptimizer the schedule drives. */
-export interface DecayAdjustable {
-  readonly groups: ReadonlyArray<{ name: string; weightDecay: number }>;
-  updateGroup(name: string, patch: { weightDecay: number }): void;
-}
+export type DecayAdjustable = ScheduledOptimizer;
 
 /**
- * Multiplies every group's configured weight decay by a schedule factor before each step. A warmup from a small
- * startFactor gives decay that rises over training; a cosine or step schedule one that falls.
+ * Multiplies every group's configured weight decay by a schedule factor before each step (the generic
+ * ParamScheduler on `weightDecay`). A warmup from a small startFactor gives decay that rises over training; a
+ * cosine or step schedule one that falls.
  */
-export class WeightDecaySchedule implements Callback {
-  readonly name = 'weight-decay schedule';
-  readonly order = CALLBACK_ORDER.weightDecaySchedule;
+export class WeightDecaySchedule extends ParamScheduler {
+  override readonly order: number = CALLBACK_ORDER.weightDecaySchedule;
   readonly factor: (step: number, epoch: number) => number;
-  private readonly base: Map<string, number>;
-  private epoch = 0;
-  constructor(
-    input: WdScheduleInput,
-    run: RunShape,
-    private readonly optimizer: DecayAdjustable,
-  ) {
-    const cfg = parseOrThrow(WdScheduleSchema, input, 'tune.wdSchedule');
-    // scaling 'none' and base 1: the factor is the bare schedule shape (warmup ∘ base), what the lr's stages compute
-    const resolved = resolveSchedule(
-      { lr: { base: 1, baseBatch: run.batch, scaling: 'none' }, schedule: cfg.schedule, warmup: cfg.warmup ?? { type: 'none' } },
-      run,
-    );
-    this.factor = resolved.factor;
-    this.base = new Map(optimizer.groups.map((g) => [g.name, g.weightDecay]));
+  constructor(input: WdScheduleInput, run: RunShape, optimizer: DecayAdjustable) {
+    const factor = wdFactor(input, run);
+    super('weightDecay', scaled(factor), optimizer, 'weight-decay schedule');
+    this.factor = factor;
   }
-  private apply(step: number, epoch: number): void {
-    const f = this.factor(step, epoch);
-    for (const [name, wd] of this.base) this.optimizer.updateGroup(name, { weightDecay: wd * f });
-  }
-  onTrainBegin(info: { startEpoch: number; startStep?: number }): void {
-    this.epoch = info.startEpoch;
-    // a resumed run continues the schedule where it stopped
-    this.apply(info.startStep ?? 0, this.epoch);
-  }
-  onEpochBegin(epoch: number): void {
-    this.epoch = epoch;
-  }
-  onBatchEnd(b: BatchInfo): void {
-    // set the decay the NEXT step will use
-    this.apply(b.step + 1, b.batchInEpoch + 1 >= b.batchesPerEpoch ? b.epoch + 1 : b.epoch);
-  }
+}
+
+/** The schedule's bare shape (warmup ∘ base, no scaling, base 1): what the lr's stages compute. */
+function wdFactor(input: WdScheduleInput, run: RunShape): (step: number, epoch: number) => number {
+  const cfg = parseOrThrow(WdScheduleSchema, input, 'tune.wdSchedule');
+  const resolved = resolveSchedule(
+    { lr: { base: 1, baseBatch: run.batch, scaling: 'none' }, schedule: cfg.schedule, warmup: cfg.warmup ?? { type: 'none' } },
+    run,
+  );
+  return resolved.factor;
 }

@@ -19,7 +19,7 @@ import type { DataSource } from '../data/source';
 import { stratifiedFolds } from '../data/split';
 import { ConfigError, TrainingError } from '../errors';
 import { parseOrThrow } from '../optim/schema';
-import { CALLBACK_ORDER, type Callback, type EpochInfo, type StopRequest } from '../train/callbacks';
+import { CALLBACK_ORDER, CancelFit, type Callback, type EpochInfo } from '../train/callbacks';
 import type { LrPolicy } from '../train/trainer';
 import { scaleFactor } from '../schedules/scaling';
 import { clampBatchToData } from '../train/batch-fit';
@@ -132,14 +132,14 @@ class MedianStopCallback implements Callback {
     private readonly cfg: SearchConfig,
     private readonly finished: () => number[][] | Promise<number[][]>,
   ) {}
-  async onEpochEnd(e: EpochInfo): Promise<StopRequest | void> {
+  async afterEpoch(e: EpochInfo): Promise<void> {
     if (!e.val) return;
     this.curve.push(scoreOf(this.cfg.metric, e.val));
     if (!this.cfg.medianStop) return;
     const d = medianStop(this.curve, await this.finished(), { minTrials: this.cfg.medianMinTrials, graceEpochs: this.cfg.medianGraceEpochs });
     if (d) {
       this.pruned = { ...d, epoch: e.epoch };
-      return { stop: true, reason: `median stopping: best ${d.best.toFixed(4)} < median ${d.median.toFixed(4)} at epoch ${e.epoch + 1}` };
+      throw new CancelFit(`median stopping: best ${d.best.toFixed(4)} < median ${d.median.toFixed(4)} at epoch ${e.epoch + 1}`);
     }
   }
 }

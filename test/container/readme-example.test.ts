@@ -7,10 +7,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   CALLBACK_ORDER,
+  CancelBatch,
   createContainer,
   resolveJob,
   runJob,
   TOKENS,
+  type BackwardInfo,
   type BatchInfo,
   type Callback,
   type DataSourceFactory,
@@ -25,7 +27,15 @@ async function example(input: JobInput, data: DataSourceFactory) {
     readonly name = 'loss log';
     readonly order = CALLBACK_ORDER.DEFAULT; // after the monitors and early stopping, before the signal handler
     readonly losses: number[] = [];
-    onBatchEnd(b: BatchInfo): void {
+    skipped = 0;
+    afterBackward(b: BackwardInfo): void {
+      // a veto: a batch whose loss is far above chance level does not go into the step
+      if (b.loss > 50) {
+        this.skipped++;
+        throw new CancelBatch(`loss ${b.loss} on one batch`);
+      }
+    }
+    afterStep(b: BatchInfo): void {
       this.losses.push(b.loss);
     }
   }
@@ -60,6 +70,7 @@ describe('README: write your own callback', function () {
     const { lossLog, result } = await example(input, { create: () => source });
     // 8 images at batch 4 for 2 epochs: 4 steps, each loss the trainer's own
     expect(lossLog.losses).to.have.length(4);
+    expect(lossLog.skipped, 'no batch of this tiny run is anywhere near the veto').to.equal(0);
     const logged = fs
       .readFileSync(path.join(input.out!, 'metrics.jsonl'), 'utf8')
       .trim()

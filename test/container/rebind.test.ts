@@ -127,19 +127,19 @@ describe('container: rebinding a stage reaches runJob', function () {
     const events: string[] = [];
     @injectable()
     class Recorder implements Callback {
-      onTrainBegin(): void {
+      beforeFit(): void {
         events.push('trainBegin');
       }
-      onEpochBegin(epoch: number): void {
+      beforeEpoch(epoch: number): void {
         events.push(`epochBegin ${epoch}`);
       }
-      onBatchEnd(b: BatchInfo): void {
+      afterStep(b: BatchInfo): void {
         events.push(`batchEnd ${b.step}`);
       }
-      onEpochEnd(e: EpochInfo): void {
+      afterEpoch(e: EpochInfo): void {
         events.push(`epochEnd ${e.epoch}`);
       }
-      onTrainEnd(): void {
+      afterFit(): void {
         events.push('trainEnd');
       }
     }

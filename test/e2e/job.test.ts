@@ -62,26 +62,24 @@ describe('end-to-end job', function () {
       const bn = p.network.train.getLayer('conv_pw_13_bn');
       const before = bn.getWeights().map((w) => w.arraySync());
       const opt = p.stages.optimizer.create(p.plan.groups, p.job);
-      const trainer = new Trainer(
-        p.network,
-        p.data,
-        p.trainableVars,
-        opt,
-        { factor: () => 1 },
-        [],
-        {
-          epochs: 1,
-          batch: 8,
-          size: 32,
-          flip: false,
-          seed: 1,
-          cachedStages: 0,
-          cacheBytes: 0,
-          spillDir: null,
-          monitorNorms: false,
-        },
-        { prefix: null, suffix: p.network.train },
-      );
+      const trainer = new Trainer({
+        network: p.network,
+        data: p.data,
+        vars: p.trainableVars,
+        optimizer: opt,
+        lr: { factor: () => 1 },
+        callbacks: [],
+        epochs: 1,
+        batch: 8,
+        size: 32,
+        flip: false,
+        seed: 1,
+        cacheBytes: 0,
+        spillDir: null,
+        monitorNorms: false,
+        prefix: null,
+        suffix: p.network.train,
+      });
       await trainer.fit();
       const after = bn.getWeights().map((w) => w.arraySync());
       // weights: gamma, beta, moving_mean, moving_variance

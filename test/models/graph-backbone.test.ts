@@ -120,26 +120,24 @@ describe('models: a GraphModel (@tensorflow-models/mobilenet) as a head-only bac
     );
     const opt = p.stages.optimizer.create(p.plan.groups, p.job);
     const { prefix, suffix } = splitAtStage(p.network, 0);
-    const trainer = new Trainer(
-      p.network,
-      p.data,
-      p.trainableVars,
-      opt,
-      { factor: () => 1 },
-      [],
-      {
-        epochs: 3,
-        batch: 4,
-        size: 224,
-        flip: false,
-        seed: 1,
-        cachedStages: 1,
-        cacheBytes: 64 * 1024 * 1024,
-        spillDir: null,
-        monitorNorms: false,
-      },
-      { prefix, suffix },
-    );
+    const trainer = new Trainer({
+      network: p.network,
+      data: p.data,
+      vars: p.trainableVars,
+      optimizer: opt,
+      lr: { factor: () => 1 },
+      callbacks: [],
+      epochs: 3,
+      batch: 4,
+      size: 224,
+      flip: false,
+      seed: 1,
+      cacheBytes: 64 * 1024 * 1024,
+      spillDir: null,
+      monitorNorms: false,
+      prefix,
+      suffix,
+    });
     const spy = countGraphImages();
     try {
       const fit = await trainer.fit();

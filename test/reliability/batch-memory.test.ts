@@ -91,29 +91,27 @@ describe('reliability: batch and memory sanity', function () {
     const p = await prepareGuardJob(source, 4);
     const opt = p.stages.optimizer.create(p.plan.groups, p.job);
     const lines: string[] = [];
-    const trainer = new Trainer(
-      p.network,
-      p.data,
-      p.trainableVars,
-      opt,
+    const trainer = new Trainer({
+      network: p.network,
+      data: p.data,
+      vars: p.trainableVars,
+      optimizer: opt,
       // step 1 (epoch 2's only batch) runs at a million times the rate: epoch 3's only batch sees the wreck
-      { factor: (step) => (step === 1 ? 1e6 : 1) },
-      [],
-      {
-        epochs: 4,
-        batch: 4,
-        size: 32,
-        flip: false,
-        seed: 1,
-        cachedStages: 0,
-        cacheBytes: 0,
-        spillDir: null,
-        monitorNorms: false,
-        guard: GuardSchema.parse({ snapshotEvery: 1 }),
-        log: (l) => lines.push(l),
-      },
-      { prefix: null, suffix: p.network.train },
-    );
+      lr: { factor: (step) => (step === 1 ? 1e6 : 1) },
+      callbacks: [],
+      epochs: 4,
+      batch: 4,
+      size: 32,
+      flip: false,
+      seed: 1,
+      cacheBytes: 0,
+      spillDir: null,
+      monitorNorms: false,
+      guard: GuardSchema.parse({ snapshotEvery: 1 }),
+      log: (l) => lines.push(l),
+      prefix: null,
+      suffix: p.network.train,
+    });
     const fit = await trainer.fit();
     opt.dispose();
     expect(fit.guardEvents.length, lines.join('\n')).to.be.at.least(1);

@@ -14,7 +14,7 @@ import { nodeChild } from '../cli/run';
 import { tmpDir, writeClassFolder } from '../helpers/images';
 import { InterruptOnSignal, InterruptedError, signalExitCode, type SignalHost, type StopSignal } from '../../src/train/signals';
 import { latestCheckpoint, loadCheckpoint, peekCheckpoint } from '../../src/train/checkpoint';
-import type { BatchInfo } from '../../src/train/callbacks';
+import { CancelFit, type BatchInfo } from '../../src/train/callbacks';
 import { recoverFolder } from '../../src/export/atomic';
 
 class FakeHost implements SignalHost {
@@ -44,6 +44,16 @@ function child(args: string[], onLine: (line: string, send: (s: NodeJS.Signals) 
   return nodeChild(['-r', 'tsx/cjs', path.join(__dirname, 'interrupt-child.ts'), ...args], (l, kill) => onLine(l, (s) => kill(s)));
 }
 
+/** The callback ends the fit at this step: it throws CancelFit with this reason. */
+async function expectCancelFit(p: Promise<void>, reason: string): Promise<void> {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).to.be.instanceOf(CancelFit);
+  expect((err as CancelFit).reason).to.equal(reason);
+}
+
 describe('reliability: interruption', function () {
   this.timeout(600000);
 
@@ -53,19 +63,19 @@ describe('reliability: interruption', function () {
       const notes: string[] = [];
       const cb = new InterruptOnSignal({ runDir: tmpDir(), host, notify: (l) => notes.push(l) });
       expect(host.count()).to.equal(0);
-      cb.onTrainBegin({ startEpoch: 0 });
+      cb.beforeFit({ startEpoch: 0 });
       expect(host.count()).to.equal(2);
-      cb.onEpochBegin(0);
-      expect(await cb.onBatchEnd(batch(0, 0))).to.equal(undefined);
+      cb.beforeEpoch(0);
+      expect(await cb.afterStep(batch(0, 0))).to.equal(undefined);
       host.send('SIGTERM');
       expect(notes[0]).to.match(/^SIGTERM: finishing epoch 1 to checkpoint it/);
-      expect(await cb.onBatchEnd(batch(0, 1)), 'the epoch goes on').to.equal(undefined);
-      cb.onEpochEnd();
-      cb.onEpochBegin(1);
-      expect(await cb.onBatchEnd(batch(1, 4))).to.deep.equal({ stop: true, reason: 'interrupted by SIGTERM' });
+      expect(await cb.afterStep(batch(0, 1)), 'the epoch goes on').to.equal(undefined);
+      cb.afterEpoch();
+      cb.beforeEpoch(1);
+      await expectCancelFit(cb.afterStep(batch(1, 4)), 'interrupted by SIGTERM');
       let err: unknown;
       try {
-        cb.onTrainEnd();
+        cb.afterFit();
       } catch (e) {
         err = e;
       }
@@ -77,11 +87,11 @@ describe('reliability: interruption', function () {
     it('second signal: stop at the next step; third: exit at once with 128+signo', async () => {
       const host = new FakeHost();
       const cb = new InterruptOnSignal({ runDir: tmpDir(), host, notify: () => undefined });
-      cb.onTrainBegin({ startEpoch: 2 });
+      cb.beforeFit({ startEpoch: 2 });
       host.send('SIGINT');
-      expect(await cb.onBatchEnd(batch(2, 0))).to.equal(undefined);
+      expect(await cb.afterStep(batch(2, 0))).to.equal(undefined);
       host.send('SIGINT');
-      expect(await cb.onBatchEnd(batch(2, 1))).to.deep.equal({ stop: true, reason: 'interrupted by SIGINT' });
+      await expectCancelFit(cb.afterStep(batch(2, 1)), 'interrupted by SIGINT');
       host.send('SIGINT');
       expect(host.exited).to.equal(130);
       expect(signalExitCode('SIGTERM')).to.equal(143);
@@ -90,10 +100,10 @@ describe('reliability: interruption', function () {
     it('a signal in the last epoch lets the run finish normally (no error: the export is written)', () => {
       const host = new FakeHost();
       const cb = new InterruptOnSignal({ runDir: tmpDir(), host, notify: () => undefined });
-      cb.onTrainBegin({ startEpoch: 0 });
+      cb.beforeFit({ startEpoch: 0 });
       host.send('SIGINT');
-      cb.onEpochEnd(); // the last epoch: no further batch
-      expect(() => cb.onTrainEnd()).to.not.throw();
+      cb.afterEpoch(); // the last epoch: no further batch
+      expect(() => cb.afterFit()).to.not.throw();
     });
   });
 

@@ -40,7 +40,7 @@ async function soak(): Promise<void> {
   const r = await runJob(
     // default job: the divergence guard's snapshots and rollbacks are part of what must not leak
     { ...job, train: { ...job.train, epochs: Number(epochsArg) }, out: path.join(work, 'train') },
-    { ...quiet, callbacks: [{ onEpochEnd: (e) => sample('epoch', e.epoch + 1) }] },
+    { ...quiet, callbacks: [{ afterEpoch: (e) => sample('epoch', e.epoch + 1) }] },
   );
   console.log(JSON.stringify({ phase: 'guard', i: r.fit.guardEvents.length, numTensors: 0, rss: 0, heapUsed: 0, external: 0 }));
   disposeNetwork(r.network);

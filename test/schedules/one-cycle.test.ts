@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { oneCycleAt, type OneCycleConfig } from '../../src/schedules/one-cycle';
 import { resolveSchedule } from '../../src/schedules/resolve';
 import { parseLrScheduleConfig } from '../../src/schedules/schema';
+import { resolveJob } from '../../src/config/load';
 
 interface Case {
   name: string;
@@ -54,12 +55,14 @@ describe('one-cycle schedule', () => {
     expect(r.factor(45, 5)).to.be.closeTo(0.5 * c.lr[39], 1e-15);
   });
 
-  it('refuses a separate warmup and momentum cycling, each in one line naming the field', () => {
+  it('refuses a separate warmup, and momentum cycling where the optimizer has no momentum, each in one line naming the field', () => {
     const cfg = parseLrScheduleConfig({ schedule: { type: 'onecycle' }, warmup: { epochs: 1 } });
     expect(() => resolveSchedule(cfg, { batch: 16, stepsPerEpoch: 8, epochs: 5 })).to.throw(/^warmup: a onecycle schedule warms up by itself/);
-    expect(() => parseLrScheduleConfig({ schedule: { type: 'onecycle', cycleMomentum: true } })).to.throw(
-      /^schedule\.cycleMomentum: momentum cycling is not applied/,
+    expect(parseLrScheduleConfig({ schedule: { type: 'onecycle', cycleMomentum: true } }).schedule).to.include({ cycleMomentum: true });
+    expect(() => resolveJob({ schedule: { type: 'onecycle', cycleMomentum: true }, optimizer: { algorithm: 'sgd' } })).to.throw(
+      /^config\.schedule\.cycleMomentum: optimizer\.algorithm sgd has no momentum to cycle/,
     );
+    expect(resolveJob({ schedule: { type: 'onecycle', cycleMomentum: true }, optimizer: { algorithm: 'adamw' } }).schedule).to.include({ cycleMomentum: true });
     expect(() => parseLrScheduleConfig({ schedule: { type: 'onecycle', baseMomentum: 0.96 } })).to.throw(
       /^schedule\.baseMomentum: 0\.96 is above maxMomentum 0\.95/,
     );

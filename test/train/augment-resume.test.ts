@@ -10,7 +10,7 @@ import { tmpDir } from '../helpers/images';
 const quiet = { log: () => undefined };
 class Crash extends Error {}
 const crashAt = (step: number): Callback => ({
-  onBatchEnd(b) {
+  afterStep(b) {
     if (b.step === step) throw new Crash(`simulated crash at step ${step}`);
   },
 });

@@ -37,7 +37,7 @@ describe('callbacks run by their order', function () {
     class Late implements Callback {
       readonly name = 'late';
       readonly order = 60;
-      onBatchEnd(): void {
+      afterStep(): void {
         seen.push('late');
       }
     }
@@ -45,7 +45,7 @@ describe('callbacks run by their order', function () {
     class Early implements Callback {
       readonly name = 'early';
       readonly order = 40;
-      onBatchEnd(): void {
+      afterStep(): void {
         seen.push('early');
       }
     }

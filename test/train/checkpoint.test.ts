@@ -172,26 +172,24 @@ describe('dropout randomness', () => {
     const dropout = p.network.train.getLayer('lt_head_dropout') as unknown as { seed: number };
     const seeds: number[] = [];
     const opt = p.stages.optimizer.create(p.plan.groups, p.job);
-    const t = new Trainer(
-      p.network,
-      p.data,
-      p.trainableVars,
-      opt,
-      { factor: () => 1 },
-      [{ onBatchEnd: () => void seeds.push(dropout.seed) }],
-      {
-        epochs: 2,
-        batch: 4,
-        size: 32,
-        flip: true,
-        seed: 1,
-        cachedStages: 0,
-        cacheBytes: 0,
-        spillDir: null,
-        monitorNorms: false,
-      },
-      { prefix: null, suffix: p.network.train },
-    );
+    const t = new Trainer({
+      network: p.network,
+      data: p.data,
+      vars: p.trainableVars,
+      optimizer: opt,
+      lr: { factor: () => 1 },
+      callbacks: [{ afterStep: () => void seeds.push(dropout.seed) }],
+      epochs: 2,
+      batch: 4,
+      size: 32,
+      flip: true,
+      seed: 1,
+      cacheBytes: 0,
+      spillDir: null,
+      monitorNorms: false,
+      prefix: null,
+      suffix: p.network.train,
+    });
     await t.fit();
     opt.dispose();
     expect(seeds).to.have.length(8);

@@ -84,39 +84,37 @@ describe('divergence guard', function () {
     let atRollback: WeightSnapshot | null = null;
     const factors: number[] = [];
     const lines: string[] = [];
-    const trainer = new Trainer(
-      p.network,
-      p.data,
-      p.trainableVars,
-      opt,
+    const trainer = new Trainer({
+      network: p.network,
+      data: p.data,
+      vars: p.trainableVars,
+      optimizer: opt,
       // step 2 runs at a million times the rate: the weights it leaves are wrecked
-      { factor: (step) => (step === 2 ? 1e6 : 1) },
-      [
+      lr: { factor: (step) => (step === 2 ? 1e6 : 1) },
+      callbacks: [
         {
-          onBatchEnd: (b) => {
+          afterStep: (b) => {
             factors.push(b.lrs['g2/kernel'] / p.plan.groups.find((g) => g.name === 'g2/kernel')!.lr);
             if (b.step === 1) afterStep1 = store.read();
           },
         },
       ],
-      {
-        epochs: 2,
-        batch: 4,
-        size: 32,
-        flip: true,
-        seed: 1,
-        cachedStages: 0,
-        cacheBytes: 0,
-        spillDir: null,
-        monitorNorms: false,
-        guard: GuardSchema.parse({ snapshotEvery: 1 }),
-        log: (l) => {
-          lines.push(l);
-          atRollback ??= store.read();
-        },
+      epochs: 2,
+      batch: 4,
+      size: 32,
+      flip: true,
+      seed: 1,
+      cacheBytes: 0,
+      spillDir: null,
+      monitorNorms: false,
+      guard: GuardSchema.parse({ snapshotEvery: 1 }),
+      log: (l) => {
+        lines.push(l);
+        atRollback ??= store.read();
       },
-      { prefix: null, suffix: p.network.train },
-    );
+      prefix: null,
+      suffix: p.network.train,
+    });
     const fit = await trainer.fit();
     opt.dispose();
     expect(fit.guardEvents, JSON.stringify(fit.guardEvents) + lines.join('\n')).to.have.length(1);

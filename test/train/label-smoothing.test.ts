@@ -62,27 +62,25 @@ describe('label smoothing', function () {
       );
       const opt = p.stages.optimizer.create(p.plan.groups, p.job);
       const losses: number[] = [];
-      const t = new Trainer(
-        p.network,
-        p.data,
-        p.trainableVars,
-        opt,
-        { factor: (s, e) => p.schedule.factor(s, e) },
-        [{ onBatchEnd: (b) => void losses.push(b.loss) }],
-        {
-          epochs: 1,
-          batch: 12,
-          size: 32,
-          flip: false,
-          labelSmoothing: p.job.loss.labelSmoothing,
-          seed: 5,
-          cachedStages: 0,
-          cacheBytes: 0,
-          spillDir: null,
-          monitorNorms: false,
-        },
-        { prefix: null, suffix: p.network.train },
-      );
+      const t = new Trainer({
+        network: p.network,
+        data: p.data,
+        vars: p.trainableVars,
+        optimizer: opt,
+        lr: { factor: (s, e) => p.schedule.factor(s, e) },
+        callbacks: [{ afterStep: (b) => void losses.push(b.loss) }],
+        epochs: 1,
+        batch: 12,
+        size: 32,
+        flip: false,
+        labelSmoothing: p.job.loss.labelSmoothing,
+        seed: 5,
+        cacheBytes: 0,
+        spillDir: null,
+        monitorNorms: false,
+        prefix: null,
+        suffix: p.network.train,
+      });
       const n0 = tf.memory().numTensors;
       await t.fit();
       opt.dispose();

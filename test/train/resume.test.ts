@@ -18,7 +18,7 @@ class Crash extends Error {}
 /** Dies inside a step, the way a killed process would stop: mid-epoch, after the last checkpoint. */
 function crashAt(step: number): Callback {
   return {
-    onBatchEnd(b) {
+    afterStep(b) {
       if (b.step === step) throw new Crash(`simulated crash at step ${step}`);
     },
   };

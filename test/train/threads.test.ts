@@ -25,27 +25,25 @@ async function trainOnce(threads: number, model: { batchNorm: 'frozen' | 'batch'
   const opt = p.stages.optimizer.create(p.plan.groups, p.job);
   const seen: number[] = [];
   const workerMemory: Array<Array<{ numTensors: number; numBytes: number }>> = [];
-  const t: Trainer = new Trainer(
-    p.network,
-    p.data,
-    p.trainableVars,
-    opt,
-    { factor: (s, e) => p.schedule.factor(s, e) },
-    [{ onBatchEnd: () => void seen.push(t.threads), onEpochEnd: () => void workerMemory.push(t.workerMemory) }],
-    {
-      epochs,
-      batch: 8,
-      size: 32,
-      flip: false,
-      seed: 3,
-      cachedStages: 0,
-      cacheBytes: 0,
-      spillDir: null,
-      monitorNorms: false,
-      threads,
-    },
-    { prefix: null, suffix: p.network.train },
-  );
+  const t: Trainer = new Trainer({
+    network: p.network,
+    data: p.data,
+    vars: p.trainableVars,
+    optimizer: opt,
+    lr: { factor: (s, e) => p.schedule.factor(s, e) },
+    callbacks: [{ afterStep: () => void seen.push(t.threads), afterEpoch: () => void workerMemory.push(t.workerMemory) }],
+    epochs,
+    batch: 8,
+    size: 32,
+    flip: false,
+    seed: 3,
+    cacheBytes: 0,
+    spillDir: null,
+    monitorNorms: false,
+    threads,
+    prefix: null,
+    suffix: p.network.train,
+  });
   const n0 = tf.memory().numTensors;
   const fit = await t.fit();
   opt.dispose();

@@ -44,7 +44,7 @@ describe('lr-find on the shipped MobileNet (32 px, in-memory data)', function ()
       const mm0 = (mm.read().dataSync() as Float32Array).slice();
       let movedDuring = false;
       const probe: Callback = {
-        onBatchEnd(b: BatchInfo) {
+        afterStep(b: BatchInfo) {
           if (b.step === 5) movedDuring = !(mm.read().dataSync() as Float32Array).every((v, i) => v === mm0[i]);
         },
       };

@@ -31,10 +31,10 @@ describe('update/weight-ratio monitor', () => {
   it('warns after K steps outside [1e-4, 1e-2] with the factor the rate would need; in-range or side-switching steps reset the count', () => {
     const lines: string[] = [];
     const m = new RatioMonitor({ patience: 3 }, { log: (s) => lines.push(s) });
-    m.onBatchEnd(info(0, { a: 1e-5, b: 1e-3, c: 5e-2 }));
-    m.onBatchEnd(info(1, { a: 4e-5, b: 2e-3, c: 1e-5 })); // c switches side: its run restarts
+    m.afterStep(info(0, { a: 1e-5, b: 1e-3, c: 5e-2 }));
+    m.afterStep(info(1, { a: 4e-5, b: 2e-3, c: 1e-5 })); // c switches side: its run restarts
     expect(m.warnings).to.have.length(0);
-    m.onBatchEnd(info(2, { a: 1e-5 / 1.6, b: 5e-3, c: 1e-5 }));
+    m.afterStep(info(2, { a: 1e-5 / 1.6, b: 5e-3, c: 1e-5 }));
     expect(m.warnings).to.have.length(1);
     const w = m.warnings[0];
     expect(w.group).to.equal('a');
@@ -45,18 +45,18 @@ describe('update/weight-ratio monitor', () => {
     expect(w.factor).to.be.closeTo(1e-3 / Math.cbrt(2.5e-15), 1e-9);
     expect(lines[0]).to.match(/group a .*below.*x73\.7/);
     // a low step, then an in-range one: the count restarts, so two more low steps are not enough
-    m.onBatchEnd(info(3, { a: 1e-6 }));
-    m.onBatchEnd(info(4, { a: 1e-3 }));
-    m.onBatchEnd(info(5, { a: 1e-6 }));
-    m.onBatchEnd(info(6, { a: 1e-6 }));
+    m.afterStep(info(3, { a: 1e-6 }));
+    m.afterStep(info(4, { a: 1e-3 }));
+    m.afterStep(info(5, { a: 1e-6 }));
+    m.afterStep(info(6, { a: 1e-6 }));
     expect(m.warnings).to.have.length(1);
     // c was low at steps 1 and 2 (not reported at 3-6) and is low again now: three in a row
-    m.onBatchEnd(info(7, { a: 1e-6, c: 1e-5 }));
+    m.afterStep(info(7, { a: 1e-6, c: 1e-5 }));
     expect(m.warnings.map((x) => `${x.group}@${x.step}`)).to.deep.equal(['a@2', 'a@7', 'c@7']);
     expect(m.warnings[1].factor).to.be.closeTo(1000, 1e-6);
     expect(m.warnings[2].factor).to.be.closeTo(100, 1e-6);
     // zero ratios (zero-initialised biases) carry no information and are ignored
-    for (let s = 8; s < 13; s++) m.onBatchEnd(info(s, { z: 0 }));
+    for (let s = 8; s < 13; s++) m.afterStep(info(s, { z: 0 }));
     expect(m.warnings).to.have.length(3);
   });
 
@@ -79,7 +79,7 @@ describe('update/weight-ratio monitor', () => {
       tf.dispose(Object.values(grads));
       const ratios = Object.fromEntries(Object.entries(r.norms!.groups).map(([g, n]) => [g, n.update / n.weight]));
       ratiosSeen.push(ratios);
-      mon.onBatchEnd(info(step, ratios));
+      mon.afterStep(info(step, ratios));
     }
     expect(tf.memory().numTensors).to.equal(n0);
     const expectRatio = (lr: number) => (0.1 * lr) / (1 - 0.1 * lr);

@@ -5,7 +5,6 @@ import { GroupedOptimizer } from '../../src/optim';
 import { ConfigError } from '../../src/errors';
 import { lrWdWarnings, penalty, planLrWdWarnings, wdAuto, wdForFraction, WeightDecaySchedule } from '../../src/tune/rules';
 import { disposeNetwork } from '../../src/tune/parts';
-import type { BatchInfo } from '../../src/train/callbacks';
 import { tmpDir } from '../helpers/images';
 import { MemorySource, tinyJob, withData } from './memory-source';
 
@@ -79,10 +78,10 @@ describe('rules of thumb', function () {
     );
     const s = new WeightDecaySchedule({ warmup: { type: 'linear', steps: 4, startFactor: 0.2 } }, { batch: 8, stepsPerEpoch: 10, epochs: 1 }, opt);
     const wd = () => opt.groups.find((g) => g.name === 'k')!.weightDecay;
-    s.onTrainBegin({ startEpoch: 0 });
-    const seen = [wd()];
-    for (let step = 0; step < 6; step++) {
-      s.onBatchEnd({ epoch: 0, step, batchInEpoch: step, batchesPerEpoch: 10 } as BatchInfo);
+    const seen: number[] = [];
+    for (let step = 0; step < 7; step++) {
+      // the schedule sets the decay each step uses just before that step
+      s.beforeStep({ epoch: 0, step, batchInEpoch: step, batchesPerEpoch: 10, examples: 8, lrFactor: 1 });
       seen.push(wd());
     }
     // factor(t) = 0.2 + 0.8·t/4 for t < 4, then 1
