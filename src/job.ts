@@ -24,6 +24,7 @@ import { InterruptOnSignal } from './train/signals';
 import type { Callback } from './train/callbacks';
 import { RatioMonitor } from './train/ratio-monitor';
 import { oneCycleMomentum } from './train/param-scheduler';
+import { describeFineTune, FineTune, fineTuneMomentum, planFineTune } from './train/fine-tune';
 import { planLrWdWarnings, WeightDecaySchedule } from './tune/rules';
 import { writeReport } from './report/report';
 import { frozenPrefixRule } from './data/augment';
@@ -269,6 +270,9 @@ async function runLocked(
   if (p.cachedStages > 0) log(`frozen: the first ${p.cachedStages} stage(s) are frozen; ${frozenPrefixRule(job.data.augment)}`);
   for (const w of planLrWdWarnings(p)) log(`warning: ${w.message}`);
   const optimizer = stages.optimizer.create(p.plan.groups, job);
+  // fastai's fine_tune: a frozen phase, then everything unfrozen, over this one optimizer (src/train/fine-tune.ts)
+  const fineTune = job.train.freezeEpochs > 0 ? new FineTune(planFineTune(job, p.plan, p.stepsPerEpoch), optimizer, r.scale) : null;
+  if (fineTune) for (const line of describeFineTune(fineTune.plan, r.scale)) log(`fine-tune: ${line}`);
   const restored = resume ? loadCheckpoint(resume.dir) : null;
   // keep what the interrupted run logged up to its checkpoint; the reporters start a fresh metrics file
   if (restored) setAsideMetrics(job.out, restored.trainer.step, restored.trainer.epoch);
@@ -295,8 +299,9 @@ async function runLocked(
     ? [new WeightDecaySchedule(job.tune.wdSchedule, { batch, accumulate, stepsPerEpoch: p.stepsPerEpoch, epochs }, optimizer)]
     : [];
   const sched = job.schedule;
-  const momentum =
-    sched.type === 'onecycle' && sched.cycleMomentum
+  const momentum = fineTune
+    ? [fineTune, ...fineTuneMomentum(fineTune.plan, job, optimizer)]
+    : sched.type === 'onecycle' && sched.cycleMomentum
       ? [oneCycleMomentum(sched, sched.totalSteps ?? schedule.resolved.lr.totalSteps, job.optimizer.algorithm, optimizer)]
       : [];
   const interrupt = opts.handleSignals ? new InterruptOnSignal({ runDir: job.out }) : null;
@@ -312,7 +317,7 @@ async function runLocked(
     ...(interrupt ? [interrupt] : []),
   ];
   const lrPolicy: LrPolicy = {
-    factor: (step, epoch) => schedule.factor(step, epoch),
+    factor: (step, epoch) => (fineTune ? fineTune.factor(step) : schedule.factor(step, epoch)),
     epochEnd: (epoch, metrics) => {
       const d = schedule.onEpochEnd(epoch, hasVal ? metrics : metricsWithTrainAsVal(metrics));
       if (d.reduced) log(`plateau: rate multiplier now ×${d.multiplier.toPrecision(4)} from epoch ${epoch + 2}`);
@@ -338,7 +343,8 @@ async function runLocked(
     judge,
   );
   const trainer = stages.trainer.create(p, {
-    optimizer,
+    optimizer: fineTune ?? optimizer,
+    epochs: fineTune?.plan.totalEpochs,
     lr: lrPolicy,
     callbacks,
     guard: job.guard,

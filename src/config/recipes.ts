@@ -8,10 +8,26 @@ export const RECIPE_VALUES: Record<RecipeName, Record<string, unknown>> = {
   /** Today's defaults: three groups at 0.001/0.01/0.1 meant at batch 256, biases at 2x, SGD with momentum, flips. */
   classic: {},
   /**
-   * fastai's fine_tune (a head-only one-cycle phase, then everything unfrozen with discriminative rates and a second
-   * one-cycle) needs a two-phase run; recipes.ts lists no values for it until that lands, and the job refuses it.
+   * fastai's `fine_tune(epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5)` with a cnn_learner's
+   * defaults: one epoch of one-cycle on the head (train.freezeEpochs, src/train/fine-tune.ts), then `train.epochs`
+   * unfrozen, the three groups at slice(base_lr/2/lr_mult, base_lr/2) = 1e-5 … 1e-3 (fastai does not scale rates by
+   * batch), one-cycle pct_start 0.3, div 5 and div_final 1e5 (PyTorch's final_div_factor 1e5/5), momentum 0.95 → 0.85
+   * → 0.95 (Adam's beta1), AdamW (fastai's Adam: betas 0.9/0.99, eps 1e-5, true weight decay 0.01), no decay and no
+   * rate multiplier on biases and BatchNorm (wd_bn_bias=False), BatchNorm on batch statistics (train_bn=True).
+   * aug_transforms as far as the transforms exist: flips (p 0.5) and lighting 0.2 as brightness/contrast jitter 0.2
+   * (torchvision's multiplicative jitter, applied to every image, where fastai shifts in logit space with p 0.75).
+   * Not applied: its rotation (10°), zoom (1.1) and warp (0.2), which need the affine transform, refused until it lands.
    */
-  fastai: {},
+  fastai: {
+    data: { flip: true, augment: { colorJitter: { brightness: 0.2, contrast: 0.2 } } },
+    optimizer: { algorithm: 'adamw', weightDecay: 0.01, betas: [0.9, 0.99], eps: 1e-5 },
+    groups: { strategy: 'geometric', lo: 1e-5, hi: 1e-3, groups: 3, biasLrMult: 1, biasDecayMult: 0, normLrMult: 1, normDecayMult: 0 },
+    lr: { scaling: 'none' },
+    schedule: { type: 'onecycle', pctStart: 0.3, divFactor: 5, finalDivFactor: 2e4, cycleMomentum: true, baseMomentum: 0.85, maxMomentum: 0.95 },
+    warmup: { type: 'none' },
+    model: { batchNorm: 'batch' },
+    train: { freezeEpochs: 1 },
+  },
   /**
    * timm's fine-tuning defaults as far as they apply here: RandomResizedCrop (scale 0.08–1, ratio 3/4–4/3), colour
    * jitter 0.4 (brightness, contrast, saturation, as timm's `--color-jitter 0.4`), label smoothing 0.1, AdamW with
@@ -36,15 +52,20 @@ export const RECIPE_VALUES: Record<RecipeName, Record<string, unknown>> = {
 };
 
 /**
- * `--lr` and `groups.top` name the top group's rate, which the layer-decay strategy calls `groups.lr`. Under a
- * recipe that chose layer decay, a job's `groups.top` (with no strategy of its own) is that same rate, not a
- * stepped-strategy field to merge into it.
+ * `--lr` and `groups.top` name the top group's rate, which the layer-decay strategy calls `groups.lr` and the
+ * geometric one `groups.hi`. Under a recipe that chose either, a job's `groups.top` (with no strategy of its own)
+ * is that same rate, not a stepped-strategy field to merge into it.
  */
 function topRateAlias(path: string, base: unknown, over: unknown): unknown {
   if (path !== 'groups' || !isPlainObject(base) || !isPlainObject(over)) return over;
-  if (base.strategy !== 'layerDecay' || 'strategy' in over || !('top' in over)) return over;
+  if ('strategy' in over || !('top' in over)) return over;
   const { top, ...rest } = over;
-  return { ...rest, lr: top };
+  if (base.strategy === 'layerDecay') return { ...rest, lr: top };
+  // fastai's slice(base/lr_mult, base): a new top rate keeps the recipe's span unless the job gives lo itself
+  if (base.strategy === 'geometric' && typeof top === 'number' && typeof base.lo === 'number' && typeof base.hi === 'number') {
+    return { lo: (top * base.lo) / base.hi, ...rest, hi: top };
+  }
+  return over;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

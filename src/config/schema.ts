@@ -79,6 +79,12 @@ export const TrainSchema = z
      * backends spread their own kernels over the cores and ignore this.
      */
     threads: z.union([z.literal('auto'), posInt.max(16)]).default('auto'),
+    /**
+     * fastai's `fine_tune(epochs, freeze_epochs)`: when > 0, the run first trains this many epochs of one-cycle with
+     * only the head's weights (and every BatchNorm's γ/β, fastai's train_bn) changing, then `epochs` more with
+     * everything unfrozen; see src/train/fine-tune.ts. 0: one phase, as every run before this key.
+     */
+    freezeEpochs: z.number().int().nonnegative().default(0),
   })
   .strict();
 

@@ -1,0 +1,147 @@
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { resolveJob } from '../../src/config/load';
+import { prepare, runJob } from '../../src/job';
+import { loadCheckpoint, modelWeightStore } from '../../src/train/checkpoint';
+import type { BatchInfo, Callback } from '../../src/train/callbacks';
+import { planFineTune } from '../../src/train/fine-tune';
+import { disposeNetwork } from '../../src/tune/parts';
+import { tmpDir } from '../helpers/images';
+import { dataContainer, MemorySource } from '../helpers/memory-source';
+
+class Crash extends Error {}
+const crashAt = (step: number): Callback => ({
+  beforeStep(s) {
+    if (s.step === step) throw new Crash(`simulated crash before step ${step}`);
+  },
+});
+const bytes = (f: string) => fs.readFileSync(f);
+
+/** PyTorch OneCycleLR's two-phase cosine rate relative to the peak, written out from its documentation. */
+function handOneCycle(step: number, total: number, pct: number, div: number, finalDiv: number): number {
+  const initial = 1 / div;
+  const min = initial / finalDiv;
+  const upEnd = pct * total - 1;
+  const cosAnneal = (start: number, end: number, t: number) => end + ((start - end) / 2) * (Math.cos(Math.PI * t) + 1);
+  if (step <= upEnd) return cosAnneal(initial, 1, step / upEnd);
+  return cosAnneal(1, min, (step - upEnd) / (total - 1 - upEnd));
+}
+
+const isHead = (name: string) => name.startsWith('lt_head');
+const isBn = (name: string) => /_bn\//.test(name);
+const isBnAffine = (name: string) => /_bn\/(gamma|beta)$/.test(name);
+
+describe('fastai fine_tune: a frozen phase, then everything unfrozen (train.freezeEpochs, recipe fastai)', function () {
+  this.timeout(600000);
+  // 12 training images at batch 4: 3 steps per epoch
+  const source = () => new MemorySource(['a', 'b'], 6, 2);
+  const job = (out: string) => ({
+    recipe: 'fastai',
+    model: { size: 32 },
+    train: { epochs: 2, freezeEpochs: 2, batch: 4, seed: 3, threads: 1 },
+    backend: 'wasm',
+    out,
+    checkpoint: { everyEpochs: 1 },
+  });
+
+  it('the plan: phase 1 runs the head group at 2× its rate and the body at a tenth of that; phase 2 the geometric rates', async () => {
+    const p = await prepare(job(tmpDir('lt-ft-plan-')), { container: dataContainer(source), log: () => {} });
+    try {
+      const ft = planFineTune(p.job, p.plan, p.stepsPerEpoch);
+      const [one, two] = ft.phases;
+      expect(p.stepsPerEpoch).to.equal(3);
+      expect([one.firstStep, one.steps, two.firstStep, two.steps]).to.deep.equal([0, 6, 6, 6]);
+      expect(one.cycle).to.deep.include({ pctStart: 0.99, divFactor: 25, finalDivFactor: (5 * 2e4) / 25 });
+      expect(two.cycle).to.deep.include({ pctStart: 0.3, divFactor: 5, finalDivFactor: 2e4 });
+      // fastai's slice(1e-5, 1e-3) over three groups: 1e-5, 1e-4, 1e-3 (biases and BN at 1x)
+      const groupOf = new Map(p.plan.rows.map((r) => [r.paramGroup, r.group]));
+      for (const g of p.plan.groups) {
+        const layerGroup = groupOf.get(g.name)!;
+        const expected = { g0: 1e-5, g1: 1e-4, g2: 1e-3 }[layerGroup]!;
+        expect(two.rates[g.name], g.name).to.be.closeTo(expected, expected * 1e-9);
+        expect(one.rates[g.name], g.name).to.be.closeTo(layerGroup === 'g2' ? 2e-3 : 2e-4, 1e-12);
+      }
+      expect(ft.frozenFirst.length).to.be.greaterThan(0);
+      expect(ft.frozenFirst.some((v) => isHead(v) || isBnAffine(v))).to.equal(false);
+    } finally {
+      disposeNetwork(p.network);
+    }
+  });
+
+  it('trains: phase 1 leaves every body weight but BatchNorm byte-identical, phase 2 moves them; rates are the two one-cycles; resume is bit-exact in either phase', async () => {
+    const init = await prepare(job(tmpDir('lt-ft-init-')), { container: dataContainer(source), log: () => {} });
+    const initial = new Map(modelWeightStore(init.network.train).read().map((w) => [w.name, Buffer.from(new Uint8Array(w.values.buffer, w.values.byteOffset, w.values.byteLength))]));
+    disposeNetwork(init.network);
+
+    // the uninterrupted run, with every step's per-group rates recorded
+    const steps: BatchInfo[] = [];
+    const recorder: Callback = { afterStep: (b) => void steps.push({ ...b, lrs: { ...b.lrs } }) };
+    const a = tmpDir('lt-ft-a-');
+    const logs: string[] = [];
+    const full = await runJob(job(a), { container: dataContainer(source), callbacks: [recorder], log: (l) => void logs.push(l) });
+    expect(full.fit.epochs).to.equal(4);
+    expect(logs.some((l) => l.startsWith('fine-tune: frozen phase: 2 epoch(s) = 6 steps'))).to.equal(true);
+    const counts = full.fit.history.map((h) => h.numTensors);
+    expect(new Set(counts).size, `numTensors per epoch ${counts}`).to.equal(1);
+
+    // hand computation: phase 1 = 6 steps at pct 0.99, div 25; phase 2 = 6 steps at pct 0.3, div 5; final at peak/1e5
+    expect(steps.map((s) => s.step)).to.deep.equal([...Array(12).keys()]);
+    const groupOf = new Map(full.plan.rows.map((r) => [r.paramGroup, r.group]));
+    for (const s of steps) {
+      for (const [g, lr] of Object.entries(s.lrs)) {
+        const layerGroup = groupOf.get(g)!;
+        const expected =
+          s.step < 6
+            ? (layerGroup === 'g2' ? 2e-3 : 2e-4) * handOneCycle(s.step, 6, 0.99, 25, 4000)
+            : ({ g0: 1e-5, g1: 1e-4, g2: 1e-3 }[layerGroup]! * handOneCycle(s.step - 6, 6, 0.3, 5, 2e4));
+        expect(lr, `step ${s.step} group ${g}`).to.be.closeTo(expected, expected * 1e-9);
+      }
+    }
+
+    // interrupted in phase 1 (resumed from the epoch-0 checkpoint), stopped at the phase change, interrupted in phase 2
+    const b = tmpDir('lt-ft-b-');
+    const quiet = { container: dataContainer(source), log: () => {} };
+    const crash = (p: Promise<unknown>) => p.then(() => expect.fail('the crash should have stopped the run'), (e) => expect(e).to.be.instanceOf(Crash));
+    await crash(runJob(job(b), { ...quiet, callbacks: [crashAt(4)] }));
+    await crash(runJob({}, { ...quiet, resume: b, callbacks: [crashAt(6)] }));
+
+    // the checkpoint at the end of phase 1: only the head and BatchNorm moved
+    const endOfOne = loadCheckpoint(path.join(b, 'checkpoints', 'last'));
+    expect(endOfOne.trainer.step).to.equal(6);
+    const changed = (w: { name: string; values: Float32Array | Int32Array | Uint8Array }) =>
+      !Buffer.from(new Uint8Array(w.values.buffer, w.values.byteOffset, w.values.byteLength)).equals(initial.get(w.name)!);
+    const body = endOfOne.weights.filter((w) => !isHead(w.name) && !isBn(w.name));
+    expect(body.length).to.be.greaterThan(20);
+    expect(body.filter(changed).map((w) => w.name)).to.deep.equal([]);
+    expect(endOfOne.weights.filter((w) => isHead(w.name)).every(changed)).to.equal(true);
+    // fastai's train_bn: BatchNorm γ/β of the frozen body still train
+    expect(endOfOne.weights.filter((w) => isBnAffine(w.name)).some(changed)).to.equal(true);
+    // no optimizer state for a withheld variable: it starts phase 2 fresh, as fastai's frozen parameters do
+    expect(body.filter((w) => endOfOne.optimizer.vars[w.name] !== undefined).map((w) => w.name)).to.deep.equal([]);
+
+    await crash(runJob({}, { ...quiet, resume: b, callbacks: [crashAt(10)] }));
+    await runJob({}, { ...quiet, resume: b });
+    for (const f of ['model/weights.bin', 'checkpoints/last/weights.bin', 'checkpoints/last/optimizer.bin']) {
+      expect(bytes(path.join(b, f)).equals(bytes(path.join(a, f))), f).to.equal(true);
+    }
+
+    // phase 2 moved every body weight
+    const end = loadCheckpoint(path.join(a, 'checkpoints', 'last'));
+    expect(end.weights.filter((w) => !isHead(w.name) && !isBn(w.name) && !changed(w)).map((w) => w.name)).to.deep.equal([]);
+  });
+
+  it('refuses in one line a two-phase job whose schedule is not one-cycle, or that adds a plateau stage', () => {
+    const p = { groups: { strategy: 'geometric' as const } };
+    expect(() => resolveJob({ ...p, train: { freezeEpochs: 1 } })).to.not.throw();
+    return Promise.all([
+      prepare({ ...job(tmpDir('lt-ft-bad-')), schedule: { type: 'constant' } }, { container: dataContainer(source), log: () => {} }).then((q) => {
+        try {
+          expect(() => planFineTune(q.job, q.plan, q.stepsPerEpoch)).to.throw(/^train\.freezeEpochs: fastai's fine_tune runs one-cycle/);
+        } finally {
+          disposeNetwork(q.network);
+        }
+      }),
+    ]);
+  });
+});
