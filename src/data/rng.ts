@@ -2,7 +2,10 @@
  * A small seeded PRNG (mulberry32) whose whole state is one 32-bit integer, so data order can be
  * checkpointed and resumed exactly.
  */
-export class Rng {
+import type { Stateful } from '../stateful';
+
+export class Rng implements Stateful<number> {
+  readonly stateKey = 'rng';
   constructor(private state: number) {
     this.state = state >>> 0;
   }

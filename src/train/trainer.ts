@@ -11,8 +11,9 @@ import { flatLayers, namedVariableGrads } from '../optim/named';
 import { FeatureCache } from './feature-cache';
 import { FoldedModel } from '../models/fold-batchnorm';
 import { allFinite, DivergenceGuard, GoodState, type GuardConfig, type GuardEvent } from './guard';
-import { modelWeightStore } from './checkpoint';
+import { modelWeights } from '../schedules/weights';
 import type { TrainerState } from './trainer-state';
+import type { Stateful } from '../stateful';
 import { ParallelGradients, type ShardOutput } from '../engine/wasm/parallel';
 import { inCallbackOrder, type Callback, type EpochInfo, type EpochMetrics, type StopRequest } from './callbacks';
 
@@ -110,7 +111,8 @@ interface Pending {
  * Dropout with a fixed seed draws the SAME mask on every call (its seed re-seeds a fresh generator each
  * time), so the trainer re-seeds each dropout layer before every forward pass.
  */
-export class Trainer {
+export class Trainer implements Stateful<TrainerState> {
+  readonly stateKey = 'trainer';
   private readonly prefix: tf.LayersModel | null;
   private readonly suffix: tf.LayersModel;
   private readonly cache: FeatureCache | null;
@@ -153,7 +155,7 @@ export class Trainer {
     if (opts.guard?.enabled) {
       if (!optimizer.getState || !optimizer.setState) throw new Error('the divergence guard needs an optimizer with getState/setState');
       this.guard = new DivergenceGuard(opts.guard, Math.log(net.classes.length));
-      this.good = new GoodState(modelWeightStore(net.train), optimizer as Required<StepOptimizer>);
+      this.good = new GoodState(modelWeights(net.train), optimizer as Required<StepOptimizer>);
     } else {
       this.guard = null;
       this.good = null;
