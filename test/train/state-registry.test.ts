@@ -22,6 +22,9 @@ import { CheckpointSchema } from '../../src/train/schema';
 import { loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint/store';
 import { disposeNetwork } from '../../src/tune/parts';
 import { MemorySource, dataContainer } from '../helpers/memory-source';
+import { runJob } from '../../src/job';
+import { TOKENS } from '../../src/container';
+import type { Stateful } from '../../src/stateful';
 import { tmpDir } from '../helpers/images';
 
 const lastOf = (r: Run) => path.join(r.dir, 'checkpoints', 'last');
@@ -168,5 +171,42 @@ describe('state registry: save, load into a fresh pipeline, continue — bit for
     await saveCheckpoint(ck, { ...saved, trainer: { ...saved.trainer, rng: (saved.trainer.rng + 0x6d2b79f5) >>> 0 } });
     const resumed = await train(job, 3, { from: ck });
     expect([...first.losses, ...resumed.losses]).to.not.deep.equal(full.losses);
+  });
+
+  it('a part of the user bound to TOKENS.Stateful is checkpointed by runJob under its key and restored by --resume', async () => {
+    /** Counts the optimizer steps it has seen: only a restored count reaches the full run's total. */
+    class StepCounter implements Callback, Stateful<{ steps: number }> {
+      readonly stateKey = 'stepCounter';
+      steps = 0;
+      onBatchEnd(b: BatchInfo): void {
+        if (this.crashAt !== null && b.step === this.crashAt) throw new Error('simulated crash');
+        this.steps++;
+      }
+      getState() {
+        return { steps: this.steps };
+      }
+      setState(s: { steps: number }) {
+        this.steps = s.steps;
+      }
+      constructor(private readonly crashAt: number | null) {}
+    }
+    const withCounter = (counter: StepCounter) => {
+      const c = dataContainer(() => new MemorySource(['a', 'b'], 6, 2));
+      c.bind(TOKENS.Callback).toConstantValue(counter);
+      c.bind(TOKENS.Stateful).toConstantValue(counter);
+      return c;
+    };
+    const job = { model: { size: 32 }, train: { epochs: 3, batch: 4, seed: 3 }, backend: 'wasm', out: tmpDir('lt-userpart-') } as JobInput;
+    const first = new StepCounter(7); // dies in epoch 3, after the checkpoint of epoch 2 (6 steps)
+    await runJob(job, { log: () => undefined, container: withCounter(first) }).then(
+      () => expect.fail('the counter should have crashed the run'),
+      (e) => expect((e as Error).message).to.equal('simulated crash'),
+    );
+    const saved = JSON.parse(fs.readFileSync(path.join(job.out as string, 'checkpoints', 'last', 'state.json'), 'utf8'));
+    expect(saved.stepCounter).to.deep.equal({ steps: 6 });
+    const again = new StepCounter(null);
+    await runJob({}, { log: () => undefined, resume: job.out as string, container: withCounter(again) });
+    // 6 restored + the 3 steps of epoch 3; a counter that was not restored would say 3
+    expect(again.steps).to.equal(9);
   });
 });
