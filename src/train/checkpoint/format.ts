@@ -250,8 +250,15 @@ export function parseState(text: string, file: string): StateFile {
   return r.data;
 }
 
-/** The checkpoint's description and position, without its binaries. */
-export function describeState(s: StateFile, file: string) {
+/** What a checkpoint is of and how far it got, read without its binaries. */
+export interface CheckpointSummary {
+  job: Record<string, unknown>;
+  input: Record<string, unknown>;
+  trainer: TrainerState;
+  provenance: RunProvenance | null;
+}
+
+export function describeState(s: StateFile, file: string): CheckpointSummary {
   return { job: s.job, input: s.input, trainer: s.trainer as unknown as TrainerState, provenance: readProvenance(s as { provenance?: unknown }, file) };
 }
 

@@ -14,7 +14,6 @@ import { ConfigError, DataError } from '../../errors';
 import { recoverFolder, replaceFolderAtomic } from '../../export/atomic';
 import { verifyChecksums } from '../../io/checksum';
 import { writeFileDurable } from '../../io/write';
-import type { TrainerState } from '../trainer-state';
 import {
   decodeCheckpoint,
   describeState,
@@ -24,9 +23,9 @@ import {
   STATE_FILE,
   WEIGHTS_FILE,
   type Checkpoint,
+  type CheckpointSummary,
   type StateFile,
 } from './format';
-import type { RunProvenance } from './provenance';
 
 /** Writes a checkpoint folder atomically: a crash leaves the previous checkpoint or the new one, never a mixture. */
 export async function saveCheckpoint(dir: string, ck: Checkpoint): Promise<void> {
@@ -49,12 +48,7 @@ function readState(dir: string): StateFile {
 }
 
 /** Just the job and the position of a checkpoint, without reading the binaries. */
-export function peekCheckpoint(dir: string): {
-  job: Record<string, unknown>;
-  input: Record<string, unknown>;
-  trainer: TrainerState;
-  provenance: RunProvenance | null;
-} {
+export function peekCheckpoint(dir: string): CheckpointSummary {
   return describeState(readState(dir), path.join(dir, STATE_FILE));
 }
 
