@@ -73,7 +73,8 @@ export function planFineTune(job: Job, plan: GroupPlan, stepsPerEpoch: number): 
   if (job.warmup !== undefined && job.warmup.type !== 'none') {
     throw new ConfigError('warmup', 'a two-phase run warms up inside each one-cycle; set warmup.type none or remove it');
   }
-  if (job.plateau !== undefined) throw new ConfigError('plateau', 'reduce-on-plateau does not compose with the two one-cycles of train.freezeEpochs; remove it');
+  if (job.plateau !== undefined)
+    throw new ConfigError('plateau', 'reduce-on-plateau does not compose with the two one-cycles of train.freezeEpochs; remove it');
   const rows = plan.rows.filter((r) => !r.frozen && r.paramGroup !== null);
   const headRows = rows.filter((r) => HEAD.has(r.layer));
   if (headRows.length === 0) throw new ConfigError(at, 'the head is frozen: nothing would train in the frozen phase');
@@ -89,9 +90,17 @@ export function planFineTune(job: Job, plan: GroupPlan, stepsPerEpoch: number): 
     second[g.name] = g.lr;
     // the group's own multiplier (bias, norm, a rule's lrMult) over its layer group's rate carries to the frozen phase
     const members = rows.filter((r) => r.paramGroup === g.name);
-    const rates = new Set(members.map((r) => { const base = layerRate.get(r.group) ?? 0; return base > 0 ? (g.lr / base) * frozenLayerRate(r.group) : 0; }));
+    const rates = new Set(
+      members.map((r) => {
+        const base = layerRate.get(r.group) ?? 0;
+        return base > 0 ? (g.lr / base) * frozenLayerRate(r.group) : 0;
+      }),
+    );
     if (rates.size > 1) {
-      throw new ConfigError('groups', `optimizer group ${g.name} holds layers of the head's and the body's groups, which the frozen phase gives different rates`);
+      throw new ConfigError(
+        'groups',
+        `optimizer group ${g.name} holds layers of the head's and the body's groups, which the frozen phase gives different rates`,
+      );
     }
     first[g.name] = [...rates][0] ?? 0;
   }
@@ -196,5 +205,12 @@ export class FineTune implements Callback, StepOptimizer {
 export function fineTuneMomentum(plan: FineTunePlan, job: Job, optimizer: GroupedOptimizer): ParamScheduler[] {
   if (job.schedule.type !== 'onecycle' || !job.schedule.cycleMomentum) return [];
   const field = momentumField(job.optimizer.algorithm, 'schedule.cycleMomentum');
-  return [new ParamScheduler(field, absolute((step) => fineTuneAt(plan, step).momentum), optimizer, 'fine-tune momentum')];
+  return [
+    new ParamScheduler(
+      field,
+      absolute((step) => fineTuneAt(plan, step).momentum),
+      optimizer,
+      'fine-tune momentum',
+    ),
+  ];
 }

@@ -8,6 +8,7 @@ import { collapseByLayer, type VarRole } from '../groups';
 import type { DecayMode } from '../optim/types';
 import { lrPlan, type LrPlan } from '../schedules/plan';
 import { planLrWdWarnings } from '../tune/rules';
+import { describeFineTune, fineTuneAt, planFineTune, type FineTunePlan } from './fine-tune';
 
 export interface LrPoints {
   start: number;
@@ -50,6 +51,11 @@ export interface JobPlan {
   variables: VariablePlan[];
   layers: LayerPlan[];
   warnings: string[];
+  /**
+   * A two-phase job's phases (`train.freezeEpochs`), each with its peak rate per optimizer group, and their lines;
+   * the variables' rate points are then the unfrozen phase's start, peak and last step.
+   */
+  fineTune?: FineTunePlan & { lines: string[] };
 }
 
 /** The plan of a prepared job: pure arithmetic over its group plan and resolved schedule. */
@@ -57,7 +63,15 @@ export function buildPlan(p: Prepared): JobPlan {
   const resolved = p.schedule.resolved;
   const { stepsPerEpoch, totalSteps, warmup } = resolved.lr;
   const at = (step: number) => resolved.factor(step, Math.floor(step / stepsPerEpoch));
-  const factors: LrPoints = { start: at(0), warmupEnd: at(warmup.steps), end: at(totalSteps - 1) };
+  let factors: LrPoints = { start: at(0), warmupEnd: at(warmup.steps), end: at(totalSteps - 1) };
+  const ft = p.job.train.freezeEpochs > 0 ? planFineTune(p.job, p.plan, stepsPerEpoch) : null;
+  if (ft) {
+    const two = ft.phases[1];
+    const f = (step: number) => resolved.lr.scale * fineTuneAt(ft, step).lr;
+    let peak = 0;
+    for (let s = two.firstStep; s < two.firstStep + two.steps; s++) peak = Math.max(peak, f(s));
+    factors = { start: f(two.firstStep), warmupEnd: peak, end: f(two.firstStep + two.steps - 1) };
+  }
   const times = (lr: number): LrPoints => ({ start: lr * factors.start, warmupEnd: lr * factors.warmupEnd, end: lr * factors.end });
   const momentumOf = new Map(p.plan.groups.map((g) => [g.name, g.momentum]));
   const variables = p.plan.rows.map((r) => ({
@@ -88,5 +102,6 @@ export function buildPlan(p: Prepared): JobPlan {
   }
   // rule of thumb: a group's rate and decay two to three orders of magnitude apart (lr/wd within 10…10⁴)
   for (const w of planLrWdWarnings(p)) warnings.push(w.message);
-  return { lr: lrPlan(resolved), factors, variables, layers, warnings };
+  const fineTune = ft ? { ...ft, lines: describeFineTune(ft, resolved.lr.scale) } : undefined;
+  return { lr: lrPlan(resolved), factors, variables, layers, warnings, ...(fineTune ? { fineTune } : {}) };
 }

@@ -53,8 +53,35 @@ describe('named recipes', () => {
     expect(resolveJob({ recipe: 'timm', schedule: { type: 'constant' } }).schedule).to.deep.equal({ type: 'constant' });
   });
 
-  it('an unknown recipe is one line naming the field; fastai is refused until its two-phase run lands', () => {
+  it('an unknown recipe is one line naming the field', () => {
     expect(() => resolveJob({ recipe: 'keras' })).to.throw(/^config\.recipe: /);
-    expect(() => resolveJob({ recipe: 'fastai' })).to.throw(/^config\.recipe: is validated but not applied/);
+  });
+
+  it("fastai is fine_tune's defaults: one frozen epoch, slice(1e-5, 1e-3), one-cycle pct 0.3 div 5 with cycled momentum, AdamW 0.01", () => {
+    const lines: string[] = [];
+    const j = resolveJob({ recipe: 'fastai' }, undefined, (l) => void lines.push(l));
+    expect(lines).to.deep.equal([]);
+    expect(j.train.freezeEpochs).to.equal(1);
+    expect(j.groups).to.deep.include({ strategy: 'geometric', lo: 1e-5, hi: 1e-3, groups: 3, biasLrMult: 1, biasDecayMult: 0, normDecayMult: 0 });
+    expect(j.schedule).to.deep.include({ type: 'onecycle', pctStart: 0.3, divFactor: 5, cycleMomentum: true, baseMomentum: 0.85, maxMomentum: 0.95 });
+    // fastai's div_final 1e5 is PyTorch's div_factor × final_div_factor
+    expect(j.schedule.type === 'onecycle' && j.schedule.divFactor * j.schedule.finalDivFactor).to.equal(1e5);
+    expect(j.optimizer).to.deep.include({ algorithm: 'adamw', weightDecay: 0.01, betas: [0.9, 0.99], eps: 1e-5 });
+    expect(j.lr.scaling).to.equal('none');
+    expect(j.data.augment.colorJitter).to.deep.equal({ brightness: 0.2, contrast: 0.2, saturation: 0, hue: 0 });
+    expect(j.data.flip).to.equal(true);
+  });
+
+  it('--lr under the fastai recipe is the top of its slice, keeping lr_mult 100 unless lo is given; the user overrides freezeEpochs', () => {
+    const lines: string[] = [];
+    const j = resolveJob({ recipe: 'fastai', groups: { top: 0.004 }, train: { freezeEpochs: 3 } } as never, undefined, (l) => void lines.push(l));
+    expect(j.groups).to.deep.include({ strategy: 'geometric', hi: 0.004, lo: 0.00004 });
+    expect(j.train.freezeEpochs).to.equal(3);
+    expect(lines.sort()).to.deep.equal([
+      "recipe fastai sets groups.hi = 0.001; the job's 0.004 wins",
+      "recipe fastai sets groups.lo = 0.00001; the job's 0.00004 wins",
+      "recipe fastai sets train.freezeEpochs = 1; the job's 3 wins",
+    ]);
+    expect(resolveJob({ recipe: 'fastai', groups: { top: 0.004, lo: 1e-6 } } as never).groups).to.deep.include({ hi: 0.004, lo: 1e-6 });
   });
 });

@@ -6,7 +6,8 @@ import { prepare, runJob } from '../../src/job';
 import { loadCheckpoint } from '../../src/train/checkpoint/store';
 import { modelWeights, type WeightCopy } from '../../src/schedules/weights';
 import type { BatchInfo, Callback } from '../../src/train/callbacks';
-import { planFineTune } from '../../src/train/fine-tune';
+import { fineTuneAt, planFineTune } from '../../src/train/fine-tune';
+import { buildPlan } from '../../src/train/plan';
 import { disposeNetwork } from '../../src/tune/parts';
 import { tmpDir } from '../helpers/images';
 import { dataContainer, MemorySource } from '../helpers/memory-source';
@@ -63,6 +64,27 @@ describe('fastai fine_tune: a frozen phase, then everything unfrozen (train.free
         expect(two.rates[g.name], g.name).to.be.closeTo(expected, expected * 1e-9);
         expect(one.rates[g.name], g.name).to.be.closeTo(layerGroup === 'g2' ? 2e-3 : 2e-4, 1e-12);
       }
+      // momentum (Adam's beta1) runs 0.95 → 0.85 → 0.95 within each phase: at the start of each, and at phase 1's peak
+      const hi = 0.95;
+      const lo = 0.85;
+      expect(fineTuneAt(ft, 0).momentum).to.be.closeTo(hi, 1e-12);
+      expect(fineTuneAt(ft, 6).momentum).to.be.closeTo(hi, 1e-12);
+      // phase 1's rise ends at 0.99·6 − 1 = 4.94: step 4 is at 4/4.94 of it, the momentum mirrors the rate
+      const t = 4 / 4.94;
+      expect(fineTuneAt(ft, 4).momentum).to.be.closeTo(lo + ((hi - lo) / 2) * (Math.cos(Math.PI * t) + 1), 1e-12);
+      // `plan`: both phases' lines; the table's three points are the unfrozen phase's start, peak and last step
+      const jp = buildPlan(p);
+      expect(jp.fineTune?.lines).to.have.length(2);
+      expect(jp.fineTune!.lines[0]).to.match(
+        /^frozen phase: 2 epoch\(s\) = 6 steps from step 0, head and BatchNorm γ\/β only; one-cycle pct_start 0\.99, div 25/,
+      );
+      expect(jp.fineTune!.lines[1]).to.contain('unfrozen phase: 2 epoch(s) = 6 steps from step 6, everything');
+      const cycle2 = [0, 1, 2, 3, 4, 5].map((k) => handOneCycle(k, 6, 0.3, 5, 2e4));
+      expect(jp.factors.start).to.be.closeTo(0.2, 1e-12);
+      expect(jp.factors.warmupEnd).to.be.closeTo(Math.max(...cycle2), 1e-12);
+      expect(jp.factors.end).to.be.closeTo(0.2 / 2e4, 1e-15);
+      const head = jp.variables.find((v) => v.name === 'lt_head_dense/kernel')!;
+      expect(head.lr.end).to.be.closeTo(1e-3 * 1e-5, 1e-18);
       expect(ft.frozenFirst.length).to.be.greaterThan(0);
       expect(ft.frozenFirst.some((v) => isHead(v) || isBnAffine(v))).to.equal(false);
     } finally {
@@ -72,7 +94,11 @@ describe('fastai fine_tune: a frozen phase, then everything unfrozen (train.free
 
   it('trains: phase 1 leaves every body weight but BatchNorm byte-identical, phase 2 moves them; rates are the two one-cycles; resume is bit-exact in either phase', async () => {
     const init = await prepare(job(tmpDir('lt-ft-init-')), { container: dataContainer(source), log: () => {} });
-    const initial = new Map(modelWeights(init.network.train).read().map((w) => [w.name, Buffer.from(new Uint8Array(w.values.buffer, w.values.byteOffset, w.values.byteLength))]));
+    const initial = new Map(
+      modelWeights(init.network.train)
+        .read()
+        .map((w) => [w.name, Buffer.from(new Uint8Array(w.values.buffer, w.values.byteOffset, w.values.byteLength))]),
+    );
     disposeNetwork(init.network);
 
     // the uninterrupted run, with every step's per-group rates recorded
@@ -98,7 +124,7 @@ describe('fastai fine_tune: a frozen phase, then everything unfrozen (train.free
         const expected =
           s.step < 6
             ? (layerGroup === 'g2' ? 2e-3 : 2e-4) * handOneCycle(s.step, 6, 0.99, 25, 4000)
-            : ({ g0: 1e-5, g1: 1e-4, g2: 1e-3 }[layerGroup]! * handOneCycle(s.step - 6, 6, 0.3, 5, 2e4));
+            : { g0: 1e-5, g1: 1e-4, g2: 1e-3 }[layerGroup]! * handOneCycle(s.step - 6, 6, 0.3, 5, 2e4);
         expect(lr, `step ${s.step} group ${g}`).to.be.closeTo(expected, expected * 1e-9);
       }
     }
@@ -106,15 +132,18 @@ describe('fastai fine_tune: a frozen phase, then everything unfrozen (train.free
     // interrupted in phase 1 (resumed from the epoch-0 checkpoint), stopped at the phase change, interrupted in phase 2
     const b = tmpDir('lt-ft-b-');
     const quiet = { container: dataContainer(source), log: () => {} };
-    const crash = (p: Promise<unknown>) => p.then(() => expect.fail('the crash should have stopped the run'), (e) => expect(e).to.be.instanceOf(Crash));
+    const crash = (p: Promise<unknown>) =>
+      p.then(
+        () => expect.fail('the crash should have stopped the run'),
+        (e) => expect(e).to.be.instanceOf(Crash),
+      );
     await crash(runJob(job(b), { ...quiet, callbacks: [crashAt(4)] }));
     await crash(runJob({}, { ...quiet, resume: b, callbacks: [crashAt(6)] }));
 
     // the checkpoint at the end of phase 1: only the head and BatchNorm moved
     const endOfOne = loadCheckpoint(path.join(b, 'checkpoints', 'last'));
     expect(endOfOne.trainer.step).to.equal(6);
-    const changed = (w: WeightCopy) =>
-      !Buffer.from(new Uint8Array(w.values.buffer, w.values.byteOffset, w.values.byteLength)).equals(initial.get(w.name)!);
+    const changed = (w: WeightCopy) => !Buffer.from(new Uint8Array(w.values.buffer, w.values.byteOffset, w.values.byteLength)).equals(initial.get(w.name)!);
     const body = endOfOne.weights.filter((w) => !isHead(w.name) && !isBn(w.name));
     expect(body.length).to.be.greaterThan(20);
     expect(body.filter(changed).map((w) => w.name)).to.deep.equal([]);

@@ -32,6 +32,8 @@ export function formatPlan(plan: JobPlan, p: Prepared, byLayer: boolean): string
   );
   out.push(`augment   ${describeAugment(p.job)}`);
   if (p.cachedStages > 0) out.push(`frozen    the first ${p.cachedStages} stage(s): ${frozenPrefixRule(p.job.data.augment)}`);
+  for (const line of plan.fineTune?.lines ?? []) out.push(`fine-tune ${line}`);
+  if (plan.fineTune) out.push("fine-tune the table's rates are the unfrozen phase's at its first step, its peak and its last step");
   out.push('');
   const head = ['group', 'role', 'lr start', 'warmup end', 'last', 'decay', 'mode', ''];
   const rows: string[][] = [];
