@@ -24,7 +24,7 @@ import { InterruptOnSignal } from './train/signals';
 import type { Callback } from './train/callbacks';
 import { RatioMonitor } from './train/ratio-monitor';
 import { oneCycleMomentum } from './train/param-scheduler';
-import { describeFineTune, FineTune, fineTuneMomentum, planFineTune } from './train/fine-tune';
+import { describeFineTune, FineTune, fineTuneMomentum, planFineTune, type FineTunePlan } from './train/fine-tune';
 import { planLrWdWarnings, WeightDecaySchedule } from './tune/rules';
 import { writeReport } from './report/report';
 import { frozenPrefixRule } from './data/augment';
@@ -235,8 +235,11 @@ async function runLocked(
     layertuneVersion: packageVersion(),
   });
   // before anything of the run folder is touched: a refused resume leaves metrics and checkpoints as they were
+  let fineTunePlan: FineTunePlan | null;
   try {
     if (resume) checkProvenance(resume.provenance, provenance, opts.force ?? false, log);
+    // fastai's fine_tune: a frozen phase, then everything unfrozen, over one optimizer (src/train/fine-tune.ts)
+    fineTunePlan = job.train.freezeEpochs > 0 ? planFineTune(job, p.plan, p.stepsPerEpoch) : null;
     await checkEveryClassDecodes(data, network.backbone.inputSize);
   } catch (e) {
     // refused before training: nothing else holds the network, so its weights would stay allocated
@@ -263,8 +266,7 @@ async function runLocked(
   if (p.cachedStages > 0) log(`frozen: the first ${p.cachedStages} stage(s) are frozen; ${frozenPrefixRule(job.data.augment)}`);
   for (const w of planLrWdWarnings(p)) log(`warning: ${w.message}`);
   const optimizer = stages.optimizer.create(p.plan.groups, job);
-  // fastai's fine_tune: a frozen phase, then everything unfrozen, over this one optimizer (src/train/fine-tune.ts)
-  const fineTune = job.train.freezeEpochs > 0 ? new FineTune(planFineTune(job, p.plan, p.stepsPerEpoch), optimizer, r.scale) : null;
+  const fineTune = fineTunePlan ? new FineTune(fineTunePlan, optimizer, r.scale) : null;
   if (fineTune) for (const line of describeFineTune(fineTune.plan, r.scale)) log(`fine-tune: ${line}`);
   const restored = resume ? loadCheckpoint(resume.dir) : null;
   // keep what the interrupted run logged up to its checkpoint; the reporters start a fresh metrics file

@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { resolveJob } from '../../src/config/load';
 import { prepare, runJob } from '../../src/job';
 import { loadCheckpoint } from '../../src/train/checkpoint/store';
 import { modelWeights, type WeightCopy } from '../../src/schedules/weights';
@@ -9,7 +8,8 @@ import type { BatchInfo, Callback } from '../../src/train/callbacks';
 import { fineTuneAt, planFineTune } from '../../src/train/fine-tune';
 import { buildPlan } from '../../src/train/plan';
 import { disposeNetwork } from '../../src/tune/parts';
-import { tmpDir } from '../helpers/images';
+import { layertune } from '../cli/run';
+import { tmpDir, writeClassFolder } from '../helpers/images';
 import { dataContainer, MemorySource } from '../helpers/memory-source';
 
 class Crash extends Error {}
@@ -164,17 +164,53 @@ describe('fastai fine_tune: a frozen phase, then everything unfrozen (train.free
     expect(end.weights.filter((w) => !isHead(w.name) && !isBn(w.name) && !changed(w)).map((w) => w.name)).to.deep.equal([]);
   });
 
-  it('refuses in one line a two-phase job whose schedule is not one-cycle, or that adds a plateau stage', () => {
-    const p = { groups: { strategy: 'geometric' as const } };
-    expect(() => resolveJob({ ...p, train: { freezeEpochs: 1 } })).to.not.throw();
-    return Promise.all([
-      prepare({ ...job(tmpDir('lt-ft-bad-')), schedule: { type: 'constant' } }, { container: dataContainer(source), log: () => {} }).then((q) => {
-        try {
-          expect(() => planFineTune(q.job, q.plan, q.stepsPerEpoch)).to.throw(/^train\.freezeEpochs: fastai's fine_tune runs one-cycle/);
-        } finally {
-          disposeNetwork(q.network);
-        }
-      }),
+  it('the CLI (through dist): `plan --recipe fastai` prints both phases, `train --recipe fastai` runs them', async () => {
+    const data = tmpDir('lt-ft-cli-data-');
+    await writeClassFolder(data, { a: 4, b: 4 });
+    const plan = layertune(['plan', '--recipe', 'fastai', '--data', data, '--size', '32', '--batch', '4', '--backend', 'cpu']);
+    expect(plan.code, plan.stderr).to.equal(0);
+    expect(plan.stdout).to.match(/fine-tune frozen phase: 1 epoch\(s\) = \d+ steps from step 0, head and BatchNorm γ\/β only/);
+    expect(plan.stdout).to.match(/fine-tune unfrozen phase: 5 epoch\(s\)/);
+    const out = tmpDir('lt-ft-cli-out-');
+    const train = layertune([
+      'train',
+      '--recipe',
+      'fastai',
+      '--data',
+      data,
+      '--size',
+      '32',
+      '--batch',
+      '4',
+      '--epochs',
+      '1',
+      '--out',
+      out,
+      '--backend',
+      'wasm',
     ]);
+    expect(train.code, train.stderr).to.equal(0);
+    expect(train.stdout).to.contain('fine-tune: frozen phase: 1 epoch(s)');
+    expect(train.stdout).to.match(/epoch 2\/2/);
+    expect(fs.existsSync(path.join(out, 'model', 'model.json'))).to.equal(true);
+  });
+
+  it('refuses in one line a two-phase job whose schedule is not one-cycle, or that adds a warmup or a plateau stage, and trains nothing', async () => {
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ schedule: { type: 'constant' } }, /^train\.freezeEpochs: fastai's fine_tune runs one-cycle in both phases/],
+      // the one-cycle schedule refuses a warmup of its own already
+      [{ warmup: { type: 'linear', epochs: 1 } }, /^warmup: a onecycle schedule warms up by itself/],
+      [{ plateau: {} }, /^plateau: reduce-on-plateau does not compose/],
+    ];
+    for (const [extra, message] of cases) {
+      const out = tmpDir('lt-ft-bad-');
+      // runJob refuses before the first step: no checkpoint, no export
+      await runJob({ ...job(out), ...extra }, { container: dataContainer(source), log: () => {} }).then(
+        () => expect.fail('the job should have been refused'),
+        (e) => expect((e as Error).message).to.match(message),
+      );
+      expect(fs.existsSync(path.join(out, 'checkpoints'))).to.equal(false);
+      expect(fs.existsSync(path.join(out, 'model'))).to.equal(false);
+    }
   });
 });
