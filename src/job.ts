@@ -253,7 +253,8 @@ async function runLocked(
       ` (x${r.scale.toPrecision(4)})` +
       (r.warmup.steps > 0 ? `, ${r.warmup.type} warmup over ${r.warmup.steps} steps` : ''),
   );
-  for (const g of p.plan.groups) {
+  // a two-phase run's first rates are the frozen phase's, which its own lines below give
+  for (const g of fineTunePlan ? [] : p.plan.groups) {
     log(
       `  group ${g.name}: lr ${(g.lr * schedule.factor(0, 0)).toPrecision(4)} (configured ${g.lr}), weight decay ${g.weightDecay} ${g.decayMode}, ${g.params.length} variables`,
     );
@@ -286,7 +287,13 @@ async function runLocked(
   const monitor = job.train.monitorRatios ? [new RatioMonitor(job.tune.ratioMonitor, { optimizer, log })] : [];
   const { batch, accumulate, epochs } = job.train;
   const wdSchedule = job.tune.wdSchedule
-    ? [new WeightDecaySchedule(job.tune.wdSchedule, { batch, accumulate, stepsPerEpoch: p.stepsPerEpoch, epochs }, optimizer)]
+    ? [
+        new WeightDecaySchedule(
+          job.tune.wdSchedule,
+          { batch, accumulate, stepsPerEpoch: p.stepsPerEpoch, epochs: fineTune?.plan.totalEpochs ?? epochs },
+          optimizer,
+        ),
+      ]
     : [];
   const sched = job.schedule;
   const momentum = fineTune
