@@ -12,9 +12,7 @@ export function refuseNotYetApplied(job: Job, prefix = 'config'): void {
     throw new ConfigError(at(field), 'is validated but not applied by this version of layertune yet; remove it to train');
   };
   const a = job.data.augment;
-  for (const key of ['affine', 'randAugment'] as const) {
-    if (a[key] !== undefined) refuse(`data.augment.${key}`);
-  }
+  if (a.randAugment !== undefined) refuse('data.augment.randAugment');
   // hue needs an RGB↔HSV round trip that the batch path does not have yet
   if (a.colorJitter && a.colorJitter.hue > 0) refuse('data.augment.colorJitter.hue');
   if (a.trivialAugment) refuse('data.augment.trivialAugment');

@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Preprocess } from '../models/types';
+import { type Affine, boxAffine, centreOf, composeAffine, drawAffine, inverseAffine, resampleAffine } from './affine';
 import type { AugmentConfig, MixConfig } from './augment-schema';
 import { beta, randint, uniform } from './distributions';
 import { preprocessTensor } from './preprocess';
@@ -26,6 +27,11 @@ export interface ImageDraw {
   saturation: number;
   gray: boolean;
   erase: Rect | null;
+  /**
+   * With `affine` configured: the one output→source map of this image, its crop and flips composed with its
+   * rotation, zoom, shift and shear, so the image is interpolated once.
+   */
+  affine?: Affine;
 }
 
 export interface BatchDraw {
@@ -36,7 +42,7 @@ export interface BatchDraw {
 
 /** The options that change pixels; flips alone stay on the host path in batches.ts. */
 export function augmentsPixels(a: AugmentConfig): boolean {
-  return !!(a.randomResizedCrop || a.vflip > 0 || a.colorJitter || a.grayscale > 0 || a.randomErasing || a.mix);
+  return !!(a.randomResizedCrop || a.vflip > 0 || a.affine || a.colorJitter || a.grayscale > 0 || a.randomErasing || a.mix);
 }
 
 /** What happens to a frozen prefix's outputs, and why, for `plan` and the run log. */
@@ -57,9 +63,13 @@ export function describeAugment(job: { data: { flip: boolean; augment: AugmentCo
   const h = a.hflip ?? (job.data.flip ? 0.5 : 0);
   if (h > 0) parts.push(`hflip ${h}`);
   if (a.vflip > 0) parts.push(`vflip ${a.vflip}`);
+  const af = a.affine;
+  if (af) parts.push(`affine p ${af.p} degrees ${af.degrees} translate [${af.translate.join(', ')}] scale [${af.scale.join(', ')}] shear ${af.shear}`);
   const cj = a.colorJitter;
-  if (cj) parts.push(`colour jitter b ${cj.brightness} c ${cj.contrast} s ${cj.saturation}`);
+  if (cj) parts.push(`colour jitter b ${cj.brightness} c ${cj.contrast} s ${cj.saturation}${cj.hue > 0 ? ` h ${cj.hue}` : ''}`);
   if (a.grayscale > 0) parts.push(`grayscale ${a.grayscale}`);
+  if (a.randAugment) parts.push(`RandAugment n ${a.randAugment.n} m ${a.randAugment.m} mstd ${a.randAugment.mstd}`);
+  if (a.trivialAugment) parts.push('TrivialAugmentWide');
   if (a.randomErasing) parts.push(`random erasing p ${a.randomErasing.p}`);
   const m = a.mix;
   if (m)
@@ -155,6 +165,7 @@ export class BatchAugmenter {
     const { size, cfg } = this;
     const rect: Rect = cfg.randomResizedCrop ? drawResizedCrop(rng, size, cfg.randomResizedCrop.scale, cfg.randomResizedCrop.ratio) : [0, 0, size, size];
     const vflip = cfg.vflip > 0 && rng.next() < cfg.vflip;
+    const affine = cfg.affine ? drawAffine(rng, cfg.affine, size) : null;
     const cj = cfg.colorJitter;
     const brightness = cj ? jitterFactor(rng, cj.brightness) : 1;
     const contrast = cj ? jitterFactor(rng, cj.contrast) : 1;
@@ -162,7 +173,10 @@ export class BatchAugmenter {
     const gray = cfg.grayscale > 0 && rng.next() < cfg.grayscale;
     const re = cfg.randomErasing;
     const erase = re && rng.next() < re.p ? drawErasing(rng, size, re.scale, re.ratio) : null;
-    return { box: rectToBox(rect, size, hflip, vflip), brightness, contrast, saturation, gray, erase };
+    const box = rectToBox(rect, size, hflip, vflip);
+    // the affine turns the cropped image, so it runs first on output pixels and the crop's map reads the source
+    const map = affine ? { affine: composeAffine(boxAffine(box, size), inverseAffine(centreOf(size), affine)) } : {};
+    return { box, brightness, contrast, saturation, gray, erase, ...map };
   }
 
   /** Per-batch draws (timm Mixup's batch mode: one λ and one choice for the whole batch). */
@@ -185,7 +199,14 @@ export class BatchAugmenter {
     return tf.tidy(() => {
       let x = tf.tensor4d(Float32Array.from(pixels), [n, size, size, 3]);
       const identity = rows.every((r) => r.box[0] === 0 && r.box[1] === 0 && r.box[2] === 1 && r.box[3] === 1);
-      if (!identity) {
+      if (rows.some((r) => r.affine)) {
+        // reflection padding, as fastai's affine: a rotated or shifted image has no black corners to learn from
+        x = resampleAffine(
+          x,
+          rows.map((r) => r.affine ?? boxAffine(r.box, size)),
+          { kind: 'reflect' },
+        );
+      } else if (!identity) {
         x = tf.image.cropAndResize(
           x,
           tf.tensor2d(
