@@ -13,8 +13,6 @@ export function refuseNotYetApplied(job: Job, prefix = 'config'): void {
   };
   const a = job.data.augment;
   if (a.randAugment !== undefined) refuse('data.augment.randAugment');
-  // hue needs an RGB↔HSV round trip that the batch path does not have yet
-  if (a.colorJitter && a.colorJitter.hue > 0) refuse('data.augment.colorJitter.hue');
   if (a.trivialAugment) refuse('data.augment.trivialAugment');
   if (job.data.presize !== undefined) refuse('data.presize');
   if (job.data.balance !== 'none') refuse('data.balance');

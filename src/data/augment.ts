@@ -4,13 +4,15 @@
  * run, which replays the draws of the batches it skips, sees the same views. The tensor side is then a pure function
  * of (pixels, draws).
  *
- * Order, as in timm's create_transform: RandomResizedCrop and flips (one cropAndResize), colour jitter, random
- * grayscale, normalisation, random erasing, then MixUp/CutMix over the batch.
+ * Order, as in timm's create_transform: RandomResizedCrop, flips and the affine (one resample), colour jitter
+ * (brightness, contrast, saturation, then hue), random grayscale, normalisation, random erasing, then MixUp/CutMix
+ * over the batch.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Preprocess } from '../models/types';
 import { type Affine, boxAffine, centreOf, composeAffine, drawAffine, inverseAffine, resampleAffine } from './affine';
 import type { AugmentConfig, MixConfig } from './augment-schema';
+import { adjustHue } from './color-ops';
 import { beta, randint, uniform } from './distributions';
 import { preprocessTensor } from './preprocess';
 import type { Rng } from './rng';
@@ -27,6 +29,8 @@ export interface ImageDraw {
   saturation: number;
   gray: boolean;
   erase: Rect | null;
+  /** Hue shift in turns, drawn after saturation as torchvision's ColorJitter; present only when `hue` is configured. */
+  hue?: number;
   /**
    * With `affine` configured: the one output→source map of this image, its crop and flips composed with its
    * rotation, zoom, shift and shear, so the image is interpolated once.
@@ -170,13 +174,14 @@ export class BatchAugmenter {
     const brightness = cj ? jitterFactor(rng, cj.brightness) : 1;
     const contrast = cj ? jitterFactor(rng, cj.contrast) : 1;
     const saturation = cj ? jitterFactor(rng, cj.saturation) : 1;
+    const hue = cj && cj.hue > 0 ? { hue: uniform(rng, -cj.hue, cj.hue) } : {};
     const gray = cfg.grayscale > 0 && rng.next() < cfg.grayscale;
     const re = cfg.randomErasing;
     const erase = re && rng.next() < re.p ? drawErasing(rng, size, re.scale, re.ratio) : null;
     const box = rectToBox(rect, size, hflip, vflip);
     // the affine turns the cropped image, so it runs first on output pixels and the crop's map reads the source
     const map = affine ? { affine: composeAffine(boxAffine(box, size), inverseAffine(centreOf(size), affine)) } : {};
-    return { box, brightness, contrast, saturation, gray, erase, ...map };
+    return { box, brightness, contrast, saturation, gray, erase, ...hue, ...map };
   }
 
   /** Per-batch draws (timm Mixup's batch mode: one λ and one choice for the whole batch). */
@@ -218,7 +223,8 @@ export class BatchAugmenter {
           'bilinear',
         );
       }
-      if (rows.some((r) => r.brightness !== 1 || r.contrast !== 1 || r.saturation !== 1 || r.gray)) {
+      const hued = rows.map((r) => (r.hue ?? 0) !== 0);
+      if (rows.some((r) => r.brightness !== 1 || r.contrast !== 1 || r.saturation !== 1 || r.gray || r.hue)) {
         // Brightness, contrast, saturation and grayscale are each linear in the pixels and luma is linear too, so
         // the four compose into x·A + luma(x)·B + C with per-image A, B, C (and luma(x)'s mean for contrast): one
         // pass instead of four. torchvision clips to [0, 255] after each step and shuffles their order per image;
@@ -227,12 +233,13 @@ export class BatchAugmenter {
         const lumaX = tf.matMul(x.reshape([n * size * size, 3]), tf.tensor2d(LUMA, [3, 1])).reshape([n, size, size, 1]);
         const needMean = rows.some((r) => r.contrast !== 1);
         const m0 = needMean ? tf.mean(lumaX.reshape([n, size * size]), 1).reshape([n, 1, 1, 1]) : tf.zeros([n, 1, 1, 1]);
-        const coef = rows.map((r) => {
+        const coef = rows.map((r, i) => {
           const { brightness: b, contrast: c, saturation: sat } = r;
           const A = sat * c * b;
           const B = (1 - sat) * c * b;
           // a grayscale image is the luma of the jittered one, whose luma is (A + B)·luma(x) + C
-          return r.gray ? { A: 0, B: A + B, C: (1 - c) * b } : { A, B, C: (1 - c) * b };
+          // (hue is not linear: an image with a hue shift turns grey after it, below)
+          return r.gray && !hued[i] ? { A: 0, B: A + B, C: (1 - c) * b } : { A, B, C: (1 - c) * b };
         });
         const col = (k: 'A' | 'B' | 'C') =>
           tf.tensor4d(
@@ -240,6 +247,23 @@ export class BatchAugmenter {
             [n, 1, 1, 1],
           );
         x = tf.clipByValue(tf.add(tf.add(tf.mul(x, col('A')), tf.mul(lumaX, col('B'))), tf.mul(m0, col('C'))), 0, 255) as tf.Tensor4D;
+        if (hued.some(Boolean)) {
+          // only the shifted images go through HSV, so the others keep their exact values
+          const pick = tf.tensor4d(hued.map(Number), [n, 1, 1, 1]).cast('bool');
+          x = tf.where(
+            pick,
+            adjustHue(
+              x,
+              rows.map((r) => r.hue ?? 0),
+            ),
+            x,
+          ) as tf.Tensor4D;
+          const late = rows.map((r, i) => r.gray && hued[i]);
+          if (late.some(Boolean)) {
+            const luma = tf.matMul(x.reshape([n * size * size, 3]), tf.tensor2d(LUMA, [3, 1])).reshape([n, size, size, 1]);
+            x = tf.where(tf.tensor4d(late.map(Number), [n, 1, 1, 1]).cast('bool'), tf.broadcastTo(luma, [n, size, size, 3]), x) as tf.Tensor4D;
+          }
+        }
       }
       x = preprocessTensor(x, pre);
       const re = this.cfg.randomErasing;

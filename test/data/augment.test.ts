@@ -3,7 +3,9 @@ import * as tf from '@tensorflow/tfjs';
 import { parseOrThrow } from '../../src/config/parse';
 import { AugmentSchema } from '../../src/data/augment-schema';
 import { BatchAugmenter, drawCutmixRect, drawErasing, drawResizedCrop, type ImageDraw, rectToBox } from '../../src/data/augment';
+import { boxAffine, centreOf, composeAffine, inverseAffine } from '../../src/data/affine';
 import { rawBatches } from '../../src/data/batches';
+import { adjustHue } from '../../src/data/color-ops';
 import { Rng } from '../../src/data/rng';
 import type { Preprocess } from '../../src/models/types';
 import { MemorySource } from '../helpers/memory-source';
@@ -108,6 +110,45 @@ describe('batched augmentation (tfjs ops)', () => {
     }
   });
 
+  it('hue shifts only the images that drew one, after brightness/contrast/saturation and before grayscale', () => {
+    const a = new BatchAugmenter(cfg({ colorJitter: { hue: 0.3 } }), 2);
+    const px = new Uint8Array([100, 0, 0, 0, 100, 0, 0, 0, 100, 200, 150, 50]);
+    const two = new Uint8Array([...px, ...px]);
+    const out = a.images(two, [plain(full, { brightness: 1.2, hue: 0.25 }), plain(full, { brightness: 1.2 })], null, IDENTITY);
+    const v = Array.from(out.dataSync());
+    const bright = tf.tensor4d(
+      Array.from(px, (p) => Math.min(255, p * 1.2)),
+      [1, 2, 2, 3],
+    );
+    const hued = adjustHue(bright, [0.25]);
+    Array.from(hued.dataSync()).forEach((h, i) => expect(v[i]).to.be.closeTo(h, 1e-3));
+    // the image without a hue draw is exactly the brightness step
+    Array.from(px, (p) => Math.fround(Math.min(255, p * 1.2))).forEach((b, i) => expect(v[12 + i]).to.be.closeTo(b, 1e-4));
+    // grayscale after hue: the luma of the hue-shifted image, not of the unshifted one
+    const g = a.images(px, [plain(full, { hue: 0.25, gray: true })], null, IDENTITY).dataSync();
+    const h0 = adjustHue(tf.tensor4d(Array.from(px), [1, 2, 2, 3]), [0.25]).dataSync();
+    for (let p = 0; p < 4; p++) {
+      const l = 0.299 * h0[p * 3] + 0.587 * h0[p * 3 + 1] + 0.114 * h0[p * 3 + 2];
+      for (let c = 0; c < 3; c++) expect(g[p * 3 + c]).to.be.closeTo(l, 1e-3);
+    }
+    tf.dispose([out, bright, hued]);
+  });
+
+  it('the affine composes with the crop and flip into one resample; no affine draw keeps the crop path', () => {
+    const a = new BatchAugmenter(cfg({ affine: { degrees: 90 } }), 4);
+    // a 90° clockwise turn of the left-right flipped ramp: the hand composition of the two arrays
+    const flipped = rectToBox([0, 0, 4, 4], 4, true, false);
+    const turn = composeAffine(boxAffine(flipped, 4), inverseAffine(centreOf(4), { angle: 90, translate: [0, 0], scale: 1, shear: [0, 0] }));
+    const n0 = tf.memory().numTensors;
+    const out = a.images(new Uint8Array([...ramp(), ...ramp()]), [plain(flipped, { affine: turn }), plain(flipped)], null, IDENTITY);
+    const f = (y: number, x: number) => 4 * y + (3 - x);
+    expect(channel0(out, 0)).to.deep.equal([0, 1, 2, 3].map((i) => [0, 1, 2, 3].map((j) => f(3 - j, i))));
+    // the second image has no affine: its box alone, read through the same resample
+    expect(channel0(out, 1)).to.deep.equal([0, 1, 2, 3].map((y) => [0, 1, 2, 3].map((x) => f(y, x))));
+    out.dispose();
+    expect(tf.memory().numTensors).to.equal(n0);
+  });
+
   it('random erasing fills its rectangle with the value, after normalisation, and nothing else', () => {
     const a = new BatchAugmenter(cfg({ randomErasing: { value: -1 } }), 4);
     const out = a.images(ramp(), [plain(full, { erase: [1, 2, 2, 1] })], { mix: null, noiseSeed: 0 }, IDENTITY);
@@ -174,7 +215,13 @@ describe('batched augmentation (tfjs ops)', () => {
   it('batch draws come from the run RNG with the data order: same seed, same views; a resumed pass replays them', async () => {
     const source = new MemorySource(['a', 'b'], 6, 0);
     const aug = new BatchAugmenter(
-      cfg({ randomResizedCrop: {}, colorJitter: { brightness: 0.4 }, randomErasing: {}, mix: { mixupAlpha: 0.8, cutmixAlpha: 1 } }),
+      cfg({
+        randomResizedCrop: {},
+        affine: { degrees: 10, translate: [0.1, 0.1], scale: [0.9, 1.1], shear: 5, p: 0.5 },
+        colorJitter: { brightness: 0.4, hue: 0.1 },
+        randomErasing: {},
+        mix: { mixupAlpha: 0.8, cutmixAlpha: 1 },
+      }),
       8,
     );
     const pass = async (seed: number, skip = 0) => {
