@@ -9,6 +9,7 @@ Float ops run on float32 images in [0, 1] (u8 / 255), so the comparison is free 
 equalize are defined on uint8 only and run on the uint8 images.
 """
 import json
+import math
 import os
 
 import torch
@@ -63,11 +64,34 @@ def main():
         add("posterize", bits, lambda im, b=bits: F.posterize(im, b), "uint8")
     add("equalize", 0, F.equalize, "uint8")
 
+    # geometric ops as torchvision's RandAugment applies them (_apply_op), bilinear; fill None reads zeros outside,
+    # which is layertune's constant padding with fill 0
+    bil = torchvision.transforms.InterpolationMode.BILINEAR
+    deg = lambda t: math.degrees(math.atan(t))
+    for t in [0.3, -0.45]:
+        add("shearX", t, lambda im, t=t: F.affine(im, 0.0, [0, 0], 1.0, [deg(t), 0.0], interpolation=bil, center=[0, 0]))
+        add("shearY", t, lambda im, t=t: F.affine(im, 0.0, [0, 0], 1.0, [0.0, deg(t)], interpolation=bil, center=[0, 0]))
+    for t in [2, -1]:
+        add("translateX", t, lambda im, t=t: F.affine(im, 0.0, [t, 0], 1.0, [0.0, 0.0], interpolation=bil))
+        add("translateY", t, lambda im, t=t: F.affine(im, 0.0, [0, t], 1.0, [0.0, 0.0], interpolation=bil))
+    for a in [20.0, -90.0]:
+        add("rotate", a, lambda im, a=a: F.rotate(im, a, interpolation=bil))
+    # RandomAffine's composition: rotation, shift, zoom and shear together
+    add("affine", 0, lambda im: F.affine(im, 17.0, [1, -2], 1.1, [8.0, 0.0], interpolation=bil))
+
+    spaces = {}
+    for name, aug in [("randAugment", torchvision.transforms.RandAugment()), ("trivialAugmentWide", torchvision.transforms.TrivialAugmentWide())]:
+        args = (31, (224, 224)) if name == "randAugment" else (31,)
+        space = aug._augmentation_space(*args)
+        spaces[name] = {op: {"signed": bool(signed), "bins": [round(float(v), 7) for v in mags.reshape(-1).tolist()]} for op, (mags, signed) in space.items()}
+
     out = {
         "generator": f"scripts/gen-augment-reference.py, torch {torch.__version__}, torchvision {torchvision.__version__}",
         "shape": [u8.shape[0], SIZE, SIZE, 3],
         "images": to_hwc(u8),
         "cases": cases,
+        # torchvision's op list and magnitude bins (RandAugment at 224 px, num_magnitude_bins 31)
+        "spaces": spaces,
     }
     path = os.path.join(os.path.dirname(__file__), "..", "test", "fixtures", "augment-ops.json")
     with open(path, "w") as fh:

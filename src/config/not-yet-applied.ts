@@ -11,9 +11,6 @@ export function refuseNotYetApplied(job: Job, prefix = 'config'): void {
   const refuse = (field: string) => {
     throw new ConfigError(at(field), 'is validated but not applied by this version of layertune yet; remove it to train');
   };
-  const a = job.data.augment;
-  if (a.randAugment !== undefined) refuse('data.augment.randAugment');
-  if (a.trivialAugment) refuse('data.augment.trivialAugment');
   if (job.data.presize !== undefined) refuse('data.presize');
   if (job.data.balance !== 'none') refuse('data.balance');
   if (job.eval.crop !== 'fill') refuse('eval.crop');

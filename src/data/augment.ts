@@ -5,8 +5,8 @@
  * of (pixels, draws).
  *
  * Order, as in timm's create_transform: RandomResizedCrop, flips and the affine (one resample), colour jitter
- * (brightness, contrast, saturation, then hue), random grayscale, normalisation, random erasing, then MixUp/CutMix
- * over the batch.
+ * (brightness, contrast, saturation, then hue), random grayscale, RandAugment or TrivialAugmentWide, normalisation,
+ * random erasing, then MixUp/CutMix over the batch.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Preprocess } from '../models/types';
@@ -15,6 +15,7 @@ import type { AugmentConfig, MixConfig } from './augment-schema';
 import { adjustHue } from './color-ops';
 import { beta, randint, uniform } from './distributions';
 import { preprocessTensor } from './preprocess';
+import { applyOps, drawRandAugment, drawTrivialAugment, type OpDraw } from './rand-augment';
 import type { Rng } from './rng';
 
 /** A crop in tf.image.cropAndResize's normalised [y1, x1, y2, x2]; x1 > x2 flips left-right, y1 > y2 up-down. */
@@ -31,6 +32,8 @@ export interface ImageDraw {
   erase: Rect | null;
   /** Hue shift in turns, drawn after saturation as torchvision's ColorJitter; present only when `hue` is configured. */
   hue?: number;
+  /** With randAugment or trivialAugment configured: this image's ops, applied after colour jitter and grayscale. */
+  ops?: OpDraw[];
   /**
    * With `affine` configured: the one output→source map of this image, its crop and flips composed with its
    * rotation, zoom, shift and shear, so the image is interpolated once.
@@ -46,7 +49,17 @@ export interface BatchDraw {
 
 /** The options that change pixels; flips alone stay on the host path in batches.ts. */
 export function augmentsPixels(a: AugmentConfig): boolean {
-  return !!(a.randomResizedCrop || a.vflip > 0 || a.affine || a.colorJitter || a.grayscale > 0 || a.randomErasing || a.mix);
+  return !!(
+    a.randomResizedCrop ||
+    a.vflip > 0 ||
+    a.affine ||
+    a.colorJitter ||
+    a.grayscale > 0 ||
+    a.randAugment ||
+    a.trivialAugment ||
+    a.randomErasing ||
+    a.mix
+  );
 }
 
 /** What happens to a frozen prefix's outputs, and why, for `plan` and the run log. */
@@ -176,12 +189,13 @@ export class BatchAugmenter {
     const saturation = cj ? jitterFactor(rng, cj.saturation) : 1;
     const hue = cj && cj.hue > 0 ? { hue: uniform(rng, -cj.hue, cj.hue) } : {};
     const gray = cfg.grayscale > 0 && rng.next() < cfg.grayscale;
+    const policy = cfg.randAugment ? { ops: drawRandAugment(rng, cfg.randAugment, size) } : cfg.trivialAugment ? { ops: drawTrivialAugment(rng, size) } : {};
     const re = cfg.randomErasing;
     const erase = re && rng.next() < re.p ? drawErasing(rng, size, re.scale, re.ratio) : null;
     const box = rectToBox(rect, size, hflip, vflip);
     // the affine turns the cropped image, so it runs first on output pixels and the crop's map reads the source
     const map = affine ? { affine: composeAffine(boxAffine(box, size), inverseAffine(centreOf(size), affine)) } : {};
-    return { box, brightness, contrast, saturation, gray, erase, ...hue, ...map };
+    return { box, brightness, contrast, saturation, gray, erase, ...hue, ...map, ...policy };
   }
 
   /** Per-batch draws (timm Mixup's batch mode: one λ and one choice for the whole batch). */
@@ -265,6 +279,12 @@ export class BatchAugmenter {
           }
         }
       }
+      if (rows.some((r) => r.ops?.some((o) => o.op !== 'identity')))
+        x = applyOps(
+          x,
+          rows.map((r) => r.ops ?? []),
+          size,
+        );
       x = preprocessTensor(x, pre);
       const re = this.cfg.randomErasing;
       if (re && rows.some((r) => r.erase)) {

@@ -117,6 +117,8 @@ describe('augmentation, loss, eval and EMA config', () => {
     expect(refused({ data: { augment: { randomResizedCrop: {}, colorJitter: { brightness: 0.2 }, mix: { cutmixAlpha: 1 } } } })).to.equal(null);
     expect(refused({ data: { augment: { colorJitter: { hue: 0.1 } } } })).to.equal(null);
     expect(refused({ data: { augment: { affine: { degrees: 10 } } } })).to.equal(null);
+    expect(refused({ data: { augment: { randAugment: { n: 2, m: 9 } } } })).to.equal(null);
+    expect(refused({ data: { augment: { trivialAugment: true } } })).to.equal(null);
     expect(refused({ eval: { crop: 'center' } })).to.match(/^config\.eval\.crop: is validated but not applied/);
     expect(refused({ ema: {} })).to.match(/^config\.ema: is validated but not applied/);
     expect(refused({ recipe: 'classic' })).to.equal(null);

@@ -219,6 +219,7 @@ describe('batched augmentation (tfjs ops)', () => {
         randomResizedCrop: {},
         affine: { degrees: 10, translate: [0.1, 0.1], scale: [0.9, 1.1], shear: 5, p: 0.5 },
         colorJitter: { brightness: 0.4, hue: 0.1 },
+        randAugment: { n: 2, m: 9, mstd: 0.5 },
         randomErasing: {},
         mix: { mixupAlpha: 0.8, cutmixAlpha: 1 },
       }),
@@ -235,5 +236,46 @@ describe('batched augmentation (tfjs ops)', () => {
     expect(await pass(3)).to.deep.equal(a1);
     expect(await pass(4)).to.not.deep.equal(a1);
     expect(await pass(3, 2)).to.deep.equal(a1.slice(2));
+  });
+
+  it('every transform at once, over several batches and epochs: tensors stay flat, and a TrivialAugment pass resumes exactly', async () => {
+    const source = new MemorySource(['a', 'b', 'c'], 5, 0);
+    const pre: Preprocess = { kind: 'scale', low: -1, high: 1 };
+    const all = {
+      randomResizedCrop: { scale: [0.5, 1] },
+      vflip: 0.3,
+      affine: { degrees: 20, translate: [0.1, 0.1], scale: [0.8, 1.2], shear: 10 },
+      colorJitter: { brightness: 0.3, contrast: 0.3, saturation: 0.3, hue: 0.2 },
+      grayscale: 0.2,
+      randomErasing: { value: 'random' },
+      mix: { mixupAlpha: 0.8, cutmixAlpha: 1 },
+    };
+    for (const policy of [{ randAugment: { n: 3 } }, { trivialAugment: true }]) {
+      const aug = new BatchAugmenter(cfg({ ...all, ...policy }), 16);
+      const rng = new Rng(11);
+      let n0 = -1;
+      for (let epoch = 0; epoch < 3; epoch++) {
+        for await (const b of rawBatches(source, source.train, { size: 16, batch: 4, shuffle: true, flip: true, augment: aug }, rng)) {
+          const d = b.draws as NonNullable<typeof b.draws>;
+          const x = aug.images(b.pixels, d.rows, d.batch, pre);
+          const y = aug.targets(b.labels, 3, d.batch);
+          expect(x.shape).to.deep.equal([b.n, 16, 16, 3]);
+          expect(Array.from(x.dataSync()).every(Number.isFinite)).to.equal(true);
+          tf.dispose([x, y]);
+        }
+        if (n0 < 0) n0 = tf.memory().numTensors;
+        expect(tf.memory().numTensors, `epoch ${epoch + 1}`).to.equal(n0);
+      }
+    }
+    const aug = new BatchAugmenter(cfg({ ...all, trivialAugment: true }), 8);
+    const pass = async (skip: number) => {
+      const out: unknown[] = [];
+      for await (const b of rawBatches(source, source.train, { size: 8, batch: 4, shuffle: true, flip: true, augment: aug, skip }, new Rng(5)))
+        out.push({ keys: b.keys, draws: b.draws });
+      return out;
+    };
+    const full = await pass(0);
+    expect(full).to.have.length(4);
+    expect(await pass(3)).to.deep.equal(full.slice(3));
   });
 });
