@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { TrainingError } from '../errors';
 import type { BatchAugmenter } from '../data/augment';
+import { weightedTargets } from '../data/balance';
 import { rawBatches, type RawBatch } from '../data/batches';
 import { preprocessBatch } from '../data/preprocess';
 import { Rng } from '../data/rng';
@@ -45,6 +46,10 @@ export interface TrainerOptions {
   hflip?: number;
   /** Batched training transforms (src/data/augment.ts); its draws come from the run's RNG with the data order. */
   augment?: BatchAugmenter | null;
+  /** data.balance 'sampler': each epoch's order from the balanced sampler (src/data/balance.ts). */
+  balanced?: boolean;
+  /** data.balance 'weights': class weights of the loss, and the label smoothing applied before them (the loss then smooths nothing). */
+  classWeights?: { weights: number[]; smoothing: number } | null;
   seed: number;
   /** Leading backbone stages that are frozen: their outputs are cached (0 = none). */
   cachedStages: number;
@@ -234,10 +239,13 @@ export class Trainer {
     const seeds0 = this.seedsFor(microIndex, 0);
     this.dropouts.forEach((d, i) => ((d.layer as unknown as { seed: number }).seed = seeds0[i]));
     const x = this.inputs(b);
-    const y =
+    const y0 =
       b.draws && this.opts.augment
         ? this.opts.augment.targets(b.labels, this.net.classes.length, b.draws.batch)
         : tf.tidy(() => tf.oneHot(tf.tensor1d(b.labels, 'int32'), this.net.classes.length));
+    const cw = this.opts.classWeights;
+    const y = cw ? weightedTargets(y0 as tf.Tensor2D, cw.weights, cw.smoothing) : y0;
+    if (y !== y0) y0.dispose();
     let out: ShardOutput;
     try {
       out = this.parallel
@@ -361,6 +369,7 @@ export class Trainer {
         flip: this.opts.flip,
         hflip: this.opts.hflip,
         augment: this.opts.augment,
+        balanced: this.opts.balanced,
       };
       for await (const b of rawBatches(this.data, this.data.train, opts, this.rng)) {
         const micro = pending ? pending.micro : 0;

@@ -123,6 +123,7 @@ describe('augmentation, loss, eval and EMA config', () => {
     expect(refused({ ema: {} })).to.match(/^config\.ema: is validated but not applied/);
     expect(refused({ recipe: 'classic' })).to.equal(null);
     expect(refused({ recipe: 'fastai' })).to.match(/^config\.recipe: is validated but not applied/);
-    expect(refused({ data: { balance: 'sampler' } })).to.match(/^config\.data\.balance: is validated but not applied/);
+    expect(refused({ data: { balance: 'sampler' } })).to.equal(null);
+    expect(refused({ data: { balance: 'weights' } })).to.equal(null);
   });
 });
