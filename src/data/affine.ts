@@ -4,10 +4,9 @@
  * compose into one 2×3 matrix, so an image is interpolated once however many geometric transforms it gets.
  *
  * Coordinates are pixel indices: (0, 0) is the centre of the top-left pixel, (size − 1, size − 1) the centre of the
- * bottom-right one. The sample positions, corner indices and weights are computed on the host (plain arithmetic
- * on numbers the draws already fix) and the tensor side is one gather, a multiply and a sum, which every backend
- * runs the same way. tf.image.transform is not used: its CPU kernel returns after the first image of a batch
- * (tfjs 4.22), and its 'reflect' repeats the edge pixel where fastai's reflection padding does not.
+ * bottom-right one. The resample is a host loop (resampleHost), the same on every backend. tf.image.transform is not
+ * used: its CPU kernel returns after the first image of a batch (tfjs 4.22), and its 'reflect' repeats the edge pixel
+ * where fastai's reflection padding does not.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { AffineConfig } from './augment-schema';
@@ -112,24 +111,25 @@ const snap = (c: number) => {
 };
 
 /**
- * Source rows and weights of every output pixel: 4 corners per pixel (flattened index into the batch's pixels,
- * bilinear weight) and, for constant padding, the weight left over for the fill. Pure host arithmetic.
+ * Each image of `src` (n·size·size·ch values, HWC per image) read through its own map, bilinearly, with the given
+ * padding. A plain loop on the host: the pixels are on the host when a batch is formed, and a bilinear read is four
+ * multiply-adds per channel, which JavaScript does in a few milliseconds per batch where a tfjs gather of the four
+ * corners takes seconds on the wasm backend.
  */
-export function bilinearPlan(mats: Affine[], size: number, padding: Padding['kind']): { index: Int32Array; weight: Float32Array; missing: Float32Array } {
-  const per = size * size;
-  const total = mats.length * per;
-  const index = new Int32Array(4 * total);
-  const weight = new Float32Array(4 * total);
-  const missing = new Float32Array(padding === 'constant' ? total : 0);
+export function resampleHost(src: ArrayLike<number>, n: number, size: number, ch: number, mats: Affine[], padding: Padding): Float32Array {
+  if (mats.length !== n) throw new Error(`resampleAffine: ${mats.length} matrices for ${n} images`);
+  const out = new Float32Array(n * size * size * ch);
   const d = size - 1;
-  mats.forEach((m, k) => {
-    const base = k * per;
+  const reflect = padding.kind === 'reflect';
+  const fill = padding.kind === 'constant' ? padding.fill : [];
+  for (let k = 0; k < n; k++) {
+    const m = mats[k];
+    const base = k * size * size;
     for (let y = 0; y < size; y++) {
       for (let x = 0; x < size; x++) {
-        const o = base + y * size + x;
         let u = snap(m[0] * x + m[1] * y + m[2]);
         let v = snap(m[3] * x + m[4] * y + m[5]);
-        if (padding === 'reflect') {
+        if (reflect) {
           u = reflectCoord(u, size);
           v = reflectCoord(v, size);
         }
@@ -137,38 +137,36 @@ export function bilinearPlan(mats: Affine[], size: number, padding: Padding['kin
         const y0 = Math.floor(v);
         const fx = u - x0;
         const fy = v - y0;
-        const corners: Array<[number, number, number]> = [
-          [y0, x0, (1 - fy) * (1 - fx)],
-          [y0, x0 + 1, (1 - fy) * fx],
-          [y0 + 1, x0, fy * (1 - fx)],
-          [y0 + 1, x0 + 1, fy * fx],
-        ];
-        let kept = 0;
-        corners.forEach(([cy, cx, w], c) => {
-          // a corner with no weight (the far side of an exact position) may lie past the edge: it reads pixel 0
-          const inside = cy >= 0 && cy <= d && cx >= 0 && cx <= d;
-          index[c * total + o] = inside ? base + cy * size + cx : base;
-          weight[c * total + o] = inside ? w : 0;
-          if (inside) kept += w;
-        });
-        if (padding === 'constant') missing[o] = 1 - kept;
+        // a corner is read only when it lies inside and carries weight (the far side of an exact position has none)
+        const in00 = y0 >= 0 && y0 <= d && x0 >= 0 && x0 <= d;
+        const in01 = fx > 0 && y0 >= 0 && y0 <= d && x0 + 1 >= 0 && x0 + 1 <= d;
+        const in10 = fy > 0 && y0 + 1 >= 0 && y0 + 1 <= d && x0 >= 0 && x0 <= d;
+        const in11 = fx > 0 && fy > 0 && y0 + 1 >= 0 && y0 + 1 <= d && x0 + 1 >= 0 && x0 + 1 <= d;
+        const w00 = in00 ? (1 - fy) * (1 - fx) : 0;
+        const w01 = in01 ? (1 - fy) * fx : 0;
+        const w10 = in10 ? fy * (1 - fx) : 0;
+        const w11 = in11 ? fy * fx : 0;
+        const missing = 1 - (w00 + w01 + w10 + w11);
+        const p00 = (base + y0 * size + x0) * ch;
+        const p10 = p00 + size * ch;
+        const o = (base + y * size + x) * ch;
+        for (let c = 0; c < ch; c++) {
+          let acc = 0;
+          if (in00) acc += w00 * src[p00 + c];
+          if (in01) acc += w01 * src[p00 + ch + c];
+          if (in10) acc += w10 * src[p10 + c];
+          if (in11) acc += w11 * src[p10 + ch + c];
+          if (!reflect && missing > 0) acc += missing * fill[c];
+          out[o + c] = acc;
+        }
       }
     }
-  });
-  return { index, weight, missing };
+  }
+  return out;
 }
 
 /** Each image of x [n, size, size, C] resampled through its own map, bilinear, with the given padding. */
 export function resampleAffine(x: tf.Tensor4D, mats: Affine[], padding: Padding): tf.Tensor4D {
   const [n, size, , ch] = x.shape;
-  if (mats.length !== n) throw new Error(`resampleAffine: ${mats.length} matrices for ${n} images`);
-  const plan = bilinearPlan(mats, size, padding.kind);
-  const total = n * size * size;
-  return tf.tidy(() => {
-    const flat = x.reshape([total, ch]);
-    const corners = tf.gather(flat, tf.tensor1d(plan.index, 'int32')).reshape([4, total, ch]);
-    let out = tf.sum(tf.mul(corners, tf.tensor3d(plan.weight, [4, total, 1])), 0);
-    if (padding.kind === 'constant') out = tf.add(out, tf.mul(tf.tensor2d(plan.missing, [total, 1]), tf.tensor1d(padding.fill)));
-    return out.reshape([n, size, size, ch]) as tf.Tensor4D;
-  });
+  return tf.tensor4d(resampleHost(x.dataSync(), n, size, ch, mats, padding), x.shape);
 }

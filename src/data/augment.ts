@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Preprocess } from '../models/types';
-import { type Affine, boxAffine, centreOf, composeAffine, drawAffine, inverseAffine, resampleAffine } from './affine';
+import { type Affine, boxAffine, centreOf, composeAffine, drawAffine, inverseAffine, resampleHost } from './affine';
 import type { AugmentConfig, MixConfig } from './augment-schema';
 import { adjustHue } from './color-ops';
 import { beta, randint, uniform } from './distributions';
@@ -216,16 +216,25 @@ export class BatchAugmenter {
     const n = rows.length;
     const { size } = this;
     return tf.tidy(() => {
-      let x = tf.tensor4d(Float32Array.from(pixels), [n, size, size, 3]);
+      const shape: [number, number, number, number] = [n, size, size, 3];
       const identity = rows.every((r) => r.box[0] === 0 && r.box[1] === 0 && r.box[2] === 1 && r.box[3] === 1);
-      if (rows.some((r) => r.affine)) {
-        // reflection padding, as fastai's affine: a rotated or shifted image has no black corners to learn from
-        x = resampleAffine(
-          x,
-          rows.map((r) => r.affine ?? boxAffine(r.box, size)),
-          { kind: 'reflect' },
-        );
-      } else if (!identity) {
+      const affine = rows.some((r) => r.affine);
+      // with an affine, the crop, flips and affine are one read of the host pixels; reflection padding, as fastai's
+      // affine: a rotated or shifted image has no black corners to learn from
+      let x = affine
+        ? tf.tensor4d(
+            resampleHost(
+              pixels,
+              n,
+              size,
+              3,
+              rows.map((r) => r.affine ?? boxAffine(r.box, size)),
+              { kind: 'reflect' },
+            ),
+            shape,
+          )
+        : tf.tensor4d(Float32Array.from(pixels), shape);
+      if (!affine && !identity) {
         x = tf.image.cropAndResize(
           x,
           tf.tensor2d(
@@ -263,15 +272,10 @@ export class BatchAugmenter {
         x = tf.clipByValue(tf.add(tf.add(tf.mul(x, col('A')), tf.mul(lumaX, col('B'))), tf.mul(m0, col('C'))), 0, 255) as tf.Tensor4D;
         if (hued.some(Boolean)) {
           // only the shifted images go through HSV, so the others keep their exact values
-          const pick = tf.tensor4d(hued.map(Number), [n, 1, 1, 1]).cast('bool');
-          x = tf.where(
-            pick,
-            adjustHue(
-              x,
-              rows.map((r) => r.hue ?? 0),
-            ),
+          x = adjustHue(
             x,
-          ) as tf.Tensor4D;
+            rows.map((r) => r.hue ?? 0),
+          );
           const late = rows.map((r, i) => r.gray && hued[i]);
           if (late.some(Boolean)) {
             const luma = tf.matMul(x.reshape([n * size * size, 3]), tf.tensor2d(LUMA, [3, 1])).reshape([n, size, size, 1]);

@@ -30,54 +30,76 @@ function blend(x: tf.Tensor, y: tf.Tensor, f: number[]): T4 {
   });
 }
 
-/** torchvision _rgb2hsv on values in [0, 1]: h in [0, 1) turns, s, v = max channel. */
-export function rgbToHsv(x: T4): [T4, T4, T4] {
-  return tf.tidy(() => {
-    const [r, g, b] = tf.split(x, 3, 3);
-    const maxc = tf.max(x, 3, true);
-    const minc = tf.min(x, 3, true);
-    const eqc = tf.equal(maxc, minc);
-    const cr = tf.sub(maxc, minc);
-    const ones = tf.onesLike(maxc);
-    const s = tf.div(cr, tf.where(eqc, ones, maxc));
-    const crd = tf.where(eqc, ones, cr);
-    const rc = tf.div(tf.sub(maxc, r), crd);
-    const gc = tf.div(tf.sub(maxc, g), crd);
-    const bc = tf.div(tf.sub(maxc, b), crd);
-    const isR = tf.equal(maxc, r);
-    const isG = tf.logicalAnd(tf.equal(maxc, g), tf.logicalNot(isR));
-    const isB = tf.logicalAnd(tf.notEqual(maxc, g), tf.logicalNot(isR));
-    const hr = tf.mul(tf.cast(isR, 'float32'), tf.sub(bc, gc));
-    const hg = tf.mul(tf.cast(isG, 'float32'), tf.add(2, tf.sub(rc, bc)));
-    const hb = tf.mul(tf.cast(isB, 'float32'), tf.add(4, tf.sub(gc, rc)));
-    const h = tf.mod(tf.add(tf.div(tf.add(tf.add(hr, hg), hb), 6), 1), 1);
-    return [h as T4, s as T4, maxc as T4];
-  });
+const clamp01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
+
+/**
+ * One pixel through torchvision's _rgb2hsv, a hue shift of `shift` turns, and _hsv2rgb, in place at `i` of `px`
+ * (values in [0, 255]).
+ */
+function shiftHuePixel(px: Float32Array, i: number, shift: number): void {
+  const r = px[i] / 255;
+  const g = px[i + 1] / 255;
+  const b = px[i + 2] / 255;
+  const maxc = Math.max(r, g, b);
+  const minc = Math.min(r, g, b);
+  const eqc = maxc === minc;
+  const cr = maxc - minc;
+  const s = cr / (eqc ? 1 : maxc);
+  const crd = eqc ? 1 : cr;
+  const rc = (maxc - r) / crd;
+  const gc = (maxc - g) / crd;
+  const bc = (maxc - b) / crd;
+  let h = maxc === r ? bc - gc : maxc === g ? 2 + rc - bc : 4 + gc - rc;
+  h = (h / 6 + 1) % 1;
+  // Python's % (floor modulo): a negative shift wraps to the top of the circle
+  h = (((h + shift) % 1) + 1) % 1;
+  const v = maxc;
+  const h6 = h * 6;
+  const i0 = Math.floor(h6);
+  const f = h6 - i0;
+  const p = clamp01(v * (1 - s));
+  const q = clamp01(v * (1 - s * f));
+  const t = clamp01(v * (1 - s * (1 - f)));
+  // the six sextants of torchvision's _hsv2rgb (a switch: a table per pixel would allocate 800k arrays a batch)
+  let R = v;
+  let G = p;
+  let B = q;
+  switch (((i0 % 6) + 6) % 6) {
+    case 0:
+      [R, G, B] = [v, t, p];
+      break;
+    case 1:
+      [R, G, B] = [q, v, p];
+      break;
+    case 2:
+      [R, G, B] = [p, v, t];
+      break;
+    case 3:
+      [R, G, B] = [p, q, v];
+      break;
+    case 4:
+      [R, G, B] = [t, p, v];
+      break;
+  }
+  px[i] = R * 255;
+  px[i + 1] = G * 255;
+  px[i + 2] = B * 255;
 }
 
-/** torchvision _hsv2rgb: the six sextants selected by masks (exactly one is 1 per pixel), values in [0, 1]. */
-export function hsvToRgb(h: T4, s: T4, v: T4): T4 {
-  return tf.tidy(() => {
-    const h6 = tf.mul(h, 6);
-    const i0 = tf.floor(h6);
-    const f = tf.sub(h6, i0);
-    const i = tf.mod(i0, 6);
-    const clip = (t: tf.Tensor) => tf.clipByValue(t, 0, 1);
-    const p = clip(tf.mul(v, tf.sub(1, s)));
-    const q = clip(tf.mul(v, tf.sub(1, tf.mul(s, f))));
-    const t = clip(tf.mul(v, tf.sub(1, tf.mul(s, tf.sub(1, f)))));
-    const masks = [0, 1, 2, 3, 4, 5].map((k) => tf.cast(tf.equal(i, k), 'float32'));
-    const pick = (vals: tf.Tensor[]) => vals.reduce((acc: tf.Tensor, val, k) => tf.add(acc, tf.mul(masks[k], val)), tf.zerosLike(v));
-    return tf.concat([pick([v, q, p, p, t, v]), pick([t, v, v, q, p, p]), pick([p, p, t, v, v, q])], 3) as T4;
-  });
-}
-
-/** torchvision adjust_hue: shift each image's hue by its factor in [−0.5, 0.5] turns (in HSV, then back). */
+/**
+ * torchvision adjust_hue: each image's hue shifted by its factor in [−0.5, 0.5] turns, through HSV and back; an
+ * image with factor 0 is copied unchanged. A loop over the pixels on the host: the HSV round trip as tensor ops is
+ * some forty elementwise passes (and tf.mod is slow on wasm), seconds per batch where the loop takes milliseconds.
+ */
 export function adjustHue(x: T4, hue: number[]): T4 {
-  return tf.tidy(() => {
-    const [h, s, v] = rgbToHsv(tf.div(x, 255) as T4);
-    return tf.mul(hsvToRgb(tf.mod(tf.add(h, perImage(hue)), 1) as T4, s, v), 255) as T4;
-  });
+  const [n, H, W] = x.shape;
+  const px = Float32Array.from(x.dataSync());
+  const per = H * W;
+  for (let k = 0; k < n; k++) {
+    if (hue[k] === 0) continue;
+    for (let p = 0; p < per; p++) shiftHuePixel(px, (k * per + p) * 3, hue[k]);
+  }
+  return tf.tensor4d(px, x.shape);
 }
 
 /** adjust_brightness: blend with black. */
@@ -127,9 +149,12 @@ export function sharpness(x: T4, f: number[]): T4 {
   });
 }
 
-/** solarize: every value at or above the image's threshold inverted. */
+/** solarize: every value at or above the image's threshold inverted (a host loop: tf.where is slow on wasm). */
 export function solarize(x: T4, threshold: number[]): T4 {
-  return tf.tidy(() => tf.where(tf.greaterEqual(x, perImage(threshold)), tf.sub(255, x), x) as T4);
+  const px = Float32Array.from(x.dataSync());
+  const per = px.length / threshold.length;
+  for (let i = 0; i < px.length; i++) if (px[i] >= threshold[Math.floor(i / per)]) px[i] = 255 - px[i];
+  return tf.tensor4d(px, x.shape);
 }
 
 /** autocontrast: each channel stretched from its [min, max] to [0, 255]; a flat channel is left as it is. */
@@ -154,28 +179,37 @@ export function posterize(x: T4, bits: number[]): T4 {
 
 /**
  * equalize, torchvision's _scale_channel per image and channel on the 8-bit values: a histogram, a step of
- * (pixels − count of the top value) ÷ 255, and a lookup table from the cumulative histogram; step 0 leaves the
- * channel. Integer arithmetic throughout (int32), as torchvision's.
+ * (pixels − count of the top value) ÷ 255 (floored), and a lookup table from the cumulative histogram; step 0 leaves
+ * the channel. Integer arithmetic on the host, as torchvision's (a tfjs gather per pixel takes a second a batch).
  */
 export function equalize(x: T4): T4 {
-  return tf.tidy(() => {
-    const [n, H, W, C] = x.shape;
-    const rows = n * C;
-    const px = H * W;
-    const v = tf
-      .cast(tf.clipByValue(tf.floor(x), 0, 255), 'int32')
-      .transpose([0, 3, 1, 2])
-      .reshape([rows, px]) as tf.Tensor2D;
-    const hist = tf.denseBincount(v, tf.tensor2d([], [0, 0], 'int32'), 256) as tf.Tensor2D;
-    const top = tf.sum(tf.cast(tf.equal(v, tf.max(v, 1, true)), 'int32'), 1, true);
-    const step = tf.floorDiv(tf.sub(tf.scalar(px, 'int32'), top), tf.scalar(255, 'int32'));
-    const safe = tf.maximum(step, tf.scalar(1, 'int32'));
-    const cum = tf.cumsum(hist, 1);
-    const lut0 = tf.floorDiv(tf.add(cum, tf.floorDiv(step, tf.scalar(2, 'int32'))), safe);
-    // shift right by one bin: value k maps through the cumulative count below it
-    const lut = tf.minimum(tf.concat([tf.zeros([rows, 1], 'int32'), lut0.slice([0, 0], [rows, 255])], 1), tf.scalar(255, 'int32'));
-    const mapped = tf.gather(lut, v, 1, 1);
-    const out = tf.where(tf.equal(step, tf.scalar(0, 'int32')), v, mapped);
-    return tf.cast(out, 'float32').reshape([n, C, H, W]).transpose([0, 2, 3, 1]) as T4;
-  });
+  const [n, H, W, C] = x.shape;
+  const src = x.dataSync();
+  const out = new Float32Array(src.length);
+  const px = H * W;
+  const hist = new Int32Array(256);
+  const lut = new Int32Array(256);
+  for (let k = 0; k < n; k++) {
+    for (let c = 0; c < C; c++) {
+      hist.fill(0);
+      const at = (p: number) => (k * px + p) * C + c;
+      const level = (p: number) => Math.min(255, Math.max(0, Math.floor(src[at(p)])));
+      for (let p = 0; p < px; p++) hist[level(p)]++;
+      let top = 255;
+      while (top > 0 && hist[top] === 0) top--;
+      const step = Math.floor((px - hist[top]) / 255);
+      if (step === 0) {
+        for (let p = 0; p < px; p++) out[at(p)] = level(p);
+        continue;
+      }
+      // value v maps through the cumulative count below it: lut = pad(cumsum + step // 2) // step, shifted by one
+      let cum = 0;
+      for (let v = 0; v < 256; v++) {
+        lut[v] = Math.min(255, Math.floor((cum + Math.floor(step / 2)) / step));
+        cum += hist[v];
+      }
+      for (let p = 0; p < px; p++) out[at(p)] = lut[level(p)];
+    }
+  }
+  return tf.tensor4d(out, x.shape);
 }
