@@ -30,7 +30,7 @@ function blend(x: tf.Tensor, y: tf.Tensor, f: number[]): T4 {
   });
 }
 
-const clamp01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
+const clamp01 = (v: number) => Math.min(1, Math.max(0, v));
 
 /**
  * One pixel through torchvision's _rgb2hsv, a hue shift of `shift` turns, and _hsv2rgb, in place at `i` of `px`
