@@ -5,7 +5,7 @@
  *
  * Every image draws its own ops. A batch is transformed one op slot at a time: images are grouped by the op they
  * drew for that slot, each group runs its op's batched kernel with per-image magnitudes (the geometric ops of a
- * slot share one affine resample), and the groups are put back in order with one gather.
+ * slot share one affine resample), and the results are copied back to their images.
  */
 import * as tf from '@tensorflow/tfjs';
 import { type Affine, centreOf, inverseAffine, resampleAffine } from './affine';
@@ -175,44 +175,37 @@ function runOp(kind: OpName | 'geometric', x: tf.Tensor4D, draws: OpDraw[], size
 
 /**
  * Each image through its own op list (all lists of one batch have the same length), on pixel values in [0, 255].
+ * The batch lives on the host between slots: each op group is copied out into its own tensor, run, and copied back
+ * in place (groups are disjoint), because a tfjs gather of whole images costs hundreds of milliseconds on wasm.
  */
 export function applyOps(x: tf.Tensor4D, draws: OpDraw[][], size: number): tf.Tensor4D {
   const n = draws.length;
   const slots = n ? draws[0].length : 0;
-  return tf.tidy(() => {
-    let cur = x;
-    for (let s = 0; s < slots; s++) {
-      const groups = new Map<OpName | 'geometric', number[]>();
-      draws.forEach((row, i) => {
-        const op = row[s].op;
-        const key = GEOMETRIC.has(op) ? 'geometric' : op;
-        groups.set(key, [...(groups.get(key) ?? []), i]);
-      });
-      if (groups.size === 1 && groups.has('identity')) continue;
-      const order: number[] = [];
-      const parts: tf.Tensor4D[] = [];
-      for (const [kind, idx] of groups) {
-        const sub = groups.size === 1 ? cur : (tf.gather(cur, tf.tensor1d(idx, 'int32')) as tf.Tensor4D);
-        parts.push(
-          runOp(
-            kind,
-            sub,
-            idx.map((i) => draws[i][s]),
-            size,
-          ),
-        );
-        order.push(...idx);
-      }
-      if (parts.length === 1) cur = parts[0];
-      else {
-        // where image i landed in the concatenation: one gather puts the batch back in order
-        const back = new Int32Array(n);
-        order.forEach((i, pos) => {
-          back[i] = pos;
-        });
-        cur = tf.gather(tf.concat(parts, 0), tf.tensor1d(back, 'int32')) as tf.Tensor4D;
-      }
+  const per = x.size / Math.max(n, 1);
+  const px = Float32Array.from(x.dataSync());
+  for (let s = 0; s < slots; s++) {
+    const groups = new Map<OpName | 'geometric', number[]>();
+    draws.forEach((row, i) => {
+      const op = row[s].op;
+      const key = GEOMETRIC.has(op) ? 'geometric' : op;
+      groups.set(key, [...(groups.get(key) ?? []), i]);
+    });
+    for (const [kind, idx] of groups) {
+      if (kind === 'identity') continue;
+      const sub = new Float32Array(idx.length * per);
+      idx.forEach((i, j) => sub.set(px.subarray(i * per, (i + 1) * per), j * per));
+      const out = tf.tidy(() =>
+        runOp(
+          kind,
+          tf.tensor4d(sub, [idx.length, x.shape[1], x.shape[2], x.shape[3]]),
+          idx.map((i) => draws[i][s]),
+          size,
+        ),
+      );
+      const values = out.dataSync();
+      out.dispose();
+      idx.forEach((i, j) => px.set(values.subarray(j * per, (j + 1) * per), i * per));
     }
-    return cur === x ? x.clone() : cur;
-  });
+  }
+  return tf.tensor4d(px, x.shape);
 }

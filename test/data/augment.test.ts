@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import { parseOrThrow } from '../../src/config/parse';
 import { AugmentSchema } from '../../src/data/augment-schema';
-import { BatchAugmenter, drawCutmixRect, drawErasing, drawResizedCrop, type ImageDraw, rectToBox } from '../../src/data/augment';
+import { BatchAugmenter, describeAugment, drawCutmixRect, drawErasing, drawResizedCrop, type ImageDraw, rectToBox } from '../../src/data/augment';
 import { boxAffine, centreOf, composeAffine, inverseAffine } from '../../src/data/affine';
 import { rawBatches } from '../../src/data/batches';
 import { adjustHue } from '../../src/data/color-ops';
@@ -277,5 +277,13 @@ describe('batched augmentation (tfjs ops)', () => {
     const full = await pass(0);
     expect(full).to.have.length(4);
     expect(await pass(3)).to.deep.equal(full.slice(3));
+  });
+
+  it("plan's augment line names the affine, hue, RandAugment and TrivialAugmentWide with their parameters", () => {
+    const line = (a: Record<string, unknown>) => describeAugment({ data: { flip: true, augment: cfg(a) }, loss: { labelSmoothing: 0 } });
+    expect(line({ affine: { degrees: 10, translate: [0.1, 0.2] }, colorJitter: { brightness: 0.2, hue: 0.1 }, randAugment: { n: 3 } })).to.equal(
+      'hflip 0.5, affine p 1 degrees 10 translate [0.1, 0.2] scale [1, 1] shear 0, colour jitter b 0.2 c 0 s 0 h 0.1, RandAugment n 3 m 9 mstd 0.5',
+    );
+    expect(line({ trivialAugment: true })).to.equal('hflip 0.5, TrivialAugmentWide');
   });
 });
