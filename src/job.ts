@@ -27,6 +27,7 @@ import { oneCycleMomentum } from './train/param-scheduler';
 import { planLrWdWarnings, WeightDecaySchedule } from './tune/rules';
 import { writeReport } from './report/report';
 import { frozenPrefixRule } from './data/augment';
+import { classCounts, imbalanceWarning } from './data/balance';
 import type { DataSource } from './data/source';
 import { loadCheckpoint } from './train/checkpoint/store';
 import { Checkpointer } from './train/checkpoint/checkpointer';
@@ -118,6 +119,8 @@ export async function prepare(input: JobInput | Record<string, unknown> = {}, op
   log(describeChoice(backend));
   const data = stages.data.create(job);
   for (const w of data.warnings) log(`warning: ${w}`);
+  const imbalance = job.data.balance === 'none' ? imbalanceWarning(data.classes, classCounts(data.train, data.classes.length)) : null;
+  if (imbalance) log(`warning: ${imbalance}`);
   const backbone = await stages.modelSource.load({ source: job.model.source, size: job.model.size });
   // a GraphModel trains head-only: refuse plainly a grouping that asks to fine-tune it
   checkHeadOnly(backbone, mergeConfig(opts.configFile ? readJobFile(opts.configFile) : {}, input as Record<string, unknown>).groups);

@@ -1,5 +1,6 @@
 import { DataError } from '../errors';
 import type { BatchAugmenter, BatchDraw, ImageDraw } from './augment';
+import { balancedOrder } from './balance';
 import { flipHorizontal } from './decode';
 import type { Rng } from './rng';
 import { recordSkipped, type DataSource, type Example } from './source';
@@ -26,6 +27,8 @@ export interface BatchOptions {
   hflip?: number;
   /** Draws crops, colour and mixing for each image and batch; the flip is then folded into its crop. */
   augment?: BatchAugmenter | null;
+  /** data.balance 'sampler': each pass's order drawn with equal probability per class, with replacement. */
+  balanced?: boolean;
   /**
    * Leading batches to pass over: their RNG draws are made, nothing is decoded or yielded. Resuming mid-epoch
    * from (RNG state at the epoch's start, index of the last batch done + 1) gives exactly the rest of the epoch.
@@ -41,7 +44,7 @@ export interface BatchOptions {
  * rediscover them) sees the same batches and the same flips as the uninterrupted run.
  */
 export async function* rawBatches(source: DataSource, examples: Example[], opts: BatchOptions, rng: Rng | null): AsyncGenerator<RawBatch> {
-  const order = opts.shuffle && rng ? rng.shuffle(examples) : examples;
+  const order = opts.shuffle && rng ? (opts.balanced ? balancedOrder(rng, examples) : rng.shuffle(examples)) : examples;
   const bad = new Set(source.skipped.map((s) => s.file));
   const per = opts.size * opts.size * 3;
   const augment = rng ? (opts.augment ?? null) : null;
