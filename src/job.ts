@@ -25,6 +25,7 @@ import { RatioMonitor } from './train/ratio-monitor';
 import { planLrWdWarnings, WeightDecaySchedule } from './tune/rules';
 import { writeReport } from './report/report';
 import { frozenPrefixRule } from './data/augment';
+import { checkPresize } from './data/presize';
 import type { DataSource } from './data/source';
 import { BestTracker, loadCheckpoint, modelWeightStore, type Checkpoint } from './train/checkpoint';
 import {
@@ -123,6 +124,13 @@ export async function prepare(input: JobInput | Record<string, unknown> = {}, op
   const data = stages.data.create(job);
   for (const w of data.warnings) log(`warning: ${w}`);
   const backbone = await stages.modelSource.load({ source: job.model.source, size: job.model.size });
+  try {
+    const w = checkPresize(job.data.presize, backbone.inputSize, job.data.augment.randomResizedCrop !== undefined);
+    if (w) log(`warning: ${w}`);
+  } catch (e) {
+    backbone.model.dispose();
+    throw e;
+  }
   // a GraphModel trains head-only: refuse plainly a grouping that asks to fine-tune it
   checkHeadOnly(backbone, mergeConfig(opts.configFile ? readJobFile(opts.configFile) : {}, input as Record<string, unknown>).groups);
   const network = attachHead(backbone, data.classes, { dropout: job.model.dropout, seed: job.train.seed });
@@ -362,7 +370,7 @@ async function runLocked(
   await stages.exporter.export(
     network,
     exportDir,
-    { trainingConfig: job, metrics },
+    { trainingConfig: job, metrics, evalCrop: { mode: job.eval.crop, cropPct: job.eval.cropPct } },
     {
       settings: job.export,
       // a head over GraphModel embeddings is exported alone and takes no pixels: nothing to evaluate it on here

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { decodeImage, type Crop } from './data/decode';
+import type { Crop } from './data/decode';
+import { meanOverViews, type Tta, ttaViews, viewCount } from './data/tta';
 import { preprocessBatch } from './data/preprocess';
 import { IMAGE_EXTENSIONS, scanFolder } from './data/scan';
 import { DataError } from './errors';
@@ -19,8 +20,12 @@ export interface Classifier {
    * within float rounding, fewer ops), or `model` itself when nothing folds. Dispose it with `model`.
    */
   inference?: tf.LayersModel;
-  /** How photos are fitted to the input: an export keeps what it was trained with; a plain ImageNet model crops the centre. */
+  /** How photos are fitted to the input: an export applies what its metadata.json records; a plain ImageNet model crops the centre. */
   crop: Crop;
+  /** `center` only: timm's crop_pct (the short side is resized to ⌊size / cropPct⌋ before the centre crop). */
+  cropPct: number;
+  /** Test-time augmentation: softmax averaged over the image's views (src/data/tta.ts). */
+  tta: Tta;
   labels: string[];
   size: number;
   preprocess: Preprocess;
@@ -30,7 +35,7 @@ export interface Classifier {
  * Opens an export (labels and preprocessing from its metadata.json) or any tfjs LayersModel
  * classifier, e.g. the shipped ImageNet MobileNet with a labels file beside it.
  */
-export async function loadClassifier(dir: string, labelsFile?: string, crop?: Crop): Promise<Classifier> {
+export async function loadClassifier(dir: string, labelsFile?: string, crop?: Crop, view: { cropPct?: number; tta?: Tta } = {}): Promise<Classifier> {
   const loaded = await loadExport(dir);
   const metadata = loaded.metadata;
   // a head trained on a GraphModel is exported alone, over embeddings: run the graph before it
@@ -50,9 +55,20 @@ export async function loadClassifier(dir: string, labelsFile?: string, crop?: Cr
   }
   const outputs = (model.outputs[0].shape as number[]).slice(-1)[0];
   if (!labels || labels.length !== outputs) labels = Array.from({ length: outputs }, (_, i) => `class_${i}`);
-  // layertune exports were trained on stretched photos; a bare pretrained classifier expects ImageNet's centre crop
+  // an export says how it was validated; one written before eval.crop was stretched; a bare pretrained classifier
+  // expects ImageNet's centre crop at the short side (what `center` always meant here before cropPct)
   const inference = FoldedModel.create(model)?.model ?? model;
-  return { model, inference, labels, size, preprocess, crop: crop ?? (metadata ? 'fill' : 'center') };
+  const recorded = metadata?.evalCrop;
+  return {
+    model,
+    inference,
+    labels,
+    size,
+    preprocess,
+    crop: crop ?? recorded?.mode ?? (metadata ? 'fill' : 'center'),
+    cropPct: view.cropPct ?? recorded?.cropPct ?? 1,
+    tta: view.tta ?? 'none',
+  };
 }
 
 export interface Prediction {
@@ -113,19 +129,22 @@ export function predictionsCsv(preds: Prediction[]): string {
 
 async function probabilities(c: Classifier, files: string[], batch = 16): Promise<Float32Array[]> {
   const out: Float32Array[] = [];
-  for (let i = 0; i < files.length; i += batch) {
-    const chunk = files.slice(i, i + batch);
-    const px = await Promise.all(chunk.map((f) => decodeImage(f, { size: c.size, crop: c.crop })));
+  const views = viewCount(c.tta);
+  // `batch` counts forward-pass images, so test-time views share it
+  const per = Math.max(1, Math.floor(batch / views));
+  for (let i = 0; i < files.length; i += per) {
+    const chunk = files.slice(i, i + per);
+    const px = (await Promise.all(chunk.map((f) => ttaViews(f, c.size, { mode: c.crop, cropPct: c.cropPct }, c.tta)))).flat();
     const all = new Uint8Array(px.length * c.size * c.size * 3);
     px.forEach((p, k) => all.set(p, k * p.length));
     const probs = tf.tidy(() => {
-      const y = (c.inference ?? c.model).predict(preprocessBatch(all, chunk.length, c.size, c.preprocess)) as tf.Tensor;
-      return y.reshape([chunk.length, -1]);
+      const y = (c.inference ?? c.model).predict(preprocessBatch(all, px.length, c.size, c.preprocess)) as tf.Tensor;
+      return y.reshape([px.length, -1]);
     });
     const data = (await probs.data()) as Float32Array;
     probs.dispose();
-    const k = data.length / chunk.length;
-    for (let j = 0; j < chunk.length; j++) out.push(data.slice(j * k, (j + 1) * k));
+    const k = data.length / px.length;
+    for (let j = 0; j < chunk.length; j++) out.push(meanOverViews(data, j, views, k));
   }
   return out;
 }

@@ -18,9 +18,7 @@ export function refuseNotYetApplied(job: Job, prefix = 'config'): void {
   // hue needs an RGB↔HSV round trip that the batch path does not have yet
   if (a.colorJitter && a.colorJitter.hue > 0) refuse('data.augment.colorJitter.hue');
   if (a.trivialAugment) refuse('data.augment.trivialAugment');
-  if (job.data.presize !== undefined) refuse('data.presize');
   if (job.data.balance !== 'none') refuse('data.balance');
-  if (job.eval.crop !== 'fill') refuse('eval.crop');
   if (job.ema !== undefined) refuse('ema');
   // fastai's fine_tune is a two-phase run (head-only, then unfrozen), which the trainer does not run yet
   if (job.recipe === 'fastai') refuse('recipe');

@@ -12,6 +12,7 @@ import type { Preprocess } from '../models/types';
 import type { AugmentConfig, MixConfig } from './augment-schema';
 import { beta, randint, uniform } from './distributions';
 import { preprocessTensor } from './preprocess';
+import { drawResizedCropIn } from './presize';
 import type { Rng } from './rng';
 
 /** A crop in tf.image.cropAndResize's normalised [y1, x1, y2, x2]; x1 > x2 flips left-right, y1 > y2 up-down. */
@@ -26,6 +27,11 @@ export interface ImageDraw {
   saturation: number;
   gray: boolean;
   erase: Rect | null;
+  /**
+   * The RandomResizedCrop in the presized copy's pixels, cut and resized to the input on the host before the batch
+   * is stacked; `box` then only flips. Absent: `box` crops the size×size image as it always did.
+   */
+  source?: Rect;
 }
 
 export interface BatchDraw {
@@ -78,19 +84,7 @@ export function makeAugmenter(a: AugmentConfig, size: number): BatchAugmenter | 
  * then the whole image (a square's central crop within any ratio range that holds 1).
  */
 export function drawResizedCrop(rng: Rng, size: number, scale: [number, number], ratio: [number, number]): Rect {
-  const area = size * size;
-  const logRatio = [Math.log(ratio[0]), Math.log(ratio[1])];
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const target = area * uniform(rng, scale[0], scale[1]);
-    const aspect = Math.exp(uniform(rng, logRatio[0], logRatio[1]));
-    const w = Math.round(Math.sqrt(target * aspect));
-    const h = Math.round(Math.sqrt(target / aspect));
-    if (w > 0 && h > 0 && w <= size && h <= size) return [randint(rng, 0, size - h + 1), randint(rng, 0, size - w + 1), h, w];
-  }
-  const inRatio = Math.min(Math.max(1, ratio[0]), ratio[1]);
-  const w = inRatio > 1 ? size : Math.round(size * inRatio);
-  const h = inRatio > 1 ? Math.round(size / inRatio) : size;
-  return [Math.floor((size - h) / 2), Math.floor((size - w) / 2), h, w];
+  return drawResizedCropIn(rng, size, size, scale, ratio);
 }
 
 /** torchvision RandomErasing.get_params: ten tries, none fitting means no erasing. */
@@ -150,10 +144,20 @@ export class BatchAugmenter {
     private readonly size: number,
   ) {}
 
-  /** Per-image draws, made for every example in order (decode failures never shift the stream). */
-  drawImage(rng: Rng, hflip: boolean): ImageDraw {
+  /** Whether crops come from presized copies (data.presize): the batch builder then needs each copy's dimensions first. */
+  get cropsPresized(): boolean {
+    return !!this.cfg.randomResizedCrop;
+  }
+
+  /**
+   * Per-image draws, made for every example in order (decode failures never shift the stream). `image`: the
+   * presized copy's dimensions, when the crop is cut from it.
+   */
+  drawImage(rng: Rng, hflip: boolean, image?: { width: number; height: number }): ImageDraw {
     const { size, cfg } = this;
-    const rect: Rect = cfg.randomResizedCrop ? drawResizedCrop(rng, size, cfg.randomResizedCrop.scale, cfg.randomResizedCrop.ratio) : [0, 0, size, size];
+    const rrc = cfg.randomResizedCrop;
+    const source = rrc && image ? drawResizedCropIn(rng, image.width, image.height, rrc.scale, rrc.ratio) : undefined;
+    const rect: Rect = rrc && !source ? drawResizedCrop(rng, size, rrc.scale, rrc.ratio) : [0, 0, size, size];
     const vflip = cfg.vflip > 0 && rng.next() < cfg.vflip;
     const cj = cfg.colorJitter;
     const brightness = cj ? jitterFactor(rng, cj.brightness) : 1;
@@ -162,7 +166,7 @@ export class BatchAugmenter {
     const gray = cfg.grayscale > 0 && rng.next() < cfg.grayscale;
     const re = cfg.randomErasing;
     const erase = re && rng.next() < re.p ? drawErasing(rng, size, re.scale, re.ratio) : null;
-    return { box: rectToBox(rect, size, hflip, vflip), brightness, contrast, saturation, gray, erase };
+    return { box: rectToBox(rect, size, hflip, vflip), brightness, contrast, saturation, gray, erase, ...(source ? { source } : {}) };
   }
 
   /** Per-batch draws (timm Mixup's batch mode: one λ and one choice for the whole batch). */

@@ -1,19 +1,19 @@
 import type { Command } from 'commander';
+import { parseViewFlags, withViewFlags } from '../view-flags';
 import { selectBackend } from '../../engine/backend';
 import { evaluateFolder, loadClassifier } from '../../predict';
 
 export function register(program: Command): void {
-  program
-    .command('evaluate')
+  withViewFlags(program.command('evaluate'))
     .description('accuracy, per-class precision/recall and confusion matrix on a labelled folder')
     .requiredOption('--model <dir>', 'exported model folder')
     .requiredOption('--data <dir>', 'folder of class sub-folders')
     .option('--backend <name>', 'backend', 'auto')
-    .option('--crop <mode>', 'fill (stretch, as layertune trains) | center (ImageNet protocol); default: fill for exports, center for plain models')
     .option('--json', 'one JSON object on stdout')
     .action(async (o) => {
+      const view = parseViewFlags(o);
       await selectBackend(o.backend);
-      const c = await loadClassifier(o.model, undefined, o.crop);
+      const c = await loadClassifier(o.model, undefined, view.crop, view);
       const e = await evaluateFolder(c, o.data);
       for (const w of e.warnings) console.error(`warning: ${w}`);
       if (o.json) return console.log(JSON.stringify({ accuracy: e.accuracy, n: e.n, perClass: e.perClass, confusion: e.confusion, labels: e.labels }));
