@@ -25,7 +25,7 @@ import { RatioMonitor } from './train/ratio-monitor';
 import { planLrWdWarnings, WeightDecaySchedule } from './tune/rules';
 import { writeReport } from './report/report';
 import { frozenPrefixRule } from './data/augment';
-import { checkPresize } from './data/presize';
+import { checkPresize, describeJobInputs } from './data/presize';
 import type { DataSource } from './data/source';
 import { BestTracker, loadCheckpoint, modelWeightStore, type Checkpoint } from './train/checkpoint';
 import {
@@ -235,6 +235,7 @@ async function runLocked(
   const p = await prepare(jobInput, { ...opts, configFile: undefined });
   const { job, stages, data, network, schedule } = p;
   log(`data: ${data.classes.length} classes (${data.classes.join(', ')}), ${data.train.length} train / ${data.val.length} val images`);
+  log(`inputs: ${describeJobInputs(job, network.backbone.inputSize)}`);
   const provenance = runProvenance({
     dataDir: job.data.dir,
     classes: data.classes,

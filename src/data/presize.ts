@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import { ConfigError } from '../errors';
 import type { DecodedImage } from './decode';
 import { randint, uniform } from './distributions';
-import type { PixelRect } from './eval-crop';
+import { defaultPresize, type EvalCrop, type PixelRect, scaleSize } from './eval-crop';
 import type { Rng } from './rng';
 
 /**
@@ -58,4 +58,25 @@ export function checkPresize(presize: number | undefined, size: number, randomCr
   if (presize === undefined) return null;
   if (presize < size) throw new ConfigError('config.data.presize', `${presize} is below the input size ${size}`);
   return randomCrop ? null : 'data.presize has no effect without data.augment.randomResizedCrop: training images are decoded straight to the input size';
+}
+
+/** One line for `plan` and the run log: how training and validation images become the input square. */
+export function describeInputs(presize: number | undefined, randomCrop: boolean, evalCrop: EvalCrop, size: number): string {
+  const short = presize ?? defaultPresize(size);
+  const train = randomCrop
+    ? `training crops from copies presized to short side ${short}${presize === undefined ? ` (⌈${size} × 1.15⌉)` : ''}, aspect kept`
+    : `training images squashed to ${size}×${size}`;
+  const val =
+    evalCrop.mode === 'center'
+      ? `validation: short side ${scaleSize(size, evalCrop.cropPct)} (cropPct ${evalCrop.cropPct}), centre ${size}×${size}`
+      : `validation: the whole photo squashed to ${size}×${size} (eval.crop fill)`;
+  return `${train}; ${val}`;
+}
+
+/** describeInputs for a job. */
+export function describeJobInputs(
+  job: { data: { presize?: number; augment: { randomResizedCrop?: unknown } }; eval: { crop: EvalCrop['mode']; cropPct: number } },
+  size: number,
+): string {
+  return describeInputs(job.data.presize, job.data.augment.randomResizedCrop !== undefined, { mode: job.eval.crop, cropPct: job.eval.cropPct }, size);
 }

@@ -8,7 +8,7 @@ import { AugmentSchema } from '../../src/data/augment-schema';
 import { rawBatches } from '../../src/data/batches';
 import { cutRect } from '../../src/data/eval-crop';
 import { ImageFolderSource } from '../../src/data/image-folder';
-import { checkPresize, cropPresized, drawResizedCropIn } from '../../src/data/presize';
+import { checkPresize, cropPresized, describeInputs, drawResizedCropIn } from '../../src/data/presize';
 import { Rng } from '../../src/data/rng';
 import type { DataSource } from '../../src/data/source';
 import { tmpDir } from '../helpers/images';
@@ -146,5 +146,14 @@ describe('presizing: random crops from a cached copy that keeps the aspect', () 
     expect(checkPresize(undefined, 224, false)).to.equal(null);
     expect(checkPresize(258, 224, true)).to.equal(null);
     expect(checkPresize(258, 224, false)).to.match(/^data\.presize has no effect without data\.augment\.randomResizedCrop/);
+  });
+
+  it('plan and the run log say how training and validation images become the input', () => {
+    expect(describeInputs(undefined, true, { mode: 'center', cropPct: 0.875 }, 224)).to.equal(
+      'training crops from copies presized to short side 258 (⌈224 × 1.15⌉), aspect kept; validation: short side 256 (cropPct 0.875), centre 224×224',
+    );
+    expect(describeInputs(300, false, { mode: 'fill', cropPct: 0.875 }, 96)).to.equal(
+      'training images squashed to 96×96; validation: the whole photo squashed to 96×96 (eval.crop fill)',
+    );
   });
 });
