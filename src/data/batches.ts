@@ -32,6 +32,11 @@ export interface BatchOptions {
    * from (RNG state at the epoch's start, index of the last batch done + 1) gives exactly the rest of the epoch.
    */
   skip?: number;
+  /**
+   * An evaluation pass: images come through the source's evaluation crop (`evalPixels`). Default: a pass without
+   * an RNG, which is how validation and the export's accuracy check call this.
+   */
+  evaluation?: boolean;
 }
 
 /**
@@ -47,6 +52,8 @@ export async function* rawBatches(source: DataSource, examples: Example[], opts:
   const per = opts.size * opts.size * 3;
   const augment = rng ? (opts.augment ?? null) : null;
   const flipP = opts.hflip ?? (opts.flip ? 0.5 : 0);
+  const evaluation = opts.evaluation ?? rng === null;
+  const decode = evaluation && source.evalPixels ? source.evalPixels.bind(source) : source.pixels.bind(source);
   // RandomResizedCrop from presized copies: the crop is drawn in each copy's own dimensions, so the batch's copies
   // are decoded (or read from the cache) before its draws, even for batches a resume passes over
   const presizing = augment?.cropsPresized === true && source.presized !== undefined;
@@ -88,7 +95,7 @@ export async function* rawBatches(source: DataSource, examples: Example[], opts:
         if (bad.has(ex.key) || copy === null) return null;
         try {
           if (copy && draw?.source) return { ex, flip, draw, px: await cropPresized(copy, draw.source, opts.size) };
-          const px = await source.pixels(ex, opts.size);
+          const px = await decode(ex, opts.size);
           return { ex, flip, draw, px: flip && !draw ? flipHorizontal(px, opts.size) : px };
         } catch (e) {
           return skipBad(ex, e);

@@ -21,10 +21,10 @@ export interface ImageFolderOptions {
 
 /**
  * An image folder as a DataSource. Decoded pixels are cached up to a byte budget, so a small set
- * is decoded once while a large one streams from disk with bounded memory. Validation and test
- * images are decoded with the evaluation crop, so validation during training, the export's accuracy
- * check, `evaluate` and `predict` all see the same square; training images are squashed whole, or,
- * under random crops, presized once with their aspect kept (`presized`).
+ * is decoded once while a large one streams from disk with bounded memory. Evaluation passes read
+ * `evalPixels` (the evaluation crop), so validation during training, the export's accuracy check,
+ * `evaluate` and `predict` all see the same square; training images are squashed whole, or, under
+ * random crops, presized once with their aspect kept (`presized`).
  */
 export class ImageFolderSource implements DataSource {
   readonly classes: string[];
@@ -36,7 +36,6 @@ export class ImageFolderSource implements DataSource {
   private cache = new Map<string, Uint8Array | DecodedImage>();
   private readonly sizes: Map<string, number>;
   private cachedBytes = 0;
-  private readonly evalKeys: Set<string>;
 
   constructor(private readonly opts: ImageFolderOptions) {
     const layout = scanFolder(opts.root);
@@ -54,18 +53,26 @@ export class ImageFolderSource implements DataSource {
       this.train = toExamples(train);
       this.val = toExamples(val);
     }
-    this.evalKeys = new Set([...this.val, ...(this.test ?? [])].map((e) => e.key));
   }
 
   async pixels(example: Example, size: number): Promise<Uint8Array> {
-    const crop = this.evalKeys.has(example.key) ? this.opts.evalCrop : undefined;
-    // fill keeps the key it always had, so a fill run caches (and decodes) exactly as before
-    const key = crop && crop.mode !== 'fill' ? `${size}:${crop.mode}:${crop.cropPct}:${example.key}` : `${size}:${example.key}`;
     return this.cached(
-      key,
+      `${size}:${example.key}`,
       example.key,
       (px) => px.length,
-      () => decodeImage(example.key, { size, maxPixels: this.opts.maxPixels, crop: crop?.mode, cropPct: crop?.cropPct }),
+      () => decodeImage(example.key, { size, maxPixels: this.opts.maxPixels }),
+    );
+  }
+
+  /** An image as evaluation sees it: the evaluation crop (a `fill` crop shares the training decode and its cache entry). */
+  async evalPixels(example: Example, size: number): Promise<Uint8Array> {
+    const crop = this.opts.evalCrop;
+    if (!crop || crop.mode === 'fill') return this.pixels(example, size);
+    return this.cached(
+      `${size}:${crop.mode}:${crop.cropPct}:${example.key}`,
+      example.key,
+      (px) => px.length,
+      () => decodeImage(example.key, { size, maxPixels: this.opts.maxPixels, crop: crop.mode, cropPct: crop.cropPct }),
     );
   }
 

@@ -26,6 +26,11 @@ export interface DataSource {
    * `pixels`. A source without it gives its crops from the size×size `pixels`.
    */
   presized?(example: Example, size: number): Promise<DecodedImage>;
+  /**
+   * The size×size input an evaluation pass sees (data.eval's crop); throws DataError like `pixels`. A source
+   * without it evaluates on `pixels`.
+   */
+  evalPixels?(example: Example, size: number): Promise<Uint8Array>;
 }
 
 export function toExamples(files: LabelledFile[]): Example[] {

@@ -5,7 +5,11 @@ import * as tf from '@tensorflow/tfjs';
 import { resolveJob } from '../../src/config/load';
 import { ImageFolderData } from '../../src/container';
 import { decodeImage } from '../../src/data/decode';
+import { rawBatches } from '../../src/data/batches';
 import { ImageFolderSource } from '../../src/data/image-folder';
+import { Rng } from '../../src/data/rng';
+import type { DataSource, Example } from '../../src/data/source';
+import { SplitDataView } from '../../src/tune/parts';
 import { preprocessBatch } from '../../src/data/preprocess';
 import { LayersModelExporter } from '../../src/export/exporter';
 import { readExportMetadata } from '../../src/export/metadata-schema';
@@ -38,12 +42,17 @@ describe('evaluation crop in the export: recorded in metadata.json, applied by p
   });
   after(() => net.train.dispose());
 
-  /** The probabilities validation during training computes: the source's pixels for val images, the in-memory model. */
+  /** Validation's inputs: the batches an evaluation pass (no RNG) builds, as the trainer and the export check build them. */
+  async function validationPixels(source: DataSource, examples: Example[]): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    for await (const b of rawBatches(source, examples, { size: SIZE, batch: 3, shuffle: false, flip: false }, null)) parts.push(b.pixels);
+    return Buffer.concat(parts);
+  }
+
+  /** The probabilities validation during training computes: those batches through the in-memory model. */
   async function validationProbs(source: ImageFolderSource): Promise<number[][]> {
-    const px = await Promise.all(source.val.map((e) => source.pixels(e, SIZE)));
-    const all = new Uint8Array(px.length * px[0].length);
-    px.forEach((p, i) => all.set(p, i * p.length));
-    return tf.tidy(() => (net.infer.predict(preprocessBatch(all, px.length, SIZE, net.backbone.preprocess)) as tf.Tensor).arraySync() as number[][]);
+    const all = await validationPixels(source, source.val);
+    return tf.tidy(() => (net.infer.predict(preprocessBatch(all, source.val.length, SIZE, net.backbone.preprocess)) as tf.Tensor).arraySync() as number[][]);
   }
 
   for (const evalCrop of [
@@ -70,22 +79,27 @@ describe('evaluation crop in the export: recorded in metadata.json, applied by p
     });
   }
 
-  it('the crop matters: center and fill validation inputs differ on non-square photos', async () => {
+  it('the crop matters: center and fill validation inputs differ on non-square photos; training passes never centre-crop', async () => {
     const a = new ImageFolderSource({ root: data, valFraction: 0.5, seed: 1, evalCrop: { mode: 'center', cropPct: 0.875 } });
     const b = new ImageFolderSource({ root: data, valFraction: 0.5, seed: 1 });
-    const pa = await a.pixels(a.val[0], SIZE);
-    const pb = await b.pixels(b.val[0], SIZE);
-    expect(Buffer.from(pa).equals(Buffer.from(pb))).to.equal(false);
-    // training images are never centre-cropped
-    expect(Buffer.from(await a.pixels(a.train[0], SIZE)).equals(Buffer.from(await b.pixels(b.train[0], SIZE)))).to.equal(true);
+    expect(Buffer.from(await validationPixels(a, a.val)).equals(Buffer.from(await validationPixels(b, b.val)))).to.equal(false);
+    const train = async (s: DataSource) => {
+      const parts: Uint8Array[] = [];
+      for await (const x of rawBatches(s, s.train, { size: SIZE, batch: 4, shuffle: true, flip: false }, new Rng(1))) parts.push(x.pixels);
+      return Buffer.concat(parts);
+    };
+    expect((await train(a)).equals(await train(b))).to.equal(true);
+    // a k-fold view over the source evaluates its own validation fold with the crop too
+    const fold = new SplitDataView(a, a.val, a.train);
+    const want = await Promise.all(a.train.map((e) => decodeImage(e.key, { size: SIZE, crop: 'center', cropPct: 0.875 })));
+    expect(Buffer.from(await validationPixels(fold, fold.val)).equals(Buffer.concat(want))).to.equal(true);
   });
 
   it('a job with eval.crop center gives a data source whose validation images are centre-cropped (the job is no longer refused)', async () => {
     const job = resolveJob({ data: { dir: data, valFraction: 0.5 }, eval: { crop: 'center', cropPct: 0.8 } });
     const source = new ImageFolderData().create(job);
-    const ex = source.val[0];
-    const want = await decodeImage(ex.key, { size: SIZE, crop: 'center', cropPct: 0.8 });
-    expect(Buffer.from(await source.pixels(ex, SIZE)).equals(Buffer.from(want))).to.equal(true);
+    const want = await Promise.all(source.val.map((e) => decodeImage(e.key, { size: SIZE, crop: 'center', cropPct: 0.8 })));
+    expect(Buffer.from(await validationPixels(source, source.val)).equals(Buffer.concat(want))).to.equal(true);
   });
 
   it('without evalCrop (exports before it) predict squashes (fill); a damaged evalCrop is refused in one line', async () => {
