@@ -3,7 +3,7 @@ import type { BatchAugmenter, BatchDraw, ImageDraw } from './augment';
 import { type DecodedImage, flipHorizontal } from './decode';
 import { cropPresized } from './presize';
 import type { Rng } from './rng';
-import type { DataSource, Example } from './source';
+import { recordSkipped, type DataSource, type Example } from './source';
 
 export interface RawBatch {
   /** n·size·size·3 bytes, HWC per image. */
@@ -61,8 +61,7 @@ export async function* rawBatches(source: DataSource, examples: Example[], opts:
   let index = 0;
   const skipBad = (ex: Example, e: unknown): null => {
     if (!(e instanceof DataError)) throw e;
-    (source.skipped as Array<{ file: string; reason: string }>).push({ file: ex.key, reason: e.message });
-    process.emitWarning(`skipping ${e.message}`, { code: 'LAYERTUNE_SKIPPED_IMAGE' });
+    recordSkipped(source, ex.key, e.message);
     bad.add(ex.key);
     return null;
   };

@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import { DataError } from '../errors';
-import type { DataSource } from './source';
+import { recordSkipped, type DataSource } from './source';
 
 /** Files named in the refusal before the rest is counted, so a large broken class stays one line. */
 const MAX_NAMED = 3;
@@ -32,9 +32,7 @@ export async function checkEveryClassDecodes(source: DataSource, size: number): 
         break;
       } catch (e) {
         if (!(e instanceof DataError)) throw e;
-        (source.skipped as Array<{ file: string; reason: string }>).push({ file: ex.key, reason: e.message });
-        // the same one warning per file that training gives: the batch loop will not see this file as new again
-        process.emitWarning(`skipping ${e.message}`, { code: 'LAYERTUNE_SKIPPED_IMAGE' });
+        recordSkipped(source, ex.key, e.message);
         known.add(ex.key);
         failed.push(e.message);
       }

@@ -36,3 +36,12 @@ export interface DataSource {
 export function toExamples(files: LabelledFile[]): Example[] {
   return files.map((f) => ({ key: f.file, label: f.label }));
 }
+
+/**
+ * Records an example that failed to decode and warns once for it. The start-of-run class probe and the batch loop
+ * both call this, so a bad file gets the same single warning whichever of them meets it first.
+ */
+export function recordSkipped(source: DataSource, file: string, reason: string): void {
+  source.skipped.push({ file, reason });
+  process.emitWarning(`skipping ${reason}`, { code: 'LAYERTUNE_SKIPPED_IMAGE' });
+}

@@ -2,9 +2,63 @@ import * as fs from 'node:fs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { kernelPath } from './kernel-build';
 
-/** Exports of csrc/train_kernels.c. Every pointer is a byte offset into tfjs-wasm's own heap. */
+/** Shape of a depthwise conv's input, output and window (NHWC; CM: channel multiplier; PT/PL: top/left padding). */
+type DepthwiseGeometry = [
+  N: number,
+  H: number,
+  W: number,
+  C: number,
+  OH: number,
+  OW: number,
+  CM: number,
+  KH: number,
+  KW: number,
+  SH: number,
+  SW: number,
+  PT: number,
+  PL: number,
+];
+/** Shape of a dense conv's input, output and window (NHWC input, HWIO filter; PT/PL: top/left padding). */
+type ConvGeometry = [
+  N: number,
+  H: number,
+  W: number,
+  CI: number,
+  OH: number,
+  OW: number,
+  CO: number,
+  KH: number,
+  KW: number,
+  SH: number,
+  SW: number,
+  PT: number,
+  PL: number,
+];
+/** Shape of a pooling window over an NHWC input. */
+type PoolGeometry = [
+  N: number,
+  H: number,
+  W: number,
+  C: number,
+  OH: number,
+  OW: number,
+  KH: number,
+  KW: number,
+  SH: number,
+  SW: number,
+  PT: number,
+  PL: number,
+];
+
+/**
+ * Exports of csrc/train_kernels.c. Every pointer is a byte offset into tfjs-wasm's own heap; the geometry tuples
+ * name the trailing integer arguments in the order the C functions take them.
+ */
 export interface TrainKernelExports {
-  dw_bp_filter(
+  dw_bp_filter(x: number, dy: number, dw: number, ...g: DepthwiseGeometry): void;
+  dw_bp_input(dy: number, f: number, dx: number, ...g: DepthwiseGeometry): void;
+  /** The 3×3 special case (CM = 1, KH = KW = 3). */
+  dw_bp_filter_3x3(
     x: number,
     dy: number,
     dw: number,
@@ -14,27 +68,6 @@ export interface TrainKernelExports {
     C: number,
     OH: number,
     OW: number,
-    CM: number,
-    KH: number,
-    KW: number,
-    SH: number,
-    SW: number,
-    PT: number,
-    PL: number,
-  ): void;
-  dw_bp_input(
-    dy: number,
-    f: number,
-    dx: number,
-    N: number,
-    H: number,
-    W: number,
-    C: number,
-    OH: number,
-    OW: number,
-    CM: number,
-    KH: number,
-    KW: number,
     SH: number,
     SW: number,
     PT: number,
@@ -66,46 +99,12 @@ export interface TrainKernelExports {
     P: number,
     C: number,
   ): void;
+  bn_infer(x: number, mean: number, variance: number, offset: number, scale: number, y: number, tmp: number, P: number, C: number, eps: number): void;
   clamp_fwd(x: number, y: number, n: number, hi: number): void;
   clamp_bwd(dy: number, x: number, dx: number, n: number, hi: number, hiInclusive: number): void;
-  conv2d_bp_filter(
-    x: number,
-    dy: number,
-    dw: number,
-    pack: number,
-    N: number,
-    H: number,
-    W: number,
-    CI: number,
-    OH: number,
-    OW: number,
-    CO: number,
-    KH: number,
-    KW: number,
-    SH: number,
-    SW: number,
-    PT: number,
-    PL: number,
-  ): void;
-  conv2d_bp_input(
-    dy: number,
-    w: number,
-    dx: number,
-    scratch: number,
-    N: number,
-    H: number,
-    W: number,
-    CI: number,
-    OH: number,
-    OW: number,
-    CO: number,
-    KH: number,
-    KW: number,
-    SH: number,
-    SW: number,
-    PT: number,
-    PL: number,
-  ): void;
+  conv2d_bp_filter(x: number, dy: number, dw: number, pack: number, ...g: ConvGeometry): void;
+  conv2d_bp_input(dy: number, w: number, dx: number, scratch: number, ...g: ConvGeometry): void;
+  conv2d_fwd(x: number, w: number, bias: number, y: number, scratch: number, ...args: [...g: ConvGeometry, act: number, tilePixels: number]): void;
   slice4(
     x: number,
     out: number,
@@ -122,61 +121,7 @@ export interface TrainKernelExports {
     z3: number,
   ): void;
   tile4(x: number, out: number, s0: number, s1: number, s2: number, s3: number, o0: number, o1: number, o2: number, o3: number): void;
-  dw_bp_filter_3x3(
-    x: number,
-    dy: number,
-    dw: number,
-    N: number,
-    H: number,
-    W: number,
-    C: number,
-    OH: number,
-    OW: number,
-    SH: number,
-    SW: number,
-    PT: number,
-    PL: number,
-  ): void;
-  maxpool_bp(
-    x: number,
-    dy: number,
-    dx: number,
-    N: number,
-    H: number,
-    W: number,
-    C: number,
-    OH: number,
-    OW: number,
-    KH: number,
-    KW: number,
-    SH: number,
-    SW: number,
-    PT: number,
-    PL: number,
-  ): void;
-  bn_infer(x: number, mean: number, variance: number, offset: number, scale: number, y: number, tmp: number, P: number, C: number, eps: number): void;
-  conv2d_fwd(
-    x: number,
-    w: number,
-    bias: number,
-    y: number,
-    scratch: number,
-    N: number,
-    H: number,
-    W: number,
-    CI: number,
-    OH: number,
-    OW: number,
-    CO: number,
-    KH: number,
-    KW: number,
-    SH: number,
-    SW: number,
-    PT: number,
-    PL: number,
-    act: number,
-    tilePixels: number,
-  ): void;
+  maxpool_bp(x: number, dy: number, dx: number, ...g: PoolGeometry): void;
 }
 
 /** Pixel tile of conv2d_bp_filter and conv2d_bp_input (csrc PTILE): sizes their scratch. */
