@@ -22,10 +22,10 @@ export interface Classifier {
   inference?: tf.LayersModel;
   /** How photos are fitted to the input: an export applies what its metadata.json records; a plain ImageNet model crops the centre. */
   crop: Crop;
-  /** `center` only: timm's crop_pct (the short side is resized to ⌊size / cropPct⌋ before the centre crop). */
-  cropPct: number;
-  /** Test-time augmentation: softmax averaged over the image's views (src/data/tta.ts). */
-  tta: Tta;
+  /** `center` only: timm's crop_pct (the short side is resized to ⌊size / cropPct⌋ before the centre crop); absent: 1. */
+  cropPct?: number;
+  /** Test-time augmentation: softmax averaged over the image's views (src/data/tta.ts); absent: none. */
+  tta?: Tta;
   labels: string[];
   size: number;
   preprocess: Preprocess;
@@ -129,12 +129,13 @@ export function predictionsCsv(preds: Prediction[]): string {
 
 async function probabilities(c: Classifier, files: string[], batch = 16): Promise<Float32Array[]> {
   const out: Float32Array[] = [];
-  const views = viewCount(c.tta);
+  const tta = c.tta ?? 'none';
+  const views = viewCount(tta);
   // `batch` counts forward-pass images, so test-time views share it
   const per = Math.max(1, Math.floor(batch / views));
   for (let i = 0; i < files.length; i += per) {
     const chunk = files.slice(i, i + per);
-    const px = (await Promise.all(chunk.map((f) => ttaViews(f, c.size, { mode: c.crop, cropPct: c.cropPct }, c.tta)))).flat();
+    const px = (await Promise.all(chunk.map((f) => ttaViews(f, c.size, { mode: c.crop, cropPct: c.cropPct ?? 1 }, tta)))).flat();
     const all = new Uint8Array(px.length * c.size * c.size * 3);
     px.forEach((p, k) => all.set(p, k * p.length));
     const probs = tf.tidy(() => {
