@@ -35,7 +35,7 @@ export interface DecodedImage {
  */
 export async function decodeImage(file: string, opts: DecodeOptions): Promise<Uint8Array> {
   const crop: EvalCrop = { mode: opts.crop ?? 'fill', cropPct: opts.cropPct ?? 1 };
-  return (await decodePlanned(file, opts.maxPixels, (w, h) => evalCropPlan(w, h, opts.size, crop))).pixels;
+  return (await decodePlanned(file, opts.maxPixels, () => evalCropPlan(opts.size, crop))).pixels;
 }
 
 /** The presized training copy: short side `short`, aspect kept (src/data/eval-crop.ts presizeDims). */
@@ -70,7 +70,7 @@ export async function decodePlanned(file: string, maxPixels: number | undefined,
       .rotate()
       .flatten({ background: { r: 255, g: 255, b: 255 } })
       .toColourspace('srgb')
-      .resize(p.width, p.height, { fit: 'fill' });
+      .resize(p.width, p.height, p.cover ? { fit: 'cover', position: 'centre' } : { fit: 'fill' });
     // sharp extracts after the resize when extract follows it in the chain
     if (top !== 0 || left !== 0 || height !== p.height || width !== p.width) img = img.extract({ top, left, width, height });
     const { data, info } = await img.removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });

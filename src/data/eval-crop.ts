@@ -1,8 +1,10 @@
 /**
  * Where evaluation and presized training copies come from in an image: pure geometry, shared by the decoder
  * (src/data/decode.ts), `predict`/`evaluate`, validation during training and test-time augmentation, so each of
- * them cuts the same pixels. The arithmetic follows torchvision (Resize with an int, CenterCrop, FiveCrop) and
- * timm's crop_pct, so a model evaluated here and in timm sees the same square.
+ * them cuts the same pixels. The recipe is timm's crop_pct (resize the short side to ⌊size / cropPct⌋, cut the centre),
+ * with sharp's rounding: the long side and centre offsets are rounded (half up), where torchvision truncates the
+ * long side and rounds offsets half to even, so the two can differ by a pixel. At cropPct 1 this is exactly the
+ * centre crop `predict` has always given a plain ImageNet classifier (sharp's `fit: cover`).
  */
 import type { EvalConfig } from './augment-schema';
 
@@ -15,20 +17,15 @@ export interface EvalCrop {
 /** Pixel rectangle [top, left, height, width]. */
 export type PixelRect = [number, number, number, number];
 
-/** A resize to `width`×`height` followed by cutting out `rect`. */
+/**
+ * A resize to `width`×`height` followed by cutting out `rect`. `cover`: the resize keeps the aspect and cuts the
+ * centre width×height (sharp's `fit: cover`), so the photo's own dimensions are not needed.
+ */
 export interface CropPlan {
   width: number;
   height: number;
   rect: PixelRect;
-}
-
-/** Python's round(): halves go to the even neighbour, so CenterCrop's offsets match torchvision's to the pixel. */
-export function roundHalfEven(v: number): number {
-  const f = Math.floor(v);
-  const d = v - f;
-  if (d > 0.5) return f + 1;
-  if (d < 0.5) return f;
-  return f % 2 === 0 ? f : f + 1;
+  cover?: boolean;
 }
 
 /**
@@ -39,28 +36,26 @@ export function scaleSize(size: number, cropPct: number): number {
   return Math.floor(size / cropPct + 1e-9);
 }
 
-/**
- * torchvision Resize(short): the short side becomes `short`, the long side ⌊long · short / shortSide⌋ (it
- * truncates, as torchvision's int() does).
- */
+/** The short side becomes `short`, the long side keeps the aspect, rounded (as sharp resizes). */
 export function shortSideResize(width: number, height: number, short: number): { width: number; height: number } {
-  if (width <= height) return { width: short, height: Math.floor((height * short) / width) };
-  return { width: Math.floor((width * short) / height), height: short };
+  if (width <= height) return { width: short, height: Math.round((height * short) / width) };
+  return { width: Math.round((width * short) / height), height: short };
 }
 
-/** torchvision CenterCrop offsets of a size×size square in a width×height image. */
+/** The centre size×size square of a width×height image, offsets rounded half up (sharp's `position: centre`). */
 export function centerRect(width: number, height: number, size: number): PixelRect {
-  return [roundHalfEven((height - size) / 2), roundHalfEven((width - size) / 2), size, size];
+  return [Math.round((height - size) / 2), Math.round((width - size) / 2), size, size];
 }
 
 /**
- * The evaluation crop of a width×height photo (after EXIF orientation): `fill` resizes it to size×size whole;
- * `center` resizes its short side to ⌊size / cropPct⌋ and cuts the centre size×size square.
+ * The evaluation crop: `fill` resizes the whole photo to size×size; `center` resizes its short side to
+ * ⌊size / cropPct⌋, cuts the centre square of that side, then the centre size×size of the square.
  */
-export function evalCropPlan(width: number, height: number, size: number, crop: EvalCrop): CropPlan {
+export function evalCropPlan(size: number, crop: EvalCrop): CropPlan {
   if (crop.mode === 'fill') return { width: size, height: size, rect: [0, 0, size, size] };
-  const r = shortSideResize(width, height, scaleSize(size, crop.cropPct));
-  return { ...r, rect: centerRect(r.width, r.height, size) };
+  // the centre ⌊size / cropPct⌋ square of the short-side resize, then its centre size×size
+  const s = scaleSize(size, crop.cropPct);
+  return { width: s, height: s, cover: true, rect: centerRect(s, s, size) };
 }
 
 /**

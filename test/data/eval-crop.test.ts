@@ -1,18 +1,9 @@
 import { expect } from 'chai';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { decodeImage, decodePresized } from '../../src/data/decode';
-import {
-  centerRect,
-  cutRect,
-  defaultPresize,
-  evalCropPlan,
-  fiveCropRects,
-  presizeDims,
-  roundHalfEven,
-  scaleSize,
-  shortSideResize,
-} from '../../src/data/eval-crop';
+import { centerRect, cutRect, defaultPresize, evalCropPlan, fiveCropRects, presizeDims, scaleSize, shortSideResize } from '../../src/data/eval-crop';
 import { tmpDir } from '../helpers/images';
 
 /** A lossless PNG of seeded noise, so a crop one pixel off cannot match by accident. */
@@ -37,20 +28,22 @@ describe('evaluation crops (timm crop_pct) and presize geometry', () => {
     expect(scaleSize(224, 0.875)).to.equal(256);
     expect(scaleSize(96, 0.875)).to.equal(109);
     expect(scaleSize(21, 0.7)).to.equal(30);
-    // torchvision Resize(256) of a 500×375 photo: 341×256 (500·256/375 = 341.33, truncated)
+    // short side 256 of a 500×375 photo: 341×256 (500·256/375 = 341.33, rounded as sharp rounds it)
     expect(shortSideResize(500, 375, 256)).to.deep.equal({ width: 341, height: 256 });
     expect(shortSideResize(375, 500, 256)).to.deep.equal({ width: 256, height: 341 });
-    // CenterCrop(224) of 341×256: top round(16) = 16, left round(58.5) = 58 (Python rounds halves to even)
-    expect(centerRect(341, 256, 224)).to.deep.equal([16, 58, 224, 224]);
-    expect([0.5, 1.5, 2.5, 9.5, 2.4, 2.6].map(roundHalfEven)).to.deep.equal([0, 2, 2, 10, 2, 3]);
-    expect(evalCropPlan(500, 375, 224, { mode: 'center', cropPct: 0.875 })).to.deep.equal({ width: 341, height: 256, rect: [16, 58, 224, 224] });
-    expect(evalCropPlan(500, 375, 224, { mode: 'fill', cropPct: 0.875 })).to.deep.equal({ width: 224, height: 224, rect: [0, 0, 224, 224] });
+    expect(shortSideResize(500, 376, 224)).to.deep.equal({ width: 298, height: 224 });
+    // centre 224 of 341×256: top (256 − 224) / 2 = 16, left 58.5 rounded half up = 59 (sharp's centre)
+    expect(centerRect(341, 256, 224)).to.deep.equal([16, 59, 224, 224]);
+    // center: the centre 256 square of the short-side resize, then its centre 224 (offset 16)
+    expect(evalCropPlan(224, { mode: 'center', cropPct: 0.875 })).to.deep.equal({ width: 256, height: 256, cover: true, rect: [16, 16, 224, 224] });
+    expect(evalCropPlan(224, { mode: 'center', cropPct: 1 })).to.deep.equal({ width: 224, height: 224, cover: true, rect: [0, 0, 224, 224] });
+    expect(evalCropPlan(224, { mode: 'fill', cropPct: 0.875 })).to.deep.equal({ width: 224, height: 224, rect: [0, 0, 224, 224] });
     expect(fiveCropRects(341, 256, 224)).to.deep.equal([
       [0, 0, 224, 224],
       [0, 117, 224, 224],
       [32, 0, 224, 224],
       [32, 117, 224, 224],
-      [16, 58, 224, 224],
+      [16, 59, 224, 224],
     ]);
     // ⌈224 · 1.15⌉ = ⌈257.6⌉ = 258; 20 · 1.15 is exactly 23 (a float product would give 24)
     expect(defaultPresize(224)).to.equal(258);
@@ -60,8 +53,8 @@ describe('evaluation crops (timm crop_pct) and presize geometry', () => {
   });
 
   it('a non-square image: the centre crop is the hand-computed window of its pixels (landscape and portrait)', async () => {
-    // 40×24 at size 21, cropPct 0.875: scale size 24 = the short side, so no resampling, and the crop is
-    // rows round(1.5) = 2 .. 22, columns round(9.5) = 10 .. 30
+    // 40×24 at size 21, cropPct 0.875: scale size 24 = the short side, so no resampling; the centre 24 square is
+    // columns 8 .. 31, and its centre 21 starts 1.5 → 2 in: rows 2 .. 22, columns 10 .. 30
     const wide = path.join(dir, 'wide.png');
     const raw = await noisePng(wide, 40, 24);
     const got = await decodeImage(wide, { size: 21, crop: 'center', cropPct: 0.875 });
@@ -75,12 +68,23 @@ describe('evaluation crops (timm crop_pct) and presize geometry', () => {
     expect(Buffer.from(gotT).equals(Buffer.from(cutRect(rawT, 24, [10, 2, 21, 21])))).to.equal(true);
   });
 
-  it('cropPct 1 crops at the short side; fill is the whole image squashed (unchanged decoder path)', async () => {
+  it('cropPct 1 crops at the short side, exactly the sharp cover crop predict always gave; fill is unchanged', async () => {
     const f = path.join(dir, 'sq.png');
     const raw = await noisePng(f, 30, 20, 3);
     // scale size 20 = short side: the centre 20×20 is columns 5..24
     const c = await decodeImage(f, { size: 20, crop: 'center' });
     expect(Buffer.from(c).equals(Buffer.from(cutRect(raw, 30, [0, 5, 20, 20])))).to.equal(true);
+    // on a real photo, with resampling: byte for byte the centre crop of earlier releases
+    const photo = path.join(__dirname, '..', '..', 'data', 'flowers', 'rose', fs.readdirSync(path.join(__dirname, '..', '..', 'data', 'flowers', 'rose'))[0]);
+    const before = await sharp(photo)
+      .rotate()
+      .flatten({ background: { r: 255, g: 255, b: 255 } })
+      .toColourspace('srgb')
+      .resize(64, 64, { fit: 'cover', position: 'centre' })
+      .removeAlpha()
+      .raw()
+      .toBuffer();
+    expect(Buffer.from(await decodeImage(photo, { size: 64, crop: 'center' })).equals(before)).to.equal(true);
     const fill = await decodeImage(f, { size: 16 });
     const ref = await sharp(f).resize(16, 16, { fit: 'fill' }).removeAlpha().raw().toBuffer();
     expect(Buffer.from(fill).equals(ref)).to.equal(true);
