@@ -15,7 +15,7 @@ import { acquireLock } from './io/lock';
 import { checkHeadOnly } from './models/graph-source';
 import { attachHead, applyBatchNormModes, HEAD_LAYERS, type Network } from './models/network';
 import { describeLayers, type GroupPlan } from './groups';
-import { namedVariables } from './optim/named';
+import { flatLayers, namedVariables } from './optim/named';
 import type { LrSchedule } from './schedules/controller';
 import { EarlyStopping, resolveMode } from './schedules/early-stopping';
 import type { FitResult, LrPolicy } from './train/trainer';
@@ -128,7 +128,8 @@ export async function prepare(input: JobInput | Record<string, unknown> = {}, op
     const w = checkPresize(job.data.presize, backbone.inputSize, job.data.augment.randomResizedCrop !== undefined);
     if (w) log(`warning: ${w}`);
   } catch (e) {
-    backbone.model.dispose();
+    // refused before anything else holds the backbone: release its variables (layer counts are not reliable here)
+    for (const w of new Set(flatLayers(backbone.model).flatMap((l) => l.weights))) w.dispose();
     throw e;
   }
   // a GraphModel trains head-only: refuse plainly a grouping that asks to fine-tune it

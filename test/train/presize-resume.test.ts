@@ -4,7 +4,9 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import type { JobInput } from '../../src/config/schema';
 import { ImageFolderSource } from '../../src/data/image-folder';
-import { runJob } from '../../src/job';
+import { prepare, runJob } from '../../src/job';
+import { ConfigError } from '../../src/errors';
+import * as tf from '@tensorflow/tfjs';
 import { loadClassifier, predictFiles } from '../../src/predict';
 import type { Callback } from '../../src/train/callbacks';
 import { tmpDir } from '../helpers/images';
@@ -99,5 +101,18 @@ describe('presized random crops and centre-crop validation in a real run', funct
     for (const f of ['model/weights.bin', 'checkpoints/last/weights.bin', 'checkpoints/last/optimizer.bin']) {
       expect(bytes(path.join(b, f)).equals(bytes(path.join(a, f))), f).to.equal(true);
     }
+  });
+
+  it("refuses a presize below the model's own input size (no model.size) in one line, holding no tensors after", async () => {
+    const before = tf.memory().numTensors;
+    let message = '';
+    try {
+      await prepare({ data: { dir: data, presize: 100 }, backend: 'wasm', out: tmpDir('lt-presize-bad-') }, quiet);
+    } catch (e) {
+      expect(e).to.be.instanceOf(ConfigError);
+      message = (e as Error).message;
+    }
+    expect(message).to.equal('config.data.presize: 100 is below the input size 224');
+    expect(tf.memory().numTensors).to.equal(before);
   });
 });
