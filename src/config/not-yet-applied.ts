@@ -11,8 +11,6 @@ export function refuseNotYetApplied(job: Job, prefix = 'config'): void {
   const refuse = (field: string) => {
     throw new ConfigError(at(field), 'is validated but not applied by this version of layertune yet; remove it to train');
   };
-  if (job.data.presize !== undefined) refuse('data.presize');
-  if (job.eval.crop !== 'fill') refuse('eval.crop');
   if (job.ema !== undefined) refuse('ema');
   // fastai's fine_tune is a two-phase run (head-only, then unfrozen), which the trainer does not run yet
   if (job.recipe === 'fastai') refuse('recipe');

@@ -16,6 +16,7 @@ import { adjustHue } from './color-ops';
 import { beta, randint, uniform } from './distributions';
 import { preprocessTensor } from './preprocess';
 import { applyOps, drawRandAugment, drawTrivialAugment, type OpDraw } from './rand-augment';
+import { drawResizedCropIn } from './presize';
 import type { Rng } from './rng';
 
 /** A crop in tf.image.cropAndResize's normalised [y1, x1, y2, x2]; x1 > x2 flips left-right, y1 > y2 up-down. */
@@ -39,6 +40,11 @@ export interface ImageDraw {
    * rotation, zoom, shift and shear, so the image is interpolated once.
    */
   affine?: Affine;
+  /**
+   * The RandomResizedCrop in the presized copy's pixels, cut and resized to the input on the host before the batch
+   * is stacked; `box` then only flips. Absent: `box` crops the size×size image as it always did.
+   */
+  source?: Rect;
 }
 
 export interface BatchDraw {
@@ -105,19 +111,7 @@ export function makeAugmenter(a: AugmentConfig, size: number): BatchAugmenter | 
  * then the whole image (a square's central crop within any ratio range that holds 1).
  */
 export function drawResizedCrop(rng: Rng, size: number, scale: [number, number], ratio: [number, number]): Rect {
-  const area = size * size;
-  const logRatio = [Math.log(ratio[0]), Math.log(ratio[1])];
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const target = area * uniform(rng, scale[0], scale[1]);
-    const aspect = Math.exp(uniform(rng, logRatio[0], logRatio[1]));
-    const w = Math.round(Math.sqrt(target * aspect));
-    const h = Math.round(Math.sqrt(target / aspect));
-    if (w > 0 && h > 0 && w <= size && h <= size) return [randint(rng, 0, size - h + 1), randint(rng, 0, size - w + 1), h, w];
-  }
-  const inRatio = Math.min(Math.max(1, ratio[0]), ratio[1]);
-  const w = inRatio > 1 ? size : Math.round(size * inRatio);
-  const h = inRatio > 1 ? Math.round(size / inRatio) : size;
-  return [Math.floor((size - h) / 2), Math.floor((size - w) / 2), h, w];
+  return drawResizedCropIn(rng, size, size, scale, ratio);
 }
 
 /** torchvision RandomErasing.get_params: ten tries, none fitting means no erasing. */
@@ -177,10 +171,20 @@ export class BatchAugmenter {
     private readonly size: number,
   ) {}
 
-  /** Per-image draws, made for every example in order (decode failures never shift the stream). */
-  drawImage(rng: Rng, hflip: boolean): ImageDraw {
+  /** Whether crops come from presized copies (data.presize): the batch builder then needs each copy's dimensions first. */
+  get cropsPresized(): boolean {
+    return !!this.cfg.randomResizedCrop;
+  }
+
+  /**
+   * Per-image draws, made for every example in order (decode failures never shift the stream). `image`: the
+   * presized copy's dimensions, when the crop is cut from it.
+   */
+  drawImage(rng: Rng, hflip: boolean, image?: { width: number; height: number }): ImageDraw {
     const { size, cfg } = this;
-    const rect: Rect = cfg.randomResizedCrop ? drawResizedCrop(rng, size, cfg.randomResizedCrop.scale, cfg.randomResizedCrop.ratio) : [0, 0, size, size];
+    const rrc = cfg.randomResizedCrop;
+    const source = rrc && image ? drawResizedCropIn(rng, image.width, image.height, rrc.scale, rrc.ratio) : undefined;
+    const rect: Rect = rrc && !source ? drawResizedCrop(rng, size, rrc.scale, rrc.ratio) : [0, 0, size, size];
     const vflip = cfg.vflip > 0 && rng.next() < cfg.vflip;
     const affine = cfg.affine ? drawAffine(rng, cfg.affine, size) : null;
     const cj = cfg.colorJitter;
@@ -195,7 +199,7 @@ export class BatchAugmenter {
     const box = rectToBox(rect, size, hflip, vflip);
     // the affine turns the cropped image, so it runs first on output pixels and the crop's map reads the source
     const map = affine ? { affine: composeAffine(boxAffine(box, size), inverseAffine(centreOf(size), affine)) } : {};
-    return { box, brightness, contrast, saturation, gray, erase, ...hue, ...map, ...policy };
+    return { box, brightness, contrast, saturation, gray, erase, ...hue, ...map, ...policy, ...(source ? { source } : {}) };
   }
 
   /** Per-batch draws (timm Mixup's batch mode: one λ and one choice for the whole batch). */

@@ -119,7 +119,8 @@ describe('augmentation, loss, eval and EMA config', () => {
     expect(refused({ data: { augment: { affine: { degrees: 10 } } } })).to.equal(null);
     expect(refused({ data: { augment: { randAugment: { n: 2, m: 9 } } } })).to.equal(null);
     expect(refused({ data: { augment: { trivialAugment: true } } })).to.equal(null);
-    expect(refused({ eval: { crop: 'center' } })).to.match(/^config\.eval\.crop: is validated but not applied/);
+    // presizing and evaluation crops are applied now (src/data/presize.ts, src/data/eval-crop.ts)
+    expect(refused({ eval: { crop: 'center', cropPct: 0.9 }, data: { presize: 300 } })).to.equal(null);
     expect(refused({ ema: {} })).to.match(/^config\.ema: is validated but not applied/);
     expect(refused({ recipe: 'classic' })).to.equal(null);
     expect(refused({ recipe: 'fastai' })).to.match(/^config\.recipe: is validated but not applied/);
