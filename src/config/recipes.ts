@@ -14,12 +14,14 @@ export const RECIPE_VALUES: Record<RecipeName, Record<string, unknown>> = {
    * batch), one-cycle pct_start 0.3, div 5 and div_final 1e5 (PyTorch's final_div_factor 1e5/5), momentum 0.95 → 0.85
    * → 0.95 (Adam's beta1), AdamW (fastai's Adam: betas 0.9/0.99, eps 1e-5, true weight decay 0.01), no decay and no
    * rate multiplier on biases and BatchNorm (wd_bn_bias=False), BatchNorm on batch statistics (train_bn=True).
-   * aug_transforms as far as the transforms exist: flips (p 0.5) and lighting 0.2 as brightness/contrast jitter 0.2
-   * (torchvision's multiplicative jitter, applied to every image, where fastai shifts in logit space with p 0.75).
-   * Not applied: its rotation (10°), zoom (1.1) and warp (0.2), which need the affine transform, refused until it lands.
+   * aug_transforms as far as the transforms exist: flips (p 0.5); rotation ±10° and zoom 1–1.1 as one affine with
+   * p 0.75 and reflect padding (fastai draws rotation and zoom each with p 0.75, and moves the zoom's centre inside
+   * the image); lighting 0.2 as brightness/contrast jitter 0.2 (torchvision's multiplicative jitter, applied to every
+   * image, where fastai shifts in logit space with p 0.75). Not applied: its perspective warp (0.2), which has no
+   * transform here.
    */
   fastai: {
-    data: { flip: true, augment: { colorJitter: { brightness: 0.2, contrast: 0.2 } } },
+    data: { flip: true, augment: { affine: { p: 0.75, degrees: 10, scale: [1, 1.1] }, colorJitter: { brightness: 0.2, contrast: 0.2 } } },
     optimizer: { algorithm: 'adamw', weightDecay: 0.01, betas: [0.9, 0.99], eps: 1e-5 },
     groups: { strategy: 'geometric', lo: 1e-5, hi: 1e-3, groups: 3, biasLrMult: 1, biasDecayMult: 0, normLrMult: 1, normDecayMult: 0 },
     lr: { scaling: 'none' },

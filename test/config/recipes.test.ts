@@ -69,6 +69,8 @@ describe('named recipes', () => {
     expect(j.optimizer).to.deep.include({ algorithm: 'adamw', weightDecay: 0.01, betas: [0.9, 0.99], eps: 1e-5 });
     expect(j.lr.scaling).to.equal('none');
     expect(j.data.augment.colorJitter).to.deep.equal({ brightness: 0.2, contrast: 0.2, saturation: 0, hue: 0 });
+    // aug_transforms' max_rotate 10, max_zoom 1.1, p_affine 0.75 (its warp has no transform here)
+    expect(j.data.augment.affine).to.deep.equal({ p: 0.75, degrees: 10, translate: [0, 0], scale: [1, 1.1], shear: 0 });
     expect(j.data.flip).to.equal(true);
   });
 
