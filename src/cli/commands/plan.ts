@@ -35,7 +35,10 @@ export function formatPlan(plan: JobPlan, p: Prepared, byLayer: boolean): string
   out.push(`inputs    ${describeJobInputs(p.job, p.network.backbone.inputSize)}`);
   if (p.cachedStages > 0) out.push(`frozen    the first ${p.cachedStages} stage(s): ${frozenPrefixRule(p.job.data.augment)}`);
   for (const line of plan.fineTune?.lines ?? []) out.push(`fine-tune ${line}`);
-  if (plan.fineTune) out.push("fine-tune the table's rates are the unfrozen phase's at its first step, its peak and its last step");
+  if (plan.fineTune) {
+    out.push("fine-tune the schedule lines above are the unfrozen phase's cycle alone; the table's rates are that phase's at");
+    out.push('          its first step, its peak and its last step');
+  }
   out.push('');
   const head = ['group', 'role', 'lr start', 'warmup end', 'last', 'decay', 'mode', ''];
   const rows: string[][] = [];
