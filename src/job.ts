@@ -50,6 +50,7 @@ import { checkProvenance, runProvenance } from './train/checkpoint-provenance';
 import { packageVersion } from './package-root';
 import { checkEveryClassDecodes } from './data/class-probe';
 import { disposeNetwork } from './tune/parts';
+import { WeightEma } from './train/ema';
 
 export interface RunOptions {
   /** Turn SIGINT/SIGTERM during training into a checkpointed stop with a resume hint (the CLI sets it). */
@@ -283,6 +284,11 @@ async function runLocked(
   }
   const metricsOf: MetricsOf = hasVal ? epochMetrics : (info) => metricsWithTrainAsVal(epochMetrics(info));
   const weights = modelWeightStore(network.train);
+  // averaged from the weights the run starts with; a resume replaces it with the checkpoint's below
+  const ema = job.ema ? new WeightEma(network.train, job.ema) : null;
+  if (ema && job.ema?.export === 'ema' && job.earlyStopping?.restoreBestWeights) {
+    log('warning: ema.export is "ema": the export holds the final weight EMA, not the best epoch earlyStopping.restoreBestWeights puts back');
+  }
   let esCallback: EarlyStoppingCallback | null = null;
   let esStore: RecordingWeightStore | null = null;
   if (job.earlyStopping) {
@@ -334,6 +340,7 @@ async function runLocked(
       weights: weights.read(),
       optimizer: optimizer.getState(),
       provenance,
+      ema: ema?.getState() ?? null,
     }),
     judge,
   );
@@ -342,6 +349,7 @@ async function runLocked(
     lr: lrPolicy,
     callbacks,
     guard: job.guard,
+    ema,
     onEpochCommitted: (t, info) => checkpointer.onEpochCommitted(t, info),
     log,
   });
@@ -354,23 +362,31 @@ async function runLocked(
       esStore!.last = restored.earlyStoppingBest ?? null;
     }
     trainer.setState(restored.trainer);
+    if (ema && restored.ema) ema.setState(restored.ema);
+    else ema?.restart();
   }
   let fit: FitResult;
   try {
     fit = await trainer.fit();
+  } catch (e) {
+    ema?.dispose();
+    throw e;
   } finally {
     optimizer.dispose();
     interrupt?.dispose();
     if (restored) joinMetrics(job.out);
   }
   if (fit.stoppedEarly) log(`stopped after epoch ${fit.epochs}: ${fit.stoppedEarly}`);
+  // from here on the model holds what is exported; validation below runs on the EMA either way
+  if (ema?.config.export === 'ema') ema.copyToModel();
+  const emaRecord = ema?.record();
   const val = data.val.length ? await trainer.evaluate(data.val) : undefined;
   const metrics = { val: val && { loss: val.metrics.loss, accuracy: val.metrics.accuracy, confusion: val.confusion }, epochs: fit.history };
   const evalOpts = { size: network.backbone.inputSize, batch: job.train.batch };
   await stages.exporter.export(
     network,
     exportDir,
-    { trainingConfig: job, metrics },
+    { trainingConfig: job, metrics, ...(emaRecord ? { ema: emaRecord } : {}) },
     {
       settings: job.export,
       // a head over GraphModel embeddings is exported alone and takes no pixels: nothing to evaluate it on here
@@ -388,12 +404,25 @@ async function runLocked(
   fs.writeFileSync(
     path.join(job.out, 'summary.json'),
     JSON.stringify(
-      { val: metrics.val, skipped: data.skipped, export: exportDir, stoppedEarly: fit.stoppedEarly ?? null, guardEvents: fit.guardEvents },
+      {
+        val: metrics.val,
+        skipped: data.skipped,
+        export: exportDir,
+        stoppedEarly: fit.stoppedEarly ?? null,
+        guardEvents: fit.guardEvents,
+        ...(emaRecord ? { ema: emaRecord } : {}),
+      },
       null,
       2,
     ),
   );
-  if (val) log(`validation accuracy ${val.metrics.accuracy.toFixed(3)} (loss ${val.metrics.loss.toFixed(3)}) on ${data.val.length} images`);
+  ema?.dispose();
+  if (val) {
+    log(
+      `validation accuracy ${val.metrics.accuracy.toFixed(3)} (loss ${val.metrics.loss.toFixed(3)}) on ${data.val.length} images` +
+        (emaRecord ? `, on the weight EMA (decay ${emaRecord.decay}; the export holds the ${emaRecord.weights === 'ema' ? 'EMA' : 'raw'} weights)` : ''),
+    );
+  }
   log(`exported to ${exportDir}`);
   if (opts.report ?? true) log(`report: ${(await writeReport(job.out)).html}`);
   return {

@@ -21,7 +21,6 @@ export function refuseNotYetApplied(job: Job, prefix = 'config'): void {
   if (job.data.presize !== undefined) refuse('data.presize');
   if (job.data.balance !== 'none') refuse('data.balance');
   if (job.eval.crop !== 'fill') refuse('eval.crop');
-  if (job.ema !== undefined) refuse('ema');
   // fastai's fine_tune is a two-phase run (head-only, then unfrozen), which the trainer does not run yet
   if (job.recipe === 'fastai') refuse('recipe');
 }

@@ -16,6 +16,7 @@ import { planQuantization, quantizeWeights } from './quantize';
 import { affineFor, bakeInputAffine, inputPreprocess, type InputConvention } from './input-affine';
 import type { Preprocess } from '../models/types';
 import { FoldedModel } from '../models/fold-batchnorm';
+import type { EmaRecord } from '../train/ema';
 
 /** The Teachable Machine release whose metadata.json and model layout an export follows (`@teachablemachine/image` load()). */
 export const TM_VERSION = '2.4.7';
@@ -75,10 +76,12 @@ export interface ExportMetadata extends TeachableMachineFields {
    */
   foldedBatchNorm?: boolean;
   quantization?: QuantizationRecord;
+  /** A run with a weight EMA (config `ema`): which weights this export holds, `ema` or `raw`, and the decay. */
+  ema?: EmaRecord;
 }
 
 export interface Exporter {
-  export(net: Network, dir: string, meta: Pick<ExportMetadata, 'trainingConfig' | 'metrics'>, options?: ExportOptions): Promise<string>;
+  export(net: Network, dir: string, meta: Pick<ExportMetadata, 'trainingConfig' | 'metrics' | 'ema'>, options?: ExportOptions): Promise<string>;
 }
 
 export function layertuneVersion(): string {
@@ -90,7 +93,7 @@ export function layertuneVersion(): string {
  * output) that `tf.loadLayersModel` reads without layertune, replacing any previous export atomically.
  */
 export class LayersModelExporter implements Exporter {
-  async export(net: Network, dir: string, meta: Pick<ExportMetadata, 'trainingConfig' | 'metrics'>, options: ExportOptions = {}): Promise<string> {
+  async export(net: Network, dir: string, meta: Pick<ExportMetadata, 'trainingConfig' | 'metrics' | 'ema'>, options: ExportOptions = {}): Promise<string> {
     const settings: ExportSettings = {
       quantize: 'none',
       quantizeLayers: {},
@@ -135,6 +138,7 @@ export class LayersModelExporter implements Exporter {
       metrics: meta.metrics,
       createdAt,
       foldedBatchNorm: folded,
+      ...(meta.ema ? { ema: meta.ema } : {}),
     };
     await replaceFolderAtomic(dir, async (tmp) => {
       writeModelArtifacts(tmp, artifacts, { userDefinedMetadata: { labels: net.classes } });

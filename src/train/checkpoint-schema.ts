@@ -44,6 +44,10 @@ export const StateFileSchema = z
         vars: z.record(z.string(), z.object({ step: count, slots: z.record(z.string(), BlobEntrySchema) })),
       })
       .passthrough(),
+    ema: z
+      .object({ updates: count, weights: z.array(BlobEntrySchema) })
+      .nullable()
+      .optional(),
   })
   .passthrough();
 

@@ -19,6 +19,7 @@ import type { LrScheduleState } from '../schedules/controller';
 import type { EarlyStoppingState } from '../schedules/early-stopping';
 import { layerWeightStore, type WeightCopy, type WeightSnapshot, type WeightStore } from '../schedules/weights';
 import type { TrainerState } from './trainer-state';
+import type { EmaState } from './ema';
 import { writeFileDurable } from '../io/write';
 import { CorruptCheckpointError, verifyCheckpoint } from './checkpoint-verify';
 import { checkStateShape } from './checkpoint-schema';
@@ -55,6 +56,8 @@ export interface Checkpoint {
   earlyStoppingBest?: WeightSnapshot | null;
   /** What the run was trained on (classes, data manifest, model); null in checkpoints older than the record. */
   provenance?: RunProvenance | null;
+  /** The weight EMA (config `ema`), its averages in weights.bin under `ema:`; absent or null when the run keeps none. */
+  ema?: EmaState | null;
 }
 
 interface BlobEntry {
@@ -83,6 +86,7 @@ interface StateFile {
     vars: Record<string, { step: number; slots: Record<string, BlobEntry> }>;
   };
   provenance?: RunProvenance;
+  ema?: { updates: number; weights: BlobEntry[] } | null;
 }
 
 /** The model's weights keyed by original name (src/schedules/weights.ts), with a mismatch reported as a resume error. */
@@ -133,6 +137,7 @@ export async function saveCheckpoint(dir: string, ck: Checkpoint): Promise<void>
   const w = new BlobWriter();
   const weights = ck.weights.map((x) => w.add(x.name, x.shape, x.dtype, x.values));
   const esBest = ck.earlyStoppingBest ? ck.earlyStoppingBest.map((x) => w.add(`es:${x.name}`, x.shape, x.dtype, x.values)) : null;
+  const ema = ck.ema ? { updates: ck.ema.updates, weights: ck.ema.weights.map((x) => w.add(`ema:${x.name}`, x.shape, x.dtype, x.values)) } : null;
   const o = new BlobWriter();
   const vars: StateFile['optimizer']['vars'] = {};
   for (const [name, st] of Object.entries(ck.optimizer.vars)) {
@@ -154,6 +159,7 @@ export async function saveCheckpoint(dir: string, ck: Checkpoint): Promise<void>
     earlyStoppingBest: esBest,
     optimizer: { algorithm: ck.optimizer.algorithm, step: ck.optimizer.step, vars },
     ...(ck.provenance ? { provenance: ck.provenance } : {}),
+    ...(ema ? { ema } : {}),
   };
   await replaceFolderAtomic(dir, (tmp) => {
     writeFileDurable(path.join(tmp, 'weights.bin'), w.bytes());
@@ -200,6 +206,12 @@ export function loadCheckpoint(dir: string): Checkpoint {
   const earlyStoppingBest = s.earlyStoppingBest
     ? s.earlyStoppingBest.map((e) => ({ name: e.name.slice(3), shape: e.shape, dtype: e.dtype, values: readBlob(wBuf, e, wFile) }))
     : null;
+  const ema = s.ema
+    ? {
+        updates: s.ema.updates,
+        weights: s.ema.weights.map((e) => ({ name: e.name.slice(4), shape: e.shape, dtype: e.dtype, values: readBlob(wBuf, e, wFile) })),
+      }
+    : null;
   const vars: OptimizerState['vars'] = {};
   for (const [name, st] of Object.entries(s.optimizer.vars)) {
     const slots: Record<string, { shape: number[]; values: Float32Array }> = {};
@@ -217,6 +229,7 @@ export function loadCheckpoint(dir: string): Checkpoint {
     earlyStoppingBest,
     optimizer: { algorithm: s.optimizer.algorithm, step: s.optimizer.step, vars },
     provenance: readProvenance(s, path.join(dir, 'state.json')),
+    ema,
   };
 }
 

@@ -30,6 +30,7 @@ import { FeatureInputs } from './loop/feature-inputs';
 import { GradientThreads } from './loop/parallel-step';
 import { LrScheduleCallback, type LrPolicy } from './loop/lr-schedule';
 import { evaluate, evaluateFolded, FoldedDuringFit, type Evaluation } from './evaluate';
+import { EmaCallback, type WeightEma } from './ema';
 
 export type { LrPolicy, StopRequest } from './loop/lr-schedule';
 export { mixSeed } from './loop/dropout-seeds';
@@ -80,6 +81,8 @@ export interface TrainerOptions {
    * TrainingError before anything is applied (what the LR finder relies on).
    */
   guard?: GuardConfig | null;
+  /** Weight EMA (src/train/ema.ts): updated after every applied step; validation and `evaluate` run on it. */
+  ema?: WeightEma | null;
   /**
    * Called once per finished epoch, after validation, the callbacks and the stop decision, with the trainer in a
    * consistent state: where checkpoints are written. Never called from a diverged state.
@@ -156,6 +159,7 @@ export class Trainer {
       this.guardCallback = new DivergenceGuardCallback(o.guard, Math.log(net.classes.length), modelWeightStore(net.train), opt as Required<StepOptimizer>, log);
       builtIn.push(this.guardCallback);
     }
+    if (o.ema) builtIn.push(new EmaCallback(o.ema));
     this.events = new Events([...builtIn, ...(o.callbacks ?? [])]);
   }
 
@@ -251,7 +255,16 @@ export class Trainer {
     const val = this.o.data.val.length ? (await this.evaluate(this.o.data.val)).metrics : undefined;
     this.epoch++;
     const train = { loss: t.lossSum / t.seen, accuracy: t.correct / t.seen };
-    const info: EpochInfo = { epoch, step: this.step, train, val, seconds: (Date.now() - t0) / 1000, numTensors: tf.memory().numTensors, lrs: t.lrs };
+    const info: EpochInfo = {
+      epoch,
+      step: this.step,
+      train,
+      val,
+      ...(val && this.o.ema ? { valWeights: 'ema' as const } : {}),
+      seconds: (Date.now() - t0) / 1000,
+      numTensors: tf.memory().numTensors,
+      lrs: t.lrs,
+    };
     this.history.push(info);
     let stop: CancelFit | null = null;
     try {
@@ -402,8 +415,16 @@ export class Trainer {
     return { value, hits: hits!, grads };
   }
 
-  /** Loss, accuracy and the confusion matrix (rows: true class, columns: predicted) over `examples` (src/train/evaluate.ts). */
+  /**
+   * Loss, accuracy and the confusion matrix (rows: true class, columns: predicted) over `examples` (src/train/evaluate.ts),
+   * on the EMA weights when the run keeps an EMA.
+   */
   async evaluate(examples: Example[]): Promise<Evaluation> {
+    const ema = this.o.ema;
+    return ema ? ema.withAveragedWeights(() => this.evaluateCurrent(examples)) : this.evaluateCurrent(examples);
+  }
+
+  private async evaluateCurrent(examples: Example[]): Promise<Evaluation> {
     const opts = { size: this.o.size, batch: this.o.batch, classes: this.o.network.classes.length };
     const inputs = (b: RawBatch) => this.inputs.of(b);
     if (this.folded) return evaluate(this.folded.current(), this.o.data, examples, inputs, opts);

@@ -120,7 +120,9 @@ describe('augmentation, loss, eval and EMA config', () => {
     );
     expect(refused({ data: { augment: { affine: { degrees: 10 } } } })).to.match(/^config\.data\.augment\.affine: is validated but not applied/);
     expect(refused({ eval: { crop: 'center' } })).to.match(/^config\.eval\.crop: is validated but not applied/);
-    expect(refused({ ema: {} })).to.match(/^config\.ema: is validated but not applied/);
+    // the weight EMA is applied (src/train/ema.ts)
+    expect(refused({ ema: {} })).to.equal(null);
+    expect(refused({ ema: { decay: 0.99, warmup: false, export: 'raw' } })).to.equal(null);
     expect(refused({ recipe: 'classic' })).to.equal(null);
     expect(refused({ recipe: 'fastai' })).to.match(/^config\.recipe: is validated but not applied/);
     expect(refused({ data: { balance: 'sampler' } })).to.match(/^config\.data\.balance: is validated but not applied/);
