@@ -22,6 +22,7 @@ import { ProgressCallback } from './train/progress';
 import { MetricsLogCallback } from './train/metrics-log';
 import type { Callback } from './train/callbacks';
 import type { Job } from './config/schema';
+import type { Stateful } from './stateful';
 import { LoopTrainerFactory, type TrainerFactory } from './train/build';
 
 /*
@@ -62,6 +63,8 @@ export const TOKENS = {
   Trainer: Symbol.for('layertune.Trainer'),
   /** A multi-binding: every `Callback` bound here joins the loop, run among the built-in ones by its `order`. */
   Callback: Symbol.for('layertune.Callback'),
+  /** A multi-binding: every `Stateful` part bound here is saved in each checkpoint under its stateKey and restored on resume. */
+  Stateful: Symbol.for('layertune.Stateful'),
 } as const;
 
 export interface Stages {
@@ -163,6 +166,11 @@ export function bindJob(c: Container, job: Job): void {
 /** The user's callbacks: everything bound to `TOKENS.Callback`, in binding order. */
 export function boundCallbacks(c: Container): Callback[] {
   return c.isBound(TOKENS.Callback) ? c.getAll<Callback>(TOKENS.Callback) : [];
+}
+
+/** The user's stateful parts: everything bound to `TOKENS.Stateful`, in binding order. */
+export function boundStateful(c: Container): Array<Stateful<unknown>> {
+  return c.isBound(TOKENS.Stateful) ? c.getAll<Stateful<unknown>>(TOKENS.Stateful) : [];
 }
 
 /**

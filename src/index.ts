@@ -16,6 +16,7 @@ import type { JobInput } from './config/schema';
  * instead of failing at run time.
  */
 export const runJob: (input?: JobInput, opts?: RunOptions) => Promise<JobResult> = runAnyJob;
+export { buildPlan } from './train/plan';
 export { JobSchema } from './config/schema';
 export { prepare } from './job';
 export { readJobFile } from './config/load';
@@ -23,9 +24,13 @@ export { resolveJob } from './config/load';
 export type { FitResult } from './train/trainer';
 export type { Job } from './config/schema';
 export type { JobInput } from './config/schema';
+export type { JobPlan } from './train/plan';
 export type { JobResult } from './job';
+export type { LayerPlan } from './train/plan';
+export type { LrPoints } from './train/plan';
 export type { Prepared } from './job';
 export type { RunOptions } from './job';
+export type { VariablePlan } from './train/plan';
 
 // Pipeline stages: the container, its binding tokens, the stage interfaces and the callbacks.
 export { CALLBACK_ORDER } from './train/callbacks';
@@ -61,6 +66,7 @@ export type { OptimizerFactory } from './container';
 export type { ReporterFactory } from './container';
 export type { ScheduleFactory } from './container';
 export type { Stages } from './container';
+export type { Stateful } from './stateful';
 export type { TrainerFactory } from './train/build';
 export type { TrainerInputs } from './train/build';
 export type { TrainerParts } from './train/build';

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type { Container } from 'inversify';
-import { bindJob, boundCallbacks, createContainer, stagesOf, type Stages } from './container';
+import { bindJob, boundCallbacks, boundStateful, createContainer, stagesOf, type Stages } from './container';
 import { mergeConfig, readJobFile, resolveJob } from './config/load';
 import type { Job, JobInput } from './config/schema';
 import { ConfigError } from './errors';
@@ -28,25 +28,19 @@ import { planLrWdWarnings, WeightDecaySchedule } from './tune/rules';
 import { writeReport } from './report/report';
 import { frozenPrefixRule } from './data/augment';
 import type { DataSource } from './data/source';
-import { BestTracker, loadCheckpoint, modelWeightStore, type Checkpoint } from './train/checkpoint';
-import {
-  Checkpointer,
-  EarlyStoppingCallback,
-  RecordingWeightStore,
-  epochMetrics,
-  metricsWithTrainAsVal,
-  type MetricsOf,
-  earlyStoppingJudge,
-  trackerJudge,
-  type BestJudge,
-} from './train/checkpoint-callbacks';
-import { planResume, type ResumePlan } from './train/checkpoint-resume';
-import { formatChanges } from './train/checkpoint-diff';
-import { joinMetrics, setAsideMetrics } from './train/checkpoint-metrics';
+import { loadCheckpoint } from './train/checkpoint/store';
+import { Checkpointer } from './train/checkpoint/checkpointer';
+import { BestTracker, EarlyStoppingJudge, TrackerJudge, type BestJudge } from './train/checkpoint/best';
+import { EarlyStoppingCallback, epochMetrics, metricsWithTrainAsVal, type MetricsOf } from './train/early-stopping';
+import { planResume, type ResumePlan } from './train/checkpoint/resume';
+import { formatChanges } from './config/diff';
+import { joinMetrics, setAsideMetrics } from './train/checkpoint/resume-metrics';
+import { modelWeights } from './schedules/weights';
+import { StateRegistry } from './stateful';
 import { fitBatch } from './train/batch-fit';
 import { countModel, memoryBudget } from './train/memory-estimate';
 import { RULES } from './optim/algorithms';
-import { checkProvenance, runProvenance } from './train/checkpoint-provenance';
+import { checkProvenance, runProvenance } from './train/checkpoint/provenance';
 import { packageVersion } from './package-root';
 import { checkEveryClassDecodes } from './data/class-probe';
 import { disposeNetwork } from './tune/parts';
@@ -172,7 +166,7 @@ function mergedInput(input: JobInput | Record<string, unknown>, configFile?: str
 }
 
 /** `best` follows early stopping when it is on (so it is what restoreBestWeights puts back), else its own metric. */
-function bestJudge(job: Job, hasVal: boolean, es: EarlyStoppingCallback | null, restored: Checkpoint | null, metricsOf: MetricsOf): BestJudge | null {
+function bestJudge(job: Job, hasVal: boolean, es: EarlyStoppingCallback | null, metricsOf: MetricsOf): BestJudge {
   const cfg = job.checkpoint;
   if (es && job.earlyStopping) {
     const { monitor, mode } = job.earlyStopping;
@@ -182,11 +176,10 @@ function bestJudge(job: Job, hasVal: boolean, es: EarlyStoppingCallback | null, 
         `"${cfg.monitor}" differs from earlyStopping.monitor "${monitor}": with early stopping on, the best checkpoint follows its monitor`,
       );
     }
-    return earlyStoppingJudge(es, monitor, resolveMode(mode, monitor), restored?.best ?? null, metricsOf);
+    return new EarlyStoppingJudge(es, monitor, resolveMode(mode, monitor), metricsOf);
   }
   const monitor = cfg.monitor ?? (hasVal ? 'val_loss' : 'loss');
-  const tracker = new BestTracker(restored?.best ?? BestTracker.initial(monitor, resolveMode(cfg.mode, monitor)));
-  return trackerJudge(tracker, metricsOf);
+  return new TrackerJudge(new BestTracker(BestTracker.initial(monitor, resolveMode(cfg.mode, monitor))), metricsOf);
 }
 
 /** Fine-tunes a pretrained backbone on an image folder and exports it: what `layertune train` runs. */
@@ -283,17 +276,12 @@ async function runLocked(
     log(`warning: no validation images: ${watched.map(([k, m]) => `${k} "${m}"`).join(', ')} read the training metrics instead`);
   }
   const metricsOf: MetricsOf = hasVal ? epochMetrics : (info) => metricsWithTrainAsVal(epochMetrics(info));
-  const weights = modelWeightStore(network.train);
+  const weights = modelWeights(network.train);
+  const esCallback = job.earlyStopping ? new EarlyStoppingCallback(new EarlyStopping(job.earlyStopping, weights), restored !== null, log, metricsOf) : null;
   // averaged from the weights the run starts with; a resume replaces it with the checkpoint's below
   const ema = job.ema ? new WeightEma(network.train, job.ema) : null;
   if (ema && job.ema?.export === 'ema' && job.earlyStopping?.restoreBestWeights) {
     log('warning: ema.export is "ema": the export holds the final weight EMA, not the best epoch earlyStopping.restoreBestWeights puts back');
-  }
-  let esCallback: EarlyStoppingCallback | null = null;
-  let esStore: RecordingWeightStore | null = null;
-  if (job.earlyStopping) {
-    esStore = new RecordingWeightStore(weights);
-    esCallback = new EarlyStoppingCallback(new EarlyStopping(job.earlyStopping, esStore), restored !== null, log, metricsOf);
   }
   const monitor = job.train.monitorRatios ? [new RatioMonitor(job.tune.ratioMonitor, { optimizer, log })] : [];
   const { batch, accumulate, epochs } = job.train;
@@ -325,45 +313,34 @@ async function runLocked(
       return { stop: d.stop, reason: d.reason };
     },
   };
-  const judge = bestJudge(job, hasVal, esCallback, restored, metricsOf);
-  const jobPlain = JSON.parse(JSON.stringify(job)) as Record<string, unknown>;
-  const checkpointer = new Checkpointer(
-    job.checkpoint,
-    job.out,
-    (t) => ({
-      job: jobPlain,
-      input: jobInput,
-      trainer: t.getState(),
-      schedule: schedule.getState(),
-      earlyStopping: esCallback ? esCallback.es.getState() : null,
-      earlyStoppingBest: esStore?.last ?? null,
-      weights: weights.read(),
-      optimizer: optimizer.getState(),
-      provenance,
-      ema: ema?.getState() ?? null,
-    }),
-    judge,
-  );
+  const judge = bestJudge(job, hasVal, esCallback, metricsOf);
+  // every stateful part of the run, once: the checkpointer captures them all, a resume restores them all
+  const state = new StateRegistry();
+  const meta = { job: JSON.parse(JSON.stringify(job)) as Record<string, unknown>, input: jobInput, provenance };
+  const checkpointer = new Checkpointer(job.checkpoint, job.out, meta, state, judge);
   const trainer = stages.trainer.create(p, {
     optimizer,
     lr: lrPolicy,
     callbacks,
     guard: job.guard,
     ema,
-    onEpochCommitted: (t, info) => checkpointer.onEpochCommitted(t, info),
+    onEpochCommitted: (_t, info) => checkpointer.onEpochCommitted(info),
     log,
   });
+  state.add(
+    trainer,
+    schedule,
+    ...(esCallback ? [esCallback.es, esCallback.es.bestWeightsState] : []),
+    judge,
+    weights,
+    optimizer,
+    ...(ema ? [ema] : []),
+    ...boundStateful(p.container),
+  );
   if (restored) {
-    weights.write(restored.weights);
-    optimizer.setState(restored.optimizer);
-    schedule.setState(restored.schedule);
-    if (esCallback && restored.earlyStopping) {
-      esCallback.es.setState(restored.earlyStopping, restored.earlyStoppingBest ?? null);
-      esStore!.last = restored.earlyStoppingBest ?? null;
-    }
-    trainer.setState(restored.trainer);
-    if (ema && restored.ema) ema.setState(restored.ema);
-    else ema?.restart();
+    state.restore(restored, ['trainer', 'schedule', 'weights', 'optimizer']);
+    // a forced resume that turned the EMA on: it starts from the restored weights, not the pretrained ones
+    if (ema && !restored.ema) ema.restart();
   }
   let fit: FitResult;
   try {

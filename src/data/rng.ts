@@ -1,8 +1,12 @@
 /**
  * A small seeded PRNG (mulberry32) whose whole state is one 32-bit integer, so data order can be
- * checkpointed and resumed exactly.
+ * checkpointed and resumed exactly. The data order and the augmentation draws share the trainer's one Rng, whose
+ * state the trainer's own state carries (`TrainerState.rng`), so it is not registered as a part of its own.
  */
-export class Rng {
+import type { Stateful } from '../stateful';
+
+export class Rng implements Stateful<number> {
+  readonly stateKey = 'rng';
   constructor(private state: number) {
     this.state = state >>> 0;
   }

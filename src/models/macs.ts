@@ -36,18 +36,29 @@ export function layerMultiplyAdds(l: LayerShape): number {
   }
 }
 
+/** Which of the layer's calls belongs to `model`'s graph (tfjs keys them `<layer>_ib-<index>`); the last one otherwise. */
+function nodeInModel(model: tf.LayersModel, layer: tf.layers.Layer): number {
+  const keys = (model as unknown as { containerNodes?: Set<string> }).containerNodes;
+  for (let i = layer.inboundNodes.length - 1; i >= 0; i--) if (keys?.has(`${layer.name}_ib-${i}`)) return i;
+  return layer.inboundNodes.length - 1;
+}
+
 /** Forward multiply-adds per image of `model`'s layers for which `include(name)` holds (default: all). */
 export function multiplyAddsPerImage(model: tf.LayersModel, include: (layerName: string) => boolean = () => true): number {
   let total = 0;
   for (const layer of flatLayers(model)) {
     if (!include(layer.name)) continue;
-    const input = layer.inboundNodes[0]?.inputTensors[0];
-    if (!input) continue;
+    // shapes from this model's call of the layer: a layer shared by several models (the cut prefix and suffix, a
+    // backbone re-applied at another input size) has several inbound nodes, and tfjs's layer.outputShape then throws
+    const node = layer.inboundNodes[nodeInModel(model, layer)];
+    const input = node?.inputTensors[0];
+    const output = node?.outputTensors[0];
+    if (!input || !output) continue;
     total += layerMultiplyAdds({
       className: layer.getClassName(),
       config: layer.getConfig() as LayerShape['config'],
       inputShape: input.shape,
-      outputShape: layer.outputShape as Array<number | null>,
+      outputShape: output.shape,
     });
   }
   return total;

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../errors';
+import type { Stateful } from '../stateful';
 import { RULES, type UpdateRule } from './algorithms';
 import { applyUpdate, decayGradient } from './decay';
 import { checkDecayModeFits } from './schema';
@@ -49,7 +50,8 @@ interface VarState {
  *   opt.step(grads, vars, schedule(step));                // lr of each group = group.lr × factor
  * The caller keeps ownership of `grads` (dispose them); the optimizer owns its slots (`dispose()`).
  */
-export class GroupedOptimizer {
+export class GroupedOptimizer implements Stateful<OptimizerState> {
+  readonly stateKey = 'optimizer';
   readonly algorithm: Algorithm;
   private readonly rule: UpdateRule;
   private groupList: ResolvedGroup[];

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { checkpointsDir } from '../train/checkpoint';
+import { checkpointsDir } from '../train/checkpoint/store';
 
 export interface ArtifactStore {
   /** A local run folder for the job's configured `out`, holding whatever an earlier attempt left there. */

@@ -5,6 +5,7 @@
 import { ConfigError } from '../errors';
 import { ReduceOnPlateau, type PlateauState } from './plateau';
 import type { ResolvedSchedule } from './resolve';
+import type { Stateful } from '../stateful';
 
 export interface EpochEndResult {
   /** True when the plateau rule says training ends after this epoch. */
@@ -20,7 +21,8 @@ export interface LrScheduleState {
   plateau: PlateauState | null;
 }
 
-export class LrSchedule {
+export class LrSchedule implements Stateful<LrScheduleState> {
+  readonly stateKey = 'schedule';
   private readonly plateau: ReduceOnPlateau | null;
 
   constructor(readonly resolved: ResolvedSchedule) {

@@ -5,6 +5,7 @@
  */
 import { ConfigError } from '../errors';
 import type { EarlyStoppingConfig } from './schema';
+import type { Stateful } from '../stateful';
 import type { WeightSnapshot, WeightStore } from './weights';
 
 export interface EarlyStopDecision {
@@ -23,7 +24,8 @@ export interface EarlyStoppingState {
   stoppedEpoch: number | null;
 }
 
-export class EarlyStopping {
+export class EarlyStopping implements Stateful<EarlyStoppingState> {
+  readonly stateKey = 'earlyStopping';
   private state: EarlyStoppingState = EarlyStopping.initialState();
   private bestWeights: WeightSnapshot | null = null;
   /** +1 for max, −1 for min: improvement means sign·(current − sign·minDelta − reference) > 0. */
@@ -99,15 +101,26 @@ export class EarlyStopping {
     return this.state.bestEpoch;
   }
 
-  /** Counters only; the best weights belong in the "best" checkpoint, not in this state. */
+  /** The counters; restoreBestWeights's copy is the separate part `bestWeightsState`, whose arrays go to the weights file. */
   getState(): EarlyStoppingState {
     return { ...this.state };
   }
 
-  setState(state: EarlyStoppingState, bestWeights: WeightSnapshot | null = null): void {
+  setState(state: EarlyStoppingState): void {
     this.state = { ...state };
-    this.bestWeights = bestWeights;
   }
+
+  /**
+   * restoreBestWeights's copy as a checkpoint part (`earlyStoppingBest`), so a resumed run still puts the best
+   * epoch back at the end. The snapshot is handed out as is: it is replaced, never written into.
+   */
+  readonly bestWeightsState: Stateful<WeightSnapshot | null> = {
+    stateKey: 'earlyStoppingBest',
+    getState: () => this.bestWeights,
+    setState: (s) => {
+      this.bestWeights = s;
+    },
+  };
 
   private readWeights(): WeightSnapshot {
     return (this.weights as WeightStore).read();

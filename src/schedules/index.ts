@@ -31,5 +31,5 @@ export {
   type EarlyStopDecision,
   type EarlyStoppingState,
 } from './early-stopping';
-export { variableWeightStore, type WeightStore, type WeightSnapshot, type WeightCopy } from './weights';
+export { ModelWeights, modelWeights, type WeightStore, type WeightSnapshot, type WeightCopy } from './weights';
 export { lrPlan, formatLrPlan, type LrPlan } from './plan';

@@ -3,7 +3,9 @@
  * one for the whole run (restoreBestWeights) cannot leak, and it survives backend switches.
  */
 import * as tf from '@tensorflow/tfjs';
+import { ConfigError } from '../errors';
 import { flatLayers } from '../optim/named';
+import type { Stateful } from '../stateful';
 
 export interface WeightCopy {
   name: string;
@@ -20,76 +22,95 @@ export interface WeightStore {
   write(snapshot: WeightSnapshot): void;
 }
 
-/** A weight the store can copy: its stable key, its current value, and how to write a new one. */
-interface WeightEntry {
-  key: string;
-  value(): tf.Tensor;
-  assign(t: tf.Tensor): void;
-}
-
-/** How a write that does not fit is reported (a resume names its config field; other callers need no more than an Error). */
-export interface WeightMismatch {
+/** How a write that does not fit is reported: a resume names its config field, an in-process copy a plain Error. */
+interface WeightMismatch {
   missing(keys: string[]): Error;
   shape(key: string, snapshot: number[], variable: number[]): Error;
 }
 
-const PLAIN: WeightMismatch = {
-  missing: (keys) => new Error(`weight snapshot has no entry for ${keys.slice(0, 3).join(', ')}${keys.length > 3 ? ` and ${keys.length - 3} more` : ''}`),
+const firstKeys = (keys: string[]) => `${keys.slice(0, 3).join(', ')}${keys.length > 3 ? ` and ${keys.length - 3} more` : ''}`;
+
+const IN_PROCESS: WeightMismatch = {
+  missing: (keys) => new Error(`weight snapshot has no entry for ${firstKeys(keys)}`),
   shape: (key, snap, v) => new Error(`weight snapshot shape ${snap.join('x')} ≠ variable ${key} shape ${v.join('x')}`),
 };
 
-/** The one copy-out/copy-in behind every store: plain arrays out, checked by key and shape on the way back. */
-function entryStore(entries: () => WeightEntry[], mismatch: WeightMismatch): WeightStore {
-  return {
-    read() {
-      return entries().map(({ key, value }) => {
-        const t = value();
-        return {
-          name: key,
-          shape: t.shape.slice(),
-          dtype: t.dtype as WeightCopy['dtype'],
-          // slice(): dataSync may hand back the backend's own buffer, which the next update would overwrite.
-          values: (t.dataSync() as WeightCopy['values']).slice(),
-        };
-      });
-    },
-    write(snapshot) {
-      const byName = new Map(snapshot.map((w) => [w.name, w]));
-      const all = entries();
-      const missing = all.filter(({ key }) => !byName.has(key)).map((e) => e.key);
-      if (missing.length) throw mismatch.missing(missing);
-      for (const { key, value, assign } of all) {
-        const w = byName.get(key)!;
-        const shape = value().shape;
-        if (w.shape.join('x') !== shape.join('x')) throw mismatch.shape(key, w.shape, shape);
-        tf.tidy(() => assign(tf.tensor(w.values, w.shape, w.dtype)));
-      }
-    },
-  };
-}
-
-/** A WeightStore over tf.Variables, keyed by their runtime names. */
-export function variableWeightStore(variables: () => readonly tf.Variable[]): WeightStore {
-  return entryStore(() => variables().map((v) => ({ key: v.name, value: () => v, assign: (t) => v.assign(t) })), PLAIN);
-}
+// a checkpoint from another model is the user's mistake, so it is reported as one line under `resume`
+const FROM_CHECKPOINT: WeightMismatch = {
+  missing: (keys) => new ConfigError('resume', `the checkpoint has no weights for ${firstKeys(keys)} (another model?)`),
+  shape: (key, snap, v) => new ConfigError('resume', `weight ${key} has shape [${snap}] in the checkpoint, [${v}] in the model`),
+};
 
 /**
  * Every weight of a model (trainable or not, BatchNorm moving mean/variance included) keyed by the stable
- * `LayerVariable.originalName`, so a snapshot loads into a model built in another process. This is the store
- * checkpoints, early stopping, the divergence guard and the tuning tools all use.
+ * `LayerVariable.originalName`, so a snapshot loads into a model built in another process. The one weight
+ * snapshot of the code base: the divergence guard's rollback, early stopping's best weights, checkpoints and
+ * the tuning tools' weight resets all go through it. As a `Stateful` part it is the checkpoint's `weights`.
  */
-export function layerWeightStore(model: tf.LayersModel, mismatch: WeightMismatch = PLAIN): WeightStore {
-  const entries = (): WeightEntry[] => {
-    const out: WeightEntry[] = [];
+export class ModelWeights implements WeightStore, Stateful<WeightSnapshot> {
+  readonly stateKey = 'weights';
+  constructor(private readonly model: tf.LayersModel) {}
+
+  read(): WeightSnapshot {
+    return this.entries().map((w) => {
+      const t = w.read();
+      return {
+        name: w.originalName,
+        shape: t.shape.slice(),
+        dtype: t.dtype as WeightCopy['dtype'],
+        // slice(): dataSync may hand back the backend's own buffer, which the next update would overwrite.
+        values: (t.dataSync() as WeightCopy['values']).slice(),
+      };
+    });
+  }
+
+  write(snapshot: WeightSnapshot): void {
+    this.writeChecked(snapshot, IN_PROCESS);
+  }
+
+  getState(): WeightSnapshot {
+    return this.read();
+  }
+
+  setState(snapshot: WeightSnapshot): void {
+    this.writeChecked(snapshot, FROM_CHECKPOINT);
+  }
+
+  /** Every key and shape is checked before the first weight is written, so a mismatch changes nothing. */
+  private writeChecked(snapshot: WeightSnapshot, mismatch: WeightMismatch): void {
+    const byName = new Map(snapshot.map((w) => [w.name, w]));
+    const all = this.entries();
+    const missing = all.filter((w) => !byName.has(w.originalName)).map((w) => w.originalName);
+    if (missing.length) throw mismatch.missing(missing);
+    for (const w of all) {
+      const s = byName.get(w.originalName)!;
+      if (s.shape.join('x') !== w.shape.join('x')) throw mismatch.shape(w.originalName, s.shape, w.shape as number[]);
+    }
+    for (const w of all) {
+      const s = byName.get(w.originalName)!;
+      tf.tidy(() => {
+        w.write(tf.tensor(s.values, s.shape, s.dtype));
+      });
+    }
+  }
+
+  private entries(): LayerVariable[] {
+    const out: LayerVariable[] = [];
     const seen = new Set<string>();
-    for (const layer of flatLayers(model)) {
+    for (const layer of flatLayers(this.model)) {
       for (const w of layer.weights) {
         if (seen.has(w.originalName)) continue; // a layer shared between models appears once
         seen.add(w.originalName);
-        out.push({ key: w.originalName, value: () => w.read(), assign: (t) => w.write(t) });
+        out.push(w);
       }
     }
     return out;
-  };
-  return entryStore(entries, mismatch);
+  }
+}
+
+type LayerVariable = tf.layers.Layer['weights'][number];
+
+/** The weights of `model`, keyed by original name: see ModelWeights. */
+export function modelWeights(model: tf.LayersModel): ModelWeights {
+  return new ModelWeights(model);
 }

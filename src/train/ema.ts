@@ -16,6 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { EmaConfig } from '../data/augment-schema';
 import { flatLayers } from '../optim/named';
 import type { WeightCopy, WeightSnapshot } from '../schedules/weights';
+import type { Stateful } from '../stateful';
 import { CALLBACK_ORDER, type Callback } from './callbacks';
 
 type LayerWeight = tf.LayersModel['weights'][number];
@@ -62,7 +63,7 @@ function modelWeights(model: tf.LayersModel): Array<{ key: string; w: LayerWeigh
  * tensor buffers instead of copying them: every weight update in layertune is an `assign` of a new tensor, never a
  * write into an existing buffer, so a shared buffer cannot change under either side.
  */
-export class WeightEma {
+export class WeightEma implements Stateful<EmaState> {
   readonly stateKey = 'ema';
   private readonly entries: Array<{ key: string; w: LayerWeight }>;
   private avg: tf.Tensor[];

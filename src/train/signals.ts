@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { UserError } from '../errors';
 import { CALLBACK_ORDER, CancelFit, type BatchInfo, type Callback } from './callbacks';
-import { checkpointsDir, peekCheckpoint } from './checkpoint';
+import { checkpointsDir, peekCheckpoint } from './checkpoint/store';
 
 export type StopSignal = 'SIGINT' | 'SIGTERM';
 

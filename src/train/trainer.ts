@@ -10,7 +10,8 @@ import { namedVariableGrads } from '../optim/named';
 import type { ShardOutput } from '../engine/wasm/parallel';
 import type { FeatureCache } from './feature-cache';
 import { allFinite, DivergenceGuardCallback, type DivergenceGuard, type GuardConfig, type GuardEvent } from './guard';
-import { modelWeightStore } from './checkpoint';
+import { modelWeights } from '../schedules/weights';
+import type { Stateful } from '../stateful';
 import type { TrainerState } from './trainer-state';
 import {
   CancelBatch,
@@ -120,7 +121,8 @@ interface EpochTotals {
  * Randomness is a function of the run's state (the data order and flips from `rng`, dropout from the step), so a
  * resumed run continues bit for bit.
  */
-export class Trainer {
+export class Trainer implements Stateful<TrainerState> {
+  readonly stateKey = 'trainer';
   readonly rng: Rng;
   step = 0;
   epoch = 0;
@@ -156,7 +158,7 @@ export class Trainer {
     if (o.guard?.enabled) {
       const opt = o.optimizer;
       if (!opt.getState || !opt.setState) throw new Error('the divergence guard needs an optimizer with getState/setState');
-      this.guardCallback = new DivergenceGuardCallback(o.guard, Math.log(net.classes.length), modelWeightStore(net.train), opt as Required<StepOptimizer>, log);
+      this.guardCallback = new DivergenceGuardCallback(o.guard, Math.log(net.classes.length), modelWeights(net.train), opt as Required<StepOptimizer>, log);
       builtIn.push(this.guardCallback);
     }
     if (o.ema) builtIn.push(new EmaCallback(o.ema));

@@ -44,5 +44,5 @@ export {
   type RateRow,
   type WdScheduleInput,
 } from './rules';
-export { SplitDataView, CachedModelSource, allWeights, restoreWeights, disposeNetwork, disposeHead, topGroupLr } from './parts';
+export { SplitDataView, CachedModelSource, disposeNetwork, disposeHead, topGroupLr } from './parts';
 export { RatioMonitor, nudge, geometricMean, type RatioWarning, type AdjustableOptimizer } from '../train/ratio-monitor';

@@ -15,7 +15,8 @@ import type { LrPolicy } from '../train/trainer';
 import { chartSvg, writePng, writeTextAtomic } from '../report/svg';
 import { LrFindSchema, type LrFindInput, type LrFindConfig } from './schema';
 import { centredMean, minimumOver10, shouldStop, SmoothedLoss, suggestLr, sweepRate, trimCurve, valley, type CurveReading, type Suggestion } from './lr-curve';
-import { allWeights, SplitDataView, disposeNetwork, restoreWeights, topGroupLr } from './parts';
+import { SplitDataView, disposeNetwork, topGroupLr } from './parts';
+import { modelWeights } from '../schedules/weights';
 
 export interface LrFindResult {
   /** Effective rate of the top layer group at each recorded step (the other groups keep their ratio to it). */
@@ -97,7 +98,7 @@ export async function lrRangeTest(
   const own = optimizer === undefined;
   const opt = optimizer ?? p.stages.optimizer.create(p.plan.groups, p.job);
   const savedState = own ? null : opt.getState();
-  const savedWeights = allWeights(p.network);
+  const savedWeights = modelWeights(p.network.train).read();
   const top = topGroupLr(p);
   if (!(top > 0)) throw new TrainingError('lr-find: every group is frozen or has rate 0; nothing to sweep');
   const recorder = new SweepRecorder(cfg);
@@ -120,7 +121,7 @@ export async function lrRangeTest(
     if (!(e instanceof TrainingError) || !/^loss became/.test(e.message)) throw e;
     recorder.recordNaN();
   } finally {
-    restoreWeights(p.network, savedWeights);
+    modelWeights(p.network.train).write(savedWeights);
     if (savedState) opt.setState(savedState);
     if (own) opt.dispose();
   }

@@ -1,6 +1,6 @@
 /**
- * Shared plumbing for the tuning tools: a view of a DataSource without validation images, weight snapshots
- * including BatchNorm statistics, and disposal of a prepared network. Their Trainer comes from the container
+ * Shared plumbing for the tuning tools: a view of a DataSource without validation images, a model source that
+ * hands out the same pretrained weights to every trial, and disposal of a prepared network. Their Trainer comes from the container
  * (`p.stages.trainer`), the same builder runJob uses; they never re-implement the loop.
  */
 import type { Prepared } from '../job';
@@ -9,7 +9,7 @@ import type { DataSource, Example } from '../data/source';
 import type { ModelRequest, ModelSource } from '../models/source';
 import type { Backbone } from '../models/types';
 import { flatLayers } from '../optim/named';
-import { layerWeightStore, type WeightSnapshot } from '../schedules/weights';
+import { modelWeights, type WeightSnapshot } from '../schedules/weights';
 
 /** The same source with a different train/val view; decoding (and its cache) stays with the base source. */
 export class SplitDataView implements DataSource {
@@ -30,15 +30,6 @@ export class SplitDataView implements DataSource {
   pixels(example: Example, size: number): Promise<Uint8Array> {
     return this.base.pixels(example, size);
   }
-}
-
-/** Every weight of the network, trainable or not (BatchNorm moving mean/variance included). */
-export function allWeights(net: Network): WeightSnapshot {
-  return layerWeightStore(net.train).read();
-}
-
-export function restoreWeights(net: Network, snap: WeightSnapshot): void {
-  layerWeightStore(net.train).write(snap);
 }
 
 /**
@@ -80,7 +71,7 @@ export class CachedModelSource implements ModelSource {
   async load(req: ModelRequest): Promise<Backbone> {
     const key = JSON.stringify([req.source, req.size ?? null]);
     const hit = this.cache.get(key);
-    const store = (b: Backbone) => layerWeightStore(b.model);
+    const store = (b: Backbone) => modelWeights(b.model);
     if (hit) {
       store(hit.backbone).write(hit.weights);
       return hit.backbone;

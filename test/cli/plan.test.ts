@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { referenceSpecToJob, type ReferenceFile } from '../../src/schedules/reference';
-import type { VariablePlan, LayerPlan } from '../../src/cli/commands/plan';
+import type { VariablePlan, LayerPlan } from '../../src/train/plan';
 import { tmpDir, writeClassFolder } from '../helpers/images';
 import { layertune, userLines, ROOT } from './run';
 

@@ -1,4 +1,4 @@
-import type { Checkpoint } from '../../src/train/checkpoint';
+import type { Checkpoint } from '../../src/train/checkpoint/format';
 
 /**
  * The smallest checkpoint the store accepts: the reliability tests only need real files on disk to

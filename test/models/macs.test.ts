@@ -56,4 +56,16 @@ describe('models: multiply-adds per image', function () {
     expect(trainedMultiplyAdds(net, built.stages.length)).to.equal(last * 2);
     net.train.dispose();
   });
+
+  it('a layer called by two models at different input sizes counts each model at its own size', () => {
+    // the shipped backbone re-applied at a job's 32 px: tfjs's layer.outputShape throws for a layer with two calls
+    const conv = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same' });
+    const a = tf.input({ shape: [8, 8, 2] });
+    const big = tf.model({ inputs: a, outputs: conv.apply(a) as tf.SymbolicTensor });
+    const b = tf.input({ shape: [4, 4, 2] });
+    const small = tf.model({ inputs: b, outputs: conv.apply(b) as tf.SymbolicTensor });
+    expect(multiplyAddsPerImage(big)).to.equal(8 * 8 * 4 * 9 * 2);
+    expect(multiplyAddsPerImage(small)).to.equal(4 * 4 * 4 * 9 * 2);
+    big.dispose();
+  });
 });

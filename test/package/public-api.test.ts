@@ -13,6 +13,7 @@ import ts from 'typescript';
 const EXPECTED: Record<string, string[]> = {
   'Jobs': [
     'runJob',
+    'buildPlan',
     'JobSchema',
     'prepare',
     'readJobFile',
@@ -20,9 +21,13 @@ const EXPECTED: Record<string, string[]> = {
     'FitResult',
     'Job',
     'JobInput',
+    'JobPlan',
     'JobResult',
+    'LayerPlan',
+    'LrPoints',
     'Prepared',
     'RunOptions',
+    'VariablePlan',
   ],
   'Pipeline stages': [
     'CALLBACK_ORDER',
@@ -57,6 +62,7 @@ const EXPECTED: Record<string, string[]> = {
     'ReporterFactory',
     'ScheduleFactory',
     'Stages',
+    'Stateful',
     'StepControl',
     'TrainerFactory',
     'TrainerInputs',

@@ -7,7 +7,7 @@ import { DataError, UserError } from '../../src/errors';
 import { checkEveryClassDecodes } from '../../src/data/class-probe';
 import { DataChangedError, ImageFolderSource } from '../../src/data/image-folder';
 import { scanFolder } from '../../src/data/scan';
-import { dataManifest, fileSize } from '../../src/train/checkpoint-provenance';
+import { dataManifest, fileSize } from '../../src/train/checkpoint/provenance';
 import { tmpDir, writeClassFolder } from '../helpers/images';
 import { createContainer, type DataSourceFactory, TOKENS } from '../../src/container';
 

@@ -13,7 +13,7 @@ import { ROOT, cli, type CliResult } from './cli';
 import { nodeChild } from '../cli/run';
 import { tmpDir, writeClassFolder } from '../helpers/images';
 import { InterruptOnSignal, InterruptedError, signalExitCode, type SignalHost, type StopSignal } from '../../src/train/signals';
-import { latestCheckpoint, loadCheckpoint, peekCheckpoint } from '../../src/train/checkpoint';
+import { latestCheckpoint, loadCheckpoint, peekCheckpoint } from '../../src/train/checkpoint/store';
 import { CancelFit, type BatchInfo } from '../../src/train/callbacks';
 import { recoverFolder } from '../../src/export/atomic';
 
@@ -193,7 +193,7 @@ describe('reliability: interruption', function () {
     const dir = path.join(tmpDir('lt-ck-kill-'), 'last');
     // a child that writes a small checkpoint, then keeps overwriting it with 64 MB ones until it is killed
     const script = `
-      const { saveCheckpoint } = require(${JSON.stringify(path.join(ROOT, 'src', 'train', 'checkpoint.ts'))});
+      const { saveCheckpoint } = require(${JSON.stringify(path.join(ROOT, 'src', 'train', 'checkpoint', 'store.ts'))});
       const mk = (v, n) => ({ job: { v }, input: { v }, trainer: { epoch: v, step: v, rng: v, guard: null, history: [], stoppedEarly: null },
         schedule: {}, earlyStopping: null, best: null, weights: [{ name: 'w', shape: [n], dtype: 'float32', values: new Float32Array(n).fill(v) }],
         optimizer: { algorithm: 'sgd', step: v, vars: {} } });

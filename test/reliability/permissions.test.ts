@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tmpDir } from '../helpers/images';
 import { replaceFolderAtomic } from '../../src/export/atomic';
-import { saveCheckpoint, type Checkpoint } from '../../src/train/checkpoint';
+import { saveCheckpoint } from '../../src/train/checkpoint/store';
+import type { Checkpoint } from '../../src/train/checkpoint/format';
 import { writeFileAtomic, writeFileDurable } from '../../src/io/write';
 import { tinyCheckpoint } from '../helpers/checkpoint';
 

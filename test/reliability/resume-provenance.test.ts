@@ -6,8 +6,8 @@ import { runJob } from '../../src/job';
 import type { JobInput } from '../../src/config/schema';
 import { ConfigError } from '../../src/errors';
 import { scanFolder } from '../../src/data/scan';
-import { planResume } from '../../src/train/checkpoint-resume';
-import { checkProvenance, compareProvenance, dataManifest, describeClassChange, type RunProvenance } from '../../src/train/checkpoint-provenance';
+import { planResume } from '../../src/train/checkpoint/resume';
+import { checkProvenance, compareProvenance, dataManifest, describeClassChange, type RunProvenance } from '../../src/train/checkpoint/provenance';
 import { tmpDir, writeClassFolder } from '../helpers/images';
 
 const quiet = { log: () => undefined };

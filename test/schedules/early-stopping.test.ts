@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../../src/errors';
-import { EarlyStopping, EarlyStoppingSchema, resolveMode, variableWeightStore, type EarlyStoppingInput, type WeightStore } from '../../src/schedules';
+import { EarlyStopping, EarlyStoppingSchema, resolveMode, type EarlyStoppingInput, type WeightStore } from '../../src/schedules';
 
 function es(opts: EarlyStoppingInput, store?: WeightStore): EarlyStopping {
   return new EarlyStopping(EarlyStoppingSchema.parse(opts), store);
@@ -18,6 +18,12 @@ function run(e: EarlyStopping, monitor: string, values: number[]): { stopAt: num
   }
   return { stopAt: null, best };
 }
+
+/** A WeightStore over bare variables: EarlyStopping needs no more than read and write (models use modelWeights). */
+const storeOver = (vs: tf.Variable[]): WeightStore => ({
+  read: () => vs.map((v) => ({ name: v.name, shape: v.shape.slice(), dtype: 'float32', values: (v.dataSync() as Float32Array).slice() })),
+  write: (snap) => snap.forEach((w, i) => tf.tidy(() => vs[i].assign(tf.tensor(w.values, w.shape, w.dtype)))),
+});
 
 describe('schedules: EarlyStopping (Keras semantics)', () => {
   it('min, patience 2: stops when the wait reaches patience', () => {
@@ -104,10 +110,7 @@ describe('schedules: EarlyStopping restoreBestWeights', () => {
   }
 
   it("writes the best epoch's weights back at the end, with numTensors flat", () => {
-    const e = es(
-      { patience: 2, restoreBestWeights: true },
-      variableWeightStore(() => vars),
-    );
+    const e = es({ patience: 2, restoreBestWeights: true }, storeOver(vars));
     const losses = [1.0, 0.4, 0.6, 0.5, 0.45, 0.3];
     const before = tf.memory().numTensors;
     let stopAt = -1;
@@ -128,10 +131,7 @@ describe('schedules: EarlyStopping restoreBestWeights', () => {
   });
 
   it("without any improvement after the first epoch, the first epoch's weights come back", () => {
-    const e = es(
-      { patience: 1, restoreBestWeights: true },
-      variableWeightStore(() => vars),
-    );
+    const e = es({ patience: 1, restoreBestWeights: true }, storeOver(vars));
     for (const [epoch, loss] of [1, 2, 3].entries()) {
       train(epoch + 5);
       e.onEpochEnd(epoch, { val_loss: loss });

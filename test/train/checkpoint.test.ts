@@ -2,9 +2,12 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { saveCheckpoint, loadCheckpoint, latestCheckpoint, modelWeightStore, BestTracker, type Checkpoint } from '../../src/train/checkpoint';
-import { diffConfig, formatChanges } from '../../src/train/checkpoint-diff';
-import { joinMetrics, linesBefore, setAsideMetrics } from '../../src/train/checkpoint-metrics';
+import { saveCheckpoint, loadCheckpoint, latestCheckpoint } from '../../src/train/checkpoint/store';
+import type { Checkpoint } from '../../src/train/checkpoint/format';
+import { BestTracker } from '../../src/train/checkpoint/best';
+import { modelWeights } from '../../src/schedules/weights';
+import { diffConfig, formatChanges } from '../../src/config/diff';
+import { joinMetrics, linesBefore, setAsideMetrics } from '../../src/train/checkpoint/resume-metrics';
 import { mixSeed, Trainer } from '../../src/train/trainer';
 import { prepare } from '../../src/job';
 import type { JobInput } from '../../src/config/schema';
@@ -76,11 +79,11 @@ describe('checkpoint files', () => {
     expect(latestCheckpoint(run)).to.equal(path.join(run, 'checkpoints', 'last'));
   });
 
-  it('modelWeightStore covers BatchNorm moving statistics and writes back exactly', () => {
+  it('modelWeights covers BatchNorm moving statistics and writes back exactly', () => {
     const input = tf.input({ shape: [4] });
     const out = tf.layers.batchNormalization({ name: 'bn' }).apply(tf.layers.dense({ units: 3, name: 'd' }).apply(input)) as tf.SymbolicTensor;
     const model = tf.model({ inputs: input, outputs: out });
-    const store = modelWeightStore(model);
+    const store = modelWeights(model);
     const snap = store.read();
     expect(snap.map((w) => w.name)).to.deep.equal(['d/kernel', 'd/bias', 'bn/gamma', 'bn/beta', 'bn/moving_mean', 'bn/moving_variance']);
     const changed = snap.map((w) => ({ ...w, values: Float32Array.from(w.values as Float32Array, (v, i) => v + i + 0.5) }));
@@ -88,7 +91,13 @@ describe('checkpoint files', () => {
     store.write(changed);
     expect(tf.memory().numTensors).to.equal(n0);
     store.read().forEach((w, i) => expect(Array.from(w.values)).to.deep.equal(Array.from(changed[i].values)));
-    expect(() => store.write(changed.slice(1))).to.throw(ConfigError, /no weights for d\/kernel/);
+    // as a checkpoint part, a snapshot of another model is the user's mistake: one line under `resume`
+    expect(() => store.setState(changed.slice(1))).to.throw(ConfigError, /^resume: the checkpoint has no weights for d\/kernel/);
+    // in process (guard, early stopping, tuning) it is a plain Error; either way nothing was written
+    const wrongShape = changed.map((w, i) => (i === 5 ? { ...w, shape: [1, 3] } : w));
+    expect(() => store.write(wrongShape)).to.throw(Error, /bn\/moving_variance shape 3/);
+    expect(() => store.write(wrongShape)).not.to.throw(ConfigError);
+    store.read().forEach((w, i) => expect(Array.from(w.values)).to.deep.equal(Array.from(changed[i].values)));
     model.dispose();
   });
 

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import * as path from 'node:path';
 import { runJob } from '../../src/job';
 import type { JobInput } from '../../src/config/schema';
-import { loadCheckpoint, modelWeightStore } from '../../src/train/checkpoint';
+import { loadCheckpoint } from '../../src/train/checkpoint/store';
+import { modelWeights } from '../../src/schedules/weights';
 import type { WeightSnapshot } from '../../src/schedules/weights';
 import { MemorySource, dataContainer } from '../helpers/memory-source';
 import { tmpDir } from '../helpers/images';
@@ -31,7 +32,7 @@ describe('early stopping and the plateau stop, wired from the job config', funct
     const last = loadCheckpoint(path.join(out, 'checkpoints', 'last'));
     expect(best.trainer.epoch).to.equal(1);
     expect(last.trainer.epoch).to.equal(3);
-    const final = modelWeightStore(res.network.train).read();
+    const final = modelWeights(res.network.train).read();
     expect(same(final, best.weights)).to.equal(true);
     expect(same(final, last.weights)).to.equal(false);
 
@@ -39,7 +40,7 @@ describe('early stopping and the plateau stop, wired from the job config', funct
     const again = await runJob({}, { log: () => undefined, resume: out, container: dataContainer(source) });
     expect(again.fit.history).to.have.length(3);
     expect(again.fit.stoppedEarly).to.equal(res.fit.stoppedEarly);
-    expect(same(modelWeightStore(again.network.train).read(), best.weights)).to.equal(true);
+    expect(same(modelWeights(again.network.train).read(), best.weights)).to.equal(true);
   });
 
   it("the plateau stage's stop (maxReductions used up) ends training after that epoch and the reason is printed", async () => {

@@ -7,7 +7,8 @@ import type { JobInput } from '../../src/config/schema';
 import { TrainingError } from '../../src/errors';
 import { allFinite, DivergenceGuard, GuardSchema, median } from '../../src/train/guard';
 import { Trainer } from '../../src/train/trainer';
-import { loadCheckpoint, modelWeightStore } from '../../src/train/checkpoint';
+import { loadCheckpoint } from '../../src/train/checkpoint/store';
+import { modelWeights } from '../../src/schedules/weights';
 import type { WeightSnapshot } from '../../src/schedules/weights';
 import { MemorySource, dataContainer, prepareGuardJob } from '../helpers/memory-source';
 import { tmpDir } from '../helpers/images';
@@ -79,7 +80,7 @@ describe('divergence guard', function () {
     const source = new MemorySource(['a', 'b'], 8, 2);
     const p = await prepareGuardJob(source, 2);
     const opt = p.stages.optimizer.create(p.plan.groups, p.job);
-    const store = modelWeightStore(p.network.train);
+    const store = modelWeights(p.network.train);
     let afterStep1: WeightSnapshot | null = null;
     let atRollback: WeightSnapshot | null = null;
     const factors: number[] = [];

@@ -4,8 +4,8 @@ import * as path from 'node:path';
 import { runJob } from '../../src/job';
 import type { JobInput } from '../../src/config/schema';
 import { ConfigError } from '../../src/errors';
-import { modelWeightStore } from '../../src/train/checkpoint';
-import { planResume } from '../../src/train/checkpoint-resume';
+import { modelWeights } from '../../src/schedules/weights';
+import { planResume } from '../../src/train/checkpoint/resume';
 import type { Callback } from '../../src/train/callbacks';
 import { MemorySource, dataContainer } from '../helpers/memory-source';
 import { tmpDir } from '../helpers/images';
@@ -78,8 +78,8 @@ describe('exact resume', function () {
     expect(sb.trainer.rng).to.equal(sa.trainer.rng);
     expect(sb.trainer.guard).to.deep.equal(sa.trainer.guard);
     // and the final model (the best epoch's weights put back), every weight, every bit
-    const wa = modelWeightStore(full.network.train).read();
-    const wb = modelWeightStore(resumed.network.train).read();
+    const wa = modelWeights(full.network.train).read();
+    const wb = modelWeights(resumed.network.train).read();
     expect(wb.map((w) => w.name)).to.deep.equal(wa.map((w) => w.name));
     expect(wa.some((w) => /moving_mean/.test(w.name))).to.equal(true);
     wa.forEach((w, i) => expect(Buffer.from(wb[i].values.buffer).equals(Buffer.from(w.values.buffer)), w.name).to.equal(true));

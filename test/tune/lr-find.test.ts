@@ -5,7 +5,8 @@ import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { prepare } from '../../src/job';
 import { lrRangeTest, lrFind } from '../../src/tune/lr-find';
-import { allWeights, disposeNetwork } from '../../src/tune/parts';
+import { disposeNetwork } from '../../src/tune/parts';
+import { modelWeights } from '../../src/schedules/weights';
 import type { BatchInfo, Callback } from '../../src/train/callbacks';
 import { ConfigError } from '../../src/errors';
 import { tmpDir } from '../helpers/images';
@@ -36,7 +37,7 @@ describe('lr-find on the shipped MobileNet (32 px, in-memory data)', function ()
       );
       opt.step(byOurName, p.trainableVars, 1e-3);
       tf.dispose(grads);
-      const before = allWeights(p.network);
+      const before = modelWeights(p.network.train).read();
       const stateBefore = opt.getState();
       const tensors0 = tf.memory().numTensors;
       // prove the sweep really moves BN statistics (else the check below could not fail)
@@ -51,7 +52,7 @@ describe('lr-find on the shipped MobileNet (32 px, in-memory data)', function ()
       const r = await lrRangeTest(p, { steps: 12 }, { optimizer: opt, callbacks: [probe] });
       expect(r.losses.length).to.be.greaterThan(5);
       expect(movedDuring, 'BN moving mean changed during the sweep').to.equal(true);
-      const after = allWeights(p.network);
+      const after = modelWeights(p.network.train).read();
       expect(after.length).to.equal(before.length);
       expect(before.some((w) => /moving_variance/.test(w.name))).to.equal(true);
       for (let i = 0; i < before.length; i++) {
@@ -125,14 +126,14 @@ describe('lr-find on the shipped MobileNet (32 px, in-memory data)', function ()
   it('a loss that turns NaN ends the sweep as "nan", and the weights still come back', async () => {
     const p = await prepare(tinyJob(tmpDir()), withData(new MemorySource()));
     try {
-      const before = allWeights(p.network);
+      const before = modelWeights(p.network.train).read();
       const n0 = tf.memory().numTensors;
       // the 4x rule switched off: only a non-finite loss can stop this sweep to 1e12
       const r = await lrRangeTest(p, { start: 1e-2, end: 1e12, steps: 30, stopFactor: 1e300 });
       expect(r.stoppedBy).to.equal('nan');
       expect(Number.isFinite(r.losses[r.losses.length - 1])).to.equal(false);
       expect(r.losses.length).to.be.lessThan(30);
-      const after = allWeights(p.network);
+      const after = modelWeights(p.network.train).read();
       for (let i = 0; i < before.length; i++) expect(Buffer.from(after[i].values.buffer).equals(Buffer.from(before[i].values.buffer))).to.equal(true);
       expect(tf.memory().numTensors).to.equal(n0);
     } finally {

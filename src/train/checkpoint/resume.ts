@@ -1,11 +1,11 @@
 /** `train --resume RUN_DIR`: which checkpoint, which job, and the refusal when the job changed. */
 import * as path from 'node:path';
-import { ConfigError } from '../errors';
-import { mergeConfig, readJobFile, resolveJob } from '../config/load';
-import type { Job } from '../config/schema';
-import { latestCheckpoint, peekCheckpoint } from './checkpoint';
-import { diffConfig, formatChanges, type ConfigChange } from './checkpoint-diff';
-import type { RunProvenance } from './checkpoint-provenance';
+import { ConfigError } from '../../errors';
+import { mergeConfig, readJobFile, resolveJob } from '../../config/load';
+import type { Job } from '../../config/schema';
+import { latestCheckpoint, peekCheckpoint } from './store';
+import { diffConfig, formatChanges, type ConfigChange } from '../../config/diff';
+import type { RunProvenance } from './provenance';
 
 export interface ResumePlan {
   /** The checkpoint folder to load. */

@@ -1,4 +1,4 @@
-/** What differs between the job a checkpoint was made with and the job a resume would run: pure, for the refusal message. */
+/** What differs between two plain (JSON-like) configs, field by field: pure; a resume refusal names these changes. */
 
 export interface ConfigChange {
   /** Dotted field path, e.g. `train.epochs`, `schedule.milestones`. */

@@ -7,7 +7,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from '../errors';
+import { ConfigError } from '../../errors';
 
 const count = z.number().int().nonnegative();
 

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic } from '../export/atomic';
+import { writeFileAtomic } from '../../export/atomic';
 
 const FILE = 'metrics.jsonl';
 const PREFIX = 'metrics.jsonl.before-resume';
