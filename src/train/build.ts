@@ -43,6 +43,8 @@ export interface TrainerParts {
   spillDir?: string | null;
   /** The divergence guard; off unless given (a tuning run that diverges has found its answer). */
   guard?: GuardConfig | null;
+  /** Threads of the per-epoch validation pass; defaults to `job.train.threads` (resolved as predict resolves it). */
+  valThreads?: 'auto' | number;
   /** The weight EMA to keep; off unless given (the tuning tools judge the raw weights). */
   ema?: WeightEma | null;
   onEpochCommitted?: TrainerOptions['onEpochCommitted'];
@@ -88,6 +90,7 @@ export class LoopTrainerFactory implements TrainerFactory {
       threads: resolveThreads(job.train.threads, p.backend.tfBackend, job.train.batch, undefined, trainedMultiplyAdds(network, p.cachedStages)).threads,
       guard: parts.guard ?? null,
       ema: parts.ema ?? null,
+      valThreads: parts.valThreads ?? job.train.threads,
       onEpochCommitted: parts.onEpochCommitted,
       log: parts.log,
     });

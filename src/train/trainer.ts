@@ -30,8 +30,9 @@ import { DropoutSeeds } from './loop/dropout-seeds';
 import { FeatureInputs } from './loop/feature-inputs';
 import { GradientThreads } from './loop/parallel-step';
 import { LrScheduleCallback, type LrPolicy } from './loop/lr-schedule';
-import { evaluate, evaluateFolded, FoldedDuringFit, type Evaluation } from './evaluate';
+import { evaluateFolded, FoldedDuringFit, type Evaluation } from './evaluate';
 import { EmaCallback, type WeightEma } from './ema';
+import { ParallelEvaluator } from './parallel-eval';
 
 export type { LrPolicy, StopRequest } from './loop/lr-schedule';
 export { mixSeed } from './loop/dropout-seeds';
@@ -82,6 +83,11 @@ export interface TrainerOptions {
    * TrainingError before anything is applied (what the LR finder relies on).
    */
   guard?: GuardConfig | null;
+  /**
+   * Threads of the per-epoch validation pass (src/train/parallel-eval.ts): `auto` or a count, resolved as predict
+   * resolves `--threads`; default 1 (this thread only).
+   */
+  valThreads?: 'auto' | number;
   /** Weight EMA (src/train/ema.ts): updated after every applied step; validation and `evaluate` run on it. */
   ema?: WeightEma | null;
   /**
@@ -137,6 +143,7 @@ export class Trainer implements Stateful<TrainerState> {
   private readonly guardCallback: DivergenceGuardCallback | null = null;
   /** During fit only: the folded copy validation runs on. */
   private folded: FoldedDuringFit | null = null;
+  private readonly valEval: ParallelEvaluator;
 
   constructor(private readonly o: TrainerOptions) {
     const net = o.network;
@@ -163,6 +170,7 @@ export class Trainer implements Stateful<TrainerState> {
     }
     if (o.ema) builtIn.push(new EmaCallback(o.ema));
     this.events = new Events([...builtIn, ...(o.callbacks ?? [])]);
+    this.valEval = new ParallelEvaluator({ threads: o.valThreads ?? 1, size: o.size, preprocess: net.backbone.preprocess, log });
   }
 
   get guard(): DivergenceGuard | null {
@@ -176,6 +184,11 @@ export class Trainer implements Stateful<TrainerState> {
   /** Threads computing gradients in the running fit (1 outside fit or when the workers did not start). */
   get threads(): number {
     return this.gradThreads.threads;
+  }
+
+  /** Threads of the last validation pass, and each validation worker's tensor count after its last batch. */
+  get validation(): { threads: number; workerTensors: number[] } {
+    return { threads: this.valEval.threads, workerTensors: this.valEval.workerTensors };
   }
 
   /** Tensors (count and bytes) held by each gradient worker after its last step (empty on one thread). */
@@ -217,6 +230,7 @@ export class Trainer implements Stateful<TrainerState> {
     } finally {
       this.folded.dispose();
       this.folded = null;
+      await this.valEval.dispose();
       await this.gradThreads.stop();
     }
   }
@@ -429,7 +443,7 @@ export class Trainer implements Stateful<TrainerState> {
   private async evaluateCurrent(examples: Example[]): Promise<Evaluation> {
     const opts = { size: this.o.size, batch: this.o.batch, classes: this.o.network.classes.length };
     const inputs = (b: RawBatch) => this.inputs.of(b);
-    if (this.folded) return evaluate(this.folded.current(), this.o.data, examples, inputs, opts);
+    if (this.folded) return this.valEval.evaluate(this.folded.current(), this.o.data, examples, inputs, opts);
     return evaluateFolded(this.suffix, this.o.data, examples, inputs, opts);
   }
 }
