@@ -96,6 +96,8 @@ export class ImageFolderData implements DataSourceFactory {
       seed: job.data.splitSeed,
       maxPixels: job.data.maxPixels,
       cacheBytes: job.data.cacheMB * 1024 * 1024,
+      evalCrop: { mode: job.eval.crop, cropPct: job.eval.cropPct },
+      presize: job.data.presize,
     });
   }
 }

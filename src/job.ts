@@ -16,7 +16,7 @@ import { acquireLock } from './io/lock';
 import { checkHeadOnly } from './models/graph-source';
 import { attachHead, applyBatchNormModes, HEAD_LAYERS, type Network } from './models/network';
 import { describeLayers, type GroupPlan } from './groups';
-import { namedVariables } from './optim/named';
+import { flatLayers, namedVariables } from './optim/named';
 import type { LrSchedule } from './schedules/controller';
 import { EarlyStopping, resolveMode } from './schedules/early-stopping';
 import type { FitResult, LrPolicy } from './train/trainer';
@@ -27,6 +27,8 @@ import { oneCycleMomentum } from './train/param-scheduler';
 import { planLrWdWarnings, WeightDecaySchedule } from './tune/rules';
 import { writeReport } from './report/report';
 import { frozenPrefixRule } from './data/augment';
+import { classCounts, imbalanceWarning } from './data/balance';
+import { checkPresize, describeJobInputs } from './data/presize';
 import type { DataSource } from './data/source';
 import { loadCheckpoint } from './train/checkpoint/store';
 import { Checkpointer } from './train/checkpoint/checkpointer';
@@ -119,7 +121,17 @@ export async function prepare(input: JobInput | Record<string, unknown> = {}, op
   log(describeChoice(backend));
   const data = stages.data.create(job);
   for (const w of data.warnings) log(`warning: ${w}`);
+  const imbalance = job.data.balance === 'none' ? imbalanceWarning(data.classes, classCounts(data.train, data.classes.length)) : null;
+  if (imbalance) log(`warning: ${imbalance}`);
   const backbone = await stages.modelSource.load({ source: job.model.source, size: job.model.size });
+  try {
+    const w = checkPresize(job.data.presize, backbone.inputSize, job.data.augment.randomResizedCrop !== undefined);
+    if (w) log(`warning: ${w}`);
+  } catch (e) {
+    // refused before anything else holds the backbone: release its variables (layer counts are not reliable here)
+    for (const w of new Set(flatLayers(backbone.model).flatMap((l) => l.weights))) w.dispose();
+    throw e;
+  }
   // a GraphModel trains head-only: refuse plainly a grouping that asks to fine-tune it
   checkHeadOnly(backbone, mergeConfig(opts.configFile ? readJobFile(opts.configFile) : {}, input as Record<string, unknown>).groups);
   const network = attachHead(backbone, data.classes, { dropout: job.model.dropout, seed: job.train.seed });
@@ -223,6 +235,7 @@ async function runLocked(
   const p = await prepare(jobInput, { ...opts, configFile: undefined });
   const { job, stages, data, network, schedule } = p;
   log(`data: ${data.classes.length} classes (${data.classes.join(', ')}), ${data.train.length} train / ${data.val.length} val images`);
+  log(`inputs: ${describeJobInputs(job, network.backbone.inputSize)}`);
   const provenance = runProvenance({
     dataDir: job.data.dir,
     classes: data.classes,
@@ -363,7 +376,7 @@ async function runLocked(
   await stages.exporter.export(
     network,
     exportDir,
-    { trainingConfig: job, metrics, ...(emaRecord ? { ema: emaRecord } : {}) },
+    { trainingConfig: job, metrics, evalCrop: { mode: job.eval.crop, cropPct: job.eval.cropPct }, ...(emaRecord ? { ema: emaRecord } : {}) },
     {
       settings: job.export,
       // a head over GraphModel embeddings is exported alone and takes no pixels: nothing to evaluate it on here

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { decodeImage, type Crop } from './data/decode';
+import type { Crop } from './data/decode';
+import { meanOverViews, type Tta, ttaViews, viewCount } from './data/tta';
 import { preprocessBatch } from './data/preprocess';
 import { IMAGE_EXTENSIONS, scanFolder } from './data/scan';
 import { DataError } from './errors';
@@ -22,8 +23,12 @@ export interface Classifier {
    * within float rounding, fewer ops), or `model` itself when nothing folds. Dispose it with `model`.
    */
   inference?: tf.LayersModel;
-  /** How photos are fitted to the input: an export keeps what it was trained with; a plain ImageNet model crops the centre. */
+  /** How photos are fitted to the input: an export applies what its metadata.json records; a plain ImageNet model crops the centre. */
   crop: Crop;
+  /** `center` only: timm's crop_pct (the short side is resized to ⌊size / cropPct⌋ before the centre crop); absent: 1. */
+  cropPct?: number;
+  /** Test-time augmentation: softmax averaged over the image's views (src/data/tta.ts); absent: none. */
+  tta?: Tta;
   labels: string[];
   size: number;
   preprocess: Preprocess;
@@ -33,7 +38,7 @@ export interface Classifier {
  * Opens an export (labels and preprocessing from its metadata.json) or any tfjs LayersModel
  * classifier, e.g. the shipped ImageNet MobileNet with a labels file beside it.
  */
-export async function loadClassifier(dir: string, labelsFile?: string, crop?: Crop): Promise<Classifier> {
+export async function loadClassifier(dir: string, labelsFile?: string, crop?: Crop, view: { cropPct?: number; tta?: Tta } = {}): Promise<Classifier> {
   const loaded = await loadExport(dir);
   const metadata = loaded.metadata;
   // a head trained on a GraphModel is exported alone, over embeddings: run the graph before it
@@ -53,9 +58,20 @@ export async function loadClassifier(dir: string, labelsFile?: string, crop?: Cr
   }
   const outputs = (model.outputs[0].shape as number[]).slice(-1)[0];
   if (!labels || labels.length !== outputs) labels = Array.from({ length: outputs }, (_, i) => `class_${i}`);
-  // layertune exports were trained on stretched photos; a bare pretrained classifier expects ImageNet's centre crop
+  // an export says how it was validated; one written before eval.crop was stretched; a bare pretrained classifier
+  // expects ImageNet's centre crop at the short side (what `center` always meant here before cropPct)
   const inference = FoldedModel.create(model)?.model ?? model;
-  return { model, inference, labels, size, preprocess, crop: crop ?? (metadata ? 'fill' : 'center') };
+  const recorded = metadata?.evalCrop;
+  return {
+    model,
+    inference,
+    labels,
+    size,
+    preprocess,
+    crop: crop ?? recorded?.mode ?? (metadata ? 'fill' : 'center'),
+    cropPct: view.cropPct ?? recorded?.cropPct ?? 1,
+    tta: view.tta ?? 'none',
+  };
 }
 
 export interface Prediction {
@@ -138,13 +154,17 @@ const PREFETCH_PER_LANE = 2;
 
 type PixelBatch = { pixels: Uint8Array; n: number };
 
-/** Decodes files [start, start + batch) into one stack of 8-bit HWC images. */
-async function decodeBatch(c: Classifier, files: string[], start: number, batch: number): Promise<PixelBatch> {
-  const chunk = files.slice(start, start + batch);
-  const px = await Promise.all(chunk.map((f) => decodeImage(f, { size: c.size, crop: c.crop })));
+/**
+ * Decodes files [start, start + count) into one stack of 8-bit HWC images: each file's test-time views in a row
+ * (one view without TTA), cut by the classifier's evaluation crop.
+ */
+async function decodeBatch(c: Classifier, files: string[], start: number, count: number): Promise<PixelBatch> {
+  const chunk = files.slice(start, start + count);
+  const crop = { mode: c.crop, cropPct: c.cropPct ?? 1 };
+  const px = (await Promise.all(chunk.map((f) => ttaViews(f, c.size, crop, c.tta ?? 'none')))).flat();
   const pixels = new Uint8Array(px.length * c.size * c.size * 3);
   px.forEach((p, k) => pixels.set(p, k * p.length));
-  return { pixels, n: chunk.length };
+  return { pixels, n: px.length };
 }
 
 /** One batch on the calling thread: the model's output, flattened [n, k]. */
@@ -176,7 +196,10 @@ async function startPool(c: Classifier, threads: number): Promise<{ pool: Infere
 export async function inferFiles(c: Classifier, files: string[], opts: InferenceOptions = {}): Promise<{ rows: Float32Array[]; summary: InferenceSummary }> {
   const t0 = performance.now();
   const batch = opts.batch ?? 16;
-  const count = Math.ceil(files.length / batch);
+  const views = viewCount(c.tta ?? 'none');
+  // `batch` counts forward-pass images, so test-time views share it
+  const perBatch = Math.max(1, Math.floor(batch / views));
+  const count = Math.ceil(files.length / perBatch);
   let choice = resolveInferenceThreads(opts.threads ?? 1, tf.getBackend(), count);
   // this thread is one lane, each worker another: on two cores one worker start-up and one model copy, not two
   const { pool, note } = choice.threads > 1 ? await startPool(c, choice.threads - 1) : { pool: null };
@@ -186,7 +209,7 @@ export async function inferFiles(c: Classifier, files: string[], opts: Inference
   try {
     outs = await runInOrder(
       count,
-      (i) => decodeBatch(c, files, i * batch, batch),
+      (i) => decodeBatch(c, files, i * perBatch, perBatch),
       (b, _, lane) => (lane === 0 || !pool ? runLocal(c, b) : pool.run(b)),
       { lanes, depth: PREFETCH_PER_LANE * lanes },
     );
@@ -195,9 +218,9 @@ export async function inferFiles(c: Classifier, files: string[], opts: Inference
   }
   const rows: Float32Array[] = [];
   outs.forEach((data, i) => {
-    const n = Math.min(batch, files.length - i * batch);
-    const k = data.length / n;
-    for (let j = 0; j < n; j++) rows.push(data.slice(j * k, (j + 1) * k));
+    const n = Math.min(perBatch, files.length - i * perBatch);
+    const k = data.length / (n * views);
+    for (let j = 0; j < n; j++) rows.push(views === 1 ? data.slice(j * k, (j + 1) * k) : meanOverViews(data, j, views, k));
   });
   const seconds = (performance.now() - t0) / 1000;
   return {

@@ -19,6 +19,10 @@ import { arg, median } from './stats';
 export const AUG_CONFIGS: Record<string, Record<string, unknown>> = {
   rrc: { randomResizedCrop: {} },
   jitter: { colorJitter: { brightness: 0.4, contrast: 0.4, saturation: 0.4 } },
+  affine: { affine: { degrees: 10, translate: [0.1, 0.1], scale: [0.9, 1.1], shear: 5 } },
+  'jitter+hue': { colorJitter: { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 } },
+  randaugment: { randAugment: { n: 2, m: 9, mstd: 0.5 } },
+  trivialaugment: { trivialAugment: true },
   // the timm recipe's transforms
   'rrc+jitter': { randomResizedCrop: {}, colorJitter: { brightness: 0.4, contrast: 0.4, saturation: 0.4 } },
   'rrc+jitter+gray+erasing+mix': {

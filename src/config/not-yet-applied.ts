@@ -11,16 +11,6 @@ export function refuseNotYetApplied(job: Job, prefix = 'config'): void {
   const refuse = (field: string) => {
     throw new ConfigError(at(field), 'is validated but not applied by this version of layertune yet; remove it to train');
   };
-  const a = job.data.augment;
-  for (const key of ['affine', 'randAugment'] as const) {
-    if (a[key] !== undefined) refuse(`data.augment.${key}`);
-  }
-  // hue needs an RGB↔HSV round trip that the batch path does not have yet
-  if (a.colorJitter && a.colorJitter.hue > 0) refuse('data.augment.colorJitter.hue');
-  if (a.trivialAugment) refuse('data.augment.trivialAugment');
-  if (job.data.presize !== undefined) refuse('data.presize');
-  if (job.data.balance !== 'none') refuse('data.balance');
-  if (job.eval.crop !== 'fill') refuse('eval.crop');
   // fastai's fine_tune is a two-phase run (head-only, then unfrozen), which the trainer does not run yet
   if (job.recipe === 'fastai') refuse('recipe');
 }

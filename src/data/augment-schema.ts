@@ -157,6 +157,9 @@ export const RECIPES = ['classic', 'fastai', 'timm'] as const;
 export type RecipeName = (typeof RECIPES)[number];
 
 export type AugmentConfig = z.infer<typeof AugmentSchema>;
+export type AffineConfig = z.infer<typeof AffineSchema>;
+export type ColorJitterConfig = z.infer<typeof ColorJitterSchema>;
+export type RandAugmentConfig = z.infer<typeof RandAugmentSchema>;
 export type MixConfig = z.infer<typeof MixSchema>;
 export type LossConfig = z.infer<typeof LossSchema>;
 export type EvalConfig = z.infer<typeof EvalSchema>;

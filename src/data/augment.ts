@@ -4,14 +4,19 @@
  * run, which replays the draws of the batches it skips, sees the same views. The tensor side is then a pure function
  * of (pixels, draws).
  *
- * Order, as in timm's create_transform: RandomResizedCrop and flips (one cropAndResize), colour jitter, random
- * grayscale, normalisation, random erasing, then MixUp/CutMix over the batch.
+ * Order, as in timm's create_transform: RandomResizedCrop, flips and the affine (one resample), colour jitter
+ * (brightness, contrast, saturation, then hue), random grayscale, RandAugment or TrivialAugmentWide, normalisation,
+ * random erasing, then MixUp/CutMix over the batch.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Preprocess } from '../models/types';
+import { type Affine, boxAffine, centreOf, composeAffine, drawAffine, inverseAffine, resampleHost } from './affine';
 import type { AugmentConfig, MixConfig } from './augment-schema';
+import { adjustHue } from './color-ops';
 import { beta, randint, uniform } from './distributions';
 import { preprocessTensor } from './preprocess';
+import { applyOps, drawRandAugment, drawTrivialAugment, type OpDraw } from './rand-augment';
+import { drawResizedCropIn } from './presize';
 import type { Rng } from './rng';
 
 /** A crop in tf.image.cropAndResize's normalised [y1, x1, y2, x2]; x1 > x2 flips left-right, y1 > y2 up-down. */
@@ -26,6 +31,20 @@ export interface ImageDraw {
   saturation: number;
   gray: boolean;
   erase: Rect | null;
+  /** Hue shift in turns, drawn after saturation as torchvision's ColorJitter; present only when `hue` is configured. */
+  hue?: number;
+  /** With randAugment or trivialAugment configured: this image's ops, applied after colour jitter and grayscale. */
+  ops?: OpDraw[];
+  /**
+   * With `affine` configured: the one output→source map of this image, its crop and flips composed with its
+   * rotation, zoom, shift and shear, so the image is interpolated once.
+   */
+  affine?: Affine;
+  /**
+   * The RandomResizedCrop in the presized copy's pixels, cut and resized to the input on the host before the batch
+   * is stacked; `box` then only flips. Absent: `box` crops the size×size image as it always did.
+   */
+  source?: Rect;
 }
 
 export interface BatchDraw {
@@ -36,7 +55,17 @@ export interface BatchDraw {
 
 /** The options that change pixels; flips alone stay on the host path in batches.ts. */
 export function augmentsPixels(a: AugmentConfig): boolean {
-  return !!(a.randomResizedCrop || a.vflip > 0 || a.colorJitter || a.grayscale > 0 || a.randomErasing || a.mix);
+  return !!(
+    a.randomResizedCrop ||
+    a.vflip > 0 ||
+    a.affine ||
+    a.colorJitter ||
+    a.grayscale > 0 ||
+    a.randAugment ||
+    a.trivialAugment ||
+    a.randomErasing ||
+    a.mix
+  );
 }
 
 /** What happens to a frozen prefix's outputs, and why, for `plan` and the run log. */
@@ -57,9 +86,13 @@ export function describeAugment(job: { data: { flip: boolean; augment: AugmentCo
   const h = a.hflip ?? (job.data.flip ? 0.5 : 0);
   if (h > 0) parts.push(`hflip ${h}`);
   if (a.vflip > 0) parts.push(`vflip ${a.vflip}`);
+  const af = a.affine;
+  if (af) parts.push(`affine p ${af.p} degrees ${af.degrees} translate [${af.translate.join(', ')}] scale [${af.scale.join(', ')}] shear ${af.shear}`);
   const cj = a.colorJitter;
-  if (cj) parts.push(`colour jitter b ${cj.brightness} c ${cj.contrast} s ${cj.saturation}`);
+  if (cj) parts.push(`colour jitter b ${cj.brightness} c ${cj.contrast} s ${cj.saturation}${cj.hue > 0 ? ` h ${cj.hue}` : ''}`);
   if (a.grayscale > 0) parts.push(`grayscale ${a.grayscale}`);
+  if (a.randAugment) parts.push(`RandAugment n ${a.randAugment.n} m ${a.randAugment.m} mstd ${a.randAugment.mstd}`);
+  if (a.trivialAugment) parts.push('TrivialAugmentWide');
   if (a.randomErasing) parts.push(`random erasing p ${a.randomErasing.p}`);
   const m = a.mix;
   if (m)
@@ -78,19 +111,7 @@ export function makeAugmenter(a: AugmentConfig, size: number): BatchAugmenter | 
  * then the whole image (a square's central crop within any ratio range that holds 1).
  */
 export function drawResizedCrop(rng: Rng, size: number, scale: [number, number], ratio: [number, number]): Rect {
-  const area = size * size;
-  const logRatio = [Math.log(ratio[0]), Math.log(ratio[1])];
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const target = area * uniform(rng, scale[0], scale[1]);
-    const aspect = Math.exp(uniform(rng, logRatio[0], logRatio[1]));
-    const w = Math.round(Math.sqrt(target * aspect));
-    const h = Math.round(Math.sqrt(target / aspect));
-    if (w > 0 && h > 0 && w <= size && h <= size) return [randint(rng, 0, size - h + 1), randint(rng, 0, size - w + 1), h, w];
-  }
-  const inRatio = Math.min(Math.max(1, ratio[0]), ratio[1]);
-  const w = inRatio > 1 ? size : Math.round(size * inRatio);
-  const h = inRatio > 1 ? Math.round(size / inRatio) : size;
-  return [Math.floor((size - h) / 2), Math.floor((size - w) / 2), h, w];
+  return drawResizedCropIn(rng, size, size, scale, ratio);
 }
 
 /** torchvision RandomErasing.get_params: ten tries, none fitting means no erasing. */
@@ -150,19 +171,35 @@ export class BatchAugmenter {
     private readonly size: number,
   ) {}
 
-  /** Per-image draws, made for every example in order (decode failures never shift the stream). */
-  drawImage(rng: Rng, hflip: boolean): ImageDraw {
+  /** Whether crops come from presized copies (data.presize): the batch builder then needs each copy's dimensions first. */
+  get cropsPresized(): boolean {
+    return !!this.cfg.randomResizedCrop;
+  }
+
+  /**
+   * Per-image draws, made for every example in order (decode failures never shift the stream). `image`: the
+   * presized copy's dimensions, when the crop is cut from it.
+   */
+  drawImage(rng: Rng, hflip: boolean, image?: { width: number; height: number }): ImageDraw {
     const { size, cfg } = this;
-    const rect: Rect = cfg.randomResizedCrop ? drawResizedCrop(rng, size, cfg.randomResizedCrop.scale, cfg.randomResizedCrop.ratio) : [0, 0, size, size];
+    const rrc = cfg.randomResizedCrop;
+    const source = rrc && image ? drawResizedCropIn(rng, image.width, image.height, rrc.scale, rrc.ratio) : undefined;
+    const rect: Rect = rrc && !source ? drawResizedCrop(rng, size, rrc.scale, rrc.ratio) : [0, 0, size, size];
     const vflip = cfg.vflip > 0 && rng.next() < cfg.vflip;
+    const affine = cfg.affine ? drawAffine(rng, cfg.affine, size) : null;
     const cj = cfg.colorJitter;
     const brightness = cj ? jitterFactor(rng, cj.brightness) : 1;
     const contrast = cj ? jitterFactor(rng, cj.contrast) : 1;
     const saturation = cj ? jitterFactor(rng, cj.saturation) : 1;
+    const hue = cj && cj.hue > 0 ? { hue: uniform(rng, -cj.hue, cj.hue) } : {};
     const gray = cfg.grayscale > 0 && rng.next() < cfg.grayscale;
+    const policy = cfg.randAugment ? { ops: drawRandAugment(rng, cfg.randAugment, size) } : cfg.trivialAugment ? { ops: drawTrivialAugment(rng, size) } : {};
     const re = cfg.randomErasing;
     const erase = re && rng.next() < re.p ? drawErasing(rng, size, re.scale, re.ratio) : null;
-    return { box: rectToBox(rect, size, hflip, vflip), brightness, contrast, saturation, gray, erase };
+    const box = rectToBox(rect, size, hflip, vflip);
+    // the affine turns the cropped image, so it runs first on output pixels and the crop's map reads the source
+    const map = affine ? { affine: composeAffine(boxAffine(box, size), inverseAffine(centreOf(size), affine)) } : {};
+    return { box, brightness, contrast, saturation, gray, erase, ...hue, ...map, ...policy, ...(source ? { source } : {}) };
   }
 
   /** Per-batch draws (timm Mixup's batch mode: one λ and one choice for the whole batch). */
@@ -183,9 +220,25 @@ export class BatchAugmenter {
     const n = rows.length;
     const { size } = this;
     return tf.tidy(() => {
-      let x = tf.tensor4d(Float32Array.from(pixels), [n, size, size, 3]);
+      const shape: [number, number, number, number] = [n, size, size, 3];
       const identity = rows.every((r) => r.box[0] === 0 && r.box[1] === 0 && r.box[2] === 1 && r.box[3] === 1);
-      if (!identity) {
+      const affine = rows.some((r) => r.affine);
+      // with an affine, the crop, flips and affine are one read of the host pixels; reflection padding, as fastai's
+      // affine: a rotated or shifted image has no black corners to learn from
+      let x = affine
+        ? tf.tensor4d(
+            resampleHost(
+              pixels,
+              n,
+              size,
+              3,
+              rows.map((r) => r.affine ?? boxAffine(r.box, size)),
+              { kind: 'reflect' },
+            ),
+            shape,
+          )
+        : tf.tensor4d(Float32Array.from(pixels), shape);
+      if (!affine && !identity) {
         x = tf.image.cropAndResize(
           x,
           tf.tensor2d(
@@ -197,7 +250,8 @@ export class BatchAugmenter {
           'bilinear',
         );
       }
-      if (rows.some((r) => r.brightness !== 1 || r.contrast !== 1 || r.saturation !== 1 || r.gray)) {
+      const hued = rows.map((r) => (r.hue ?? 0) !== 0);
+      if (rows.some((r) => r.brightness !== 1 || r.contrast !== 1 || r.saturation !== 1 || r.gray || r.hue)) {
         // Brightness, contrast, saturation and grayscale are each linear in the pixels and luma is linear too, so
         // the four compose into x·A + luma(x)·B + C with per-image A, B, C (and luma(x)'s mean for contrast): one
         // pass instead of four. torchvision clips to [0, 255] after each step and shuffles their order per image;
@@ -206,12 +260,13 @@ export class BatchAugmenter {
         const lumaX = tf.matMul(x.reshape([n * size * size, 3]), tf.tensor2d(LUMA, [3, 1])).reshape([n, size, size, 1]);
         const needMean = rows.some((r) => r.contrast !== 1);
         const m0 = needMean ? tf.mean(lumaX.reshape([n, size * size]), 1).reshape([n, 1, 1, 1]) : tf.zeros([n, 1, 1, 1]);
-        const coef = rows.map((r) => {
+        const coef = rows.map((r, i) => {
           const { brightness: b, contrast: c, saturation: sat } = r;
           const A = sat * c * b;
           const B = (1 - sat) * c * b;
           // a grayscale image is the luma of the jittered one, whose luma is (A + B)·luma(x) + C
-          return r.gray ? { A: 0, B: A + B, C: (1 - c) * b } : { A, B, C: (1 - c) * b };
+          // (hue is not linear: an image with a hue shift turns grey after it, below)
+          return r.gray && !hued[i] ? { A: 0, B: A + B, C: (1 - c) * b } : { A, B, C: (1 - c) * b };
         });
         const col = (k: 'A' | 'B' | 'C') =>
           tf.tensor4d(
@@ -219,7 +274,25 @@ export class BatchAugmenter {
             [n, 1, 1, 1],
           );
         x = tf.clipByValue(tf.add(tf.add(tf.mul(x, col('A')), tf.mul(lumaX, col('B'))), tf.mul(m0, col('C'))), 0, 255) as tf.Tensor4D;
+        if (hued.some(Boolean)) {
+          // only the shifted images go through HSV, so the others keep their exact values
+          x = adjustHue(
+            x,
+            rows.map((r) => r.hue ?? 0),
+          );
+          const late = rows.map((r, i) => r.gray && hued[i]);
+          if (late.some(Boolean)) {
+            const luma = tf.matMul(x.reshape([n * size * size, 3]), tf.tensor2d(LUMA, [3, 1])).reshape([n, size, size, 1]);
+            x = tf.where(tf.tensor4d(late.map(Number), [n, 1, 1, 1]).cast('bool'), tf.broadcastTo(luma, [n, size, size, 3]), x) as tf.Tensor4D;
+          }
+        }
       }
+      if (rows.some((r) => r.ops?.some((o) => o.op !== 'identity')))
+        x = applyOps(
+          x,
+          rows.map((r) => r.ops ?? []),
+          size,
+        );
       x = preprocessTensor(x, pre);
       const re = this.cfg.randomErasing;
       if (re && rows.some((r) => r.erase)) {

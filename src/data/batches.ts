@@ -1,6 +1,8 @@
 import { DataError } from '../errors';
 import type { BatchAugmenter, BatchDraw, ImageDraw } from './augment';
-import { flipHorizontal } from './decode';
+import { balancedOrder } from './balance';
+import { type DecodedImage, flipHorizontal } from './decode';
+import { cropPresized } from './presize';
 import type { Rng } from './rng';
 import { recordSkipped, type DataSource, type Example } from './source';
 
@@ -26,11 +28,18 @@ export interface BatchOptions {
   hflip?: number;
   /** Draws crops, colour and mixing for each image and batch; the flip is then folded into its crop. */
   augment?: BatchAugmenter | null;
+  /** data.balance 'sampler': each pass's order drawn with equal probability per class, with replacement. */
+  balanced?: boolean;
   /**
    * Leading batches to pass over: their RNG draws are made, nothing is decoded or yielded. Resuming mid-epoch
    * from (RNG state at the epoch's start, index of the last batch done + 1) gives exactly the rest of the epoch.
    */
   skip?: number;
+  /**
+   * An evaluation pass: images come through the source's evaluation crop (`evalPixels`). Default: a pass without
+   * an RNG, which is how validation and the export's accuracy check call this.
+   */
+  evaluation?: boolean;
 }
 
 /**
@@ -41,28 +50,57 @@ export interface BatchOptions {
  * rediscover them) sees the same batches and the same flips as the uninterrupted run.
  */
 export async function* rawBatches(source: DataSource, examples: Example[], opts: BatchOptions, rng: Rng | null): AsyncGenerator<RawBatch> {
-  const order = opts.shuffle && rng ? rng.shuffle(examples) : examples;
+  const order = opts.shuffle && rng ? (opts.balanced ? balancedOrder(rng, examples) : rng.shuffle(examples)) : examples;
   const bad = new Set(source.skipped.map((s) => s.file));
   const per = opts.size * opts.size * 3;
   const augment = rng ? (opts.augment ?? null) : null;
   const flipP = opts.hflip ?? (opts.flip ? 0.5 : 0);
-  let pending: Array<{ ex: Example; flip: boolean; draw?: ImageDraw }> = [];
+  const evaluation = opts.evaluation ?? rng === null;
+  const decode = evaluation && source.evalPixels ? source.evalPixels.bind(source) : source.pixels.bind(source);
+  // RandomResizedCrop from presized copies: the crop is drawn in each copy's own dimensions, so the batch's copies
+  // are decoded (or read from the cache) before its draws, even for batches a resume passes over
+  const presizing = augment?.cropsPresized === true && source.presized !== undefined;
+  let pending: Array<{ ex: Example; flip: boolean; draw?: ImageDraw; copy?: DecodedImage | null }> = [];
   let index = 0;
+  const skipBad = (ex: Example, e: unknown): null => {
+    if (!(e instanceof DataError)) throw e;
+    recordSkipped(source, ex.key, e.message);
+    bad.add(ex.key);
+    return null;
+  };
+  /** Fetches the batch's presized copies, then makes each example's flip and crop draws in data order. */
+  const drawPresized = async (exs: Example[]): Promise<typeof pending> => {
+    const copies = await Promise.all(
+      exs.map(async (ex) => {
+        if (bad.has(ex.key)) return null;
+        try {
+          return await source.presized!(ex, opts.size);
+        } catch (e) {
+          return skipBad(ex, e);
+        }
+      }),
+    );
+    return exs.map((ex, i) => {
+      const flip = flipP > 0 && rng!.next() < flipP;
+      // an undecodable file still takes its draws (on a nominal square) so the stream never depends on failures
+      const c = copies[i];
+      const draw = augment!.drawImage(rng!, flip, c ?? { width: opts.size, height: opts.size });
+      return { ex, flip, draw, copy: c };
+    });
+  };
   const emit = async (items: typeof pending): Promise<RawBatch | null> => {
     // the batch draw comes before the skip test, so a resumed run replays it for the batches it passes over
     const batchDraw = augment ? augment.drawBatch(rng as Rng) : null;
     if (index++ < (opts.skip ?? 0)) return null;
     const decoded = await Promise.all(
-      items.map(async ({ ex, flip, draw }) => {
-        if (bad.has(ex.key)) return null;
+      items.map(async ({ ex, flip, draw, copy }) => {
+        if (bad.has(ex.key) || copy === null) return null;
         try {
-          const px = await source.pixels(ex, opts.size);
+          if (copy && draw?.source) return { ex, flip, draw, px: await cropPresized(copy, draw.source, opts.size) };
+          const px = await decode(ex, opts.size);
           return { ex, flip, draw, px: flip && !draw ? flipHorizontal(px, opts.size) : px };
         } catch (e) {
-          if (!(e instanceof DataError)) throw e;
-          recordSkipped(source, ex.key, e.message);
-          bad.add(ex.key);
-          return null;
+          return skipBad(ex, e);
         }
       }),
     );
@@ -79,16 +117,25 @@ export async function* rawBatches(source: DataSource, examples: Example[], opts:
       ...(batchDraw ? { draws: { rows: ok.map((d) => d.draw as ImageDraw), batch: batchDraw } } : {}),
     };
   };
+  let waiting: Example[] = [];
   for (const ex of order) {
-    // the flip draw happens for every example so the RNG stream does not depend on decode failures
-    const flip = flipP > 0 && rng !== null && rng.next() < flipP;
-    pending.push(augment ? { ex, flip, draw: augment.drawImage(rng as Rng, flip) } : { ex, flip });
+    if (presizing) {
+      waiting.push(ex);
+      if (waiting.length < opts.batch) continue;
+      pending = await drawPresized(waiting);
+      waiting = [];
+    } else {
+      // the flip draw happens for every example so the RNG stream does not depend on decode failures
+      const flip = flipP > 0 && rng !== null && rng.next() < flipP;
+      pending.push(augment ? { ex, flip, draw: augment.drawImage(rng as Rng, flip) } : { ex, flip });
+    }
     if (pending.length === opts.batch) {
       const b = await emit(pending);
       pending = [];
       if (b) yield b;
     }
   }
+  if (waiting.length) pending = await drawPresized(waiting);
   if (pending.length) {
     const b = await emit(pending);
     if (b) yield b;

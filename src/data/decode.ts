@@ -1,12 +1,13 @@
 import sharp from 'sharp';
 import { DataError } from '../errors';
+import { type CropPlan, type EvalCrop, evalCropPlan, presizeDims } from './eval-crop';
 
 /** Default cap on declared pixels: refuses decompression bombs before any pixel is decoded. */
 export const DEFAULT_MAX_PIXELS = 64 * 1024 * 1024;
 
 /**
  * `fill` stretches the whole photo to the square (what training uses, like the PyTorch peer);
- * `center` scales the short side to `size` and crops the middle (ImageNet's evaluation protocol).
+ * `center` scales the short side to ⌊size / cropPct⌋ and crops the middle (timm's and ImageNet's evaluation protocol).
  */
 export type Crop = 'fill' | 'center';
 
@@ -14,16 +15,43 @@ export interface DecodeOptions {
   size: number;
   maxPixels?: number;
   crop?: Crop;
+  /** `center` only: the share of the resized short side the crop keeps (timm's crop_pct); 1 crops at the short side. */
+  cropPct?: number;
+}
+
+/** Decoded pixels with their dimensions (HWC RGB, 8-bit). */
+export interface DecodedImage {
+  pixels: Uint8Array;
+  width: number;
+  height: number;
 }
 
 /**
  * Decodes any image sharp reads (jpg/png/webp/gif first frame/tiff/avif) into `size`×`size`
  * 8-bit RGB, row-major HWC. EXIF orientation is applied; grayscale, CMYK, alpha and 16-bit inputs
- * all become 8-bit sRGB (alpha composited on white, as a viewer would show it). The image is
- * stretched to a square without cropping, matching the PyTorch peer's preprocessing.
+ * all become 8-bit sRGB (alpha composited on white, as a viewer would show it). `fill` stretches
+ * the image to a square without cropping, matching the PyTorch peer's preprocessing; `center` is
+ * the evaluation crop of src/data/eval-crop.ts.
  */
 export async function decodeImage(file: string, opts: DecodeOptions): Promise<Uint8Array> {
-  const limit = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const crop: EvalCrop = { mode: opts.crop ?? 'fill', cropPct: opts.cropPct ?? 1 };
+  return (await decodePlanned(file, opts.maxPixels, () => evalCropPlan(opts.size, crop))).pixels;
+}
+
+/** The presized training copy: short side `short`, aspect kept (src/data/eval-crop.ts presizeDims). */
+export function decodePresized(file: string, short: number, maxPixels?: number): Promise<DecodedImage> {
+  return decodePlanned(file, maxPixels, (w, h) => {
+    const d = presizeDims(w, h, short);
+    return { ...d, rect: [0, 0, d.height, d.width] };
+  });
+}
+
+/**
+ * Decodes `file` resized to the plan's width×height and cut to its rectangle. `plan` receives the photo's
+ * dimensions as a viewer shows it (EXIF orientations 5–8 swap width and height).
+ */
+export async function decodePlanned(file: string, maxPixels: number | undefined, plan: (width: number, height: number) => CropPlan): Promise<DecodedImage> {
+  const limit = maxPixels ?? DEFAULT_MAX_PIXELS;
   let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
   try {
     meta = await sharp(file, { limitInputPixels: false }).metadata();
@@ -34,19 +62,22 @@ export async function decodeImage(file: string, opts: DecodeOptions): Promise<Ui
   if (declared > limit) {
     throw new DataError(file, `declares ${meta.width}x${meta.height} = ${declared} pixels, over the limit of ${limit} (data.maxPixels)`);
   }
+  const swap = (meta.orientation ?? 1) >= 5;
+  const p = plan(swap ? (meta.height ?? 0) : (meta.width ?? 0), swap ? (meta.width ?? 0) : (meta.height ?? 0));
+  const [top, left, height, width] = p.rect;
   try {
-    const { data, info } = await sharp(file, { limitInputPixels: limit, pages: 1, failOn: 'warning' })
+    let img = sharp(file, { limitInputPixels: limit, pages: 1, failOn: 'warning' })
       .rotate()
       .flatten({ background: { r: 255, g: 255, b: 255 } })
       .toColourspace('srgb')
-      .resize(opts.size, opts.size, opts.crop === 'center' ? { fit: 'cover', position: 'centre' } : { fit: 'fill' })
-      .removeAlpha()
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3 || data.length !== opts.size * opts.size * 3) {
+      .resize(p.width, p.height, p.cover ? { fit: 'cover', position: 'centre' } : { fit: 'fill' });
+    // sharp extracts after the resize when extract follows it in the chain
+    if (top !== 0 || left !== 0 || height !== p.height || width !== p.width) img = img.extract({ top, left, width, height });
+    const { data, info } = await img.removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3 || data.length !== width * height * 3) {
       throw new Error(`decoded to ${info.channels} channels, ${data.length} bytes`);
     }
-    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    return { pixels: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height };
   } catch (e) {
     throw new DataError(file, `cannot decode image (${firstLine(e)})`);
   }

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { UserError } from '../errors';
-import { decodeImage } from './decode';
+import { type DecodedImage, decodeImage, decodePresized } from './decode';
+import { defaultPresize, type EvalCrop } from './eval-crop';
 import { scanFolder } from './scan';
 import { stratifiedSplit } from './split';
 import { toExamples, type DataSource, type Example } from './source';
@@ -12,11 +13,18 @@ export interface ImageFolderOptions {
   maxPixels?: number;
   /** Decoded images kept in memory, in bytes; beyond it images are decoded again each epoch. */
   cacheBytes?: number;
+  /** How validation and test images become the input square; absent: `fill`, as every release before eval.crop. */
+  evalCrop?: EvalCrop;
+  /** Short side of the presized training copies that random crops are cut from; absent: ⌈size × 1.15⌉. */
+  presize?: number;
 }
 
 /**
  * An image folder as a DataSource. Decoded pixels are cached up to a byte budget, so a small set
- * is decoded once while a large one streams from disk with bounded memory.
+ * is decoded once while a large one streams from disk with bounded memory. Evaluation passes read
+ * `evalPixels` (the evaluation crop), so validation during training, the export's accuracy check,
+ * `evaluate` and `predict` all see the same square; training images are squashed whole, or, under
+ * random crops, presized once with their aspect kept (`presized`).
  */
 export class ImageFolderSource implements DataSource {
   readonly classes: string[];
@@ -25,7 +33,7 @@ export class ImageFolderSource implements DataSource {
   readonly test?: Example[];
   readonly skipped: Array<{ file: string; reason: string }> = [];
   readonly warnings: string[];
-  private cache = new Map<string, Uint8Array>();
+  private cache = new Map<string, Uint8Array | DecodedImage>();
   private readonly sizes: Map<string, number>;
   private cachedBytes = 0;
 
@@ -48,16 +56,47 @@ export class ImageFolderSource implements DataSource {
   }
 
   async pixels(example: Example, size: number): Promise<Uint8Array> {
-    const key = `${size}:${example.key}`;
-    const hit = this.cache.get(key);
+    return this.cached(
+      `${size}:${example.key}`,
+      example.key,
+      (px) => px.length,
+      () => decodeImage(example.key, { size, maxPixels: this.opts.maxPixels }),
+    );
+  }
+
+  /** An image as evaluation sees it: the evaluation crop (a `fill` crop shares the training decode and its cache entry). */
+  async evalPixels(example: Example, size: number): Promise<Uint8Array> {
+    const crop = this.opts.evalCrop;
+    if (!crop || crop.mode === 'fill') return this.pixels(example, size);
+    return this.cached(
+      `${size}:${crop.mode}:${crop.cropPct}:${example.key}`,
+      example.key,
+      (px) => px.length,
+      () => decodeImage(example.key, { size, maxPixels: this.opts.maxPixels, crop: crop.mode, cropPct: crop.cropPct }),
+    );
+  }
+
+  /** The presized copy of a training image: short side `presize` (default ⌈size × 1.15⌉), aspect kept. */
+  presized(example: Example, size: number): Promise<DecodedImage> {
+    const short = this.opts.presize ?? defaultPresize(size);
+    return this.cached(
+      `p${short}:${example.key}`,
+      example.key,
+      (d) => d.pixels.length,
+      () => decodePresized(example.key, short, this.opts.maxPixels),
+    );
+  }
+
+  private async cached<T extends Uint8Array | DecodedImage>(key: string, file: string, bytes: (v: T) => number, decode: () => Promise<T>): Promise<T> {
+    const hit = this.cache.get(key) as T | undefined;
     if (hit) return hit;
-    this.checkUnchanged(example.key);
-    const px = await decodeImage(example.key, { size, maxPixels: this.opts.maxPixels });
-    if (this.cachedBytes + px.length <= (this.opts.cacheBytes ?? 512 * 1024 * 1024)) {
-      this.cache.set(key, px);
-      this.cachedBytes += px.length;
+    this.checkUnchanged(file);
+    const v = await decode();
+    if (this.cachedBytes + bytes(v) <= (this.opts.cacheBytes ?? 512 * 1024 * 1024)) {
+      this.cache.set(key, v);
+      this.cachedBytes += bytes(v);
     }
-    return px;
+    return v;
   }
 
   /**

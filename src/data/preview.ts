@@ -41,13 +41,13 @@ export function tileGrid(pixels: Uint8Array, n: number, size: number, cols: numb
 /** The first training batch of an epoch, drawn exactly as training draws it for `seed`, back in pixels. */
 export async function previewBatch(
   source: DataSource,
-  opts: { size: number; batch: number; seed: number; flip: boolean; augment: AugmentConfig; preprocess: Preprocess },
+  opts: { size: number; batch: number; seed: number; flip: boolean; augment: AugmentConfig; preprocess: Preprocess; balanced?: boolean },
 ): Promise<{ pixels: Uint8Array; n: number; labels: number[] }> {
   const aug = new BatchAugmenter(opts.augment, opts.size);
   const it = rawBatches(
     source,
     source.train,
-    { size: opts.size, batch: opts.batch, shuffle: true, flip: opts.flip, hflip: opts.augment.hflip, augment: aug },
+    { size: opts.size, batch: opts.batch, shuffle: true, flip: opts.flip, hflip: opts.augment.hflip, augment: aug, balanced: opts.balanced },
     new Rng(opts.seed),
   );
   const first = await it.next();

@@ -1,3 +1,4 @@
+import type { DecodedImage } from './decode';
 import type { LabelledFile } from './scan';
 
 /** One example: `key` identifies it for caches and error messages (a file path for image folders). */
@@ -20,6 +21,16 @@ export interface DataSource {
   readonly warnings: string[];
   /** 8-bit RGB HWC pixels at `size`×`size`; throws DataError when the example cannot be decoded. */
   pixels(example: Example, size: number): Promise<Uint8Array>;
+  /**
+   * The training copy random crops are cut from (short side data.presize, aspect kept); throws DataError like
+   * `pixels`. A source without it gives its crops from the size×size `pixels`.
+   */
+  presized?(example: Example, size: number): Promise<DecodedImage>;
+  /**
+   * The size×size input an evaluation pass sees (data.eval's crop); throws DataError like `pixels`. A source
+   * without it evaluates on `pixels`.
+   */
+  evalPixels?(example: Example, size: number): Promise<Uint8Array>;
 }
 
 export function toExamples(files: LabelledFile[]): Example[] {

@@ -17,6 +17,13 @@ import { affineFor, bakeInputAffine, inputPreprocess, type InputConvention } fro
 import type { Preprocess } from '../models/types';
 import { FoldedModel } from '../models/fold-batchnorm';
 import type { EmaRecord } from '../train/ema';
+import { EvalSchema } from '../data/augment-schema';
+import type { EvalCrop } from '../data/eval-crop';
+
+function defaultEvalCrop(): EvalCrop {
+  const d = EvalSchema.parse({});
+  return { mode: d.crop, cropPct: d.cropPct };
+}
 
 /** The Teachable Machine release whose metadata.json and model layout an export follows (`@teachablemachine/image` load()). */
 export const TM_VERSION = '2.4.7';
@@ -67,6 +74,8 @@ export interface ExportMetadata extends TeachableMachineFields {
   inputSize: number;
   preprocessing: Network['backbone']['preprocess'];
   backbone: { arch: string; source: string };
+  /** How validation cut the input square from a photo; `predict` and `evaluate` apply the same (README: plain tfjs recipe). */
+  evalCrop: EvalCrop;
   trainingConfig: unknown;
   metrics: unknown;
   createdAt: string;
@@ -80,8 +89,11 @@ export interface ExportMetadata extends TeachableMachineFields {
   ema?: EmaRecord;
 }
 
+/** What the caller knows about the run; `evalCrop` absent: the eval section's defaults. */
+export type RunMetadata = Pick<ExportMetadata, 'trainingConfig' | 'metrics' | 'ema'> & { evalCrop?: EvalCrop };
+
 export interface Exporter {
-  export(net: Network, dir: string, meta: Pick<ExportMetadata, 'trainingConfig' | 'metrics' | 'ema'>, options?: ExportOptions): Promise<string>;
+  export(net: Network, dir: string, meta: RunMetadata, options?: ExportOptions): Promise<string>;
 }
 
 export function layertuneVersion(): string {
@@ -93,7 +105,7 @@ export function layertuneVersion(): string {
  * output) that `tf.loadLayersModel` reads without layertune, replacing any previous export atomically.
  */
 export class LayersModelExporter implements Exporter {
-  async export(net: Network, dir: string, meta: Pick<ExportMetadata, 'trainingConfig' | 'metrics' | 'ema'>, options: ExportOptions = {}): Promise<string> {
+  async export(net: Network, dir: string, meta: RunMetadata, options: ExportOptions = {}): Promise<string> {
     const settings: ExportSettings = {
       quantize: 'none',
       quantizeLayers: {},
@@ -134,6 +146,7 @@ export class LayersModelExporter implements Exporter {
       inputConvention: convention,
       preprocessing: net.backbone.preprocess,
       backbone: { arch: net.backbone.arch, source: net.backbone.source },
+      evalCrop: meta.evalCrop ?? defaultEvalCrop(),
       trainingConfig: meta.trainingConfig,
       metrics: meta.metrics,
       createdAt,

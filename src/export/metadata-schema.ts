@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import { z } from 'zod';
 import { ModelFormatError } from '../errors';
+import { EvalSchema } from '../data/augment-schema';
 import { INPUT_CONVENTIONS } from './input-affine';
 
 const PreprocessSchema = z.discriminatedUnion('kind', [
@@ -24,6 +25,8 @@ export const ExportMetadataSchema = z
     // absent in exports written before the graph could carry its own normalisation
     inputConvention: z.enum(INPUT_CONVENTIONS).optional(),
     backbone: z.object({ arch: z.string(), source: z.string() }).passthrough(),
+    // absent in exports written before eval.crop: those were validated on stretched photos (fill)
+    evalCrop: z.object({ mode: EvalSchema.shape.crop.unwrap(), cropPct: EvalSchema.shape.cropPct.unwrap() }).strict().optional(),
     createdAt: z.string(),
   })
   .passthrough();

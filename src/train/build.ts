@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type { Job } from '../config/schema';
 import { makeAugmenter } from '../data/augment';
+import { balancedWeights, classCounts } from '../data/balance';
 import type { DataSource } from '../data/source';
 import type { BackendChoice } from '../engine/backend';
 import { resolveThreads } from '../engine/threads';
@@ -79,7 +80,13 @@ export class LoopTrainerFactory implements TrainerFactory {
       batch: job.train.batch,
       size: network.backbone.inputSize,
       flip: job.data.flip,
-      labelSmoothing: job.loss.labelSmoothing,
+      // with class weights the targets carry the smoothing (src/data/balance.ts), so the loss must not smooth again
+      labelSmoothing: job.data.balance === 'weights' ? 0 : job.loss.labelSmoothing,
+      classWeights:
+        job.data.balance === 'weights'
+          ? { weights: balancedWeights(classCounts((parts.data ?? p.data).train, network.classes.length)), smoothing: job.loss.labelSmoothing }
+          : null,
+      balanced: job.data.balance === 'sampler',
       hflip: job.data.augment.hflip,
       augment: makeAugmenter(job.data.augment, network.backbone.inputSize),
       seed: job.train.seed,

@@ -70,6 +70,8 @@ export class FeatureCache {
   }
 
   put(key: string, row: Float32Array): void {
+    // the balanced sampler can put one image twice in a batch: store (and count) it once
+    if (this.mem.has(key)) return;
     if (this.memBytes + row.byteLength <= this.memoryBytes) {
       this.mem.set(key, row);
       this.memBytes += row.byteLength;

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { TrainingError } from '../errors';
 import type { BatchAugmenter } from '../data/augment';
+import { weightedTargets } from '../data/balance';
 import { rawBatches, type RawBatch } from '../data/batches';
 import { Rng } from '../data/rng';
 import type { DataSource, Example } from '../data/source';
@@ -68,6 +69,10 @@ export interface TrainerOptions {
   hflip?: number;
   /** Batched training transforms (src/data/augment.ts); its draws come from the run's RNG with the data order. */
   augment?: BatchAugmenter | null;
+  /** data.balance 'sampler': each epoch's order from the balanced sampler (src/data/balance.ts). */
+  balanced?: boolean;
+  /** data.balance 'weights': class weights of the loss, and the label smoothing applied before them (the loss then smooths nothing). */
+  classWeights?: { weights: number[]; smoothing: number } | null;
   seed: number;
   /** Bytes of cached prefix activations kept in memory before spilling to `spillDir`. */
   cacheBytes: number;
@@ -297,7 +302,7 @@ export class Trainer implements Stateful<TrainerState> {
 
   private async trainPass(epoch: number, spe: number, t: EpochTotals): Promise<void> {
     const o = this.o;
-    const opts = { size: o.size, batch: o.batch, shuffle: true, flip: o.flip, hflip: o.hflip, augment: o.augment };
+    const opts = { size: o.size, batch: o.batch, shuffle: true, flip: o.flip, hflip: o.hflip, augment: o.augment, balanced: o.balanced };
     try {
       for await (const b of rawBatches(o.data, o.data.train, opts, this.rng)) {
         await this.runBatch(b, epoch, t);
@@ -399,7 +404,10 @@ export class Trainer implements Stateful<TrainerState> {
     const x = this.inputs.of(b);
     const aug = this.o.augment;
     const k = this.o.network.classes.length;
-    const y = b.draws && aug ? aug.targets(b.labels, k, b.draws.batch) : tf.tidy(() => tf.oneHot(tf.tensor1d(b.labels, 'int32'), k));
+    const y0 = b.draws && aug ? aug.targets(b.labels, k, b.draws.batch) : tf.tidy(() => tf.oneHot(tf.tensor1d(b.labels, 'int32'), k));
+    const cw = this.o.classWeights;
+    const y = cw ? weightedTargets(y0 as tf.Tensor2D, cw.weights, cw.smoothing) : y0;
+    if (y !== y0) y0.dispose();
     let out: ShardOutput;
     try {
       out = await this.gradThreads.compute(

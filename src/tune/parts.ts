@@ -30,6 +30,13 @@ export class SplitDataView implements DataSource {
   pixels(example: Example, size: number): Promise<Uint8Array> {
     return this.base.pixels(example, size);
   }
+  // bound only when the base has them, so a view changes nothing about which decode path a pass takes
+  get presized(): DataSource['presized'] {
+    return this.base.presized?.bind(this.base);
+  }
+  get evalPixels(): DataSource['evalPixels'] {
+    return this.base.evalPixels?.bind(this.base);
+  }
 }
 
 /**

@@ -16,6 +16,7 @@ describe('layertune predict for deployment: folders, --batch, --json, --csv', fu
   this.timeout(180000);
   let model: string;
   let photos: string;
+  let labelled: string;
   before(async () => {
     await tf.setBackend('cpu');
     const net = attachHead(await loadLayersFolder(path.join(ROOT, 'models', 'mobilenet_v1_0.25_224'), { inputSize: 96 }), CLASSES, { dropout: 0, seed: 3 });
@@ -31,6 +32,12 @@ describe('layertune predict for deployment: folders, --batch, --json, --csv', fu
     fs.copyFileSync(pick('rose', 0), path.join(photos, 'deep', 'a "x", y.jpg'));
     fs.copyFileSync(pick('tulip', 1), path.join(photos, 'deep', 'er', 'c.JPG'));
     fs.writeFileSync(path.join(photos, 'deep', 'notes.txt'), 'not an image');
+    // a small labelled folder, so evaluate with five-crop TTA stays quick
+    labelled = tmpDir('lt-pred-labelled-');
+    for (const c of ['daisy', 'rose']) {
+      fs.mkdirSync(path.join(labelled, c));
+      for (const i of [0, 1]) fs.copyFileSync(pick(c, i), path.join(labelled, c, `${i}.jpg`));
+    }
   });
 
   it('walks a folder recursively in sorted order; --batch 1 and 16 give the same probabilities; CSV and JSON agree', () => {
@@ -111,6 +118,42 @@ describe('layertune predict for deployment: folders, --batch, --json, --csv', fu
     expect(two.summary.imagesPerSecond).to.be.greaterThan(0);
     expect(two.confusion).to.deep.equal(one.confusion);
     expect(two.n).to.equal(4);
+  });
+
+  it('--tta flip averages the image and its mirror; evaluate takes the same view flags', () => {
+    const base = JSON.parse(layertune(['predict', '--model', model, photos, '--json', '--top', '5', '--backend', 'cpu']).stdout);
+    const flip = layertune(['predict', '--model', model, photos, '--json', '--top', '5', '--tta', 'flip', '--backend', 'cpu']);
+    expect(flip.code, flip.stderr).to.equal(0);
+    const f = JSON.parse(flip.stdout);
+    // a real (not mirror-symmetric) network: the averaged probabilities move, and still sum to 1
+    let moved = 0;
+    f.forEach((p: { top: Array<{ probability: number; index: number }> }, i: number) => {
+      expect(p.top.reduce((s, t) => s + t.probability, 0)).to.be.closeTo(1, 1e-5);
+      const b = base[i].top.find((t: { index: number }) => t.index === p.top[0].index);
+      moved = Math.max(moved, Math.abs(b.probability - p.top[0].probability));
+    });
+    expect(moved).to.be.greaterThan(1e-4);
+    const ev = layertune(['evaluate', '--model', model, '--data', labelled, '--json', '--tta', 'crops', '--crop', 'center', '--backend', 'cpu']);
+    expect(ev.code, ev.stderr).to.equal(0);
+    expect(JSON.parse(ev.stdout).n).to.equal(4);
+  });
+
+  it('bad view flags: --tta, --crop, --crop-pct out of range: one line each, exit 2, for predict and evaluate', () => {
+    for (const [args, re] of [
+      [['--tta', 'mirror'], /^error: --tta: expected one of none, flip, crops, got "mirror"$/m],
+      [['--crop', 'letterbox'], /^error: --crop: expected fill or center, got "letterbox"$/m],
+      [['--crop-pct', '1.5'], /^error: --crop-pct: expected a number in \(0, 1\], got 1.5$/m],
+    ] as const) {
+      for (const cmd of [
+        ['predict', '--model', model, photos],
+        ['evaluate', '--model', model, '--data', labelled],
+      ]) {
+        const r = layertune([...cmd, ...args, '--backend', 'cpu']);
+        expect(r.code, r.stderr).to.equal(2);
+        expect(r.stderr).to.match(re);
+        expect(r.stderr.trim().split('\n')).to.have.length(1);
+      }
+    }
   });
 
   it('quotes CSV fields per RFC 4180 (hand-written expectation)', () => {

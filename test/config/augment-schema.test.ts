@@ -115,16 +115,18 @@ describe('augmentation, loss, eval and EMA config', () => {
     };
     expect(refused({ data: { augment: { vflip: 0, grayscale: 0 } }, eval: { crop: 'fill' }, loss: { labelSmoothing: 0.1 } })).to.equal(null);
     expect(refused({ data: { augment: { randomResizedCrop: {}, colorJitter: { brightness: 0.2 }, mix: { cutmixAlpha: 1 } } } })).to.equal(null);
-    expect(refused({ data: { augment: { colorJitter: { hue: 0.1 } } } })).to.equal(
-      'config.data.augment.colorJitter.hue: is validated but not applied by this version of layertune yet; remove it to train',
-    );
-    expect(refused({ data: { augment: { affine: { degrees: 10 } } } })).to.match(/^config\.data\.augment\.affine: is validated but not applied/);
-    expect(refused({ eval: { crop: 'center' } })).to.match(/^config\.eval\.crop: is validated but not applied/);
+    expect(refused({ data: { augment: { colorJitter: { hue: 0.1 } } } })).to.equal(null);
+    expect(refused({ data: { augment: { affine: { degrees: 10 } } } })).to.equal(null);
+    expect(refused({ data: { augment: { randAugment: { n: 2, m: 9 } } } })).to.equal(null);
+    expect(refused({ data: { augment: { trivialAugment: true } } })).to.equal(null);
+    // presizing and evaluation crops are applied now (src/data/presize.ts, src/data/eval-crop.ts)
+    expect(refused({ eval: { crop: 'center', cropPct: 0.9 }, data: { presize: 300 } })).to.equal(null);
     // the weight EMA is applied (src/train/ema.ts)
     expect(refused({ ema: {} })).to.equal(null);
     expect(refused({ ema: { decay: 0.99, warmup: false, export: 'raw' } })).to.equal(null);
     expect(refused({ recipe: 'classic' })).to.equal(null);
     expect(refused({ recipe: 'fastai' })).to.match(/^config\.recipe: is validated but not applied/);
-    expect(refused({ data: { balance: 'sampler' } })).to.match(/^config\.data\.balance: is validated but not applied/);
+    expect(refused({ data: { balance: 'sampler' } })).to.equal(null);
+    expect(refused({ data: { balance: 'weights' } })).to.equal(null);
   });
 });

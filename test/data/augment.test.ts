@@ -2,8 +2,10 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import { parseOrThrow } from '../../src/config/parse';
 import { AugmentSchema } from '../../src/data/augment-schema';
-import { BatchAugmenter, drawCutmixRect, drawErasing, drawResizedCrop, type ImageDraw, rectToBox } from '../../src/data/augment';
+import { BatchAugmenter, describeAugment, drawCutmixRect, drawErasing, drawResizedCrop, type ImageDraw, rectToBox } from '../../src/data/augment';
+import { boxAffine, centreOf, composeAffine, inverseAffine } from '../../src/data/affine';
 import { rawBatches } from '../../src/data/batches';
+import { adjustHue } from '../../src/data/color-ops';
 import { Rng } from '../../src/data/rng';
 import type { Preprocess } from '../../src/models/types';
 import { MemorySource } from '../helpers/memory-source';
@@ -108,6 +110,45 @@ describe('batched augmentation (tfjs ops)', () => {
     }
   });
 
+  it('hue shifts only the images that drew one, after brightness/contrast/saturation and before grayscale', () => {
+    const a = new BatchAugmenter(cfg({ colorJitter: { hue: 0.3 } }), 2);
+    const px = new Uint8Array([100, 0, 0, 0, 100, 0, 0, 0, 100, 200, 150, 50]);
+    const two = new Uint8Array([...px, ...px]);
+    const out = a.images(two, [plain(full, { brightness: 1.2, hue: 0.25 }), plain(full, { brightness: 1.2 })], null, IDENTITY);
+    const v = Array.from(out.dataSync());
+    const bright = tf.tensor4d(
+      Array.from(px, (p) => Math.min(255, p * 1.2)),
+      [1, 2, 2, 3],
+    );
+    const hued = adjustHue(bright, [0.25]);
+    Array.from(hued.dataSync()).forEach((h, i) => expect(v[i]).to.be.closeTo(h, 1e-3));
+    // the image without a hue draw is exactly the brightness step
+    Array.from(px, (p) => Math.fround(Math.min(255, p * 1.2))).forEach((b, i) => expect(v[12 + i]).to.be.closeTo(b, 1e-4));
+    // grayscale after hue: the luma of the hue-shifted image, not of the unshifted one
+    const g = a.images(px, [plain(full, { hue: 0.25, gray: true })], null, IDENTITY).dataSync();
+    const h0 = adjustHue(tf.tensor4d(Array.from(px), [1, 2, 2, 3]), [0.25]).dataSync();
+    for (let p = 0; p < 4; p++) {
+      const l = 0.299 * h0[p * 3] + 0.587 * h0[p * 3 + 1] + 0.114 * h0[p * 3 + 2];
+      for (let c = 0; c < 3; c++) expect(g[p * 3 + c]).to.be.closeTo(l, 1e-3);
+    }
+    tf.dispose([out, bright, hued]);
+  });
+
+  it('the affine composes with the crop and flip into one resample; no affine draw keeps the crop path', () => {
+    const a = new BatchAugmenter(cfg({ affine: { degrees: 90 } }), 4);
+    // a 90° clockwise turn of the left-right flipped ramp: the hand composition of the two arrays
+    const flipped = rectToBox([0, 0, 4, 4], 4, true, false);
+    const turn = composeAffine(boxAffine(flipped, 4), inverseAffine(centreOf(4), { angle: 90, translate: [0, 0], scale: 1, shear: [0, 0] }));
+    const n0 = tf.memory().numTensors;
+    const out = a.images(new Uint8Array([...ramp(), ...ramp()]), [plain(flipped, { affine: turn }), plain(flipped)], null, IDENTITY);
+    const f = (y: number, x: number) => 4 * y + (3 - x);
+    expect(channel0(out, 0)).to.deep.equal([0, 1, 2, 3].map((i) => [0, 1, 2, 3].map((j) => f(3 - j, i))));
+    // the second image has no affine: its box alone, read through the same resample
+    expect(channel0(out, 1)).to.deep.equal([0, 1, 2, 3].map((y) => [0, 1, 2, 3].map((x) => f(y, x))));
+    out.dispose();
+    expect(tf.memory().numTensors).to.equal(n0);
+  });
+
   it('random erasing fills its rectangle with the value, after normalisation, and nothing else', () => {
     const a = new BatchAugmenter(cfg({ randomErasing: { value: -1 } }), 4);
     const out = a.images(ramp(), [plain(full, { erase: [1, 2, 2, 1] })], { mix: null, noiseSeed: 0 }, IDENTITY);
@@ -174,7 +215,14 @@ describe('batched augmentation (tfjs ops)', () => {
   it('batch draws come from the run RNG with the data order: same seed, same views; a resumed pass replays them', async () => {
     const source = new MemorySource(['a', 'b'], 6, 0);
     const aug = new BatchAugmenter(
-      cfg({ randomResizedCrop: {}, colorJitter: { brightness: 0.4 }, randomErasing: {}, mix: { mixupAlpha: 0.8, cutmixAlpha: 1 } }),
+      cfg({
+        randomResizedCrop: {},
+        affine: { degrees: 10, translate: [0.1, 0.1], scale: [0.9, 1.1], shear: 5, p: 0.5 },
+        colorJitter: { brightness: 0.4, hue: 0.1 },
+        randAugment: { n: 2, m: 9, mstd: 0.5 },
+        randomErasing: {},
+        mix: { mixupAlpha: 0.8, cutmixAlpha: 1 },
+      }),
       8,
     );
     const pass = async (seed: number, skip = 0) => {
@@ -188,5 +236,54 @@ describe('batched augmentation (tfjs ops)', () => {
     expect(await pass(3)).to.deep.equal(a1);
     expect(await pass(4)).to.not.deep.equal(a1);
     expect(await pass(3, 2)).to.deep.equal(a1.slice(2));
+  });
+
+  it('every transform at once, over several batches and epochs: tensors stay flat, and a TrivialAugment pass resumes exactly', async () => {
+    const source = new MemorySource(['a', 'b', 'c'], 5, 0);
+    const pre: Preprocess = { kind: 'scale', low: -1, high: 1 };
+    const all = {
+      randomResizedCrop: { scale: [0.5, 1] },
+      vflip: 0.3,
+      affine: { degrees: 20, translate: [0.1, 0.1], scale: [0.8, 1.2], shear: 10 },
+      colorJitter: { brightness: 0.3, contrast: 0.3, saturation: 0.3, hue: 0.2 },
+      grayscale: 0.2,
+      randomErasing: { value: 'random' },
+      mix: { mixupAlpha: 0.8, cutmixAlpha: 1 },
+    };
+    for (const policy of [{ randAugment: { n: 3 } }, { trivialAugment: true }]) {
+      const aug = new BatchAugmenter(cfg({ ...all, ...policy }), 16);
+      const rng = new Rng(11);
+      let n0 = -1;
+      for (let epoch = 0; epoch < 3; epoch++) {
+        for await (const b of rawBatches(source, source.train, { size: 16, batch: 4, shuffle: true, flip: true, augment: aug }, rng)) {
+          const d = b.draws as NonNullable<typeof b.draws>;
+          const x = aug.images(b.pixels, d.rows, d.batch, pre);
+          const y = aug.targets(b.labels, 3, d.batch);
+          expect(x.shape).to.deep.equal([b.n, 16, 16, 3]);
+          expect(Array.from(x.dataSync()).every(Number.isFinite)).to.equal(true);
+          tf.dispose([x, y]);
+        }
+        if (n0 < 0) n0 = tf.memory().numTensors;
+        expect(tf.memory().numTensors, `epoch ${epoch + 1}`).to.equal(n0);
+      }
+    }
+    const aug = new BatchAugmenter(cfg({ ...all, trivialAugment: true }), 8);
+    const pass = async (skip: number) => {
+      const out: unknown[] = [];
+      for await (const b of rawBatches(source, source.train, { size: 8, batch: 4, shuffle: true, flip: true, augment: aug, skip }, new Rng(5)))
+        out.push({ keys: b.keys, draws: b.draws });
+      return out;
+    };
+    const full = await pass(0);
+    expect(full).to.have.length(4);
+    expect(await pass(3)).to.deep.equal(full.slice(3));
+  });
+
+  it("plan's augment line names the affine, hue, RandAugment and TrivialAugmentWide with their parameters", () => {
+    const line = (a: Record<string, unknown>) => describeAugment({ data: { flip: true, augment: cfg(a) }, loss: { labelSmoothing: 0 } });
+    expect(line({ affine: { degrees: 10, translate: [0.1, 0.2] }, colorJitter: { brightness: 0.2, hue: 0.1 }, randAugment: { n: 3 } })).to.equal(
+      'hflip 0.5, affine p 1 degrees 10 translate [0.1, 0.2] scale [1, 1] shear 0, colour jitter b 0.2 c 0 s 0 h 0.1, RandAugment n 3 m 9 mstd 0.5',
+    );
+    expect(line({ trivialAugment: true })).to.equal('hflip 0.5, TrivialAugmentWide');
   });
 });

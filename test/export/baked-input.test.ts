@@ -119,7 +119,7 @@ describe('preprocessing inside the exported graph', function () {
       const tm = await tmImage.load(`${base}/model.json`, `${base}/metadata.json`);
       expect(tm.getTotalClasses()).to.equal(CLASSES.length);
       // TM crops the centre square on a canvas; under Node the same centre crop comes from layertune's decoder
-      const ours = await predictFiles(await loadClassifier(dir, undefined, 'center'), files, 5);
+      const ours = await predictFiles(await loadClassifier(dir, undefined, 'center', { cropPct: 1 }), files, 5);
       for (let i = 0; i < files.length; i++) {
         const rgb = await decodeImage(files[i], { size: 96, crop: 'center' });
         // tfjs's PixelData is RGBA, as a canvas gives it

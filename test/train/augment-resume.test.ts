@@ -27,8 +27,10 @@ describe('augmented training: reproducible and resumed bit for bit', function ()
         augment: {
           randomResizedCrop: { scale: [0.35, 1] },
           vflip: 0.3,
-          colorJitter: { brightness: 0.4, contrast: 0.4, saturation: 0.4 },
+          affine: { degrees: 15, translate: [0.1, 0.1], scale: [0.9, 1.1], shear: 5, p: 0.7 },
+          colorJitter: { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 },
           grayscale: 0.2,
+          randAugment: { n: 2, m: 9, mstd: 0.5 },
           randomErasing: { p: 0.5, value: 'random' },
           mix: { mixupAlpha: 0.8, cutmixAlpha: 1, prob: 0.8 },
         },

@@ -24,6 +24,7 @@ export function register(program: Command): void {
       seed: p.job.train.seed,
       flip: p.job.data.flip,
       augment: p.job.data.augment,
+      balanced: p.job.data.balance === 'sampler',
       preprocess: p.network.backbone.preprocess,
     });
     const cols = o.cols ?? Math.ceil(Math.sqrt(b.n));

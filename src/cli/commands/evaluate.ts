@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { parseViewFlags, withViewFlags } from '../view-flags';
 import { selectBackend } from '../../engine/backend';
 import { evaluateFolder, loadClassifier } from '../../predict';
 import { inferenceThreadsFlag, num } from '../flags';
@@ -6,21 +7,20 @@ import { ConfigError } from '../../errors';
 import { summaryJson, summaryLine } from './predict';
 
 export function register(program: Command): void {
-  program
-    .command('evaluate')
+  withViewFlags(program.command('evaluate'))
     .description('accuracy, per-class precision/recall and confusion matrix on a labelled folder')
     .requiredOption('--model <dir>', 'exported model folder')
     .requiredOption('--data <dir>', 'folder of class sub-folders')
     .option('--backend <name>', 'backend', 'auto')
-    .option('--crop <mode>', 'fill (stretch, as layertune trains) | center (ImageNet protocol); default: fill for exports, center for plain models')
     .option('--batch <n>', 'images per forward pass', num, 16)
     .option('--threads <n>', 'worker threads for the forward passes: auto (wasm: 2 when there are enough batches, else 1) or a number', 'auto')
     .option('--json', 'one JSON object on stdout')
     .action(async (o) => {
+      const view = parseViewFlags(o);
       const threads = inferenceThreadsFlag(String(o.threads));
       if (!Number.isInteger(o.batch) || o.batch < 1) throw new ConfigError('--batch', `expected a positive integer, got ${o.batch}`);
       await selectBackend(o.backend);
-      const c = await loadClassifier(o.model, undefined, o.crop);
+      const c = await loadClassifier(o.model, undefined, view.crop, view);
       const e = await evaluateFolder(c, o.data, { batch: o.batch, threads });
       for (const w of e.warnings) console.error(`warning: ${w}`);
       if (o.json) {

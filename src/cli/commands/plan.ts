@@ -5,6 +5,7 @@
  * decay and whether it is frozen.
  */
 import { describeAugment, frozenPrefixRule } from '../../data/augment';
+import { describeJobInputs } from '../../data/presize';
 import type { Command } from 'commander';
 import { prepare, type Prepared } from '../../job';
 import { ConfigError } from '../../errors';
@@ -31,6 +32,7 @@ export function formatPlan(plan: JobPlan, p: Prepared, byLayer: boolean): string
     `recipe    ${p.job.recipe ?? 'none (the defaults, which are the classic recipe)'}${p.job.recipe && p.job.recipe !== 'classic' ? ': its values lie under the job, whose own fields win' : ''}`,
   );
   out.push(`augment   ${describeAugment(p.job)}`);
+  out.push(`inputs    ${describeJobInputs(p.job, p.network.backbone.inputSize)}`);
   if (p.cachedStages > 0) out.push(`frozen    the first ${p.cachedStages} stage(s): ${frozenPrefixRule(p.job.data.augment)}`);
   out.push('');
   const head = ['group', 'role', 'lr start', 'warmup end', 'last', 'decay', 'mode', ''];
