@@ -15,11 +15,14 @@
 import * as tf from '@tensorflow/tfjs';
 import type { EmaConfig } from '../data/augment-schema';
 import { flatLayers } from '../optim/named';
-import type { WeightCopy, WeightSnapshot } from '../schedules/weights';
+import type { WeightCopy, WeightSnapshot, WeightStore } from '../schedules/weights';
 import type { Stateful } from '../stateful';
 import { CALLBACK_ORDER, type Callback } from './callbacks';
 
 type LayerWeight = tf.LayersModel['weights'][number];
+
+/** How the average's entries are named next to the model's own (checkpoint files, the guard's rollback copy). */
+const EMA_PREFIX = 'ema:';
 
 /** The decay of the t-th update (t counted from 1). */
 export function emaDecay(cfg: Pick<EmaConfig, 'decay' | 'warmup'>, t: number): number {
@@ -155,6 +158,30 @@ export class WeightEma implements Stateful<EmaState> {
     this.avg = next;
     this.updates = s.updates;
     this.lastDecay = s.updates > 0 ? emaDecay(this.config, s.updates) : null;
+  }
+
+  /**
+   * `model` (the model's weights) and this average as one store, for the divergence guard: a rollback then puts back
+   * the average (and its step count) of the step it rolls back to, not one that took in the wrecked step before the
+   * divergence showed. The average's entries are named `ema:<weight>`, its count `ema:#updates`.
+   */
+  alongside(model: WeightStore): WeightStore {
+    const UPDATES = `${EMA_PREFIX}#updates`;
+    return {
+      read: () => [
+        ...model.read(),
+        ...this.read().map((w) => ({ ...w, name: `${EMA_PREFIX}${w.name}` })),
+        { name: UPDATES, shape: [1], dtype: 'int32', values: Int32Array.of(this.updates) },
+      ],
+      write: (snap) => {
+        const own = (w: WeightCopy) => w.name.startsWith(EMA_PREFIX);
+        model.write(snap.filter((w) => !own(w)));
+        const updates = snap.find((w) => w.name === UPDATES);
+        if (!updates) throw new Error('the rollback copy has no weight EMA in it');
+        const weights = snap.filter((w) => own(w) && w.name !== UPDATES).map((w) => ({ ...w, name: w.name.slice(EMA_PREFIX.length) }));
+        this.setState({ updates: updates.values[0], weights });
+      },
+    };
   }
 
   record(): EmaRecord {

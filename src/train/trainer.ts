@@ -170,7 +170,9 @@ export class Trainer implements Stateful<TrainerState> {
     if (o.guard?.enabled) {
       const opt = o.optimizer;
       if (!opt.getState || !opt.setState) throw new Error('the divergence guard needs an optimizer with getState/setState');
-      this.guardCallback = new DivergenceGuardCallback(o.guard, Math.log(net.classes.length), modelWeights(net.train), opt as Required<StepOptimizer>, log);
+      // with an EMA the rollback copy holds the average too: the wrecked step must leave it as well
+      const store = o.ema ? o.ema.alongside(modelWeights(net.train)) : modelWeights(net.train);
+      this.guardCallback = new DivergenceGuardCallback(o.guard, Math.log(net.classes.length), store, opt as Required<StepOptimizer>, log);
       builtIn.push(this.guardCallback);
     }
     if (o.ema) builtIn.push(new EmaCallback(o.ema));

@@ -8,7 +8,11 @@ import { modelWeights, type WeightSnapshot } from '../../src/schedules/weights';
 import type { EmaState } from '../../src/train/ema';
 import { LoopTrainerFactory } from '../../src/train/build';
 import { CancelStep, type Callback } from '../../src/train/callbacks';
-import { MemorySource, dataContainer } from '../helpers/memory-source';
+import { MemorySource, dataContainer, prepareGuardJob } from '../helpers/memory-source';
+import { Trainer } from '../../src/train/trainer';
+import { WeightEma } from '../../src/train/ema';
+import { EmaSchema } from '../../src/data/augment-schema';
+import { GuardSchema } from '../../src/train/guard';
 import { tmpDir } from '../helpers/images';
 
 const quiet = { log: () => undefined };
@@ -155,5 +159,54 @@ describe('weight EMA in a run', function () {
     expect(eb.updates).to.equal(ea.updates);
     expect(ea.weights.length).to.be.greaterThan(0);
     expect(ea.weights.some((w) => /moving_mean/.test(w.name))).to.equal(true);
+  });
+
+  it('the divergence guard rolls the average back with the weights: the wrecked step never stays in the EMA', async () => {
+    const data = new MemorySource(['a', 'b'], 8, 2);
+    const p = await prepareGuardJob(data, 2);
+    const opt = p.stages.optimizer.create(p.plan.groups, p.job);
+    const ema = new WeightEma(p.network.train, EmaSchema.parse({ decay: 0.5, warmup: false }));
+    let afterStep1: EmaState | null = null;
+    let atRollback: EmaState | null = null;
+    const lines: string[] = [];
+    const trainer = new Trainer({
+      network: p.network,
+      data: p.data,
+      vars: p.trainableVars,
+      optimizer: opt,
+      // step 2 runs at a million times the rate: the weights it leaves are wrecked, and step 3's loss shows it
+      lr: { factor: (step) => (step === 2 ? 1e6 : 1) },
+      // after the EMA's own update (CALLBACK_ORDER.ema < DEFAULT)
+      callbacks: [{ afterStep: (b) => void (b.step === 1 ? (afterStep1 = ema.getState()) : undefined) }],
+      epochs: 2,
+      batch: 4,
+      size: 32,
+      flip: true,
+      seed: 1,
+      cacheBytes: 0,
+      spillDir: null,
+      monitorNorms: false,
+      guard: GuardSchema.parse({ snapshotEvery: 1 }),
+      ema,
+      log: (l) => {
+        lines.push(l);
+        atRollback ??= ema.getState();
+      },
+      prefix: null,
+      suffix: p.network.train,
+    });
+    const fit = await trainer.fit();
+    opt.dispose();
+    expect(fit.guardEvents, lines.join('\n')).to.have.length(1);
+    const a = afterStep1 as EmaState | null;
+    const b = atRollback as EmaState | null;
+    expect(b!.updates).to.equal(2);
+    expect(b!.updates).to.equal(a!.updates);
+    b!.weights.forEach((w, i) => expect(Buffer.from(w.values.buffer).equals(Buffer.from(a!.weights[i].values.buffer)), w.name).to.equal(true));
+    // and what the run ends with is a finite average of the steps that stayed applied
+    // the trainer's step count keeps the rolled-back step 2; the average counts only the steps that stayed applied
+    expect(ema.steps).to.equal(trainer.step - 1);
+    expect(ema.read().every((w) => Array.from(w.values).every(Number.isFinite))).to.equal(true);
+    ema.dispose();
   });
 });
