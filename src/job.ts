@@ -47,6 +47,7 @@ import { checkProvenance, runProvenance } from './train/checkpoint/provenance';
 import { packageVersion } from './package-root';
 import { checkEveryClassDecodes } from './data/class-probe';
 import { disposeNetwork } from './tune/parts';
+import { WeightEma } from './train/ema';
 
 export interface RunOptions {
   /** Turn SIGINT/SIGTERM during training into a checkpointed stop with a resume hint (the CLI sets it). */
@@ -297,6 +298,11 @@ async function runLocked(
   const metricsOf: MetricsOf = hasVal ? epochMetrics : (info) => metricsWithTrainAsVal(epochMetrics(info));
   const weights = modelWeights(network.train);
   const esCallback = job.earlyStopping ? new EarlyStoppingCallback(new EarlyStopping(job.earlyStopping, weights), restored !== null, log, metricsOf) : null;
+  // averaged from the weights the run starts with; a resume replaces it with the checkpoint's below
+  const ema = job.ema ? new WeightEma(network.train, job.ema) : null;
+  if (ema && job.ema?.export === 'ema' && job.earlyStopping?.restoreBestWeights) {
+    log('warning: ema.export is "ema": the export holds the final weight EMA, not the best epoch earlyStopping.restoreBestWeights puts back');
+  }
   const monitor = job.train.monitorRatios ? [new RatioMonitor(job.tune.ratioMonitor, { optimizer, log })] : [];
   const { batch, accumulate, epochs } = job.train;
   const wdSchedule = job.tune.wdSchedule
@@ -345,6 +351,7 @@ async function runLocked(
     lr: lrPolicy,
     callbacks,
     guard: job.guard,
+    ema,
     onEpochCommitted: (_t, info) => checkpointer.onEpochCommitted(info),
     log,
   });
@@ -355,25 +362,36 @@ async function runLocked(
     judge,
     weights,
     optimizer,
+    ...(ema ? [ema] : []),
     ...boundStateful(p.container),
   );
-  if (restored) state.restore(restored, ['trainer', 'schedule', 'weights', 'optimizer']);
+  if (restored) {
+    state.restore(restored, ['trainer', 'schedule', 'weights', 'optimizer']);
+    // a forced resume that turned the EMA on: it starts from the restored weights, not the pretrained ones
+    if (ema && !restored.ema) ema.restart();
+  }
   let fit: FitResult;
   try {
     fit = await trainer.fit();
+  } catch (e) {
+    ema?.dispose();
+    throw e;
   } finally {
     optimizer.dispose();
     interrupt?.dispose();
     if (restored) joinMetrics(job.out);
   }
   if (fit.stoppedEarly) log(`stopped after epoch ${fit.epochs}: ${fit.stoppedEarly}`);
+  // from here on the model holds what is exported; validation below runs on the EMA either way
+  if (ema?.config.export === 'ema') ema.copyToModel();
+  const emaRecord = ema?.record();
   const val = data.val.length ? await trainer.evaluate(data.val) : undefined;
   const metrics = { val: val && { loss: val.metrics.loss, accuracy: val.metrics.accuracy, confusion: val.confusion }, epochs: fit.history };
   const evalOpts = { size: network.backbone.inputSize, batch: job.train.batch };
   await stages.exporter.export(
     network,
     exportDir,
-    { trainingConfig: job, metrics, evalCrop: { mode: job.eval.crop, cropPct: job.eval.cropPct } },
+    { trainingConfig: job, metrics, evalCrop: { mode: job.eval.crop, cropPct: job.eval.cropPct }, ...(emaRecord ? { ema: emaRecord } : {}) },
     {
       settings: job.export,
       // a head over GraphModel embeddings is exported alone and takes no pixels: nothing to evaluate it on here
@@ -391,12 +409,25 @@ async function runLocked(
   fs.writeFileSync(
     path.join(job.out, 'summary.json'),
     JSON.stringify(
-      { val: metrics.val, skipped: data.skipped, export: exportDir, stoppedEarly: fit.stoppedEarly ?? null, guardEvents: fit.guardEvents },
+      {
+        val: metrics.val,
+        skipped: data.skipped,
+        export: exportDir,
+        stoppedEarly: fit.stoppedEarly ?? null,
+        guardEvents: fit.guardEvents,
+        ...(emaRecord ? { ema: emaRecord } : {}),
+      },
       null,
       2,
     ),
   );
-  if (val) log(`validation accuracy ${val.metrics.accuracy.toFixed(3)} (loss ${val.metrics.loss.toFixed(3)}) on ${data.val.length} images`);
+  ema?.dispose();
+  if (val) {
+    log(
+      `validation accuracy ${val.metrics.accuracy.toFixed(3)} (loss ${val.metrics.loss.toFixed(3)}) on ${data.val.length} images` +
+        (emaRecord ? `, on the weight EMA (decay ${emaRecord.decay}; the export holds the ${emaRecord.weights === 'ema' ? 'EMA' : 'raw'} weights)` : ''),
+    );
+  }
   log(`exported to ${exportDir}`);
   if (opts.report ?? true) log(`report: ${(await writeReport(job.out)).html}`);
   return {

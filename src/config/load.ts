@@ -4,7 +4,6 @@ import YAML from 'yaml';
 import { ConfigError } from '../errors';
 import { notRegularFile } from '../io/path-kind';
 import { parseOrThrow } from '../optim/schema';
-import { refuseNotYetApplied } from './not-yet-applied';
 import { applyRecipe } from './recipes';
 import { JobSchema, type Job, type JobInput } from './schema';
 
@@ -59,7 +58,5 @@ export function resolveJob(input: JobInput | Record<string, unknown> = {}, confi
   const { config: merged, notes } = applyRecipe(mergeConfig(fromFile, input as Record<string, unknown>));
   for (const n of notes) log?.(n);
   const prefix = configFile ? path.basename(configFile) : 'config';
-  const job = parseOrThrow(JobSchema, merged, prefix);
-  refuseNotYetApplied(job, prefix);
-  return job;
+  return parseOrThrow(JobSchema, merged, prefix);
 }

@@ -16,6 +16,7 @@ import { planQuantization, quantizeWeights } from './quantize';
 import { affineFor, bakeInputAffine, inputPreprocess, type InputConvention } from './input-affine';
 import type { Preprocess } from '../models/types';
 import { FoldedModel } from '../models/fold-batchnorm';
+import type { EmaRecord } from '../train/ema';
 import { EvalSchema } from '../data/augment-schema';
 import type { EvalCrop } from '../data/eval-crop';
 
@@ -84,10 +85,12 @@ export interface ExportMetadata extends TeachableMachineFields {
    */
   foldedBatchNorm?: boolean;
   quantization?: QuantizationRecord;
+  /** A run with a weight EMA (config `ema`): which weights this export holds, `ema` or `raw`, and the decay. */
+  ema?: EmaRecord;
 }
 
 /** What the caller knows about the run; `evalCrop` absent: the eval section's defaults. */
-export type RunMetadata = Pick<ExportMetadata, 'trainingConfig' | 'metrics'> & { evalCrop?: EvalCrop };
+export type RunMetadata = Pick<ExportMetadata, 'trainingConfig' | 'metrics' | 'ema'> & { evalCrop?: EvalCrop };
 
 export interface Exporter {
   export(net: Network, dir: string, meta: RunMetadata, options?: ExportOptions): Promise<string>;
@@ -148,6 +151,7 @@ export class LayersModelExporter implements Exporter {
       metrics: meta.metrics,
       createdAt,
       foldedBatchNorm: folded,
+      ...(meta.ema ? { ema: meta.ema } : {}),
     };
     await replaceFolderAtomic(dir, async (tmp) => {
       writeModelArtifacts(tmp, artifacts, { userDefinedMetadata: { labels: net.classes } });

@@ -12,7 +12,7 @@ import { chartSvg, confusionSvg, writePng, writeTextAtomic, type Series } from '
 
 /** What MetricsLogCallback writes per step and per epoch (src/train/metrics-log.ts), read back. */
 export type StepRecord = { type: 'step' } & Pick<BatchInfo, 'epoch' | 'step' | 'loss' | 'accuracy' | 'lrs' | 'updateRatios'>;
-export type EpochRecord = { type: 'epoch' } & Pick<EpochInfo, 'epoch' | 'step' | 'train' | 'val' | 'seconds' | 'lrs'>;
+export type EpochRecord = { type: 'epoch' } & Pick<EpochInfo, 'epoch' | 'step' | 'train' | 'val' | 'valWeights' | 'seconds' | 'lrs'>;
 
 export interface RunMetrics {
   steps: StepRecord[];
@@ -191,9 +191,11 @@ function summaryRows(m: RunMetrics): Array<[string, string]> {
   rows.push(['optimizer steps', String(m.steps.length ? m.steps[m.steps.length - 1].step + 1 : 0)]);
   if (last) rows.push(['final train loss / accuracy', `${last.train.loss.toFixed(4)} / ${last.train.accuracy.toFixed(4)}`]);
   const val = m.summary?.val ?? last?.val;
-  if (val) rows.push(['validation loss / accuracy', `${val.loss.toFixed(4)} / ${val.accuracy.toFixed(4)}`]);
+  // with a weight EMA every validation number is the average's, which the row names
+  const onEma = last?.valWeights === 'ema' ? ' (EMA weights)' : '';
+  if (val) rows.push([`validation loss / accuracy${onEma}`, `${val.loss.toFixed(4)} / ${val.accuracy.toFixed(4)}`]);
   const bestVal = m.epochs.filter((e) => e.val).sort((a, b) => b.val!.accuracy - a.val!.accuracy)[0];
-  if (bestVal) rows.push(['best validation accuracy', `${bestVal.val!.accuracy.toFixed(4)} (epoch ${bestVal.epoch + 1})`]);
+  if (bestVal) rows.push([`best validation accuracy${onEma}`, `${bestVal.val!.accuracy.toFixed(4)} (epoch ${bestVal.epoch + 1})`]);
   const stopped = m.summary?.stoppedEarly ?? m.end?.stoppedEarly;
   if (stopped) rows.push(['stopped early', stopped]);
   if (m.summary?.guardEvents?.length) rows.push(['divergences recovered', String(m.summary.guardEvents.length)]);

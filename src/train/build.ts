@@ -15,6 +15,7 @@ import { trainedMultiplyAdds } from '../models/macs';
 import { splitAtStage, type Network } from '../models/network';
 import type { Callback } from './callbacks';
 import type { GuardConfig } from './guard';
+import type { WeightEma } from './ema';
 import { Trainer, type LrPolicy, type StepOptimizer, type TrainerOptions } from './trainer';
 
 /** What the builder reads from a prepared job (`Prepared` from src/job.ts has all of it). */
@@ -43,6 +44,10 @@ export interface TrainerParts {
   spillDir?: string | null;
   /** The divergence guard; off unless given (a tuning run that diverges has found its answer). */
   guard?: GuardConfig | null;
+  /** Threads of the per-epoch validation pass; defaults to `job.train.threads` (resolved as predict resolves it). */
+  valThreads?: 'auto' | number;
+  /** The weight EMA to keep; off unless given (the tuning tools judge the raw weights). */
+  ema?: WeightEma | null;
   onEpochCommitted?: TrainerOptions['onEpochCommitted'];
   log?: (line: string) => void;
 }
@@ -91,6 +96,8 @@ export class LoopTrainerFactory implements TrainerFactory {
       accumulate: job.train.accumulate,
       threads: resolveThreads(job.train.threads, p.backend.tfBackend, job.train.batch, undefined, trainedMultiplyAdds(network, p.cachedStages)).threads,
       guard: parts.guard ?? null,
+      ema: parts.ema ?? null,
+      valThreads: parts.valThreads ?? job.train.threads,
       onEpochCommitted: parts.onEpochCommitted,
       log: parts.log,
     });

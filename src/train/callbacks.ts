@@ -94,6 +94,8 @@ export interface EpochInfo {
   step: number;
   train: EpochMetrics;
   val?: EpochMetrics;
+  /** Which weights `val` was measured on: 'ema' when the run keeps a weight EMA (validation then runs on it). */
+  valWeights?: 'ema';
   seconds: number;
   numTensors: number;
   lrs: Record<string, number>;
@@ -178,6 +180,8 @@ export const CALLBACK_ORDER = {
   medianStop: 20,
   /** After the schedules multiplied the step's rate in: its cut multiplies the scheduled rate. */
   divergenceGuard: 30,
+  /** The weight EMA (src/train/ema.ts): averages the step's weights once the built-in step-time callbacks have run. */
+  ema: 40,
   DEFAULT: 50,
   /** Its afterFit throws the InterruptedError, so every other callback has closed its files before it. */
   signals: 100,

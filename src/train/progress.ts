@@ -62,7 +62,8 @@ export class ProgressCallback implements Callback {
   afterEpoch(e: EpochInfo): void {
     this.bar?.stop();
     this.bar = null;
-    const val = e.val ? ` | val loss ${fmt(e.val.loss)} acc ${fmt(e.val.accuracy)}` : '';
+    // a run with a weight EMA validates the average, not the weights it trains: the line says which
+    const val = e.val ? ` | val${e.valWeights === 'ema' ? ' (EMA)' : ''} loss ${fmt(e.val.loss)} acc ${fmt(e.val.accuracy)}` : '';
     this.log(
       `epoch ${e.epoch + 1}/${this.epochs}: loss ${fmt(e.train.loss)} acc ${fmt(e.train.accuracy)}${val} | ${fmt(e.seconds, 1)}s | tensors ${e.numTensors}`,
     );

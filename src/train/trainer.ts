@@ -31,7 +31,9 @@ import { DropoutSeeds } from './loop/dropout-seeds';
 import { FeatureInputs } from './loop/feature-inputs';
 import { GradientThreads } from './loop/parallel-step';
 import { LrScheduleCallback, type LrPolicy } from './loop/lr-schedule';
-import { evaluate, evaluateFolded, FoldedDuringFit, type Evaluation } from './evaluate';
+import { evaluateFolded, FoldedDuringFit, type Evaluation } from './evaluate';
+import { EmaCallback, type WeightEma } from './ema';
+import { ParallelEvaluator } from './parallel-eval';
 
 export type { LrPolicy, StopRequest } from './loop/lr-schedule';
 export { mixSeed } from './loop/dropout-seeds';
@@ -87,6 +89,13 @@ export interface TrainerOptions {
    */
   guard?: GuardConfig | null;
   /**
+   * Threads of the per-epoch validation pass (src/train/parallel-eval.ts): `auto` or a count, resolved as predict
+   * resolves `--threads`; default 1 (this thread only).
+   */
+  valThreads?: 'auto' | number;
+  /** Weight EMA (src/train/ema.ts): updated after every applied step; validation and `evaluate` run on it. */
+  ema?: WeightEma | null;
+  /**
    * Called once per finished epoch, after validation, the callbacks and the stop decision, with the trainer in a
    * consistent state: where checkpoints are written. Never called from a diverged state.
    */
@@ -139,6 +148,7 @@ export class Trainer implements Stateful<TrainerState> {
   private readonly guardCallback: DivergenceGuardCallback | null = null;
   /** During fit only: the folded copy validation runs on. */
   private folded: FoldedDuringFit | null = null;
+  private readonly valEval: ParallelEvaluator;
 
   constructor(private readonly o: TrainerOptions) {
     const net = o.network;
@@ -160,10 +170,14 @@ export class Trainer implements Stateful<TrainerState> {
     if (o.guard?.enabled) {
       const opt = o.optimizer;
       if (!opt.getState || !opt.setState) throw new Error('the divergence guard needs an optimizer with getState/setState');
-      this.guardCallback = new DivergenceGuardCallback(o.guard, Math.log(net.classes.length), modelWeights(net.train), opt as Required<StepOptimizer>, log);
+      // with an EMA the rollback copy holds the average too: the wrecked step must leave it as well
+      const store = o.ema ? o.ema.alongside(modelWeights(net.train)) : modelWeights(net.train);
+      this.guardCallback = new DivergenceGuardCallback(o.guard, Math.log(net.classes.length), store, opt as Required<StepOptimizer>, log);
       builtIn.push(this.guardCallback);
     }
+    if (o.ema) builtIn.push(new EmaCallback(o.ema));
     this.events = new Events([...builtIn, ...(o.callbacks ?? [])]);
+    this.valEval = new ParallelEvaluator({ threads: o.valThreads ?? 1, size: o.size, preprocess: net.backbone.preprocess, log });
   }
 
   get guard(): DivergenceGuard | null {
@@ -177,6 +191,11 @@ export class Trainer implements Stateful<TrainerState> {
   /** Threads computing gradients in the running fit (1 outside fit or when the workers did not start). */
   get threads(): number {
     return this.gradThreads.threads;
+  }
+
+  /** Threads of the last validation pass, and each validation worker's tensor count after its last batch. */
+  get validation(): { threads: number; workerTensors: number[] } {
+    return { threads: this.valEval.threads, workerTensors: this.valEval.workerTensors };
   }
 
   /** Tensors (count and bytes) held by each gradient worker after its last step (empty on one thread). */
@@ -218,6 +237,7 @@ export class Trainer implements Stateful<TrainerState> {
     } finally {
       this.folded.dispose();
       this.folded = null;
+      await this.valEval.dispose();
       await this.gradThreads.stop();
     }
   }
@@ -258,7 +278,16 @@ export class Trainer implements Stateful<TrainerState> {
     const val = this.o.data.val.length ? (await this.evaluate(this.o.data.val)).metrics : undefined;
     this.epoch++;
     const train = { loss: t.lossSum / t.seen, accuracy: t.correct / t.seen };
-    const info: EpochInfo = { epoch, step: this.step, train, val, seconds: (Date.now() - t0) / 1000, numTensors: tf.memory().numTensors, lrs: t.lrs };
+    const info: EpochInfo = {
+      epoch,
+      step: this.step,
+      train,
+      val,
+      ...(val && this.o.ema ? { valWeights: 'ema' as const } : {}),
+      seconds: (Date.now() - t0) / 1000,
+      numTensors: tf.memory().numTensors,
+      lrs: t.lrs,
+    };
     this.history.push(info);
     let stop: CancelFit | null = null;
     try {
@@ -412,11 +441,19 @@ export class Trainer implements Stateful<TrainerState> {
     return { value, hits: hits!, grads };
   }
 
-  /** Loss, accuracy and the confusion matrix (rows: true class, columns: predicted) over `examples` (src/train/evaluate.ts). */
+  /**
+   * Loss, accuracy and the confusion matrix (rows: true class, columns: predicted) over `examples` (src/train/evaluate.ts),
+   * on the EMA weights when the run keeps an EMA.
+   */
   async evaluate(examples: Example[]): Promise<Evaluation> {
+    const ema = this.o.ema;
+    return ema ? ema.withAveragedWeights(() => this.evaluateCurrent(examples)) : this.evaluateCurrent(examples);
+  }
+
+  private async evaluateCurrent(examples: Example[]): Promise<Evaluation> {
     const opts = { size: this.o.size, batch: this.o.batch, classes: this.o.network.classes.length };
     const inputs = (b: RawBatch) => this.inputs.of(b);
-    if (this.folded) return evaluate(this.folded.current(), this.o.data, examples, inputs, opts);
+    if (this.folded) return this.valEval.evaluate(this.folded.current(), this.o.data, examples, inputs, opts);
     return evaluateFolded(this.suffix, this.o.data, examples, inputs, opts);
   }
 }

@@ -6,6 +6,7 @@
  *                  and any part a user registers (plain JSON)
  *   weights.bin    the arrays of the `weights` part (every model weight, BatchNorm statistics included, by stable
  *                  name), then those of `earlyStoppingBest` (restoreBestWeights's copy, names prefixed `es:`)
+ *                  and those of the weight EMA's `ema` part (its averages, names prefixed `ema:`)
  *   optimizer.bin  the slot arrays of the `optimizer` part, by variable name
  *
  * In state.json a binary part keeps its structure with each array replaced by {name, shape, dtype, offset, bytes}.
@@ -22,6 +23,7 @@ import type { EarlyStoppingState } from '../../schedules/early-stopping';
 import type { WeightCopy, WeightSnapshot } from '../../schedules/weights';
 import { RESERVED_STATE_KEYS } from '../../stateful';
 import type { TrainerState } from '../trainer-state';
+import type { EmaState } from '../ema';
 import type { BestState } from './best';
 import { readProvenance, type RunProvenance } from './provenance';
 
@@ -103,6 +105,10 @@ export const StateFileSchema = z
         vars: z.record(z.string(), z.object({ step: count, slots: z.record(z.string(), BlobEntrySchema) })),
       })
       .passthrough(),
+    ema: z
+      .object({ updates: count, weights: z.array(BlobEntrySchema) })
+      .nullable()
+      .optional(),
   })
   .passthrough();
 
@@ -180,6 +186,18 @@ const optimizerCodec: PartCodec = {
   },
 };
 
+/** The weight EMA (src/train/ema.ts): its update count in state.json, its averages in weights.bin. */
+const emaCodec: PartCodec = {
+  encode(s, blobs) {
+    const e = s as EmaState;
+    return { updates: e.updates, weights: weightsCodec('ema:').encode(e.weights, blobs) };
+  },
+  decode(json, bytes, dir) {
+    const j = json as { updates: number; weights: BlobEntry[] };
+    return { updates: j.updates, weights: weightsCodec('ema:').decode(j.weights, bytes, dir) as WeightSnapshot };
+  },
+};
+
 /** Every other part: its state as it is, which must be plain JSON (a typed array would come back as an object). */
 const jsonCodec: PartCodec = {
   encode: (s) => s,
@@ -195,6 +213,7 @@ const CODECS: Record<string, PartCodec> = {
   weights: weightsCodec(''),
   earlyStoppingBest: weightsCodec('es:'),
   optimizer: optimizerCodec,
+  ema: emaCodec,
 };
 function codecOf(key: string): PartCodec {
   return CODECS[key] ?? jsonCodec;
