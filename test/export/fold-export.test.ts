@@ -106,7 +106,9 @@ describe('export.foldBatchNorm', function () {
       const got = logitsOf(model, x);
       const err = maxAbs(got, want);
       console.log(`      ${arch}: max |Δlogit| ${err.toExponential(2)} (max |logit| ${maxAbs(want).toExponential(2)})`);
-      expect(maxAbs(want)).to.be.greaterThan(0.3);
+      // logits well above the tolerance, so the 1e-5 bound tests something; the backbone's own init is unseeded, and
+      // 0.3 was once missed at 0.298
+      expect(maxAbs(want)).to.be.greaterThan(0.1);
       expect(err).to.be.at.most(1e-5);
       tf.dispose([x, want, got]);
       model.dispose();
