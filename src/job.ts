@@ -1,4 +1,3 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type { Container } from 'inversify';
@@ -9,7 +8,7 @@ import { ConfigError } from './errors';
 import { describeChoice, type BackendChoice } from './engine/backend';
 import { resolveThreads } from './engine/threads';
 import { trainedMultiplyAdds } from './models/macs';
-import { ensureWritableDir } from './export/atomic';
+import { ensureWritableDir, writeFileAtomic } from './export/atomic';
 import { topOneAccuracy } from './export/accuracy';
 import { checkOwnFolder, markFolder } from './io/run-folder';
 import { acquireLock } from './io/lock';
@@ -19,7 +18,7 @@ import { describeLayers, type GroupPlan } from './groups';
 import { flatLayers, namedVariables } from './optim/named';
 import type { LrSchedule } from './schedules/controller';
 import { EarlyStopping, resolveMode } from './schedules/early-stopping';
-import type { FitResult, LrPolicy } from './train/trainer';
+import type { FitResult, LrPolicy, Trainer } from './train/trainer';
 import { InterruptOnSignal } from './train/signals';
 import type { Callback } from './train/callbacks';
 import { RatioMonitor } from './train/ratio-monitor';
@@ -225,6 +224,111 @@ export async function runJob(input: JobInput | Record<string, unknown> = {}, opt
   }
 }
 
+/**
+ * The lines a run starts with after the data line: how the rates scale, each group's first rate (a two-phase run
+ * prints its phases' own lines instead), the thread count and the frozen prefix, and the rule-of-thumb warnings.
+ */
+function logRunPlan(p: Prepared, twoPhase: boolean, log: (s: string) => void): void {
+  const { job, schedule, network } = p;
+  const r = schedule.resolved.lr;
+  log(
+    `lr: rates are defined at batch ${r.baseBatch} and scaled ${r.scaling} to batch ${r.effectiveBatch}` +
+      (job.train.accumulate > 1 ? ` (${job.train.batch} × ${job.train.accumulate} accumulated)` : '') +
+      ` (x${r.scale.toPrecision(4)})` +
+      (r.warmup.steps > 0 ? `, ${r.warmup.type} warmup over ${r.warmup.steps} steps` : ''),
+  );
+  // a two-phase run's first rates are the frozen phase's, which its own lines below give
+  for (const g of twoPhase ? [] : p.plan.groups) {
+    log(
+      `  group ${g.name}: lr ${(g.lr * schedule.factor(0, 0)).toPrecision(4)} (configured ${g.lr}), weight decay ${g.weightDecay} ${g.decayMode}, ${g.params.length} variables`,
+    );
+  }
+  // the trainer builder resolves the same count; this is only the line that explains it
+  const threads = resolveThreads(job.train.threads, p.backend.tfBackend, job.train.batch, undefined, trainedMultiplyAdds(network, p.cachedStages));
+  if (threads.threads > 1) {
+    log(`threads: ${threads.reason}; each computes the gradients of ~${Math.ceil(job.train.batch / threads.threads)} images, BatchNorm statistics per thread`);
+  }
+  if (p.cachedStages > 0) log(`frozen: the first ${p.cachedStages} stage(s) are frozen; ${frozenPrefixRule(job.data.augment)}`);
+  for (const w of planLrWdWarnings(p)) log(`warning: ${w.message}`);
+}
+
+/**
+ * After training: the weights to export (the EMA's or the trained ones), the final validation, the export with its
+ * accuracy check, summary.json, and the closing lines and report.
+ */
+async function finishRun(
+  p: Prepared,
+  trainer: Trainer,
+  fit: FitResult,
+  ema: WeightEma | null,
+  exportDir: string,
+  opts: RunOptions,
+  log: (s: string) => void,
+  resume: ResumePlan | null,
+): Promise<JobResult> {
+  const { job, stages, data, network } = p;
+  if (fit.stoppedEarly) log(`stopped after epoch ${fit.epochs}: ${fit.stoppedEarly}`);
+  // from here on the model holds what is exported; validation below runs on the EMA either way
+  if (ema?.config.export === 'ema') ema.copyToModel();
+  const emaRecord = ema?.record();
+  const val = data.val.length ? await trainer.evaluate(data.val) : undefined;
+  const metrics = { val: val && { loss: val.metrics.loss, accuracy: val.metrics.accuracy, confusion: val.confusion }, epochs: fit.history };
+  const evalOpts = { size: network.backbone.inputSize, batch: job.train.batch };
+  await stages.exporter.export(
+    network,
+    exportDir,
+    { trainingConfig: job, metrics, evalCrop: { mode: job.eval.crop, cropPct: job.eval.cropPct }, ...(emaRecord ? { ema: emaRecord } : {}) },
+    {
+      settings: job.export,
+      // a head over GraphModel embeddings is exported alone and takes no pixels: nothing to evaluate it on here
+      evaluate:
+        network.infer.inputs[0].shape.length === 4
+          ? { images: data.val.length, run: (m, preprocess) => topOneAccuracy(m, data, data.val, { ...evalOpts, preprocess }) }
+          : undefined,
+      log,
+    },
+  );
+  if (data.skipped.length) {
+    log(`skipped ${data.skipped.length} file(s):`);
+    for (const s of data.skipped) log(`  ${s.reason}`);
+  }
+  writeFileAtomic(
+    path.join(job.out, 'summary.json'),
+    JSON.stringify(
+      {
+        val: metrics.val,
+        skipped: data.skipped,
+        export: exportDir,
+        stoppedEarly: fit.stoppedEarly ?? null,
+        guardEvents: fit.guardEvents,
+        ...(emaRecord ? { ema: emaRecord } : {}),
+      },
+      null,
+      2,
+    ),
+  );
+  ema?.dispose();
+  if (val) {
+    log(
+      `validation accuracy ${val.metrics.accuracy.toFixed(3)} (loss ${val.metrics.loss.toFixed(3)}) on ${data.val.length} images` +
+        (emaRecord ? `, on the weight EMA (decay ${emaRecord.decay}; the export holds the ${emaRecord.weights === 'ema' ? 'EMA' : 'raw'} weights)` : ''),
+    );
+  }
+  log(`exported to ${exportDir}`);
+  if (opts.report ?? true) log(`report: ${(await writeReport(job.out)).html}`);
+  return {
+    job,
+    backend: p.backend,
+    network,
+    plan: p.plan,
+    fit,
+    val: val && { ...val.metrics, confusion: val.confusion },
+    exportDir,
+    skipped: data.skipped,
+    cachedStages: p.cachedStages,
+    resumedFrom: resume?.dir,
+  };
+}
 async function runLocked(
   input: JobInput | Record<string, unknown>,
   opts: RunOptions,
@@ -260,26 +364,8 @@ async function runLocked(
     disposeNetwork(network);
     throw e;
   }
+  logRunPlan(p, fineTunePlan !== null, log);
   const r = schedule.resolved.lr;
-  log(
-    `lr: rates are defined at batch ${r.baseBatch} and scaled ${r.scaling} to batch ${r.effectiveBatch}` +
-      (job.train.accumulate > 1 ? ` (${job.train.batch} × ${job.train.accumulate} accumulated)` : '') +
-      ` (x${r.scale.toPrecision(4)})` +
-      (r.warmup.steps > 0 ? `, ${r.warmup.type} warmup over ${r.warmup.steps} steps` : ''),
-  );
-  // a two-phase run's first rates are the frozen phase's, which its own lines below give
-  for (const g of fineTunePlan ? [] : p.plan.groups) {
-    log(
-      `  group ${g.name}: lr ${(g.lr * schedule.factor(0, 0)).toPrecision(4)} (configured ${g.lr}), weight decay ${g.weightDecay} ${g.decayMode}, ${g.params.length} variables`,
-    );
-  }
-  // the trainer builder resolves the same count; this is only the line that explains it
-  const threads = resolveThreads(job.train.threads, p.backend.tfBackend, job.train.batch, undefined, trainedMultiplyAdds(network, p.cachedStages));
-  if (threads.threads > 1) {
-    log(`threads: ${threads.reason}; each computes the gradients of ~${Math.ceil(job.train.batch / threads.threads)} images, BatchNorm statistics per thread`);
-  }
-  if (p.cachedStages > 0) log(`frozen: the first ${p.cachedStages} stage(s) are frozen; ${frozenPrefixRule(job.data.augment)}`);
-  for (const w of planLrWdWarnings(p)) log(`warning: ${w.message}`);
   const optimizer = stages.optimizer.create(p.plan.groups, job);
   const fineTune = fineTunePlan ? new FineTune(fineTunePlan, optimizer, r.scale) : null;
   if (fineTune) for (const line of describeFineTune(fineTune.plan, r.scale)) log(`fine-tune: ${line}`);
@@ -381,65 +467,5 @@ async function runLocked(
     interrupt?.dispose();
     if (restored) joinMetrics(job.out);
   }
-  if (fit.stoppedEarly) log(`stopped after epoch ${fit.epochs}: ${fit.stoppedEarly}`);
-  // from here on the model holds what is exported; validation below runs on the EMA either way
-  if (ema?.config.export === 'ema') ema.copyToModel();
-  const emaRecord = ema?.record();
-  const val = data.val.length ? await trainer.evaluate(data.val) : undefined;
-  const metrics = { val: val && { loss: val.metrics.loss, accuracy: val.metrics.accuracy, confusion: val.confusion }, epochs: fit.history };
-  const evalOpts = { size: network.backbone.inputSize, batch: job.train.batch };
-  await stages.exporter.export(
-    network,
-    exportDir,
-    { trainingConfig: job, metrics, evalCrop: { mode: job.eval.crop, cropPct: job.eval.cropPct }, ...(emaRecord ? { ema: emaRecord } : {}) },
-    {
-      settings: job.export,
-      // a head over GraphModel embeddings is exported alone and takes no pixels: nothing to evaluate it on here
-      evaluate:
-        network.infer.inputs[0].shape.length === 4
-          ? { images: data.val.length, run: (m, preprocess) => topOneAccuracy(m, data, data.val, { ...evalOpts, preprocess }) }
-          : undefined,
-      log,
-    },
-  );
-  if (data.skipped.length) {
-    log(`skipped ${data.skipped.length} file(s):`);
-    for (const s of data.skipped) log(`  ${s.reason}`);
-  }
-  fs.writeFileSync(
-    path.join(job.out, 'summary.json'),
-    JSON.stringify(
-      {
-        val: metrics.val,
-        skipped: data.skipped,
-        export: exportDir,
-        stoppedEarly: fit.stoppedEarly ?? null,
-        guardEvents: fit.guardEvents,
-        ...(emaRecord ? { ema: emaRecord } : {}),
-      },
-      null,
-      2,
-    ),
-  );
-  ema?.dispose();
-  if (val) {
-    log(
-      `validation accuracy ${val.metrics.accuracy.toFixed(3)} (loss ${val.metrics.loss.toFixed(3)}) on ${data.val.length} images` +
-        (emaRecord ? `, on the weight EMA (decay ${emaRecord.decay}; the export holds the ${emaRecord.weights === 'ema' ? 'EMA' : 'raw'} weights)` : ''),
-    );
-  }
-  log(`exported to ${exportDir}`);
-  if (opts.report ?? true) log(`report: ${(await writeReport(job.out)).html}`);
-  return {
-    job,
-    backend: p.backend,
-    network,
-    plan: p.plan,
-    fit,
-    val: val && { ...val.metrics, confusion: val.confusion },
-    exportDir,
-    skipped: data.skipped,
-    cachedStages: p.cachedStages,
-    resumedFrom: resume?.dir,
-  };
+  return finishRun(p, trainer, fit, ema, exportDir, opts, log, resume);
 }
