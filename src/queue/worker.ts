@@ -89,13 +89,15 @@ export async function runWorker(url: string, opts: WorkerOptions): Promise<numbe
       if (stepMs === null || !(stepMs > 0)) return;
       // a Redis that went away loses one measurement, not the job: the lost-queue path reports the outage
       await recordStepTime(connection, stepMs).catch(() => {});
-      if (pinned || stopping || raise) return;
+      if (pinned || stopping) return;
       const need = lockSettings(stepMs, opts.lockMs);
-      if (need.lockDuration <= lock.lockDuration) return;
+      // a job finishing while the Worker already closes for a raise may ask for more still
+      const closing = raise !== null;
+      if (need.lockDuration <= (raise?.lock ?? lock).lockDuration) return;
       // once per new slowest job: the lock only grows, so over n jobs this happens about ln(n) times
       raise = { lock: need, why: `job ${job.id} measured a step time of ${stepMs} ms` };
       // with --concurrency n, jobs still running finish first: the Worker takes none until then
-      void w.close();
+      if (!closing) void w.close();
     };
     w.on('error', () => {});
     w.once('closed', () => {

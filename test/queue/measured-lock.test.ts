@@ -29,7 +29,7 @@ describe('the worker lock sized from measured step times (real redis-server)', f
   before(async function () {
     requireRedis(this);
     data = path.join(tmpDir(), 'data');
-    await writeClassFolder(data, { a: 4, b: 4 });
+    await writeClassFolder(data, { a: 8, b: 8 });
     redis = await startRedis();
     client = new IORedis(redis.url);
   });
@@ -43,8 +43,8 @@ describe('the worker lock sized from measured step times (real redis-server)', f
 
   it('jobs record their step times; a running worker raises its lock between jobs; a new worker starts from the median', async () => {
     expect(await client.llen(STEP_TIMES_KEY)).to.equal(0);
-    // --lock-ms 1000: any step over 33.4 ms (30 steps > 1 s) calls for a longer lock than the floor; steps at 96 px
-    // took ~0.5 s on a loaded 2-core machine, so a machine 10× faster still raises it
+    // --lock-ms 1000: any step over 33.4 ms (30 steps > 1 s) calls for a longer lock than the floor; steps of 8 images
+    // at 160 px took about 200 ms on a loaded 2-core machine, so a machine several times faster still raises it
     const w1 = start(['worker', '--queue', redis.url, '--lock-ms', '1000']);
     await w1.waitFor(/^worker on /);
     expect(w1.out[0]).to.equal('lock 1000 ms (floor; no step time measured yet)');
@@ -58,11 +58,11 @@ describe('the worker lock sized from measured step times (real redis-server)', f
       '--data',
       data,
       '--size',
-      '96',
+      '160',
       '--epochs',
       '2',
       '--batch',
-      '4',
+      '8',
       '--out',
       out,
       '--search-config',
@@ -70,6 +70,10 @@ describe('the worker lock sized from measured step times (real redis-server)', f
       '--queue',
       redis.url,
     ]);
+    // the second trial's claim in Redis: BullMQ's lock key expires after the lockDuration of the Worker that took it
+    const second = await w1.waitFor(/^trial 2\/2: started \(job /);
+    const secondId = /\(job (\S+),/.exec(second)![1];
+    const ttl = await client.pttl(`bull:layertune:${secondId}:lock`);
     expect(await search.exited, search.err.join('\n')).to.equal(0);
     await new Promise((r) => setTimeout(r, 500));
 
@@ -94,6 +98,9 @@ describe('the worker lock sized from measured step times (real redis-server)', f
     expect(started, w1.out.join('\n')).to.have.length(2);
     expect(started[0][1]).to.be.lessThan(iRaised);
     expect(started[1][1]).to.be.greaterThan(iRaised + 1);
+    // renewed every half lock, so between half the raised lock and all of it: far over the old 1 s
+    expect(ttl).to.be.greaterThan(raised.lockDuration / 2 - 500);
+    expect(ttl).to.be.at.most(raised.lockDuration);
 
     // a worker started now sizes its lock from the median of what was recorded
     const m = medianOf(values);
@@ -111,7 +118,7 @@ describe('the worker lock sized from measured step times (real redis-server)', f
     expect(w3.out[0]).to.equal('lock 75000 ms from --step-ms 2500');
     w3.term();
     expect(await w3.exited).to.equal(0);
-    console.log(`      recorded step times ${values.join(', ')} ms; ${w1.out[iRaised]}; then ${w2.out[0]}`);
+    console.log(`      recorded step times ${values.join(', ')} ms; ${w1.out[iRaised]}; trial 2's lock TTL ${ttl} ms; then ${w2.out[0]}`);
   });
 
   it('the list keeps the newest 50 values', async () => {
