@@ -31,3 +31,13 @@ export interface SearchSummary {
 }
 
 export const JOB = { trial: 'trial', search: 'search', run: 'run' } as const;
+
+/**
+ * What the sandboxed child hands its worker: the job's return value, and the median optimizer-step time (ms) it
+ * measured while training (null for a summary or a reused record). The worker records the step time and passes
+ * only `result` on to BullMQ, so a job's return value is the same as without the measurement.
+ */
+export interface ChildResult<T = unknown> {
+  result: T;
+  stepMs: number | null;
+}

@@ -36,3 +36,23 @@ export function lockSettings(stepMs: number | null, floorMs: number = LOCK_FLOOR
   const lockDuration = Math.max(floorMs, Math.min(LOCK_CAP_MS, fromSteps));
   return { lockDuration, stalledInterval: Math.max(1000, Math.round(lockDuration / 2)) };
 }
+
+/** Where a worker's step time came from: the --step-ms flag, the queue's recorded step times, or nowhere yet. */
+export type StepSource = { from: 'flag'; stepMs: number } | { from: 'measured'; stepMs: number; jobs: number } | { from: 'none' };
+
+/** The lock for a step-time source, and the one line a starting worker prints about where it came from. */
+export function lockFor(source: StepSource, floorMs: number = LOCK_FLOOR_MS): LockSettings & { line: string } {
+  if (source.from === 'none') return { ...lockSettings(null, floorMs), line: `lock ${floorMs} ms (floor; no step time measured yet)` };
+  const lock = lockSettings(source.stepMs, floorMs);
+  const what =
+    source.from === 'flag'
+      ? `--step-ms ${source.stepMs}`
+      : `a measured step time of ${fmtMs(source.stepMs)} ms (median of ${source.jobs} finished job${source.jobs === 1 ? '' : 's'})`;
+  const line =
+    lock.lockDuration > floorMs
+      ? `lock ${lock.lockDuration} ms from ${what}`
+      : `lock ${lock.lockDuration} ms (floor; ${STEPS_PER_LOCK} steps of ${what} need only ${Math.ceil(STEPS_PER_LOCK * source.stepMs)} ms)`;
+  return { ...lock, line };
+}
+
+const fmtMs = (ms: number) => String(Math.round(ms * 10) / 10);

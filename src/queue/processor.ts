@@ -23,7 +23,8 @@ import {
 } from '../tune/search';
 import { type ArtifactStore, FsArtifactStore } from './artifact-store';
 import { connectionOptions, searchKeys } from './connection';
-import { JOB, type RunJobData, type SearchJobData, type SearchSummary, type TrialJobData } from './jobs';
+import { type ChildResult, JOB, type RunJobData, type SearchJobData, type SearchSummary, type TrialJobData } from './jobs';
+import { StepTimer } from './step-time';
 
 // the pool keeps this child for the next job: one Redis client and one trial context (cached model, decoded
 // folds) per search outlive a single trial
@@ -62,20 +63,21 @@ async function skipIfCancelled(url: string, searchId: string, what: string): Pro
   }
 }
 
-async function trial(job: SandboxedJob<TrialJobData>): Promise<TrialRecord> {
+async function trial(job: SandboxedJob<TrialJobData>): Promise<ChildResult<TrialRecord>> {
   const d = job.data;
   await skipIfCancelled(d.url, d.searchId, `trial ${d.trialId + 1}`);
   const plan: PlannedSearch = planSearch(d.base, { search: d.search });
   const t = plan.trials[d.trialId];
   // a retried or duplicated job (at-least-once delivery) finds the record its first run wrote and returns it
   const existing = readTrials(d.out).get(d.trialId);
-  if (existing && existing.key === d.key) return existing;
+  if (existing && existing.key === d.key) return { result: existing, stepMs: null };
   console.log(`trial ${d.trialId + 1}/${plan.trials.length}: started (job ${job.id}, ${attemptOf(job)})`);
   if (cached?.searchId !== d.searchId) {
     cached?.ctx.dispose();
     cached = { searchId: d.searchId, ctx: trialContext(plan, () => finishedCurves(d.url, d.searchId)) };
   }
-  const rec = await runTrial(cached.ctx, t, d.trialId);
+  const timer = new StepTimer();
+  const rec = await runTrial(cached.ctx, t, d.trialId, [timer]);
   // the file first: it survives a Redis without persistence going away, and a rerun finds it
   writeTrial(d.out, rec);
   const keys = searchKeys(d.searchId);
@@ -83,10 +85,10 @@ async function trial(job: SandboxedJob<TrialJobData>): Promise<TrialRecord> {
   if (rec.status === 'done') multi.hset(keys.curves, String(rec.id), JSON.stringify(rec.curve));
   await multi.exec();
   console.log(formatTrial(plan.cfg, plan.trials.length, rec));
-  return rec;
+  return { result: rec, stepMs: timer.medianMs() };
 }
 
-async function summary(job: SandboxedJob<SearchJobData>): Promise<SearchSummary> {
+async function summary(job: SandboxedJob<SearchJobData>): Promise<ChildResult<SearchSummary>> {
   const d = job.data;
   await skipIfCancelled(d.url, d.searchId, 'summary');
   const plan = planSearch(d.base, { search: d.search });
@@ -101,23 +103,31 @@ async function summary(job: SandboxedJob<SearchJobData>): Promise<SearchSummary>
   for (const [id, rec] of all) if (!plan.trials[id] || rec.key !== trialKeyOf(plan, plan.trials[id])) all.delete(id);
   const result = summarise(plan, all, 0);
   result.files = await writeSearchResults(result, plan.base, d.out, plan.lrScale);
-  return { searchId: d.searchId, trials: result.trials.length, ranking: result.ranking.map((r) => r.id), best: result.best, files: result.files };
+  return {
+    result: { searchId: d.searchId, trials: result.trials.length, ranking: result.ranking.map((r) => r.id), best: result.best, files: result.files },
+    stepMs: null,
+  };
 }
 
 const store: ArtifactStore = new FsArtifactStore();
 
-async function run(job: SandboxedJob<RunJobData>) {
+async function run(job: SandboxedJob<RunJobData>): Promise<ChildResult> {
   const log = (s: string) => console.log(`[${job.id}] ${s}`);
   log(`started (${attemptOf(job)})`);
   const runDir = await store.open(String(job.data.job.out));
   // a job whose previous worker died continues from its last checkpoint (bit-exact), not from scratch
   const resume = store.hasCheckpoint(runDir) ? runDir : undefined;
-  const r = await runJob({ ...job.data.job, out: runDir }, { resume, force: false, log });
+  const timer = new StepTimer();
+  const r = await runJob({ ...job.data.job, out: runDir }, { resume, force: false, log, callbacks: [timer] });
   await store.publish(runDir, r.exportDir);
-  return { exportDir: r.exportDir, val: r.val ? { loss: r.val.loss, accuracy: r.val.accuracy } : null, resumedFrom: r.resumedFrom ?? null };
+  return {
+    result: { exportDir: r.exportDir, val: r.val ? { loss: r.val.loss, accuracy: r.val.accuracy } : null, resumedFrom: r.resumedFrom ?? null },
+    stepMs: timer.medianMs(),
+  };
 }
 
-export default async function processor(job: SandboxedJob): Promise<unknown> {
+/** Every job's value comes back wrapped with its measured step time; the worker unwraps it (src/queue/worker.ts). */
+export default async function processor(job: SandboxedJob): Promise<ChildResult> {
   if (job.name === JOB.trial) return trial(job as SandboxedJob<TrialJobData>);
   if (job.name === JOB.search) return summary(job as SandboxedJob<SearchJobData>);
   if (job.name === JOB.run) return run(job as SandboxedJob<RunJobData>);

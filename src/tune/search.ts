@@ -224,8 +224,11 @@ export function trialContext(plan: PlannedSearch, finished: TrialContext['finish
   return { plan, models, finished, dispose: () => models.dispose() };
 }
 
-/** Trains one trial over every fold and returns its record (diverged is a record, not an error). */
-export async function runTrial(ctx: TrialContext, t: TrialParams, id: number): Promise<TrialRecord> {
+/**
+ * Trains one trial over every fold and returns its record (diverged is a record, not an error). `callbacks` join
+ * every fold's loop (the queue's step timer); they must not change what is trained.
+ */
+export async function runTrial(ctx: TrialContext, t: TrialParams, id: number, callbacks: readonly Callback[] = []): Promise<TrialRecord> {
   const { plan } = ctx;
   const cfg = plan.cfg;
   const quiet = () => {};
@@ -258,7 +261,13 @@ export async function runTrial(ctx: TrialContext, t: TrialParams, id: number): P
       },
     };
     const median = new MedianStopCallback(cfg, ctx.finished);
-    const trainer = p.stages.trainer.create(p, { optimizer: opt, lr: policy, callbacks: f === 0 ? [median] : [], spillDir: null, monitorNorms: false });
+    const trainer = p.stages.trainer.create(p, {
+      optimizer: opt,
+      lr: policy,
+      callbacks: f === 0 ? [median, ...callbacks] : [...callbacks],
+      spillDir: null,
+      monitorNorms: false,
+    });
     try {
       const fit = await trainer.fit();
       rec.epochs = Math.max(rec.epochs, fit.epochs);

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { LOCK_CAP_MS, LOCK_FLOOR_MS, STEPS_PER_LOCK, lockSettings } from '../../src/queue/lock';
+import { LOCK_CAP_MS, LOCK_FLOOR_MS, STEPS_PER_LOCK, lockFor, lockSettings } from '../../src/queue/lock';
 
 describe('queue lock sizing (lockSettings)', () => {
   it('nothing measured: the floor, with the stall check at half of it', () => {
@@ -31,5 +31,35 @@ describe('queue lock sizing (lockSettings)', () => {
 
   it('a bad measurement (0, negative, NaN, Infinity) is ignored, not trusted', () => {
     for (const bad of [0, -5, Number.NaN, Number.POSITIVE_INFINITY]) expect(lockSettings(bad)).to.deep.equal({ lockDuration: 30000, stalledInterval: 15000 });
+  });
+});
+
+describe('the lock line a starting worker prints (lockFor)', () => {
+  it('nothing recorded: the floor', () => {
+    expect(lockFor({ from: 'none' })).to.deep.equal({ lockDuration: 30000, stalledInterval: 15000, line: 'lock 30000 ms (floor; no step time measured yet)' });
+    expect(lockFor({ from: 'none' }, 2000).line).to.equal('lock 2000 ms (floor; no step time measured yet)');
+  });
+
+  it('a measured median above the floor: 30 × 1500 ms = 45000 ms', () => {
+    expect(lockFor({ from: 'measured', stepMs: 1500, jobs: 12 })).to.deep.equal({
+      lockDuration: 45000,
+      stalledInterval: 22500,
+      line: 'lock 45000 ms from a measured step time of 1500 ms (median of 12 finished jobs)',
+    });
+    expect(lockFor({ from: 'measured', stepMs: 1234.56, jobs: 1 }).line).to.equal(
+      // ceil(30 × 1234.56) = ceil(37036.8) = 37037
+      'lock 37037 ms from a measured step time of 1234.6 ms (median of 1 finished job)',
+    );
+  });
+
+  it('a measured median under the floor says so: 30 × 200 ms = 6000 ms', () => {
+    expect(lockFor({ from: 'measured', stepMs: 200, jobs: 3 }).line).to.equal(
+      'lock 30000 ms (floor; 30 steps of a measured step time of 200 ms (median of 3 finished jobs) need only 6000 ms)',
+    );
+  });
+
+  it('--step-ms', () => {
+    expect(lockFor({ from: 'flag', stepMs: 2500 })).to.deep.equal({ lockDuration: 75000, stalledInterval: 37500, line: 'lock 75000 ms from --step-ms 2500' });
+    expect(lockFor({ from: 'flag', stepMs: 100 }).line).to.equal('lock 30000 ms (floor; 30 steps of --step-ms 100 need only 3000 ms)');
   });
 });

@@ -10,7 +10,11 @@ export function register(program: Command): void {
     .requiredOption('--queue <url>', 'redis://[user:password@]HOST:PORT/DB')
     .option('--concurrency <n>', 'jobs run at once (each in its own child process)', num, 1)
     .option('--lock-ms <ms>', "how long a job stays claimed without its worker's renewal (a dead worker's job is retaken after about this)", num)
-    .option('--step-ms <ms>', 'a measured training step time on this kind of machine: the lock is kept at least 30 steps long', num)
+    .option(
+      '--step-ms <ms>',
+      'a training step time (ms) to size the lock from (at least 30 steps long), instead of the step times finished jobs recorded in Redis; pins the lock',
+      num,
+    )
     .action(async (o) => {
       if (!Number.isInteger(o.concurrency) || o.concurrency < 1) throw new ConfigError('--concurrency', `must be a positive integer, got ${o.concurrency}`);
       const { runWorker, DEFAULT_LOCK_MS } = await import('../../queue/worker');
