@@ -10,7 +10,9 @@
 # Usage: scripts/compare-demo-run.sh [BASE_REV] [NEW_REV]
 #        (defaults: where HEAD left main, `git merge-base main HEAD`, and HEAD; uncommitted changes are not included)
 # Env:   EPOCHS (default 8, the demo's), DATA (default data/flowers, else data/flowers-sample). The backend is the
-#        demo's (auto), the same for both runs.
+#        demo's (auto), the same for both runs. THREADS=N runs the demo's job as `train ... --threads N` instead of
+#        `demo`, pinning the gradient thread count: a revision that changed what `threads: auto` resolves to would
+#        otherwise differ for that reason alone (BatchNorm statistics are per thread).
 # Exit:  0 identical, 1 different, 2 a run failed.
 set -euo pipefail
 
@@ -30,6 +32,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if [ -n "${THREADS:-}" ]; then CMD=(train --threads "$THREADS"); else CMD=(demo); fi
+
 run_side() {
   local side=$1 rev=$2
   git -C "$ROOT" worktree add --detach -q "$WORK/$side" "$rev"
@@ -37,7 +41,7 @@ run_side() {
   echo "== $side: $(git -C "$ROOT" log -1 --format='%h %s' "$rev" | cut -c1-100)"
   local t0=$SECONDS
   if ! (cd "$WORK/$side" && node --require tsx/cjs -e "require('./src/cli/main.ts').run(['node', 'layertune', ...process.argv.slice(1)])" \
-    demo --data "$DATA" --out "$WORK/$side-run" --epochs "$EPOCHS" >"$WORK/$side.log" 2>&1); then
+    "${CMD[@]}" --data "$DATA" --out "$WORK/$side-run" --epochs "$EPOCHS" >"$WORK/$side.log" 2>&1); then
     echo "the $side run failed; its log:"
     tail -20 "$WORK/$side.log"
     exit 2
