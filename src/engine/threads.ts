@@ -8,12 +8,13 @@ export const MAX_AUTO_THREADS = 4;
 /**
  * Below this many forward multiply-adds per image (of the layers that train), `auto` keeps one thread: each step
  * then spends more of its time copying weights to the workers and summing their gradients than the second core
- * saves. Chosen between the one model measured not to pay (issue 16, 2 AMD EPYC cores, batch 16 at 224:
- * mobilenet_v1_0.25, 41M multiply-adds, 14.5 ms/image on 1 thread against 15.4 on 2) and the smallest that did
- * (mobilenet_v2_1.0, 300M: 81.0 against 64.9), near their geometric mean (111M). A bracket, not a measured
- * crossover: re-measure with `npm run bench -- --backends wasm,wasm:2` on a quiet machine before tightening it.
+ * saves. Measured on 2 AMD EPYC cores (load about 2, `npm run bench -- --models mobilenet_v1_0.25 --backends
+ * wasm,wasm:2 --repeats 3 --size S --no-peer`, batch 16, ms per image, medians of 3, 1 thread / 2 threads):
+ * 96 px (7.5M) 8.30 / 9.46 and 128 px (13.4M) 8.52 / 10.4 do not pay; 160 px (20.9M) 15.8 / 12.9, 192 px (30.7M)
+ * 21.1 / 18.0 and 224 px (41M) 28.0 / 21.4 do. The threshold sits between 13.4M and 20.9M, near their geometric
+ * mean. (The issue's one earlier reading, 14.5 / 15.4 at 224, did not reproduce.)
  */
-export const MIN_MULTIPLY_ADDS_FOR_THREADS = 100e6;
+export const MIN_MULTIPLY_ADDS_FOR_THREADS = 16e6;
 
 export interface ThreadChoice {
   threads: number;

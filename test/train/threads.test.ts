@@ -112,14 +112,15 @@ describe('resolveThreads', () => {
   });
 
   it('auto keeps one thread for a model under MIN_MULTIPLY_ADDS_FOR_THREADS per image; an explicit count still wins', () => {
-    // mobilenet_v1_0.25 at 224 (41M) did not pay for a second thread in issue 16; mobilenet_v2_1.0 (300M) did
-    const small = resolveThreads('auto', 'wasm', 16, 2, 41e6);
+    // mobilenet_v1_0.25 at 128 px (13.4M) did not pay for a second thread; at 160 px (20.9M) and 224 px (41M) it did
+    const small = resolveThreads('auto', 'wasm', 16, 2, 13.4e6);
     expect(small.threads).to.equal(1);
-    expect(small.reason).to.equal('1 (auto: 41M multiply-adds per image, under the 100M a second thread needs)');
+    expect(small.reason).to.equal('1 (auto: 13M multiply-adds per image, under the 16M a second thread needs)');
+    expect(resolveThreads('auto', 'wasm', 16, 2, 41e6).threads).to.equal(2);
     expect(resolveThreads('auto', 'wasm', 16, 2, 300e6).threads).to.equal(2);
     expect(resolveThreads('auto', 'wasm', 16, 2, MIN_MULTIPLY_ADDS_FOR_THREADS).threads).to.equal(2);
     expect(resolveThreads('auto', 'wasm', 16, 2, MIN_MULTIPLY_ADDS_FOR_THREADS - 1).threads).to.equal(1);
-    expect(resolveThreads(2, 'wasm', 16, 2, 41e6).threads).to.equal(2);
+    expect(resolveThreads(2, 'wasm', 16, 2, 7.5e6).threads).to.equal(2);
     // the batch rule still applies to big models
     expect(resolveThreads('auto', 'wasm', 8, 2, 2e9).threads).to.equal(1);
   });
