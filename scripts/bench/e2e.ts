@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { runJob } from '../../src/job';
+import { disposeNetwork } from '../../src/tune/parts';
 import { printFooter, printHeader, PEER_PYTHON } from './header';
 import { materialiseSplit, PEER_GROUP_RULES } from './peer-split';
 import { arg, median } from './stats';
@@ -45,6 +46,8 @@ async function runLayertune(split: string, o: Opts): Promise<Times & { threads: 
     { log: (l) => lines.push(l) },
   );
   const wall = (performance.now() - t0) / 1000;
+  // runJob hands the trained network to its caller: free it, or each run's weights stay for the next (137 tensors)
+  disposeNetwork(res.network);
   fs.rmSync(out, { recursive: true, force: true });
   const threadLine = lines.find((l) => l.startsWith('threads: '));
   return {
