@@ -24,6 +24,18 @@ import type { Callback } from './train/callbacks';
 import type { Job } from './config/schema';
 import type { Stateful } from './stateful';
 import { LoopTrainerFactory, type TrainerFactory } from './train/build';
+import { Checkpointer, type CheckpointMeta } from './train/checkpoint/checkpointer';
+import type { BestJudge } from './train/checkpoint/best';
+import type { CheckpointConfig } from './train/schema';
+import type { StateRegistry } from './stateful';
+import {
+  EarlyStoppingCallbacks,
+  MomentumCallbacks,
+  RatioMonitorCallbacks,
+  SignalCallbacks,
+  WeightDecayScheduleCallbacks,
+  type CallbackFactory,
+} from './train/run-callbacks';
 
 /*
  * The stage methods still take the job as an argument: search resolves its stages once and then runs
@@ -61,11 +73,30 @@ export const TOKENS = {
   Exporter: Symbol.for('layertune.Exporter'),
   /** Builds the Trainer over a prepared job: runJob, lr-find, search and `--wd auto` all take theirs from here. */
   Trainer: Symbol.for('layertune.Trainer'),
+  /** Writes the run's checkpoints from the state registry (src/train/checkpoint/checkpointer.ts). */
+  Checkpointer: Symbol.for('layertune.Checkpointer'),
+  /**
+   * A multi-binding of the built-in callbacks' factories (ratio monitor, weight-decay and momentum schedules, early
+   * stopping, signals): each is given the run's context and returns what it adds (src/train/run-callbacks.ts).
+   */
+  RunCallbacks: Symbol.for('layertune.RunCallbacks'),
   /** A multi-binding: every `Callback` bound here joins the loop, run among the built-in ones by its `order`. */
   Callback: Symbol.for('layertune.Callback'),
   /** A multi-binding: every `Stateful` part bound here is saved in each checkpoint under its stateKey and restored on resume. */
   Stateful: Symbol.for('layertune.Stateful'),
 } as const;
+
+/** Builds the checkpointer of a run over its state registry and best-checkpoint judge. */
+export interface CheckpointerFactory {
+  create(cfg: CheckpointConfig, runDir: string, meta: CheckpointMeta, state: StateRegistry, judge: BestJudge | null): Checkpointer;
+}
+
+/** The default: checkpoint folders under `<run>/checkpoints/`, written atomically. */
+export class FolderCheckpointer implements CheckpointerFactory {
+  create(cfg: CheckpointConfig, runDir: string, meta: CheckpointMeta, state: StateRegistry, judge: BestJudge | null): Checkpointer {
+    return new Checkpointer(cfg, runDir, meta, state, judge);
+  }
+}
 
 export interface Stages {
   backend: BackendProvider;
@@ -77,6 +108,9 @@ export interface Stages {
   reporters: ReporterFactory;
   exporter: Exporter;
   trainer: TrainerFactory;
+  checkpointer: CheckpointerFactory;
+  /** The built-in callbacks' factories, in binding order. */
+  runCallbacks: CallbackFactory[];
 }
 
 @injectable()
@@ -139,6 +173,8 @@ export class FileReporters implements ReporterFactory {
 decorate(injectable(), RegistryModelSource);
 decorate(injectable(), LayersModelExporter);
 decorate(injectable(), LoopTrainerFactory);
+decorate(injectable(), FolderCheckpointer);
+for (const f of [RatioMonitorCallbacks, WeightDecayScheduleCallbacks, MomentumCallbacks, EarlyStoppingCallbacks, SignalCallbacks]) decorate(injectable(), f);
 
 /**
  * The default pipeline. `job` is the validated job the stages see; runJob rebinds `TOKENS.JobConfig` to the
@@ -156,6 +192,10 @@ export function createContainer(job?: Job): Container {
   c.bind<ReporterFactory>(TOKENS.Reporters).to(FileReporters);
   c.bind<Exporter>(TOKENS.Exporter).to(LayersModelExporter);
   c.bind<TrainerFactory>(TOKENS.Trainer).to(LoopTrainerFactory);
+  c.bind<CheckpointerFactory>(TOKENS.Checkpointer).to(FolderCheckpointer);
+  for (const f of [RatioMonitorCallbacks, WeightDecayScheduleCallbacks, MomentumCallbacks, EarlyStoppingCallbacks, SignalCallbacks]) {
+    c.bind<CallbackFactory>(TOKENS.RunCallbacks).to(f);
+  }
   return c;
 }
 
@@ -190,5 +230,7 @@ export function stagesOf(c: Container): Stages {
     reporters: c.get<ReporterFactory>(TOKENS.Reporters),
     exporter: c.get<Exporter>(TOKENS.Exporter),
     trainer: c.get<TrainerFactory>(TOKENS.Trainer),
+    checkpointer: c.get<CheckpointerFactory>(TOKENS.Checkpointer),
+    runCallbacks: c.isBound(TOKENS.RunCallbacks) ? c.getAll<CallbackFactory>(TOKENS.RunCallbacks) : [],
   };
 }

@@ -17,21 +17,19 @@ import { attachHead, applyBatchNormModes, HEAD_LAYERS, type Network } from './mo
 import { describeLayers, type GroupPlan } from './groups';
 import { flatLayers, namedVariables } from './optim/named';
 import type { LrSchedule } from './schedules/controller';
-import { EarlyStopping, resolveMode } from './schedules/early-stopping';
+import { resolveMode } from './schedules/early-stopping';
 import type { FitResult, LrPolicy, Trainer } from './train/trainer';
 import { InterruptOnSignal } from './train/signals';
+import type { RunContext } from './train/run-callbacks';
 import type { Callback } from './train/callbacks';
-import { RatioMonitor } from './train/ratio-monitor';
-import { oneCycleMomentum } from './train/param-scheduler';
-import { describeFineTune, FineTune, fineTuneMomentum, planFineTune, type FineTunePlan } from './train/fine-tune';
-import { planLrWdWarnings, WeightDecaySchedule } from './tune/rules';
+import { describeFineTune, FineTune, planFineTune, type FineTunePlan } from './train/fine-tune';
+import { planLrWdWarnings } from './tune/rules';
 import { writeReport } from './report/report';
 import { frozenPrefixRule } from './data/augment';
 import { classCounts, imbalanceWarning } from './data/balance';
 import { checkPresize, describeJobInputs } from './data/presize';
 import type { DataSource } from './data/source';
 import { loadCheckpoint } from './train/checkpoint/store';
-import { Checkpointer } from './train/checkpoint/checkpointer';
 import { BestTracker, EarlyStoppingJudge, TrackerJudge, type BestJudge } from './train/checkpoint/best';
 import { EarlyStoppingCallback, epochMetrics, metricsWithTrainAsVal, type MetricsOf } from './train/early-stopping';
 import { planResume, type ResumePlan } from './train/checkpoint/resume';
@@ -383,41 +381,29 @@ async function runLocked(
   }
   const metricsOf: MetricsOf = hasVal ? epochMetrics : (info) => metricsWithTrainAsVal(epochMetrics(info));
   const weights = modelWeights(network.train);
-  const esCallback = job.earlyStopping ? new EarlyStoppingCallback(new EarlyStopping(job.earlyStopping, weights), restored !== null, log, metricsOf) : null;
   // averaged from the weights the run starts with; a resume replaces it with the checkpoint's below
   const ema = job.ema ? new WeightEma(network.train, job.ema) : null;
   if (ema && job.ema?.export === 'ema' && job.earlyStopping?.restoreBestWeights) {
     log('warning: ema.export is "ema": the export holds the final weight EMA, not the best epoch earlyStopping.restoreBestWeights puts back');
   }
-  const monitor = job.train.monitorRatios ? [new RatioMonitor(job.tune.ratioMonitor, { optimizer, log })] : [];
-  const { batch, accumulate, epochs } = job.train;
-  const wdSchedule = job.tune.wdSchedule
-    ? [
-        new WeightDecaySchedule(
-          job.tune.wdSchedule,
-          { batch, accumulate, stepsPerEpoch: p.stepsPerEpoch, epochs: fineTune?.plan.totalEpochs ?? epochs },
-          optimizer,
-        ),
-      ]
-    : [];
-  const sched = job.schedule;
-  const momentum = fineTune
-    ? [fineTune, ...fineTuneMomentum(fineTune.plan, job, optimizer)]
-    : sched.type === 'onecycle' && sched.cycleMomentum
-      ? [oneCycleMomentum(sched, sched.totalSteps ?? schedule.resolved.lr.totalSteps, job.optimizer.algorithm, optimizer)]
-      : [];
-  const interrupt = opts.handleSignals ? new InterruptOnSignal({ runDir: job.out }) : null;
+  // the built-in callbacks come from the container's TOKENS.RunCallbacks factories, each given the run's context
+  const context: RunContext = {
+    job,
+    optimizer,
+    stepsPerEpoch: p.stepsPerEpoch,
+    totalSteps: schedule.resolved.lr.totalSteps,
+    fineTune,
+    weights,
+    resumed: restored !== null,
+    metricsOf,
+    handleSignals: opts.handleSignals ?? false,
+    log,
+  };
+  const builtIn = stages.runCallbacks.flatMap((f) => f.create(context));
+  const esCallback = builtIn.find((c): c is EarlyStoppingCallback => c instanceof EarlyStoppingCallback) ?? null;
+  const interrupt = builtIn.find((c): c is InterruptOnSignal => c instanceof InterruptOnSignal) ?? null;
   // the trainer runs them by their `order` (CALLBACK_ORDER), not by their place in this list
-  const callbacks = [
-    ...stages.reporters.create(job, job.out),
-    ...monitor,
-    ...wdSchedule,
-    ...momentum,
-    ...(esCallback ? [esCallback] : []),
-    ...(opts.callbacks ?? []),
-    ...boundCallbacks(p.container),
-    ...(interrupt ? [interrupt] : []),
-  ];
+  const callbacks = [...stages.reporters.create(job, job.out), ...builtIn, ...(opts.callbacks ?? []), ...boundCallbacks(p.container)];
   const lrPolicy: LrPolicy = {
     factor: (step, epoch) => (fineTune ? fineTune.factor(step) : schedule.factor(step, epoch)),
     epochEnd: (epoch, metrics) => {
@@ -430,7 +416,7 @@ async function runLocked(
   // every stateful part of the run, once: the checkpointer captures them all, a resume restores them all
   const state = new StateRegistry();
   const meta = { job: JSON.parse(JSON.stringify(job)) as Record<string, unknown>, input: jobInput, provenance };
-  const checkpointer = new Checkpointer(job.checkpoint, job.out, meta, state, judge);
+  const checkpointer = stages.checkpointer.create(job.checkpoint, job.out, meta, state, judge);
   const trainer = stages.trainer.create(p, {
     optimizer: fineTune ?? optimizer,
     epochs: fineTune?.plan.totalEpochs,

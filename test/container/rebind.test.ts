@@ -9,7 +9,9 @@ import {
   ConfigOptimizer,
   ConfigSchedule,
   createContainer,
+  FolderCheckpointer,
   TOKENS,
+  type CheckpointerFactory,
   type DataSourceFactory,
   type OptimizerFactory,
   type ScheduleFactory,
@@ -27,6 +29,9 @@ import { lrFind } from '../../src/tune/lr-find';
 import { search } from '../../src/tune/search';
 import { wdAutoJob } from '../../src/tune/wd-auto-job';
 import { tmpDir } from '../helpers/images';
+import type { Checkpointer } from '../../src/train/checkpoint/checkpointer';
+import { EarlyStoppingCallback } from '../../src/train/early-stopping';
+import type { CallbackFactory, RunContext } from '../../src/train/run-callbacks';
 
 const quiet = { log: () => undefined, report: false };
 
@@ -179,5 +184,61 @@ describe('container: rebinding a stage reaches runJob', function () {
     expect(r.trials).to.have.length(1);
     await wdAutoJob({ ...input, out: tmpDir('lt-di-wd-') }, { ...quiet, container: pipeline() });
     expect(built).to.deep.equal(['train', 'sweep', 'trial', 'evaluate']);
+  });
+
+  it('checkpointer: a rebound factory is the one that writes the checkpoints of the run', async () => {
+    const made: Checkpointer[] = [];
+    @injectable()
+    class RecordingCheckpointer extends FolderCheckpointer {
+      override create(...args: Parameters<CheckpointerFactory['create']>): Checkpointer {
+        const c = super.create(...args);
+        made.push(c);
+        return c;
+      }
+    }
+    const input = { ...tinyInput(), train: { epochs: 2, batch: 8 } } as JobInput;
+    const container = createContainer(resolveJob(input));
+    container.rebind<DataSourceFactory>(TOKENS.DataSource).toConstantValue({ create: () => new MemorySource(['a', 'b'], 4, 1) });
+    container.rebind<CheckpointerFactory>(TOKENS.Checkpointer).to(RecordingCheckpointer);
+    const res = await runJob(input, { ...quiet, container });
+    expect(made).to.have.length(1);
+    // two epochs, each writing `last` (and `best` while it improves): the folders this checkpointer wrote are on disk
+    expect(made[0].written.length).to.be.at.least(2);
+    for (const name of made[0].written) {
+      expect(fs.existsSync(path.join(res.job.out, 'checkpoints', name, 'state.json')), name).to.equal(true);
+    }
+    expect(res.fit.epochs).to.equal(2);
+  });
+
+  it('built-in callbacks: they come from TOKENS.RunCallbacks, so a factory can be added and the defaults unbound', async () => {
+    const seen: RunContext[] = [];
+    const steps: number[] = [];
+    @injectable()
+    class StepCounter implements CallbackFactory {
+      create(ctx: RunContext): Callback[] {
+        seen.push(ctx);
+        return [{ name: 'steps', afterStep: (b: BatchInfo) => void steps.push(b.step) }];
+      }
+    }
+    const input = { ...tinyInput(), earlyStopping: { monitor: 'val_loss', patience: 5 } } as JobInput;
+    const withDefaults = createContainer(resolveJob(input));
+    withDefaults.rebind<DataSourceFactory>(TOKENS.DataSource).toConstantValue({ create: () => new MemorySource(['a', 'b'], 4, 1) });
+    withDefaults.bind<CallbackFactory>(TOKENS.RunCallbacks).to(StepCounter);
+    const built = withDefaults.getAll<CallbackFactory>(TOKENS.RunCallbacks);
+    expect(built).to.have.length(6);
+    await runJob(input, { ...quiet, container: withDefaults });
+    expect(seen).to.have.length(1);
+    expect(steps).to.deep.equal([0]);
+    // the early-stopping factory made the run's early stopping from the job's section
+    const es = built.flatMap((f) => (f === built[5] ? [] : f.create(seen[0]))).filter((c) => c instanceof EarlyStoppingCallback);
+    expect(es).to.have.length(1);
+    // only the added factory: early stopping and the rest are gone, and the run still trains
+    const bare = createContainer(resolveJob(input));
+    bare.rebind<DataSourceFactory>(TOKENS.DataSource).toConstantValue({ create: () => new MemorySource(['a', 'b'], 4, 1) });
+    bare.unbind(TOKENS.RunCallbacks);
+    bare.bind<CallbackFactory>(TOKENS.RunCallbacks).to(StepCounter);
+    const res = await runJob(input, { ...quiet, container: bare });
+    expect(steps).to.deep.equal([0, 0]);
+    expect(res.fit.epochs).to.equal(1);
   });
 });
