@@ -4,21 +4,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { decodeImage, decodePresized } from '../../src/data/decode';
 import { centerRect, cutRect, defaultPresize, evalCropPlan, fiveCropRects, presizeDims, scaleSize, shortSideResize } from '../../src/data/eval-crop';
-import { tmpDir } from '../helpers/images';
-
-/** A lossless PNG of seeded noise, so a crop one pixel off cannot match by accident. */
-async function noisePng(file: string, w: number, h: number, seed = 7): Promise<Uint8Array> {
-  const px = new Uint8Array(w * h * 3);
-  let s = seed;
-  for (let i = 0; i < px.length; i++) {
-    s = (s * 1103515245 + 12345) % 2147483648;
-    px[i] = s >> 23;
-  }
-  await sharp(px, { raw: { width: w, height: h, channels: 3 } })
-    .png()
-    .toFile(file);
-  return px;
-}
+import { noisePng, tmpDir } from '../helpers/images';
 
 describe('evaluation crops (timm crop_pct) and presize geometry', () => {
   const dir = tmpDir('lt-evalcrop-');

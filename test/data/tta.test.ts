@@ -1,30 +1,16 @@
 import { expect } from 'chai';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import sharp from 'sharp';
 import { decodeImage, flipHorizontal } from '../../src/data/decode';
 import { cutRect } from '../../src/data/eval-crop';
 import { preprocessBatch } from '../../src/data/preprocess';
 import { meanOverViews, ttaViews } from '../../src/data/tta';
 import type { Preprocess } from '../../src/models/types';
 import { type Classifier, predictFiles } from '../../src/predict';
-import { tmpDir } from '../helpers/images';
+import { noisePng, tmpDir } from '../helpers/images';
 
 const PRE: Preprocess = { kind: 'scale', low: -1, high: 1 };
 const SIZE = 20;
-
-async function noisePng(file: string, w: number, h: number, seed: number): Promise<Uint8Array> {
-  const px = new Uint8Array(w * h * 3);
-  let s = seed;
-  for (let i = 0; i < px.length; i++) {
-    s = (s * 1103515245 + 12345) % 2147483648;
-    px[i] = s >> 23;
-  }
-  await sharp(px, { raw: { width: w, height: h, channels: 3 } })
-    .png()
-    .toFile(file);
-  return px;
-}
 
 /** Softmax over global average pooling: a mirror image pools to the same features, so flips cannot change it. */
 function symmetricModel(): tf.LayersModel {

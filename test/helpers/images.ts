@@ -38,3 +38,17 @@ export async function writeClassFolder(root: string, counts: Record<string, numb
     k++;
   }
 }
+
+/** A lossless PNG of seeded noise, so a crop one pixel off cannot match by accident. */
+export async function noisePng(file: string, w: number, h: number, seed = 7): Promise<Uint8Array> {
+  const px = new Uint8Array(w * h * 3);
+  let s = seed;
+  for (let i = 0; i < px.length; i++) {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    px[i] = s >> 23;
+  }
+  await sharp(px, { raw: { width: w, height: h, channels: 3 } })
+    .png()
+    .toFile(file);
+  return px;
+}
