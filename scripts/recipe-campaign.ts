@@ -45,6 +45,9 @@ export const LT_RECIPES: Record<string, Record<string, unknown>> = {
   },
   fastai: { recipe: 'fastai' },
   timm: { recipe: 'timm' },
+  // timm's rate read at batch 256 and scaled by the square root leaves the head at 0.00025 for batch 16, and the
+  // update/weight monitor says the body's groups move 15-200x too slowly in 8 epochs: the same recipe at 4x the rate
+  'timm at 4x rate': { recipe: 'timm', groups: { top: 0.004 } },
 };
 const PEER_BASE = ['--recipe', 'layerwise', '--lrs', '0.0000625,0.000625,0.00625', '--bn', 'train'];
 export const PEER_RECIPES: Record<string, string[]> = {
@@ -63,6 +66,7 @@ interface Spec {
 }
 interface Result extends Spec {
   acc: number[];
+  /** layertune: seconds of each epoch; the peer: seconds since the start at each epoch's end, as it prints them. */
   secs: number[];
   wall: number;
   load: [string, string];
@@ -87,6 +91,7 @@ export function campaignSpecs(): Spec[] {
     for (const r of Object.keys(PEER_RECIPES)) out.push(spec('peer', r, 48, 8, seed));
   }
   for (const n of [30, 10]) for (const seed of SEEDS) for (const r of ['classic', 'classic+strong']) out.push(spec('lt', r, n, 32, seed));
+  for (const seed of SEEDS) out.push(spec('lt', 'timm at 4x rate', 48, 8, seed));
   return out;
 }
 
@@ -226,6 +231,11 @@ export function meanStd(xs: number[]): { mean: number; std: number; n: number } 
 }
 const fmt = (m: { mean: number; std: number; n: number }, d = 3) => `${m.mean.toFixed(d)} ± ${m.std.toFixed(d)}`;
 
+/** Seconds spent in each epoch (the peer prints a running total). */
+function epochSeconds(r: Result): number[] {
+  return r.side === 'peer' ? r.secs.map((t, i) => t - (i > 0 ? r.secs[i - 1] : 0)) : r.secs;
+}
+
 /** Accuracy at epoch `e` (1-based) and the seconds up to it, of every seed's run of a recipe; the 32-epoch runs serve for epoch 8 and 16. */
 function readings(rs: Result[], side: string, recipe: string, perClass: number, e: number): Array<{ seed: number; acc: number; secs: number }> {
   const bySeed = new Map<number, Result>();
@@ -236,7 +246,13 @@ function readings(rs: Result[], side: string, recipe: string, perClass: number, 
   }
   return [...bySeed.values()]
     .sort((a, b) => a.seed - b.seed)
-    .map((r) => ({ seed: r.seed, acc: r.acc[e - 1], secs: r.secs.slice(0, e).reduce((a, b) => a + b, 0) }));
+    .map((r) => ({
+      seed: r.seed,
+      acc: r.acc[e - 1],
+      secs: epochSeconds(r)
+        .slice(0, e)
+        .reduce((a, b) => a + b, 0),
+    }));
 }
 
 async function report(base: string, png: string | undefined): Promise<void> {
