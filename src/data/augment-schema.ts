@@ -116,6 +116,16 @@ export const AugmentSchema = z
     trivialAugment: z.boolean().default(false),
     randomErasing: RandomErasingSchema.optional(),
     mix: MixSchema.optional(),
+    /**
+     * With a frozen prefix and augmented images: how many augmented views of each image have their prefix outputs
+     * cached (epoch e trains on view e mod K); 0 recomputes the prefix on a fresh view every batch. See
+     * src/data/cached-views.ts.
+     */
+    cachedViews: z
+      .number()
+      .int({ error: 'cachedViews counts views per image: a whole number (0 = off)' })
+      .nonnegative({ error: 'cachedViews counts views per image: 0 (off) or more' })
+      .default(0),
   })
   .strict()
   .superRefine((a, ctx) => {
