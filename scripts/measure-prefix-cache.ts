@@ -114,7 +114,7 @@ export function reportTable(rs: Result[]): string {
     const last = g.map((r) => r.acc[r.acc.length - 1]);
     const loads = g.flatMap((r) => r.load.map((l) => Number(l.split(' ')[0])));
     out.push(
-      [
+      `${[
         views === 0 ? 'recomputed every batch (cachedViews 0)' : `cached, K = ${views} views`,
         `${pm(last, 3)} (n ${g.length})`,
         g.map((r, i) => `s${r.seed} ${last[i].toFixed(3)}`).join(', '),
@@ -127,7 +127,7 @@ export function reportTable(rs: Result[]): string {
           1,
         ),
         `${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`,
-      ].join(' | ') + ' |',
+      ].join(' | ')} |`,
     );
   }
   return out.join('\n');

@@ -11,10 +11,7 @@ import { augmentsPixels } from './augment';
 import type { AugmentConfig } from './augment-schema';
 import { Rng } from './rng';
 
-export type PrefixCacheMode =
-  | { kind: 'once' }
-  | { kind: 'views'; views: number }
-  | { kind: 'recompute'; why: 'views-off' | 'mix' | 'noise' };
+export type PrefixCacheMode = { kind: 'once' } | { kind: 'views'; views: number } | { kind: 'recompute'; why: 'views-off' | 'mix' | 'noise' };
 
 /** Which of the three applies to `a`; pure, so `plan`, the run log and the trainer agree. */
 export function prefixCacheMode(a: AugmentConfig): PrefixCacheMode {
@@ -96,5 +93,5 @@ export function frozenPrefixRule(a: AugmentConfig, size?: CacheSize): string {
 function fitClause(views: number, s: CacheSize): string {
   const total = s.entryBytes * (views * s.trainImages + s.valImages);
   if (total <= s.budgetMB * 2 ** 20) return '';
-  return `; it needs ${mb(total)} (${views} × ${s.trainImages} train + ${s.valImages} val × ${mb(s.entryBytes)}), over train.featureCacheMB ${s.budgetMB}: the rest spills to <out>/feature-cache and is read back from disk`;
+  return `; it needs ${mb(total)} ((${views} × ${s.trainImages} train + ${s.valImages} val) × ${mb(s.entryBytes)}), over train.featureCacheMB ${s.budgetMB}: the rest spills to <out>/feature-cache and is read back from disk`;
 }

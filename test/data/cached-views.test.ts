@@ -55,7 +55,7 @@ describe('cached augmented views of a frozen prefix (data.augment.cachedViews)',
     const size = { entryBytes: 2 ** 20, trainImages: 100, valImages: 20, budgetMB: 300 };
     // 4 × 100 + 20 = 420 entries of 1 MB over 300 MB
     expect(frozenPrefixRule(cfg({ ...AUG, cachedViews: 4 }), size)).to.contain(
-      'it needs 420 MB (4 × 100 train + 20 val × 1 MB), over train.featureCacheMB 300: the rest spills',
+      'it needs 420 MB ((4 × 100 train + 20 val) × 1 MB), over train.featureCacheMB 300: the rest spills',
     );
     // 2 × 100 + 20 = 220 fits
     expect(frozenPrefixRule(cfg({ ...AUG, cachedViews: 2 }), size)).to.not.contain('spills');
