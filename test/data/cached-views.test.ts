@@ -43,7 +43,9 @@ describe('cached augmented views of a frozen prefix (data.augment.cachedViews)',
   it('the mode: once without augmentation, views with K > 0, recomputed with K 0, MixUp/CutMix or noise erasing', () => {
     expect(prefixCacheMode(cfg({}))).to.deep.equal({ kind: 'once' });
     expect(prefixCacheMode(cfg({ cachedViews: 4 }))).to.deep.equal({ kind: 'once' });
-    expect(prefixCacheMode(cfg(AUG))).to.deep.equal({ kind: 'recompute', why: 'views-off' });
+    // the default: 4 views (the measured rule)
+    expect(prefixCacheMode(cfg(AUG))).to.deep.equal({ kind: 'views', views: 4 });
+    expect(prefixCacheMode(cfg({ ...AUG, cachedViews: 0 }))).to.deep.equal({ kind: 'recompute', why: 'views-off' });
     expect(prefixCacheMode(cfg({ ...AUG, cachedViews: 4 }))).to.deep.equal({ kind: 'views', views: 4 });
     expect(prefixCacheMode(cfg({ ...AUG, cachedViews: 4, mix: { mixupAlpha: 0.2 } }))).to.deep.equal({ kind: 'recompute', why: 'mix' });
     expect(prefixCacheMode(cfg({ ...AUG, cachedViews: 4, randomErasing: { value: 'random' } }))).to.deep.equal({ kind: 'recompute', why: 'noise' });
