@@ -13,7 +13,7 @@ import { topOneAccuracy } from './export/accuracy';
 import { checkOwnFolder, markFolder } from './io/run-folder';
 import { acquireLock } from './io/lock';
 import { checkHeadOnly } from './models/graph-source';
-import { attachHead, applyBatchNormModes, HEAD_LAYERS, type Network } from './models/network';
+import { attachHead, applyBatchNormModes, HEAD_LAYERS, prefixOutputBytes, type Network } from './models/network';
 import { describeLayers, type GroupPlan } from './groups';
 import { flatLayers, namedVariables } from './optim/named';
 import type { LrSchedule } from './schedules/controller';
@@ -25,7 +25,7 @@ import type { Callback } from './train/callbacks';
 import { describeFineTune, FineTune, planFineTune, type FineTunePlan } from './train/fine-tune';
 import { planLrWdWarnings } from './tune/rules';
 import { writeReport } from './report/report';
-import { frozenPrefixRule } from './data/augment';
+import { type CacheSize, frozenPrefixRule } from './data/cached-views';
 import { classCounts, imbalanceWarning } from './data/balance';
 import { checkPresize, describeJobInputs } from './data/presize';
 import type { DataSource } from './data/source';
@@ -170,6 +170,16 @@ export async function prepare(input: JobInput | Record<string, unknown> = {}, op
   return { job, container, stages, backend, data, network, plan, cachedStages, trainableVars, batchesPerEpoch, stepsPerEpoch, schedule };
 }
 
+/** What the frozen prefix's cache will hold, for the line that says whether it fits in train.featureCacheMB. */
+export function prefixCacheSize(p: Pick<Prepared, 'network' | 'cachedStages' | 'data' | 'job'>): CacheSize {
+  return {
+    entryBytes: prefixOutputBytes(p.network, p.cachedStages),
+    trainImages: p.data.train.length,
+    valImages: p.data.val.length,
+    budgetMB: p.job.train.featureCacheMB,
+  };
+}
+
 /** The job input a run executes and records in its checkpoints: the file (if any) with the options on top. */
 function mergedInput(input: JobInput | Record<string, unknown>, configFile?: string): Record<string, unknown> {
   return mergeConfig(configFile ? readJobFile(configFile) : {}, input as Record<string, unknown>);
@@ -246,7 +256,7 @@ function logRunPlan(p: Prepared, twoPhase: boolean, log: (s: string) => void): v
   if (threads.threads > 1) {
     log(`threads: ${threads.reason}; each computes the gradients of ~${Math.ceil(job.train.batch / threads.threads)} images, BatchNorm statistics per thread`);
   }
-  if (p.cachedStages > 0) log(`frozen: the first ${p.cachedStages} stage(s) are frozen; ${frozenPrefixRule(job.data.augment)}`);
+  if (p.cachedStages > 0) log(`frozen: the first ${p.cachedStages} stage(s) are frozen; ${frozenPrefixRule(job.data.augment, prefixCacheSize(p))}`);
   for (const w of planLrWdWarnings(p)) log(`warning: ${w.message}`);
 }
 

@@ -116,6 +116,17 @@ export const AugmentSchema = z
     trivialAugment: z.boolean().default(false),
     randomErasing: RandomErasingSchema.optional(),
     mix: MixSchema.optional(),
+    /**
+     * With a frozen prefix and augmented images: how many augmented views of each image have their prefix outputs
+     * cached (epoch e trains on view e mod K); 0 recomputes the prefix on a fresh view every batch. The default 4
+     * is measured (scripts/measure-prefix-cache.ts, README "Augmentation, label smoothing and recipes"): on flowers5
+     * it matched recomputing every view at 8 and 16 epochs in well under the time. See src/data/cached-views.ts.
+     */
+    cachedViews: z
+      .number()
+      .int({ error: 'cachedViews counts views per image: a whole number (0 = off)' })
+      .nonnegative({ error: 'cachedViews counts views per image: 0 (off) or more' })
+      .default(4),
   })
   .strict()
   .superRefine((a, ctx) => {

@@ -68,13 +68,6 @@ export function augmentsPixels(a: AugmentConfig): boolean {
   );
 }
 
-/** What happens to a frozen prefix's outputs, and why, for `plan` and the run log. */
-export function frozenPrefixRule(a: AugmentConfig): string {
-  return augmentsPixels(a)
-    ? 'outputs recomputed every batch, not cached: training images are augmented, so each view is seen once'
-    : 'outputs computed once per image and cached';
-}
-
 /** One line for `plan`: the training transforms in the order they run, and the loss's label smoothing. */
 export function describeAugment(job: { data: { flip: boolean; augment: AugmentConfig }; loss: { labelSmoothing: number } }): string {
   const a = job.data.augment;

@@ -1,6 +1,7 @@
 import { DataError } from '../errors';
 import type { BatchAugmenter, BatchDraw, ImageDraw } from './augment';
 import { balancedOrder } from './balance';
+import { viewKey, viewOfEpoch, viewRng } from './cached-views';
 import { type DecodedImage, flipHorizontal } from './decode';
 import { cropPresized } from './presize';
 import type { Rng } from './rng';
@@ -17,6 +18,8 @@ export interface RawBatch {
   index: number;
   /** The augmentation draws of each row and of the batch, when an augmenter is configured. */
   draws?: { rows: ImageDraw[]; batch: BatchDraw };
+  /** With cached views: the view every row of this batch is (its draws are that view's, its keys name it). */
+  view?: number;
 }
 
 export interface BatchOptions {
@@ -40,6 +43,12 @@ export interface BatchOptions {
    * an RNG, which is how validation and the export's accuracy check call this.
    */
   evaluation?: boolean;
+  /**
+   * data.augment.cachedViews under a frozen prefix: each image's flip and augmentation draws are those of view
+   * `epoch mod count`, drawn from that view's own RNG (src/data/cached-views.ts) instead of the run's, which then
+   * only orders the data. Needs `augment`.
+   */
+  views?: { count: number; epoch: number; seed: number };
 }
 
 /**
@@ -60,6 +69,14 @@ export async function* rawBatches(source: DataSource, examples: Example[], opts:
   // RandomResizedCrop from presized copies: the crop is drawn in each copy's own dimensions, so the batch's copies
   // are decoded (or read from the cache) before its draws, even for batches a resume passes over
   const presizing = augment?.cropsPresized === true && source.presized !== undefined;
+  const views = augment ? opts.views : undefined;
+  const view = views ? viewOfEpoch(views.epoch, views.count) : undefined;
+  /** One example's flip and augmentation draws: from its view's RNG with cached views, else the run's, in data order. */
+  const drawFor = (ex: Example, image?: { width: number; height: number }): { flip: boolean; draw: ImageDraw } => {
+    const r = views ? viewRng(views.seed, ex.key, view as number) : (rng as Rng);
+    const flip = flipP > 0 && r.next() < flipP;
+    return { flip, draw: augment!.drawImage(r, flip, image) };
+  };
   let pending: Array<{ ex: Example; flip: boolean; draw?: ImageDraw; copy?: DecodedImage | null }> = [];
   let index = 0;
   const skipBad = (ex: Example, e: unknown): null => {
@@ -81,11 +98,9 @@ export async function* rawBatches(source: DataSource, examples: Example[], opts:
       }),
     );
     return exs.map((ex, i) => {
-      const flip = flipP > 0 && rng!.next() < flipP;
       // an undecodable file still takes its draws (on a nominal square) so the stream never depends on failures
       const c = copies[i];
-      const draw = augment!.drawImage(rng!, flip, c ?? { width: opts.size, height: opts.size });
-      return { ex, flip, draw, copy: c };
+      return { ex, ...drawFor(ex, c ?? { width: opts.size, height: opts.size }), copy: c };
     });
   };
   const emit = async (items: typeof pending): Promise<RawBatch | null> => {
@@ -111,10 +126,11 @@ export async function* rawBatches(source: DataSource, examples: Example[], opts:
     return {
       pixels,
       labels: ok.map((d) => d.ex.label),
-      keys: ok.map((d) => `${d.ex.key}${d.flip ? '#flip' : ''}`),
+      keys: ok.map((d) => (view === undefined ? `${d.ex.key}${d.flip ? '#flip' : ''}` : viewKey(d.ex.key, view))),
       n: ok.length,
       index: index - 1,
       ...(batchDraw ? { draws: { rows: ok.map((d) => d.draw as ImageDraw), batch: batchDraw } } : {}),
+      ...(view === undefined ? {} : { view }),
     };
   };
   let waiting: Example[] = [];
@@ -126,8 +142,8 @@ export async function* rawBatches(source: DataSource, examples: Example[], opts:
       waiting = [];
     } else {
       // the flip draw happens for every example so the RNG stream does not depend on decode failures
-      const flip = flipP > 0 && rng !== null && rng.next() < flipP;
-      pending.push(augment ? { ex, flip, draw: augment.drawImage(rng as Rng, flip) } : { ex, flip });
+      if (augment) pending.push({ ex, ...drawFor(ex) });
+      else pending.push({ ex, flip: flipP > 0 && rng !== null && rng.next() < flipP });
     }
     if (pending.length === opts.batch) {
       const b = await emit(pending);

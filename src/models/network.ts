@@ -82,6 +82,13 @@ export function splitAtStage(net: Network, lastFrozenStage: number): { prefix: t
   return { prefix, suffix };
 }
 
+/** Bytes of one image's cached prefix output when the first `cachedStages` stages are cached (float32). */
+export function prefixOutputBytes(net: Network, cachedStages: number): number {
+  // node 0 is the layer in the training graph; splitting at a stage adds nodes whose batch dimension may differ
+  const shape = (net.train.getLayer(net.backbone.stages[cachedStages - 1].endLayer).getOutputAt(0) as tf.SymbolicTensor).shape as number[];
+  return shape.slice(1).reduce((a, b) => a * b, 1) * 4;
+}
+
 /**
  * Frozen BN layers always use stored statistics (their weights do not move, so neither should
  * their statistics, and it is what makes caching a frozen prefix exact); trainable ones follow `mode`.

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type { Job } from '../config/schema';
 import { makeAugmenter } from '../data/augment';
+import { cachedViewsOf } from '../data/cached-views';
 import { balancedWeights, classCounts } from '../data/balance';
 import type { DataSource } from '../data/source';
 import type { BackendChoice } from '../engine/backend';
@@ -89,6 +90,7 @@ export class LoopTrainerFactory implements TrainerFactory {
       balanced: job.data.balance === 'sampler',
       hflip: job.data.augment.hflip,
       augment: makeAugmenter(job.data.augment, network.backbone.inputSize),
+      cachedViews: cachedViewsOf(job.data.augment),
       seed: job.train.seed,
       cacheBytes: job.train.featureCacheMB * 1024 * 1024,
       spillDir: parts.spillDir === undefined ? path.join(job.out, 'feature-cache') : parts.spillDir,

@@ -69,6 +69,11 @@ export interface TrainerOptions {
   hflip?: number;
   /** Batched training transforms (src/data/augment.ts); its draws come from the run's RNG with the data order. */
   augment?: BatchAugmenter | null;
+  /**
+   * Augmented views per image whose frozen-prefix outputs are cached (src/data/cached-views.ts); 0 or absent: none.
+   * Applies only with both a prefix and an augmenter.
+   */
+  cachedViews?: number;
   /** data.balance 'sampler': each epoch's order from the balanced sampler (src/data/balance.ts). */
   balanced?: boolean;
   /** data.balance 'weights': class weights of the loss, and the label smoothing applied before them (the loss then smooths nothing). */
@@ -304,7 +309,8 @@ export class Trainer implements Stateful<TrainerState> {
 
   private async trainPass(epoch: number, spe: number, t: EpochTotals): Promise<void> {
     const o = this.o;
-    const opts = { size: o.size, batch: o.batch, shuffle: true, flip: o.flip, hflip: o.hflip, augment: o.augment, balanced: o.balanced };
+    const views = o.prefix && o.augment && (o.cachedViews ?? 0) > 0 ? { views: { count: o.cachedViews as number, epoch, seed: o.seed } } : {};
+    const opts = { size: o.size, batch: o.batch, shuffle: true, flip: o.flip, hflip: o.hflip, augment: o.augment, balanced: o.balanced, ...views };
     try {
       for await (const b of rawBatches(o.data, o.data.train, opts, this.rng)) {
         await this.runBatch(b, epoch, t);

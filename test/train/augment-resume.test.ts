@@ -48,7 +48,7 @@ describe('augmented training: reproducible and resumed bit for bit', function ()
     const a = tmpDir('lt-aug-a-');
     const full = await runJob(job(a), { log: (l: string) => void logs.push(l), container: dataContainer(source) });
     expect(full.cachedStages).to.be.greaterThan(0);
-    expect(logs.join('\n')).to.contain('outputs recomputed every batch, not cached: training images are augmented');
+    expect(logs.join('\n')).to.contain('outputs recomputed every batch, not cached: MixUp/CutMix blend images before the prefix');
     const counts = full.fit.history.map((h) => h.numTensors);
     expect(new Set(counts).size, `numTensors per epoch ${counts}`).to.equal(1);
 

@@ -4,10 +4,11 @@
  * variable with its group, role, learning rate at step 0, at the end of warmup and at the last step, its weight
  * decay and whether it is frozen.
  */
-import { describeAugment, frozenPrefixRule } from '../../data/augment';
+import { describeAugment } from '../../data/augment';
+import { frozenPrefixRule } from '../../data/cached-views';
 import { describeJobInputs } from '../../data/presize';
 import type { Command } from 'commander';
-import { prepare, type Prepared } from '../../job';
+import { prefixCacheSize, prepare, type Prepared } from '../../job';
 import { ConfigError } from '../../errors';
 import type { VarRole } from '../../groups';
 import { formatLrPlan } from '../../schedules/plan';
@@ -33,7 +34,7 @@ export function formatPlan(plan: JobPlan, p: Prepared, byLayer: boolean): string
   );
   out.push(`augment   ${describeAugment(p.job)}`);
   out.push(`inputs    ${describeJobInputs(p.job, p.network.backbone.inputSize)}`);
-  if (p.cachedStages > 0) out.push(`frozen    the first ${p.cachedStages} stage(s): ${frozenPrefixRule(p.job.data.augment)}`);
+  if (p.cachedStages > 0) out.push(`frozen    the first ${p.cachedStages} stage(s): ${frozenPrefixRule(p.job.data.augment, prefixCacheSize(p))}`);
   for (const line of plan.fineTune?.lines ?? []) out.push(`fine-tune ${line}`);
   if (plan.fineTune) {
     out.push("fine-tune the schedule lines above are the unfrozen phase's cycle alone; the table's rates are that phase's at");

@@ -1,7 +1,8 @@
 /**
  * The network input of a batch: preprocessed images, or, with a frozen prefix, its activations, served from the
- * feature cache (computed once per image and flip) unless the batch is augmented: an augmented view is seen once,
- * so the prefix runs on it instead of filling the cache.
+ * feature cache (computed once per image and flip). An augmented batch is cached only when it is made of cached
+ * views (data.augment.cachedViews, src/data/cached-views.ts), keyed by image and view; any other augmented view is
+ * seen once, so the prefix runs on it instead of filling the cache.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BatchAugmenter } from '../../data/augment';
@@ -34,17 +35,40 @@ export class FeatureInputs {
   of(b: RawBatch): tf.Tensor {
     const { size, preprocess: pre, augment: aug } = this.opts;
     const prefix = this.prefix;
+    const per = size * size * 3;
     if (b.draws && aug) {
       const draws = b.draws;
       if (!prefix) return aug.images(b.pixels, draws.rows, draws.batch, pre);
+      if (b.view !== undefined && this.cache) {
+        // a view's pixels depend only on its image and its draws (prefixCacheMode excludes the batch-wide mix and
+        // noise), so the missing rows can be augmented and run as a batch of their own
+        return this.cache.batch(b.keys, (rows) =>
+          tf.tidy(
+            () =>
+              prefix.apply(
+                aug.images(
+                  subset(b.pixels, rows, per),
+                  rows.map((r) => draws.rows[r]),
+                  draws.batch,
+                  pre,
+                ),
+                { training: false },
+              ) as tf.Tensor,
+          ),
+        );
+      }
       return tf.tidy(() => prefix.apply(aug.images(b.pixels, draws.rows, draws.batch, pre), { training: false }) as tf.Tensor);
     }
     if (!prefix || !this.cache) return preprocessBatch(b.pixels, b.n, size, pre);
-    const per = size * size * 3;
-    return this.cache.batch(b.keys, (rows) => {
-      const px = new Uint8Array(rows.length * per);
-      rows.forEach((r, j) => px.set(b.pixels.subarray(r * per, (r + 1) * per), j * per));
-      return tf.tidy(() => prefix.apply(preprocessBatch(px, rows.length, size, pre), { training: false }) as tf.Tensor);
-    });
+    return this.cache.batch(b.keys, (rows) =>
+      tf.tidy(() => prefix.apply(preprocessBatch(subset(b.pixels, rows, per), rows.length, size, pre), { training: false }) as tf.Tensor),
+    );
   }
+}
+
+/** The pixels of the given rows of a batch, in that order. */
+function subset(pixels: Uint8Array, rows: number[], per: number): Uint8Array {
+  const px = new Uint8Array(rows.length * per);
+  rows.forEach((r, j) => px.set(pixels.subarray(r * per, (r + 1) * per), j * per));
+  return px;
 }
