@@ -96,10 +96,12 @@ function shiftHuePixel(px: Float32Array, i: number, shift: number): void {
 export function adjustHue(x: T4, hue: number[]): T4 {
   const [n, H, W] = x.shape;
   if (hue.length !== n) throw new Error(`adjustHue: ${hue.length} factors for ${n} images`);
-  const px = Float32Array.from(x.dataSync());
   const kernels = augmentKernels();
-  if (kernels) kernels.hueShift(px, hue, H * W);
-  else shiftHueReference(px, hue, H * W);
+  const src = x.dataSync() as Float32Array;
+  if (kernels) return tf.tensor4d(kernels.hueShift(src, hue, H * W), x.shape);
+  // dataSync may hand out the backend's own array (cpu), so the loop shifts a copy
+  const px = Float32Array.from(src);
+  shiftHueReference(px, hue, H * W);
   return tf.tensor4d(px, x.shape);
 }
 

@@ -129,8 +129,9 @@ describe('augmentation C kernels (csrc/augment_kernels.c) against the JavaScript
           px.set(rgb, i);
         }
       }
-      const kernel = Float32Array.from(px);
-      withMode('wasm', () => augmentKernels()!.hueShift(kernel, shifts, per));
+      const input = Float32Array.from(px);
+      const kernel = withMode('wasm', () => augmentKernels()!.hueShift(input, shifts, per));
+      expect(firstBitDifference(input, px), 'the input is left as it was').to.equal(-1);
       const reference = Float32Array.from(px);
       shiftHueReference(reference, shifts, per);
       const at = firstBitDifference(kernel, reference);

@@ -73,16 +73,16 @@ export class AugmentKernels {
     return new Float32Array(this.memory.buffer, pOut, count).slice();
   }
 
-  /** px (n images of `per` RGB pixels) with each image's hue shifted, in place. */
-  hueShift(px: Float32Array, shift: number[], per: number): void {
+  /** src (n images of `per` RGB pixels, left as it is) with each image's hue shifted, as a new array. */
+  hueShift(src: Float32Array, shift: number[], per: number): Float32Array {
     const n = shift.length;
-    const [pPx, pShift] = this.layout([4 * n * per * 3, 8 * n]);
+    const count = n * per * 3;
+    const [pPx, pShift] = this.layout([4 * count, 8 * n]);
     const buf = this.memory.buffer;
-    const view = new Float32Array(buf, pPx, n * per * 3);
-    view.set(px.subarray(0, n * per * 3));
+    new Float32Array(buf, pPx, count).set(src.subarray(0, count));
     new Float64Array(buf, pShift, n).set(shift);
     this.k.hue_shift(pPx, pShift, n, per);
-    px.set(new Float32Array(this.memory.buffer, pPx, n * per * 3));
+    return new Float32Array(this.memory.buffer, pPx, count).slice();
   }
 }
 
