@@ -4,11 +4,14 @@
  * compose into one 2×3 matrix, so an image is interpolated once however many geometric transforms it gets.
  *
  * Coordinates are pixel indices: (0, 0) is the centre of the top-left pixel, (size − 1, size − 1) the centre of the
- * bottom-right one. The resample is a host loop (resampleHost), the same on every backend. tf.image.transform is not
+ * bottom-right one. The resample runs on the host, the same on every backend: in csrc/augment_kernels.c (resampleHost),
+ * which computes what the JavaScript loop kept here as the reference (resampleReference) does, bit for bit; the loop
+ * runs instead under LAYERTUNE_AUG_KERNELS=js. tf.image.transform is not
  * used: its CPU kernel returns after the first image of a batch (tfjs 4.22), and its 'reflect' repeats the edge pixel
  * where fastai's reflection padding does not.
  */
 import * as tf from '@tensorflow/tfjs';
+import { augmentKernels } from '../engine/wasm/augment';
 import type { AffineConfig } from './augment-schema';
 import { uniform } from './distributions';
 import type { Rng } from './rng';
@@ -112,11 +115,23 @@ const snap = (c: number) => {
 
 /**
  * Each image of `src` (n·size·size·ch values, HWC per image) read through its own map, bilinearly, with the given
- * padding. A plain loop on the host: the pixels are on the host when a batch is formed, and a bilinear read is four
- * multiply-adds per channel, which JavaScript does in a few milliseconds per batch where a tfjs gather of the four
- * corners takes seconds on the wasm backend.
+ * padding, on the host: the pixels are there when a batch is formed, and a tfjs gather of the four corners takes
+ * seconds per batch on the wasm backend. The C kernel gives resampleReference's values exactly.
  */
 export function resampleHost(src: ArrayLike<number>, n: number, size: number, ch: number, mats: Affine[], padding: Padding): Float32Array {
+  if (mats.length !== n) throw new Error(`resampleAffine: ${mats.length} matrices for ${n} images`);
+  const kernels = augmentKernels();
+  if (kernels && (src instanceof Uint8Array || src instanceof Float32Array) && src.length >= n * size * size * ch) {
+    return kernels.resample(src, n, size, ch, mats, padding.kind === 'constant' ? padding.fill : null);
+  }
+  return resampleReference(src, n, size, ch, mats, padding);
+}
+
+/**
+ * resampleHost as a JavaScript loop: the reference the kernel is tested against, and the path under
+ * LAYERTUNE_AUG_KERNELS=js. All arithmetic is in doubles, rounded to float32 once by the store.
+ */
+export function resampleReference(src: ArrayLike<number>, n: number, size: number, ch: number, mats: Affine[], padding: Padding): Float32Array {
   if (mats.length !== n) throw new Error(`resampleAffine: ${mats.length} matrices for ${n} images`);
   const out = new Float32Array(n * size * size * ch);
   const d = size - 1;

@@ -5,6 +5,7 @@
  * autocontrast, posterize, equalize). Results are clipped to [0, 255] as torchvision clips to its bound.
  */
 import * as tf from '@tensorflow/tfjs';
+import { augmentKernels } from '../engine/wasm/augment';
 
 type T4 = tf.Tensor4D;
 
@@ -88,18 +89,28 @@ function shiftHuePixel(px: Float32Array, i: number, shift: number): void {
 
 /**
  * torchvision adjust_hue: each image's hue shifted by its factor in [−0.5, 0.5] turns, through HSV and back; an
- * image with factor 0 is copied unchanged. A loop over the pixels on the host: the HSV round trip as tensor ops is
- * some forty elementwise passes (and tf.mod is slow on wasm), seconds per batch where the loop takes milliseconds.
+ * image with factor 0 is copied unchanged. On the host: the HSV round trip as tensor ops is some forty elementwise
+ * passes (and tf.mod is slow on wasm), seconds per batch. csrc/augment_kernels.c runs the pixel loop, with
+ * shiftHueReference's values exactly; LAYERTUNE_AUG_KERNELS=js runs that loop instead.
  */
 export function adjustHue(x: T4, hue: number[]): T4 {
   const [n, H, W] = x.shape;
-  const px = Float32Array.from(x.dataSync());
-  const per = H * W;
-  for (let k = 0; k < n; k++) {
+  if (hue.length !== n) throw new Error(`adjustHue: ${hue.length} factors for ${n} images`);
+  const kernels = augmentKernels();
+  const src = x.dataSync() as Float32Array;
+  if (kernels) return tf.tensor4d(kernels.hueShift(src, hue, H * W), x.shape);
+  // dataSync may hand out the backend's own array (cpu), so the loop shifts a copy
+  const px = Float32Array.from(src);
+  shiftHueReference(px, hue, H * W);
+  return tf.tensor4d(px, x.shape);
+}
+
+/** The hue shift of adjustHue as a JavaScript loop over `px` (images of `per` RGB pixels), in place: the reference. */
+export function shiftHueReference(px: Float32Array, hue: number[], per: number): void {
+  for (let k = 0; k < hue.length; k++) {
     if (hue[k] === 0) continue;
     for (let p = 0; p < per; p++) shiftHuePixel(px, (k * per + p) * 3, hue[k]);
   }
-  return tf.tensor4d(px, x.shape);
 }
 
 /** adjust_brightness: blend with black. */
