@@ -16,7 +16,7 @@ import { splitAtStage, type Network } from '../models/network';
 import type { Callback } from './callbacks';
 import type { GuardConfig } from './guard';
 import type { WeightEma } from './ema';
-import { Trainer, type LrPolicy, type StepOptimizer, type TrainerOptions } from './trainer';
+import { Trainer, type FreezePolicy, type LrPolicy, type StepOptimizer, type TrainerOptions } from './trainer';
 
 /** What the builder reads from a prepared job (`Prepared` from src/job.ts has all of it). */
 export interface TrainerInputs {
@@ -32,6 +32,8 @@ export interface TrainerInputs {
 export interface TrainerParts {
   /** Absent: an evaluation-only trainer, whose optimizer refuses to step. */
   optimizer?: StepOptimizer;
+  /** Variables that stand still for part of the run (a two-phase fine-tune); absent: all of them train throughout. */
+  freeze?: FreezePolicy | null;
   lr?: LrPolicy;
   callbacks?: Callback[];
   /** Defaults to `job.train.epochs`. */
@@ -71,6 +73,7 @@ export class LoopTrainerFactory implements TrainerFactory {
       network,
       data: parts.data ?? p.data,
       vars: p.trainableVars,
+      freeze: parts.freeze ?? null,
       optimizer: parts.optimizer ?? EVALUATION_ONLY,
       lr: parts.lr ?? { factor: () => 0 },
       callbacks: parts.callbacks ?? [],
