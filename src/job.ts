@@ -428,7 +428,8 @@ async function runLocked(
   const meta = { job: JSON.parse(JSON.stringify(job)) as Record<string, unknown>, input: jobInput, provenance };
   const checkpointer = stages.checkpointer.create(job.checkpoint, job.out, meta, state, judge);
   const trainer = stages.trainer.create(p, {
-    optimizer: fineTune ?? optimizer,
+    optimizer,
+    freeze: fineTune,
     epochs: fineTune?.plan.totalEpochs,
     lr: lrPolicy,
     callbacks,

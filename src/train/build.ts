@@ -17,7 +17,7 @@ import { splitAtStage, type Network } from '../models/network';
 import type { Callback } from './callbacks';
 import type { GuardConfig } from './guard';
 import type { WeightEma } from './ema';
-import { Trainer, type LrPolicy, type StepOptimizer, type TrainerOptions } from './trainer';
+import { Trainer, type FreezePolicy, type LrPolicy, type StepOptimizer, type TrainerOptions } from './trainer';
 
 /** What the builder reads from a prepared job (`Prepared` from src/job.ts has all of it). */
 export interface TrainerInputs {
@@ -33,6 +33,8 @@ export interface TrainerInputs {
 export interface TrainerParts {
   /** Absent: an evaluation-only trainer, whose optimizer refuses to step. */
   optimizer?: StepOptimizer;
+  /** Variables that stand still for part of the run (a two-phase fine-tune); absent: all of them train throughout. */
+  freeze?: FreezePolicy | null;
   lr?: LrPolicy;
   callbacks?: Callback[];
   /** Defaults to `job.train.epochs`. */
@@ -72,6 +74,7 @@ export class LoopTrainerFactory implements TrainerFactory {
       network,
       data: parts.data ?? p.data,
       vars: p.trainableVars,
+      freeze: parts.freeze ?? null,
       optimizer: parts.optimizer ?? EVALUATION_ONLY,
       lr: parts.lr ?? { factor: () => 0 },
       callbacks: parts.callbacks ?? [],

@@ -16,9 +16,10 @@
  *
  * Freezing is fastai's `train_bn=True`: in the frozen phase every BatchNorm γ/β keeps training (at its group's
  * rate) and BatchNorm keeps its batch statistics; only the other body variables stand still. They stand still by
- * having their gradients withheld from the optimizer, which then leaves their weights and their optimizer state
- * untouched (PyTorch's `grad is None`), so they start the second phase with fresh Adam/momentum state, as
- * fastai's frozen parameters do. fit_one_cycle does not reset the optimizer between the two calls, and neither
+ * being left out of the loop's gradient computation for the phase (a FreezePolicy, src/train/loop/trainable.ts),
+ * as PyTorch's `requires_grad = False` leaves them out of autograd: no gradient of theirs is computed, so the
+ * optimizer leaves their weights and their state untouched (`grad is None`) and they start the second phase with
+ * fresh Adam/momentum state, as fastai's frozen parameters do. fit_one_cycle does not reset the optimizer between the two calls, and neither
  * does this: the head's state carries over.
  *
  * Everything is a pure function of the global step, so a run resumed in either phase repeats the first bit for bit.
@@ -28,12 +29,10 @@ import type { Job } from '../config/schema';
 import type { GroupPlan } from '../groups';
 import { HEAD_LAYERS } from '../models/network';
 import type { GroupedOptimizer } from '../optim/grouped-optimizer';
-import type { OptimizerState, StepResult } from '../optim/types';
 import { oneCycleAt, type OneCycleConfig } from '../schedules/one-cycle';
 import { CALLBACK_ORDER, type Callback, type StepControl } from './callbacks';
 import { absolute, momentumField, ParamScheduler } from './param-scheduler';
-import type { StepOptimizer } from './trainer';
-import type * as tf from '@tensorflow/tfjs';
+import type { FreezePolicy } from './loop/trainable';
 
 /** What fine_tune passes to its first fit_one_cycle: pct_start 0.99 and fit_one_cycle's default div 25. */
 export const FROZEN_PHASE_CYCLE = { pctStart: 0.99, divFactor: 25 } as const;
@@ -55,7 +54,7 @@ export interface FineTunePhase {
 
 export interface FineTunePlan {
   phases: [FineTunePhase, FineTunePhase];
-  /** Variables whose gradients the frozen phase withholds: the body's, except BatchNorm γ/β. */
+  /** Variables the frozen phase does not differentiate: the body's, except BatchNorm γ/β. */
   frozenFirst: string[];
   totalEpochs: number;
 }
@@ -153,15 +152,16 @@ export function describeFineTune(plan: FineTunePlan, scale: number): string[] {
   });
 }
 
+const NOTHING_FROZEN: ReadonlySet<string> = new Set();
+
 /**
  * The run-time side: before each step it puts the step's phase rates on the optimizer's groups (once per phase
- * change), and as the loop's optimizer it withholds the frozen variables' gradients during the frozen phase.
+ * change), and as the loop's freeze policy it names the variables the frozen phase leaves out of the gradients.
  */
-export class FineTune implements Callback, StepOptimizer {
+export class FineTune implements Callback, FreezePolicy {
   readonly name = 'fine-tune phases';
   readonly order = CALLBACK_ORDER.paramSchedule;
-  private readonly frozenFirst: Set<string>;
-  private current: 0 | 1 | null = null;
+  private readonly frozenFirst: ReadonlySet<string>;
   private applied: 0 | 1 | null = null;
 
   constructor(
@@ -179,25 +179,13 @@ export class FineTune implements Callback, StepOptimizer {
 
   beforeStep(s: StepControl): void {
     const phase = phaseIndexAt(this.plan, s.step);
-    this.current = phase;
     if (this.applied === phase) return;
     for (const [group, lr] of Object.entries(this.plan.phases[phase].rates)) this.optimizer.updateGroup(group, { lr });
     this.applied = phase;
   }
 
-  step(grads: Record<string, tf.Tensor>, vars: Record<string, tf.Variable>, lrFactor: number, opts?: { norms?: boolean }): StepResult {
-    const phase = this.current ?? phaseIndexAt(this.plan, this.optimizer.iterations);
-    // the caller owns and disposes every gradient, the withheld ones included
-    const passed = phase === 0 ? Object.fromEntries(Object.entries(grads).filter(([k]) => !this.frozenFirst.has(k))) : grads;
-    return this.optimizer.step(passed, vars, lrFactor, opts);
-  }
-
-  getState(): OptimizerState {
-    return this.optimizer.getState();
-  }
-
-  setState(state: OptimizerState): unknown {
-    return this.optimizer.setState(state);
+  frozenAt(step: number): ReadonlySet<string> {
+    return phaseIndexAt(this.plan, step) === 0 ? this.frozenFirst : NOTHING_FROZEN;
   }
 }
 

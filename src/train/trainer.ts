@@ -31,11 +31,13 @@ import { DropoutSeeds } from './loop/dropout-seeds';
 import { FeatureInputs } from './loop/feature-inputs';
 import { GradientThreads } from './loop/parallel-step';
 import { LrScheduleCallback, type LrPolicy } from './loop/lr-schedule';
+import { TrainableVariables, type FreezePolicy } from './loop/trainable';
 import { evaluateFolded, FoldedDuringFit, type Evaluation } from './evaluate';
 import { EmaCallback, type WeightEma } from './ema';
 import { ParallelEvaluator } from './parallel-eval';
 
 export type { LrPolicy, StopRequest } from './loop/lr-schedule';
+export type { FreezePolicy } from './loop/trainable';
 export { mixSeed } from './loop/dropout-seeds';
 
 /** The optimizer as the loop sees it: named gradients in, updates applied; state in and out for the guard. */
@@ -51,6 +53,11 @@ export interface TrainerOptions {
   data: DataSource;
   /** The trainable variables by name: only these are differentiated. */
   vars: Record<string, tf.Variable>;
+  /**
+   * Which of `vars` stand still at a step, when that changes during the run (fastai's frozen phase); they are left
+   * out of the gradient computation (src/train/loop/trainable.ts). Absent: every one of `vars` trains throughout.
+   */
+  freeze?: FreezePolicy | null;
   optimizer: StepOptimizer;
   /** The learning-rate policy; absent: every step at the configured rates. */
   lr?: LrPolicy;
@@ -150,6 +157,7 @@ export class Trainer implements Stateful<TrainerState> {
   private readonly dropout: DropoutSeeds;
   private readonly gradThreads: GradientThreads;
   private readonly accumulator: GradientAccumulator;
+  private readonly trainable: TrainableVariables;
   private readonly guardCallback: DivergenceGuardCallback | null = null;
   /** During fit only: the folded copy validation runs on. */
   private folded: FoldedDuringFit | null = null;
@@ -160,6 +168,7 @@ export class Trainer implements Stateful<TrainerState> {
     this.suffix = o.suffix ?? net.train;
     this.rng = new Rng(o.seed);
     this.accumulator = new GradientAccumulator(o.accumulate ?? 1);
+    this.trainable = new TrainableVariables(o.vars, o.freeze ?? null);
     const log = (l: string) => this.log(l);
     this.inputs = new FeatureInputs(o.prefix ?? null, {
       size: o.size,
@@ -328,7 +337,8 @@ export class Trainer implements Stateful<TrainerState> {
     let cancelled = false;
     try {
       await this.events.emit('beforeBatch', at);
-      const r = await this.forwardBackward(b, this.step * this.accumulator.accumulate + at.micro);
+      // every forward pass of a step differentiates what that step trains
+      const r = await this.forwardBackward(b, this.step * this.accumulator.accumulate + at.micro, this.trainable.at(this.step));
       try {
         await this.events.emit('afterBackward', { ...at, loss: r.loss, accuracy: r.hit / b.n, gradsFinite: r.gradsFinite, grads: r.grads });
         if (!Number.isFinite(r.loss)) {
@@ -406,8 +416,8 @@ export class Trainer implements Stateful<TrainerState> {
     }
   }
 
-  /** Forward and backward on one batch: the loss, the hit count, whether every gradient is finite, and the gradients. */
-  private async forwardBackward(b: RawBatch, forwardPass: number) {
+  /** Forward and backward on one batch: the loss, the hit count, whether every gradient is finite, and the gradients of `vars`. */
+  private async forwardBackward(b: RawBatch, forwardPass: number, vars: Record<string, tf.Variable>) {
     this.dropout.apply(forwardPass);
     const x = this.inputs.of(b);
     const aug = this.o.augment;
@@ -421,8 +431,9 @@ export class Trainer implements Stateful<TrainerState> {
       out = await this.gradThreads.compute(
         x,
         y,
-        (xs, ys) => this.shard(xs, ys),
+        (xs, ys) => this.shard(xs, ys, vars),
         (shard) => this.dropout.seedsFor(forwardPass, shard),
+        vars,
       );
     } finally {
       tf.dispose([x, y]);
@@ -436,14 +447,14 @@ export class Trainer implements Stateful<TrainerState> {
     return { loss, hit, gradsFinite: check ? finite === 1 : null, grads };
   }
 
-  /** Loss, hits and gradients of one shard of a batch, on this thread. */
-  private shard(x: tf.Tensor, y: tf.Tensor): ShardOutput {
+  /** Loss, hits and gradients of `vars` over one shard of a batch, on this thread. */
+  private shard(x: tf.Tensor, y: tf.Tensor, vars: Record<string, tf.Variable>): ShardOutput {
     let hits: tf.Scalar | undefined;
     const { value, grads } = namedVariableGrads(() => {
       const logits = this.suffix.apply(x, { training: true }) as tf.Tensor2D;
       hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.argMax(y, 1)), 'float32'))) as tf.Scalar;
       return tf.losses.softmaxCrossEntropy(y, logits, undefined, this.o.labelSmoothing ?? 0) as tf.Scalar;
-    }, this.o.vars);
+    }, vars);
     return { value, hits: hits!, grads };
   }
 

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { prepare, type Prepared } from '../../src/job';
 import type { JobInput } from '../../src/config/schema';
 import { Trainer } from '../../src/train/trainer';
+import { tinyTrainerOptions } from '../helpers/trainer';
 import { MemorySource, dataContainer } from '../helpers/memory-source';
 import { tmpDir } from '../helpers/images';
 
@@ -26,25 +27,17 @@ async function trainOnce(batch: number, accumulate: number) {
   const before = read();
   const opt = p.stages.optimizer.create(p.plan.groups, p.job);
   const steps: number[] = [];
-  const t = new Trainer({
-    network: p.network,
-    data: p.data,
-    vars: p.trainableVars,
-    optimizer: opt,
-    lr: { factor: (s, e) => p.schedule.factor(s, e) },
-    callbacks: [{ afterStep: (b) => void steps.push(b.examples) }],
-    epochs: 1,
-    batch,
-    size: 32,
-    flip: false,
-    seed: 3,
-    cacheBytes: 0,
-    spillDir: null,
-    monitorNorms: false,
-    accumulate,
-    prefix: null,
-    suffix: p.network.train,
-  });
+  const t = new Trainer(
+    tinyTrainerOptions(p, {
+      optimizer: opt,
+      lr: { factor: (s, e) => p.schedule.factor(s, e) },
+      callbacks: [{ afterStep: (b) => void steps.push(b.examples) }],
+      epochs: 1,
+      batch,
+      seed: 3,
+      accumulate,
+    }),
+  );
   const n0 = tf.memory().numTensors;
   await t.fit();
   opt.dispose();
@@ -100,25 +93,7 @@ describe('gradient accumulation', function () {
     );
     const opt = p.stages.optimizer.create(p.plan.groups, p.job);
     const seen: Array<[number, number]> = [];
-    const t = new Trainer({
-      network: p.network,
-      data: p.data,
-      vars: p.trainableVars,
-      optimizer: opt,
-      lr: { factor: () => 1 },
-      callbacks: [{ afterStep: (b) => void seen.push([b.step, b.examples]) }],
-      epochs: 2,
-      batch: 4,
-      size: 32,
-      flip: false,
-      seed: 1,
-      cacheBytes: 0,
-      spillDir: null,
-      monitorNorms: false,
-      accumulate: 2,
-      prefix: null,
-      suffix: p.network.train,
-    });
+    const t = new Trainer(tinyTrainerOptions(p, { optimizer: opt, callbacks: [{ afterStep: (b) => void seen.push([b.step, b.examples]) }], accumulate: 2 }));
     const fit = await t.fit();
     opt.dispose();
     expect(p.stepsPerEpoch).to.equal(2);

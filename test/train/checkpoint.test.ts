@@ -10,6 +10,7 @@ import { diffConfig, formatChanges } from '../../src/config/diff';
 import { joinMetrics, linesBefore, setAsideMetrics } from '../../src/train/checkpoint/resume-metrics';
 import { mixSeed, Trainer } from '../../src/train/trainer';
 import { prepare } from '../../src/job';
+import { tinyTrainerOptions } from '../helpers/trainer';
 import type { JobInput } from '../../src/config/schema';
 import { MemorySource, dataContainer } from '../helpers/memory-source';
 import { ConfigError } from '../../src/errors';
@@ -181,24 +182,7 @@ describe('dropout randomness', () => {
     const dropout = p.network.train.getLayer('lt_head_dropout') as unknown as { seed: number };
     const seeds: number[] = [];
     const opt = p.stages.optimizer.create(p.plan.groups, p.job);
-    const t = new Trainer({
-      network: p.network,
-      data: p.data,
-      vars: p.trainableVars,
-      optimizer: opt,
-      lr: { factor: () => 1 },
-      callbacks: [{ afterStep: () => void seeds.push(dropout.seed) }],
-      epochs: 2,
-      batch: 4,
-      size: 32,
-      flip: true,
-      seed: 1,
-      cacheBytes: 0,
-      spillDir: null,
-      monitorNorms: false,
-      prefix: null,
-      suffix: p.network.train,
-    });
+    const t = new Trainer(tinyTrainerOptions(p, { optimizer: opt, callbacks: [{ afterStep: () => void seeds.push(dropout.seed) }], flip: true }));
     await t.fit();
     opt.dispose();
     expect(seeds).to.have.length(8);

@@ -14,6 +14,7 @@ import { WeightEma } from '../../src/train/ema';
 import { EmaSchema } from '../../src/data/augment-schema';
 import { GuardSchema } from '../../src/train/guard';
 import { tmpDir } from '../helpers/images';
+import { tinyTrainerOptions } from '../helpers/trainer';
 
 const quiet = { log: () => undefined };
 class Crash extends Error {}
@@ -169,32 +170,22 @@ describe('weight EMA in a run', function () {
     let afterStep1: EmaState | null = null;
     let atRollback: EmaState | null = null;
     const lines: string[] = [];
-    const trainer = new Trainer({
-      network: p.network,
-      data: p.data,
-      vars: p.trainableVars,
-      optimizer: opt,
-      // step 2 runs at a million times the rate: the weights it leaves are wrecked, and step 3's loss shows it
-      lr: { factor: (step) => (step === 2 ? 1e6 : 1) },
-      // after the EMA's own update (CALLBACK_ORDER.ema < DEFAULT)
-      callbacks: [{ afterStep: (b) => void (b.step === 1 ? (afterStep1 = ema.getState()) : undefined) }],
-      epochs: 2,
-      batch: 4,
-      size: 32,
-      flip: true,
-      seed: 1,
-      cacheBytes: 0,
-      spillDir: null,
-      monitorNorms: false,
-      guard: GuardSchema.parse({ snapshotEvery: 1 }),
-      ema,
-      log: (l) => {
-        lines.push(l);
-        atRollback ??= ema.getState();
-      },
-      prefix: null,
-      suffix: p.network.train,
-    });
+    const trainer = new Trainer(
+      tinyTrainerOptions(p, {
+        optimizer: opt,
+        // step 2 runs at a million times the rate: the weights it leaves are wrecked, and step 3's loss shows it
+        lr: { factor: (step) => (step === 2 ? 1e6 : 1) },
+        // after the EMA's own update (CALLBACK_ORDER.ema < DEFAULT)
+        callbacks: [{ afterStep: (b) => void (b.step === 1 ? (afterStep1 = ema.getState()) : undefined) }],
+        flip: true,
+        guard: GuardSchema.parse({ snapshotEvery: 1 }),
+        ema,
+        log: (l) => {
+          lines.push(l);
+          atRollback ??= ema.getState();
+        },
+      }),
+    );
     const fit = await trainer.fit();
     opt.dispose();
     expect(fit.guardEvents, lines.join('\n')).to.have.length(1);

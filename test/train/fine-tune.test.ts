@@ -7,6 +7,7 @@ import { modelWeights, type WeightCopy } from '../../src/schedules/weights';
 import type { BatchInfo, Callback } from '../../src/train/callbacks';
 import { fineTuneAt, planFineTune } from '../../src/train/fine-tune';
 import { buildPlan } from '../../src/train/plan';
+import type { GroupPlan } from '../../src/groups';
 import { disposeNetwork } from '../../src/tune/parts';
 import { layertune } from '../cli/run';
 import { tmpDir, writeClassFolder } from '../helpers/images';
@@ -19,6 +20,40 @@ const crashAt = (step: number): Callback => ({
   },
 });
 const bytes = (f: string) => fs.readFileSync(f);
+
+/** The names each optimizer step's forward passes computed gradients for, read where the loop hands them out. */
+function gradientNames(): { recorder: Callback; byStep: Map<number, string[]> } {
+  const byStep = new Map<number, string[]>();
+  const recorder: Callback = {
+    afterBackward(b) {
+      const names = Object.keys(b.grads).sort();
+      const seen = byStep.get(b.step);
+      if (seen) expect(names, `step ${b.step}: every forward pass of a step differentiates the same variables`).to.deep.equal(seen);
+      else byStep.set(b.step, names);
+    },
+  };
+  return { recorder, byStep };
+}
+
+/**
+ * Phase 1's gradients are exactly the trainable variables less the plan's frozen-phase ones (head and BatchNorm γ/β
+ * only, no body kernel), phase 2's every trainable variable.
+ */
+function expectPhaseGradients(byStep: Map<number, string[]>, plan: GroupPlan, frozenFirst: string[], steps: number[]): void {
+  const trainable = plan.rows
+    .filter((r) => !r.frozen && r.paramGroup !== null)
+    .map((r) => r.name)
+    .sort();
+  const held = new Set(frozenFirst);
+  const phaseOne = trainable.filter((n) => !held.has(n));
+  expect(
+    phaseOne.every((n) => isHead(n) || isBnAffine(n)),
+    'phase 1 trains the head and BatchNorm γ/β alone',
+  ).to.equal(true);
+  expect(phaseOne.length).to.be.lessThan(trainable.length);
+  expect([...byStep.keys()]).to.deep.equal(steps);
+  for (const [step, names] of byStep) expect(names, `step ${step}`).to.deep.equal(step < 6 ? phaseOne : trainable);
+}
 
 /** PyTorch OneCycleLR's two-phase cosine rate relative to the peak, written out from its documentation. */
 function handOneCycle(step: number, total: number, pct: number, div: number, finalDiv: number): number {
@@ -104,10 +139,13 @@ describe('fastai fine_tune: a frozen phase, then everything unfrozen (train.free
     // the uninterrupted run, with every step's per-group rates recorded
     const steps: BatchInfo[] = [];
     const recorder: Callback = { afterStep: (b) => void steps.push({ ...b, lrs: { ...b.lrs } }) };
+    const grads = gradientNames();
     const a = tmpDir('lt-ft-a-');
     const logs: string[] = [];
-    const full = await runJob(job(a), { container: dataContainer(source), callbacks: [recorder], log: (l) => void logs.push(l) });
+    const full = await runJob(job(a), { container: dataContainer(source), callbacks: [recorder, grads.recorder], log: (l) => void logs.push(l) });
     expect(full.fit.epochs).to.equal(4);
+    // the frozen phase's body kernels are left out of the gradient computation, not computed and dropped
+    expectPhaseGradients(grads.byStep, full.plan, planFineTune(full.job, full.plan, 3).frozenFirst, [...Array(12).keys()]);
     expect(logs.some((l) => l.startsWith('fine-tune: frozen phase: 2 epoch(s) = 6 steps'))).to.equal(true);
     // flat within each phase; at the change, exactly the two Adam slots of each weight that starts training (the
     // optimizer creates state on a weight's first step, as PyTorch's does), and nothing else
@@ -162,6 +200,42 @@ describe('fastai fine_tune: a frozen phase, then everything unfrozen (train.free
     // phase 2 moved every body weight
     const end = loadCheckpoint(path.join(a, 'checkpoints', 'last'));
     expect(end.weights.filter((w) => !isHead(w.name) && !isBn(w.name) && !changed(w)).map((w) => w.name)).to.deep.equal([]);
+  });
+
+  it("on two gradient threads the workers too differentiate only the phase's variables, and phase 1 leaves the body byte-identical", async () => {
+    const two = (out: string) => ({ ...job(out), train: { ...job(out).train, threads: 2 } });
+    const init = await prepare(two(tmpDir('lt-ft-init2-')), { container: dataContainer(source), log: () => {} });
+    const initial = new Map(
+      modelWeights(init.network.train)
+        .read()
+        .map((w) => [w.name, Buffer.from(w.values.buffer, w.values.byteOffset, w.values.byteLength)]),
+    );
+    disposeNetwork(init.network);
+    const grads = gradientNames();
+    const out = tmpDir('lt-ft-two-');
+    const logs: string[] = [];
+    // stopped at the phase change, after step 6's forward pass (phase 2's first): the last checkpoint holds the
+    // weights phase 1 ends with
+    await runJob(two(out), { container: dataContainer(source), callbacks: [grads.recorder, crashAt(6)], log: (l) => void logs.push(l) }).then(
+      () => expect.fail('the crash should have stopped the run'),
+      (e) => expect(e).to.be.instanceOf(Crash),
+    );
+    expect(
+      logs.some((l) => l.startsWith('threads: ')),
+      'the gradient workers ran',
+    ).to.equal(true);
+    const p = await prepare(two(tmpDir('lt-ft-plan2-')), { container: dataContainer(source), log: () => {} });
+    try {
+      expectPhaseGradients(grads.byStep, p.plan, planFineTune(p.job, p.plan, p.stepsPerEpoch).frozenFirst, [0, 1, 2, 3, 4, 5, 6]);
+    } finally {
+      disposeNetwork(p.network);
+    }
+    const endOfOne = loadCheckpoint(path.join(out, 'checkpoints', 'last'));
+    expect(endOfOne.trainer.step).to.equal(6);
+    const moved = endOfOne.weights.filter(
+      (w) => !isHead(w.name) && !isBn(w.name) && !Buffer.from(w.values.buffer, w.values.byteOffset, w.values.byteLength).equals(initial.get(w.name)!),
+    );
+    expect(moved.map((w) => w.name)).to.deep.equal([]);
   });
 
   it('the CLI (through dist): `plan --recipe fastai` prints both phases, `train --recipe fastai` runs them', async () => {

@@ -7,6 +7,7 @@ import type { JobInput } from '../../src/config/schema';
 import { TrainingError } from '../../src/errors';
 import { allFinite, DivergenceGuard, GuardSchema, median } from '../../src/train/guard';
 import { Trainer } from '../../src/train/trainer';
+import { tinyTrainerOptions } from '../helpers/trainer';
 import { loadCheckpoint } from '../../src/train/checkpoint/store';
 import { modelWeights } from '../../src/schedules/weights';
 import type { WeightSnapshot } from '../../src/schedules/weights';
@@ -85,37 +86,27 @@ describe('divergence guard', function () {
     let atRollback: WeightSnapshot | null = null;
     const factors: number[] = [];
     const lines: string[] = [];
-    const trainer = new Trainer({
-      network: p.network,
-      data: p.data,
-      vars: p.trainableVars,
-      optimizer: opt,
-      // step 2 runs at a million times the rate: the weights it leaves are wrecked
-      lr: { factor: (step) => (step === 2 ? 1e6 : 1) },
-      callbacks: [
-        {
-          afterStep: (b) => {
-            factors.push(b.lrs['g2/kernel'] / p.plan.groups.find((g) => g.name === 'g2/kernel')!.lr);
-            if (b.step === 1) afterStep1 = store.read();
+    const trainer = new Trainer(
+      tinyTrainerOptions(p, {
+        optimizer: opt,
+        // step 2 runs at a million times the rate: the weights it leaves are wrecked
+        lr: { factor: (step) => (step === 2 ? 1e6 : 1) },
+        callbacks: [
+          {
+            afterStep: (b) => {
+              factors.push(b.lrs['g2/kernel'] / p.plan.groups.find((g) => g.name === 'g2/kernel')!.lr);
+              if (b.step === 1) afterStep1 = store.read();
+            },
           },
+        ],
+        flip: true,
+        guard: GuardSchema.parse({ snapshotEvery: 1 }),
+        log: (l) => {
+          lines.push(l);
+          atRollback ??= store.read();
         },
-      ],
-      epochs: 2,
-      batch: 4,
-      size: 32,
-      flip: true,
-      seed: 1,
-      cacheBytes: 0,
-      spillDir: null,
-      monitorNorms: false,
-      guard: GuardSchema.parse({ snapshotEvery: 1 }),
-      log: (l) => {
-        lines.push(l);
-        atRollback ??= store.read();
-      },
-      prefix: null,
-      suffix: p.network.train,
-    });
+      }),
+    );
     const fit = await trainer.fit();
     opt.dispose();
     expect(fit.guardEvents, JSON.stringify(fit.guardEvents) + lines.join('\n')).to.have.length(1);

@@ -4,6 +4,7 @@ import { prepare } from '../../src/job';
 import type { JobInput } from '../../src/config/schema';
 import { preprocessBatch } from '../../src/data/preprocess';
 import { Trainer } from '../../src/train/trainer';
+import { tinyTrainerOptions } from '../helpers/trainer';
 import { dataContainer, MemorySource } from '../helpers/memory-source';
 import { tmpDir } from '../helpers/images';
 
@@ -62,25 +63,17 @@ describe('label smoothing', function () {
       );
       const opt = p.stages.optimizer.create(p.plan.groups, p.job);
       const losses: number[] = [];
-      const t = new Trainer({
-        network: p.network,
-        data: p.data,
-        vars: p.trainableVars,
-        optimizer: opt,
-        lr: { factor: (s, e) => p.schedule.factor(s, e) },
-        callbacks: [{ afterStep: (b) => void losses.push(b.loss) }],
-        epochs: 1,
-        batch: 12,
-        size: 32,
-        flip: false,
-        labelSmoothing: p.job.loss.labelSmoothing,
-        seed: 5,
-        cacheBytes: 0,
-        spillDir: null,
-        monitorNorms: false,
-        prefix: null,
-        suffix: p.network.train,
-      });
+      const t = new Trainer(
+        tinyTrainerOptions(p, {
+          optimizer: opt,
+          lr: { factor: (s, e) => p.schedule.factor(s, e) },
+          callbacks: [{ afterStep: (b) => void losses.push(b.loss) }],
+          epochs: 1,
+          batch: 12,
+          labelSmoothing: p.job.loss.labelSmoothing,
+          seed: 5,
+        }),
+      );
       const n0 = tf.memory().numTensors;
       await t.fit();
       opt.dispose();

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { prepare, type Prepared } from '../../src/job';
 import type { JobInput } from '../../src/config/schema';
 import { Trainer } from '../../src/train/trainer';
+import { tinyTrainerOptions } from '../helpers/trainer';
 import { MIN_MULTIPLY_ADDS_FOR_THREADS, resolveThreads } from '../../src/engine/threads';
 import { resolveJob } from '../../src/config/load';
 import { ConfigError } from '../../src/errors';
@@ -25,25 +26,17 @@ async function trainOnce(threads: number, model: { batchNorm: 'frozen' | 'batch'
   const opt = p.stages.optimizer.create(p.plan.groups, p.job);
   const seen: number[] = [];
   const workerMemory: Array<Array<{ numTensors: number; numBytes: number }>> = [];
-  const t: Trainer = new Trainer({
-    network: p.network,
-    data: p.data,
-    vars: p.trainableVars,
-    optimizer: opt,
-    lr: { factor: (s, e) => p.schedule.factor(s, e) },
-    callbacks: [{ afterStep: () => void seen.push(t.threads), afterEpoch: () => void workerMemory.push(t.workerMemory) }],
-    epochs,
-    batch: 8,
-    size: 32,
-    flip: false,
-    seed: 3,
-    cacheBytes: 0,
-    spillDir: null,
-    monitorNorms: false,
-    threads,
-    prefix: null,
-    suffix: p.network.train,
-  });
+  const t: Trainer = new Trainer(
+    tinyTrainerOptions(p, {
+      optimizer: opt,
+      lr: { factor: (s, e) => p.schedule.factor(s, e) },
+      callbacks: [{ afterStep: () => void seen.push(t.threads), afterEpoch: () => void workerMemory.push(t.workerMemory) }],
+      epochs,
+      batch: 8,
+      seed: 3,
+      threads,
+    }),
+  );
   const n0 = tf.memory().numTensors;
   const fit = await t.fit();
   opt.dispose();

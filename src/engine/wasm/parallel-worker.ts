@@ -37,6 +37,8 @@ import { flatLayers } from '../../optim/named';
         });
         seedDropouts(model, m.seeds);
         const out = new Float32Array(init.gradBuf);
+        // only the step's variables are differentiated (a frozen phase's are left out); the others' slots go unread
+        const active = m.active ?? trainable.map((_, j) => j);
         const [loss, hits] = tf.tidy(() => {
           const x = tf.tensor(m.x, m.xShape);
           const y = tf.tensor(m.y, m.yShape);
@@ -47,12 +49,12 @@ import { flatLayers } from '../../optim/named';
               h = tf.keep(s.hits);
               return s.loss;
             },
-            trainable.map((v) => v.read() as tf.Variable),
+            active.map((j) => trainable[j].read() as tf.Variable),
           );
-          trainable.forEach((v, j) => {
-            const g = grads[(v.read() as tf.Variable).name];
+          for (const j of active) {
+            const g = grads[(trainable[j].read() as tf.Variable).name];
             if (g) out.set(valuesOf(g.mul(m.weight)), tOffsets[j]);
-          });
+          }
           const hitCount = h!.dataSync()[0];
           h!.dispose(); // kept past variableGrads' scope, so this tidy would not release it
           return [value.dataSync()[0] * m.weight, hitCount];

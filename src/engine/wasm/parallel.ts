@@ -69,6 +69,8 @@ export interface StepMsg {
   weight: number;
   /** One seed per Dropout layer, in flatLayers order. */
   seeds: number[];
+  /** Indices (into `trainableIdx`) of the variables this step differentiates; null: all of them. */
+  active: number[] | null;
 }
 
 /**
@@ -138,6 +140,8 @@ export class ParallelGradients {
   private readonly statIdx: number[];
   private readonly statLayout: Layout;
   private readonly vars: Record<string, tf.Variable>;
+  /** The last `active` subset asked for, and its indices into `keys` (the subset changes once per phase, if ever). */
+  private activeOf: { vars: Record<string, tf.Variable>; idx: number[] } | null = null;
   private broken: Error | null = null;
   /** Each worker's tf.memory() after its last step: leak checks can see into the threads. */
   readonly workerMemory: Array<{ numTensors: number; numBytes: number }> = [];
@@ -244,17 +248,20 @@ export class ParallelGradients {
 
   /**
    * One step over the batch: `local` computes shard 0 on this thread (it must differentiate exactly the
-   * variables given at creation, under the same keys) while the workers compute the others, seeded with
-   * `seeds(k)` for their Dropout layers. Returns the mean loss and gradients over the whole batch and the
-   * total hits, as tensors the caller owns. A batch smaller than the thread count uses fewer shards.
+   * variables given at creation, or the `active` subset of them, under the same keys) while the workers compute
+   * the others, seeded with `seeds(k)` for their Dropout layers. Returns the mean loss and gradients over the
+   * whole batch and the total hits, as tensors the caller owns. A batch smaller than the thread count uses fewer
+   * shards.
    */
   async step(
     x: tf.Tensor,
     y: tf.Tensor,
     local: (xs: tf.Tensor, ys: tf.Tensor) => ShardOutput,
     seeds: (shard: number) => number[] = () => [],
+    active?: Record<string, tf.Variable>,
   ): Promise<ShardOutput> {
     if (this.broken) throw this.broken;
+    const activeIdx = active ? this.indicesOf(active) : null;
     const B = x.shape[0];
     const n = Math.min(this.workers.length + 1, B);
     const bounds = shardBounds(B, n);
@@ -274,6 +281,7 @@ export class ParallelGradients {
         yShape: ys.shape,
         weight: size / B,
         seeds: seeds(k),
+        active: activeIdx,
       };
       tf.dispose([xs, ys]);
       const w = this.workers[k - 1];
@@ -312,9 +320,10 @@ export class ParallelGradients {
     });
     const combined: ShardOutput = tf.tidy(() => {
       const grads: Record<string, tf.Tensor> = {};
-      this.keys.forEach((key, j) => {
+      for (const j of activeIdx ?? this.keys.keys()) {
+        const key = this.keys[j];
         const g = out.grads[key];
-        if (!g) return; // not reached by the loss: absent on every shard
+        if (!g) continue; // not reached by the loss: absent on every shard
         const shape = g.shape;
         let acc = tf.mul(g, w0);
         for (let k = 0; k < n - 1; k++) {
@@ -322,7 +331,7 @@ export class ParallelGradients {
           acc = tf.add(acc, tf.tensor(heapCopies ? view : view.slice(), shape));
         }
         grads[key] = acc;
-      });
+      }
       return {
         value: tf.add(tf.mul(out.value, w0), lossRest) as tf.Scalar,
         hits: tf.add(out.hits, hitsRest) as tf.Scalar,
@@ -332,6 +341,18 @@ export class ParallelGradients {
     tf.dispose([out.value, out.hits, ...Object.values(out.grads)]);
     this.averageStatistics(bounds, B, n, heapCopies);
     return combined;
+  }
+
+  /** Indices into `keys` of the variables of `active`, which must all be among those given at creation. */
+  private indicesOf(active: Record<string, tf.Variable>): number[] {
+    if (this.activeOf?.vars === active) return this.activeOf.idx;
+    const idx = Object.keys(active).map((k) => {
+      const j = this.keys.indexOf(k);
+      if (j < 0 || this.vars[k] !== active[k]) throw new Error(`variable "${k}" was not given to the gradient workers at creation`);
+      return j;
+    });
+    this.activeOf = { vars: active, idx };
+    return idx;
   }
 
   /** Moving statistics ← shard-weighted mean of every shard's update (shard 0's is already in the model). */

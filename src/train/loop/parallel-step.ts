@@ -32,9 +32,18 @@ export class GradientThreads {
     }
   }
 
-  /** Loss, hits and gradients of one batch; `seeds(k)` are shard k's dropout seeds. */
-  compute(x: tf.Tensor, y: tf.Tensor, local: LocalGradients, seeds: (shard: number) => number[]): ShardOutput | Promise<ShardOutput> {
-    return this.parallel ? this.parallel.step(x, y, local, seeds) : local(x, y);
+  /**
+   * Loss, hits and gradients of one batch; `seeds(k)` are shard k's dropout seeds, `active` the variables (a
+   * subset of the ones given at construction) that `local` and the workers differentiate.
+   */
+  compute(
+    x: tf.Tensor,
+    y: tf.Tensor,
+    local: LocalGradients,
+    seeds: (shard: number) => number[],
+    active: Record<string, tf.Variable> = this.vars,
+  ): ShardOutput | Promise<ShardOutput> {
+    return this.parallel ? this.parallel.step(x, y, local, seeds, active === this.vars ? undefined : active) : local(x, y);
   }
 
   async stop(): Promise<void> {
