@@ -23,11 +23,11 @@ describe('named recipes', () => {
 
   it('--lr under the timm recipe sets the layer-decay top rate (groups.lr), not a stepped field', () => {
     const lines: string[] = [];
-    // what flagsToJob makes of --lr 0.004: groups.top and lr.base
-    const j = resolveJob({ recipe: 'timm', groups: { top: 0.004 }, lr: { base: 0.004 } } as never, undefined, (l) => void lines.push(l));
-    expect(j.groups).to.deep.include({ strategy: 'layerDecay', lr: 0.004, decay: 0.75 });
+    // what flagsToJob makes of --lr 0.01: groups.top and lr.base
+    const j = resolveJob({ recipe: 'timm', groups: { top: 0.01 }, lr: { base: 0.01 } } as never, undefined, (l) => void lines.push(l));
+    expect(j.groups).to.deep.include({ strategy: 'layerDecay', lr: 0.01, decay: 0.75 });
     expect(j.groups).to.not.have.property('top');
-    expect(lines).to.include("recipe timm sets groups.lr = 0.001; the job's 0.004 wins");
+    expect(lines).to.include("recipe timm sets groups.lr = 0.004; the job's 0.01 wins");
   });
 
   it('a job field that contradicts the recipe wins, field by field, with one line saying so', () => {
