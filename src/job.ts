@@ -26,6 +26,8 @@ import { describeFineTune, FineTune, planFineTune, type FineTunePlan } from './t
 import { planLrWdWarnings } from './tune/rules';
 import { writeReport } from './report/report';
 import { type CacheSize, frozenPrefixRule } from './data/cached-views';
+import { describeAugment } from './data/augment';
+import { chooseAugment } from './data/augment-rule';
 import { classCounts, imbalanceWarning } from './data/balance';
 import { checkPresize, describeJobInputs } from './data/presize';
 import type { DataSource } from './data/source';
@@ -102,6 +104,8 @@ export interface Prepared {
   stepsPerEpoch: number;
   /** warmup ∘ schedule ∘ plateau, resolved against this run's effective batch and length. */
   schedule: LrSchedule;
+  /** Why the training transforms are what they are (src/data/augment-rule.ts). */
+  augmentRule: string;
 }
 
 /** Optimizer steps per epoch when `accumulate` batches of `batch` images make one step. */
@@ -119,6 +123,9 @@ export async function prepare(input: JobInput | Record<string, unknown> = {}, op
   log(describeChoice(backend));
   const data = stages.data.create(job);
   for (const w of data.warnings) log(`warning: ${w}`);
+  const augmentChoice = chooseAugment(job.data.augment, job.data.flip, data.train.length / Math.max(1, data.classes.length));
+  job.data.augment = augmentChoice.augment;
+  log(`augment: ${describeAugment(job)} (${augmentChoice.why})`);
   const imbalance = job.data.balance === 'none' ? imbalanceWarning(data.classes, classCounts(data.train, data.classes.length)) : null;
   if (imbalance) log(`warning: ${imbalance}`);
   const backbone = await stages.modelSource.load({ source: job.model.source, size: job.model.size });
@@ -167,7 +174,21 @@ export async function prepare(input: JobInput | Record<string, unknown> = {}, op
   const stepsPerEpoch = stepsPerEpochOf(data.train.length, batch, accumulate);
   // the effective batch (batch × accumulate) is what linear scaling and the warmup default read
   const schedule = stages.schedule.create(job, { batch, accumulate, stepsPerEpoch, epochs });
-  return { job, container, stages, backend, data, network, plan, cachedStages, trainableVars, batchesPerEpoch, stepsPerEpoch, schedule };
+  return {
+    job,
+    container,
+    stages,
+    backend,
+    data,
+    network,
+    plan,
+    cachedStages,
+    trainableVars,
+    batchesPerEpoch,
+    stepsPerEpoch,
+    schedule,
+    augmentRule: augmentChoice.why,
+  };
 }
 
 /** What the frozen prefix's cache will hold, for the line that says whether it fits in train.featureCacheMB. */

@@ -3,7 +3,8 @@
  * class balance and named recipes. Parameter names and defaults follow the anchors so a user can carry
  * settings across: torchvision's transforms (RandomResizedCrop, RandomAffine, ColorJitter, RandomErasing),
  * timm's RandAugment string (`rand-m9-mstd0.5`), Mixup class and ModelEmaV3, and fastai's presizing.
- * Every transform is off unless configured, so an existing job trains exactly as before.
+ * Every transform is off unless configured; with none configured, `auto` lets the measured rule in
+ * src/data/augment-rule.ts add RandomResizedCrop and colour jitter to small training sets.
  */
 import { z } from 'zod';
 
@@ -127,6 +128,12 @@ export const AugmentSchema = z
       .int({ error: 'cachedViews counts views per image: a whole number (0 = off)' })
       .nonnegative({ error: 'cachedViews counts views per image: 0 (off) or more' })
       .default(4),
+    /**
+     * With no pixel transform configured here or by a recipe: let the measured rule choose by training images per
+     * class (src/data/augment-rule.ts): RandomResizedCrop 0.35–1 and colour jitter 0.2 at 20 or fewer, flips only
+     * above. false: only what is configured.
+     */
+    auto: z.boolean().default(true),
   })
   .strict()
   .superRefine((a, ctx) => {

@@ -20,9 +20,9 @@ function errorOf(input: Record<string, unknown>): string | null {
 }
 
 describe('augmentation, loss, eval and EMA config', () => {
-  it('every transform is off by default, so an existing job trains as before', () => {
+  it('every transform is off in the parsed defaults; the measured rule (auto) adds them per data set when the job runs', () => {
     const j = parse({});
-    expect(j.data.augment).to.deep.equal({ vflip: 0, grayscale: 0, trivialAugment: false, cachedViews: 4 });
+    expect(j.data.augment).to.deep.equal({ vflip: 0, grayscale: 0, trivialAugment: false, cachedViews: 4, auto: true });
     expect(j.data.presize).to.equal(undefined);
     expect(j.data.balance).to.equal('none');
     expect(j.loss.labelSmoothing).to.equal(0);

@@ -32,7 +32,7 @@ export function formatPlan(plan: JobPlan, p: Prepared, byLayer: boolean): string
   out.push(
     `recipe    ${p.job.recipe ?? 'none (the defaults, which are the classic recipe)'}${p.job.recipe && p.job.recipe !== 'classic' ? ': its values lie under the job, whose own fields win' : ''}`,
   );
-  out.push(`augment   ${describeAugment(p.job)}`);
+  out.push(`augment   ${describeAugment(p.job)} (${p.augmentRule})`);
   out.push(`inputs    ${describeJobInputs(p.job, p.network.backbone.inputSize)}`);
   if (p.cachedStages > 0) out.push(`frozen    the first ${p.cachedStages} stage(s): ${frozenPrefixRule(p.job.data.augment, prefixCacheSize(p))}`);
   for (const line of plan.fineTune?.lines ?? []) out.push(`fine-tune ${line}`);
