@@ -12,7 +12,8 @@
  * --quick (any mode): one model, wasm and wasm:2, one repeat of one step; e2e: one epoch over 8 images per class.
  * Every output starts with a header (scripts/bench/header.ts): CPU, cores, load, node, kernel build, the peer's BLAS
  * and threads.
- * 'wasm:N' trains with gradients data-parallel over N worker threads (src/engine/wasm/parallel.ts).
+ * 'wasm:N' trains with gradients data-parallel over N worker threads (src/engine/wasm/parallel.ts) and infers
+ * on N inference workers (src/engine/inference-pool.ts), as predict --threads N.
  * Each layertune measurement runs in its own process (scripts/bench/run-one.ts). The cpu backend takes
  * minutes per batch-16 step, so by default it is measured once (1 step, 1 inference) and only for
  * --cpu-models. A benchmark, not a test: CI does not run it.
@@ -178,8 +179,12 @@ function main(): void {
   const usePeer = !process.argv.includes('--no-peer') && fs.existsSync(peer);
   if (!usePeer && !process.argv.includes('--no-peer')) console.error(`peer not found at ${peer}: PyTorch columns stay empty`);
 
-  // 'wasm:N' = N gradient threads for training; inference runs on one thread in run-one
-  const startLoad = printHeader(`backends ${backends.join('/')} (wasm:N = N training threads), size ${size}, batch ${batch}, repeats ${repeats}`, 2, usePeer);
+  // 'wasm:N' = N gradient threads for training and N inference workers
+  const startLoad = printHeader(
+    `backends ${backends.join('/')} (wasm:N = N training threads, N inference workers), size ${size}, batch ${batch}, repeats ${repeats}`,
+    2,
+    usePeer,
+  );
   const rows: string[] = [];
   const jsonLines: string[] = [];
   for (const model of models) {
@@ -192,8 +197,8 @@ function main(): void {
         const slow = b === 'cpu';
         if (slow && (r > 0 || !cpuModels.includes(model))) continue;
         try {
-          // Inference is single-threaded in every configuration: measure it once per repeat.
-          push(b, runLayertune(model, b, size, batch, slow ? 1 : steps, slow ? 1 : b.includes(':') ? 0 : steps));
+          // wasm:N infers on N workers, a batch each (predict --threads N)
+          push(b, runLayertune(model, b, size, batch, slow ? 1 : steps, slow ? 1 : steps));
         } catch (e) {
           console.error(`${model} on ${b} failed: ${(e as Error).message.split('\n')[0]}`);
         }

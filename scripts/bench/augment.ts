@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { parseOrThrow } from '../../src/config/parse';
 import { BatchAugmenter } from '../../src/data/augment';
+import { MEASURED_AUGMENT } from '../../src/data/augment-rule';
 import { AugmentSchema } from '../../src/data/augment-schema';
 import { flipHorizontal } from '../../src/data/decode';
 import { preprocessBatch } from '../../src/data/preprocess';
@@ -18,6 +19,8 @@ import { arg, median } from './stats';
 
 export const AUG_CONFIGS: Record<string, Record<string, unknown>> = {
   rrc: { randomResizedCrop: {} },
+  // what the default rule adds at 20 or fewer training images per class (src/data/augment-rule.ts)
+  'default rule, small sets': { ...MEASURED_AUGMENT },
   jitter: { colorJitter: { brightness: 0.4, contrast: 0.4, saturation: 0.4 } },
   affine: { affine: { degrees: 10, translate: [0.1, 0.1], scale: [0.9, 1.1], shear: 5 } },
   'jitter+hue': { colorJitter: { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 } },

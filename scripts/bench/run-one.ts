@@ -3,7 +3,8 @@
  * {backend, model, size, batch, train_ms_per_img, infer_ms_per_img, train_samples, infer_samples}.
  * usage: tsx scripts/bench/run-one.ts --model M --backend wasm|cpu|tensorflow [--size 224] [--batch 16]
  *        [--steps 3] [--infers 3] [--threads 1] [--no-warmup] [--no-fold]
- * --threads N: training gradients data-parallel over N threads (wasm); inference stays on one.
+ * --threads N: training gradients data-parallel over N threads (wasm); inference on N workers, a batch each, as
+ *   predict --threads N runs it (the time of the first, which starts the workers, is not counted).
  * --no-fold: inference with BatchNorm as separate layers (the default folds it, as predict does).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -38,7 +39,11 @@ import { arg, median } from './stats';
   const inferSamples: number[] = [];
   if (infers > 0) {
     if (warmup) await s.infer();
-    for (let i = 0; i < infers; i++) inferSamples.push(await time(() => s.infer()));
+    for (let i = 0; i < infers; i++) {
+      const t = performance.now();
+      const images = await s.infer();
+      inferSamples.push((performance.now() - t) / images);
+    }
   }
   const trainSamples: number[] = [];
   if (steps > 0) {

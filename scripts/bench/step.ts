@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs';
  */
 export interface Stepper {
   train(): Promise<number>;
-  infer(): Promise<void>;
+  /** One inference pass; returns how many images it classified (batch, or batch per worker with threads > 1). */
+  infer(): Promise<number>;
   dispose(): void;
 }
 
@@ -30,6 +31,8 @@ export async function makeStepper(model: tf.LayersModel, batch: number, size: nu
   const opt = tf.train.momentum(0.01, 0.9);
   const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const decay = 5e-4;
+  let pool: import('../../src/engine/inference-pool').InferencePool | undefined;
+  let xHost: Float32Array | undefined;
   return {
     async train(): Promise<number> {
       if (pg) {
@@ -57,18 +60,32 @@ export async function makeStepper(model: tf.LayersModel, batch: number, size: nu
       loss!.dispose();
       return v;
     },
-    async infer(): Promise<void> {
+    async infer(): Promise<number> {
       if (folded === undefined) folded = fold ? FoldedModel.create(model) : null;
       const net = folded?.model ?? model;
+      if (threads > 1) {
+        // as predict --threads N spreads batches: one batch to each of N inference workers at once
+        if (!pool) {
+          const { InferencePool } = await import('../../src/engine/inference-pool');
+          pool = await InferencePool.create(net, { threads, size, preprocess: { kind: 'scale', low: -1, high: 1 } });
+          xHost = x.dataSync() as Float32Array;
+        }
+        const p = pool;
+        const inputs = Array.from({ length: threads }, () => xHost!.slice());
+        await Promise.all(inputs.map((xi) => p.run({ x: xi, shape: x.shape })));
+        return threads * batch;
+      }
       const out = tf.tidy(() => net.predict(x) as tf.Tensor);
       await out.data();
       out.dispose();
+      return batch;
     },
     dispose(): void {
       tf.dispose([x, y]);
       opt.dispose();
       folded?.dispose();
       void pg?.dispose();
+      void pool?.dispose();
     },
   };
 }
