@@ -123,7 +123,7 @@ export async function prepare(input: JobInput | Record<string, unknown> = {}, op
   log(describeChoice(backend));
   const data = stages.data.create(job);
   for (const w of data.warnings) log(`warning: ${w}`);
-  const augmentChoice = chooseAugment(job.data.augment, job.data.flip, data.train.length / Math.max(1, data.classes.length));
+  const augmentChoice = chooseAugment(job.data.augment, job.data.flip, data.train.length / Math.max(1, data.classes.length), job.train.epochs);
   job.data.augment = augmentChoice.augment;
   log(`augment: ${describeAugment(job)} (${augmentChoice.why})`);
   const imbalance = job.data.balance === 'none' ? imbalanceWarning(data.classes, classCounts(data.train, data.classes.length)) : null;

@@ -130,8 +130,8 @@ export const AugmentSchema = z
       .default(4),
     /**
      * With no pixel transform configured here or by a recipe: let the measured rule choose by training images per
-     * class (src/data/augment-rule.ts): RandomResizedCrop 0.35–1 and colour jitter 0.2 at 20 or fewer, flips only
-     * above. false: only what is configured.
+     * class and epochs (src/data/augment-rule.ts): RandomResizedCrop 0.35–1 and colour jitter 0.2 at 20 or fewer
+     * images per class in runs of 16 epochs or more, flips only otherwise. false: only what is configured.
      */
     auto: z.boolean().default(true),
   })

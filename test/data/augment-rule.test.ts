@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import { parseOrThrow } from '../../src/config/parse';
 import { JobSchema } from '../../src/config/schema';
-import { AUGMENT_MAX_IMAGES_PER_CLASS, chooseAugment } from '../../src/data/augment-rule';
+import { AUGMENT_MAX_IMAGES_PER_CLASS, AUGMENT_MIN_EPOCHS, chooseAugment } from '../../src/data/augment-rule';
 import { AugmentSchema } from '../../src/data/augment-schema';
 import { ConfigError } from '../../src/errors';
 
@@ -13,14 +13,19 @@ const measured = () =>
   parseOrThrow(AugmentSchema, { randomResizedCrop: { scale: [0.35, 1] }, colorJitter: { brightness: 0.2, contrast: 0.2, saturation: 0.2 } }, 'data.augment');
 
 describe('the default augmentation rule', () => {
-  it('adds exactly the measured transforms at or below the threshold, and nothing above it', () => {
+  it('adds exactly the measured transforms at or below the images-per-class threshold in long enough runs, and nothing otherwise', () => {
     for (const n of [4, 10, AUGMENT_MAX_IMAGES_PER_CLASS]) {
-      const c = chooseAugment(defaults(), true, n);
-      expect(c.augment, `${n} per class`).to.deep.equal(measured());
-      expect(c.why).to.contain(`${n} training images per class ≤ ${AUGMENT_MAX_IMAGES_PER_CLASS}`);
+      for (const epochs of [AUGMENT_MIN_EPOCHS, 32]) {
+        const c = chooseAugment(defaults(), true, n, epochs);
+        expect(c.augment, `${n} per class, ${epochs} epochs`).to.deep.equal(measured());
+        expect(c.why).to.contain(`${n} training images per class ≤ ${AUGMENT_MAX_IMAGES_PER_CLASS} and ${epochs} epochs ≥ ${AUGMENT_MIN_EPOCHS}`);
+      }
+      const short = chooseAugment(defaults(), true, n, AUGMENT_MIN_EPOCHS - 1);
+      expect(short.augment).to.deep.equal(defaults());
+      expect(short.why).to.contain(`${AUGMENT_MIN_EPOCHS - 1} epochs < ${AUGMENT_MIN_EPOCHS}, so flips only`);
     }
     for (const n of [AUGMENT_MAX_IMAGES_PER_CLASS + 0.2, 30, 48]) {
-      const c = chooseAugment(defaults(), true, n);
+      const c = chooseAugment(defaults(), true, n, 32);
       expect(c.augment, `${n} per class`).to.deep.equal(defaults());
       expect(c.why).to.contain('flips only');
     }
@@ -28,10 +33,10 @@ describe('the default augmentation rule', () => {
 
   it('leaves a configured transform, auto: false and flip: false alone', () => {
     const own = parseOrThrow(AugmentSchema, { affine: { degrees: 5 } }, 'data.augment');
-    expect(chooseAugment(own, true, 5)).to.deep.equal({ augment: own, why: 'as configured' });
+    expect(chooseAugment(own, true, 5, 32)).to.deep.equal({ augment: own, why: 'as configured' });
     const off = parseOrThrow(AugmentSchema, { auto: false }, 'data.augment');
-    expect(chooseAugment(off, true, 5).augment).to.deep.equal(off);
-    expect(chooseAugment(defaults(), false, 5).augment).to.deep.equal(defaults());
+    expect(chooseAugment(off, true, 5, 32).augment).to.deep.equal(off);
+    expect(chooseAugment(defaults(), false, 5, 32).augment).to.deep.equal(defaults());
   });
 
   it('refuses a non-boolean auto in one line naming the field', () => {
@@ -66,6 +71,8 @@ describe('the default augmentation rule', () => {
       }),
     );
     expect(Math.max(...paying)).to.equal(AUGMENT_MAX_IMAGES_PER_CLASS);
+    // the epoch floor is a measured reading (the 8-epoch exclusion comes from the packaged-sample check in README)
+    expect([8, 16, 32]).to.include(AUGMENT_MIN_EPOCHS);
     // and the rule is not a threshold that larger counts would also pass
     expect(counts.filter((n) => n > AUGMENT_MAX_IMAGES_PER_CLASS).every((n) => !paying.includes(n))).to.equal(true);
   });
