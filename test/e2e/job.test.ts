@@ -6,6 +6,7 @@ import { createContainer, TOKENS, type DataSourceFactory } from '../../src/conta
 import { MemorySource, dataContainer } from '../helpers/memory-source';
 import { tmpDir } from '../helpers/images';
 import { Trainer } from '../../src/train/trainer';
+import { tinyTrainerOptions } from '../helpers/trainer';
 
 const quiet = { log: () => undefined };
 const ROOT = path.join(__dirname, '..', '..');
@@ -62,24 +63,7 @@ describe('end-to-end job', function () {
       const bn = p.network.train.getLayer('conv_pw_13_bn');
       const before = bn.getWeights().map((w) => w.arraySync());
       const opt = p.stages.optimizer.create(p.plan.groups, p.job);
-      const trainer = new Trainer({
-        network: p.network,
-        data: p.data,
-        vars: p.trainableVars,
-        optimizer: opt,
-        lr: { factor: () => 1 },
-        callbacks: [],
-        epochs: 1,
-        batch: 8,
-        size: 32,
-        flip: false,
-        seed: 1,
-        cacheBytes: 0,
-        spillDir: null,
-        monitorNorms: false,
-        prefix: null,
-        suffix: p.network.train,
-      });
+      const trainer = new Trainer(tinyTrainerOptions(p, { optimizer: opt, callbacks: [], epochs: 1, batch: 8 }));
       await trainer.fit();
       const after = bn.getWeights().map((w) => w.arraySync());
       // weights: gamma, beta, moving_mean, moving_variance

@@ -14,6 +14,7 @@ import { GuardSchema } from '../../src/train/guard';
 import { Trainer } from '../../src/train/trainer';
 import { MemorySource, dataContainer, prepareGuardJob } from '../helpers/memory-source';
 import { tmpDir } from '../helpers/images';
+import { tinyTrainerOptions } from '../helpers/trainer';
 
 /** input 8×8×3 → conv 4 filters 3×3 same → flatten → dense 2 */
 function tiny(): tf.LayersModel {
@@ -91,27 +92,17 @@ describe('reliability: batch and memory sanity', function () {
     const p = await prepareGuardJob(source, 4);
     const opt = p.stages.optimizer.create(p.plan.groups, p.job);
     const lines: string[] = [];
-    const trainer = new Trainer({
-      network: p.network,
-      data: p.data,
-      vars: p.trainableVars,
-      optimizer: opt,
-      // step 1 (epoch 2's only batch) runs at a million times the rate: epoch 3's only batch sees the wreck
-      lr: { factor: (step) => (step === 1 ? 1e6 : 1) },
-      callbacks: [],
-      epochs: 4,
-      batch: 4,
-      size: 32,
-      flip: false,
-      seed: 1,
-      cacheBytes: 0,
-      spillDir: null,
-      monitorNorms: false,
-      guard: GuardSchema.parse({ snapshotEvery: 1 }),
-      log: (l) => lines.push(l),
-      prefix: null,
-      suffix: p.network.train,
-    });
+    const trainer = new Trainer(
+      tinyTrainerOptions(p, {
+        optimizer: opt,
+        // step 1 (epoch 2's only batch) runs at a million times the rate: epoch 3's only batch sees the wreck
+        lr: { factor: (step) => (step === 1 ? 1e6 : 1) },
+        callbacks: [],
+        epochs: 4,
+        guard: GuardSchema.parse({ snapshotEvery: 1 }),
+        log: (l) => lines.push(l),
+      }),
+    );
     const fit = await trainer.fit();
     opt.dispose();
     expect(fit.guardEvents.length, lines.join('\n')).to.be.at.least(1);
