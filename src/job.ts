@@ -122,6 +122,8 @@ export async function prepare(input: JobInput | Record<string, unknown> = {}, op
   const backend = await stages.backend.select(job.backend);
   log(describeChoice(backend));
   const data = stages.data.create(job);
+  // the augmentation rule below reads these counts, so they print first
+  log(`data: ${data.classes.length} classes (${data.classes.join(', ')}), ${data.train.length} train / ${data.val.length} val images`);
   for (const w of data.warnings) log(`warning: ${w}`);
   const augmentChoice = chooseAugment(job.data.augment, job.data.flip, data.train.length / Math.max(1, data.classes.length), job.train.epochs);
   job.data.augment = augmentChoice.augment;
@@ -368,7 +370,6 @@ async function runLocked(
 ): Promise<JobResult> {
   const p = await prepare(jobInput, { ...opts, configFile: undefined });
   const { job, stages, data, network, schedule } = p;
-  log(`data: ${data.classes.length} classes (${data.classes.join(', ')}), ${data.train.length} train / ${data.val.length} val images`);
   log(`inputs: ${describeJobInputs(job, network.backbone.inputSize)}`);
   const provenance = runProvenance({
     dataDir: job.data.dir,
