@@ -38,16 +38,39 @@ export function tileGrid(pixels: Uint8Array, n: number, size: number, cols: numb
   return { data, width, height };
 }
 
-/** The first training batch of an epoch, drawn exactly as training draws it for `seed`, back in pixels. */
+/**
+ * The first training batch of the first epoch, drawn exactly as training draws it for `seed`, back in pixels.
+ * `views`: when a frozen prefix caches K augmented views per image (src/data/cached-views.ts), training shows view
+ * `epoch mod K` of each image, drawn from that view's own seed; the preview then shows the same images as the
+ * first batch, in the view `epoch` selects, so each of the K views a run will train on can be looked at.
+ */
 export async function previewBatch(
   source: DataSource,
-  opts: { size: number; batch: number; seed: number; flip: boolean; augment: AugmentConfig; preprocess: Preprocess; balanced?: boolean },
-): Promise<{ pixels: Uint8Array; n: number; labels: number[] }> {
+  opts: {
+    size: number;
+    batch: number;
+    seed: number;
+    flip: boolean;
+    augment: AugmentConfig;
+    preprocess: Preprocess;
+    balanced?: boolean;
+    views?: { count: number; epoch: number };
+  },
+): Promise<{ pixels: Uint8Array; n: number; labels: number[]; view?: number }> {
   const aug = new BatchAugmenter(opts.augment, opts.size);
   const it = rawBatches(
     source,
     source.train,
-    { size: opts.size, batch: opts.batch, shuffle: true, flip: opts.flip, hflip: opts.augment.hflip, augment: aug, balanced: opts.balanced },
+    {
+      size: opts.size,
+      batch: opts.batch,
+      shuffle: true,
+      flip: opts.flip,
+      hflip: opts.augment.hflip,
+      augment: aug,
+      balanced: opts.balanced,
+      ...(opts.views ? { views: { ...opts.views, seed: opts.seed } } : {}),
+    },
     new Rng(opts.seed),
   );
   const first = await it.next();
@@ -58,5 +81,5 @@ export async function previewBatch(
   const x = aug.images(b.pixels, draws.rows, draws.batch, opts.preprocess);
   const pixels = toPixels(x, opts.preprocess);
   x.dispose();
-  return { pixels, n: b.n, labels: b.labels };
+  return { pixels, n: b.n, labels: b.labels, ...(b.view !== undefined ? { view: b.view } : {}) };
 }
