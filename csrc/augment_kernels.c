@@ -296,3 +296,64 @@ void hue_shift(f32 *px, const double *shift, int n, int per) {
     for (; i < per; i++, p += 3) hue_pixel(p, sh);
   }
 }
+
+/*
+ * color-jitter.ts jitterReference: brightness, contrast, saturation and grayscale composed into one linear map per
+ * image, out = clip(a·x + b·luma(x) + c·mean(luma), 0, 255), with coef = (a, b, c) per image (3 doubles) and luma
+ * the 0.299/0.587/0.114 weights summed left to right. The image's mean luma is summed pixel by pixel in order (a
+ * dependent chain of double adds, as the loop's `sum +=`), and only where c is not 0. src holds n·per RGB pixels.
+ */
+#define LUMA(r, g, b) (0.299 * (r) + 0.587 * (g) + 0.114 * (b))
+#define LUMA2(r, g, b) ADD(ADD(MUL(SPLAT(0.299), (r)), MUL(SPLAT(0.587), (g))), MUL(SPLAT(0.114), (b)))
+#define CLIP255(v) JS_MIN(255, JS_MAX(0, (v)))
+
+#define JITTER(NAME, T)                                                                                                \
+  EXPORT(NAME)                                                                                                         \
+  void NAME(const T *src, f32 *out, const double *coef, int n, int per) {                                              \
+    for (int k = 0; k < n; k++) {                                                                                      \
+      const double a = coef[3 * k], b = coef[3 * k + 1], c = coef[3 * k + 2];                                          \
+      const T *s = src + (long)k * per * 3;                                                                            \
+      f32 *o = out + (long)k * per * 3;                                                                                \
+      double cm = 0;                                                                                                   \
+      if (c != 0) {                                                                                                    \
+        double sum = 0;                                                                                                \
+        int i = 0;                                                                                                     \
+        /* two lumas at once, added to the sum one after the other: the loop's order */                                \
+        for (; i + 2 <= per; i += 2) {                                                                                 \
+          const T *p = s + 3 * i;                                                                                      \
+          const f64x2 l = LUMA2(wasm_f64x2_make(p[0], p[3]), wasm_f64x2_make(p[1], p[4]), wasm_f64x2_make(p[2], p[5])); \
+          sum += LANE(l, 0);                                                                                           \
+          sum += LANE(l, 1);                                                                                           \
+        }                                                                                                              \
+        for (; i < per; i++) sum += LUMA((double)s[3 * i], (double)s[3 * i + 1], (double)s[3 * i + 2]);                \
+        cm = c * (sum / per);                                                                                          \
+      }                                                                                                                \
+      const f64x2 A = SPLAT(a), B = SPLAT(b), CM = SPLAT(cm), lo = SPLAT(0), hi = SPLAT(255);                         \
+      int i = 0;                                                                                                       \
+      for (; i + 2 <= per; i += 2) {                                                                                   \
+        const T *p = s + 3 * i;                                                                                        \
+        const f64x2 r = wasm_f64x2_make(p[0], p[3]), g = wasm_f64x2_make(p[1], p[4]), bl = wasm_f64x2_make(p[2], p[5]); \
+        const f64x2 lb = MUL(LUMA2(r, g, bl), B);                                                                      \
+        const f64x2 R = wasm_f64x2_min(hi, wasm_f64x2_max(lo, ADD(ADD(MUL(r, A), lb), CM)));                           \
+        const f64x2 G = wasm_f64x2_min(hi, wasm_f64x2_max(lo, ADD(ADD(MUL(g, A), lb), CM)));                           \
+        const f64x2 Bv = wasm_f64x2_min(hi, wasm_f64x2_max(lo, ADD(ADD(MUL(bl, A), lb), CM)));                         \
+        f32 *q = o + 3 * i;                                                                                            \
+        q[0] = (f32)LANE(R, 0);                                                                                        \
+        q[1] = (f32)LANE(G, 0);                                                                                        \
+        q[2] = (f32)LANE(Bv, 0);                                                                                       \
+        q[3] = (f32)LANE(R, 1);                                                                                        \
+        q[4] = (f32)LANE(G, 1);                                                                                        \
+        q[5] = (f32)LANE(Bv, 1);                                                                                       \
+      }                                                                                                                \
+      for (; i < per; i++) {                                                                                           \
+        const double r = s[3 * i], g = s[3 * i + 1], bl = s[3 * i + 2];                                                \
+        const double lb = LUMA(r, g, bl) * b;                                                                          \
+        o[3 * i] = (f32)CLIP255(r * a + lb + cm);                                                                      \
+        o[3 * i + 1] = (f32)CLIP255(g * a + lb + cm);                                                                  \
+        o[3 * i + 2] = (f32)CLIP255(bl * a + lb + cm);                                                                 \
+      }                                                                                                                \
+    }                                                                                                                  \
+  }
+
+JITTER(jitter_u8, u8)
+JITTER(jitter_f32, f32)

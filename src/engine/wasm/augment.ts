@@ -3,12 +3,14 @@ import { kernelPath } from './kernel-build';
 
 /**
  * Exports of csrc/augment_kernels.c. Pointers are byte offsets into the module's private memory; `mats` holds 6
- * doubles per image, `fill` one double per channel, `shift` one double per image.
+ * doubles per image, `fill` one double per channel, `shift` one double per image, `coef` 3 doubles per image.
  */
 interface AugmentKernelExports {
   resample_u8(src: number, out: number, mats: number, fill: number, n: number, size: number, ch: number, reflect: number): void;
   resample_f32(src: number, out: number, mats: number, fill: number, n: number, size: number, ch: number, reflect: number): void;
   hue_shift(px: number, shift: number, n: number, per: number): void;
+  jitter_u8(src: number, out: number, coef: number, n: number, per: number): void;
+  jitter_f32(src: number, out: number, coef: number, n: number, per: number): void;
 }
 
 /** Where the augmentation pixel maths runs: the C kernels (default) or the JavaScript reference loops. */
@@ -83,6 +85,19 @@ export class AugmentKernels {
     new Float64Array(buf, pShift, n).set(shift);
     this.k.hue_shift(pPx, pShift, n, per);
     return new Float32Array(this.memory.buffer, pPx, count).slice();
+  }
+
+  /** src (images of `per` RGB pixels) through each image's colour map (a, b, c), as a new array: see jitterReference. */
+  jitter(src: Uint8Array | Float32Array, coef: number[][], per: number): Float32Array {
+    const n = coef.length;
+    const count = n * per * 3;
+    const [pSrc, pOut, pCoef] = this.layout([src.BYTES_PER_ELEMENT * count, 4 * count, 8 * 3 * n]);
+    const buf = this.memory.buffer;
+    (src instanceof Uint8Array ? new Uint8Array(buf, pSrc, count) : new Float32Array(buf, pSrc, count)).set(src.subarray(0, count));
+    const c = new Float64Array(buf, pCoef, 3 * n);
+    coef.forEach((row, k) => c.set(row, 3 * k));
+    (src instanceof Uint8Array ? this.k.jitter_u8 : this.k.jitter_f32)(pSrc, pOut, pCoef, n, per);
+    return new Float32Array(this.memory.buffer, pOut, count).slice();
   }
 }
 
