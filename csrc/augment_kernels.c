@@ -299,51 +299,80 @@ void hue_shift(f32 *px, const double *shift, int n, int per) {
 
 /*
  * color-jitter.ts jitterReference: brightness, contrast, saturation and grayscale composed into one linear map per
- * image, out = clip(a·x + b·luma(x) + c·mean(luma), 0, 255), with coef = (a, b, c) per image (3 doubles) and luma
- * the 0.299/0.587/0.114 weights summed left to right. The image's mean luma is summed pixel by pixel in order (a
- * dependent chain of double adds, as the loop's `sum +=`), and only where c is not 0. src holds n·per RGB pixels.
+ * image, out = clip(a·x + b·luma(x) + c·mean luma, 0, 255), with coef = (a, b, c) per image (3 doubles), luma(x) =
+ * 0.299·r + 0.587·g + 0.114·b summed left to right, and the mean luma that of the channel means (taken only where
+ * c is not 0). src holds n·per RGB pixels; total is the number of values in src, which bounds the vector reads.
  */
 #define LUMA(r, g, b) (0.299 * (r) + 0.587 * (g) + 0.114 * (b))
 #define LUMA2(r, g, b) ADD(ADD(MUL(SPLAT(0.299), (r)), MUL(SPLAT(0.587), (g))), MUL(SPLAT(0.114), (b)))
 #define CLIP255(v) JS_MIN(255, JS_MAX(0, (v)))
+/* lanes (x0, y1) and (x1, y0) of two f64x2 */
+#define LO_HI(x, y) wasm_i64x2_shuffle((x), (y), 0, 3)
+#define HI_LO(x, y) wasm_i64x2_shuffle((x), (y), 1, 2)
+#define LANE0(x) wasm_i64x2_shuffle((x), (x), 0, 0)
+#define LANE1(x) wasm_i64x2_shuffle((x), (x), 1, 1)
+/* the high two f32 / u32 lanes of v moved down, for the f64x2 conversions that read the low two */
+#define HIGH2(v) wasm_i32x4_shuffle((v), (v), 2, 3, 2, 3)
 
-#define JITTER(NAME, T)                                                                                                \
+/* The 12 values of four RGB pixels at p as six f64x2: (r0 g0) (b0 r1) (g1 b1) (r2 g2) (b2 r3) (g3 b3). */
+static inline void load12_u8(const u8 *p, f64x2 *q) {
+  const v128_t v = wasm_v128_load(p); /* 16 bytes, 12 used: the caller keeps the read inside src */
+  const v128_t lo = wasm_u16x8_extend_low_u8x16(v), hi = wasm_u16x8_extend_high_u8x16(v);
+  const v128_t a0 = wasm_u32x4_extend_low_u16x8(lo), a1 = wasm_u32x4_extend_high_u16x8(lo), a2 = wasm_u32x4_extend_low_u16x8(hi);
+  q[0] = wasm_f64x2_convert_low_u32x4(a0), q[1] = wasm_f64x2_convert_low_u32x4(HIGH2(a0));
+  q[2] = wasm_f64x2_convert_low_u32x4(a1), q[3] = wasm_f64x2_convert_low_u32x4(HIGH2(a1));
+  q[4] = wasm_f64x2_convert_low_u32x4(a2), q[5] = wasm_f64x2_convert_low_u32x4(HIGH2(a2));
+}
+
+static inline void load12_f32(const f32 *p, f64x2 *q) {
+  const v128_t f0 = wasm_v128_load(p), f1 = wasm_v128_load(p + 4), f2 = wasm_v128_load(p + 8);
+  q[0] = wasm_f64x2_promote_low_f32x4(f0), q[1] = wasm_f64x2_promote_low_f32x4(HIGH2(f0));
+  q[2] = wasm_f64x2_promote_low_f32x4(f1), q[3] = wasm_f64x2_promote_low_f32x4(HIGH2(f1));
+  q[4] = wasm_f64x2_promote_low_f32x4(f2), q[5] = wasm_f64x2_promote_low_f32x4(HIGH2(f2));
+}
+
+/* The map on two pixels held as three f64x2 in memory order, q[0..2], written to out[0..2]. */
+static inline void jitter_two(const f64x2 *q, f64x2 *out, f64x2 A, f64x2 b, f64x2 CM) {
+  /* (r0 r1) (g0 g1) (b0 b1) out of (r0 g0) (b0 r1) (g1 b1) */
+  const f64x2 R = LO_HI(q[0], q[1]), G = HI_LO(q[0], q[2]), B = LO_HI(q[1], q[2]);
+  const f64x2 lb = MUL(LUMA2(R, G, B), b);
+  /* each value's own pixel's b·luma: (lb0 lb0) (lb0 lb1) (lb1 lb1) */
+  const f64x2 l[3] = {LANE0(lb), lb, LANE1(lb)};
+  for (int j = 0; j < 3; j++) out[j] = wasm_f64x2_min(SPLAT(255), wasm_f64x2_max(SPLAT(0), ADD(ADD(MUL(q[j], A), l[j]), CM)));
+}
+
+#define JITTER(NAME, T, SUM, LOAD12)                                                                                        \
   EXPORT(NAME)                                                                                                         \
-  void NAME(const T *src, f32 *out, const double *coef, int n, int per) {                                              \
+  void NAME(const T *src, f32 *out, const double *coef, int n, int per, long total) {                                  \
     for (int k = 0; k < n; k++) {                                                                                      \
       const double a = coef[3 * k], b = coef[3 * k + 1], c = coef[3 * k + 2];                                          \
-      const T *s = src + (long)k * per * 3;                                                                            \
-      f32 *o = out + (long)k * per * 3;                                                                                \
+      const long base = (long)k * per * 3;                                                                             \
+      const T *s = src + base;                                                                                         \
+      f32 *o = out + base;                                                                                             \
       double cm = 0;                                                                                                   \
       if (c != 0) {                                                                                                    \
-        double sum = 0;                                                                                                \
-        int i = 0;                                                                                                     \
-        /* two lumas at once, added to the sum one after the other: the loop's order */                                \
-        for (; i + 2 <= per; i += 2) {                                                                                 \
-          const T *p = s + 3 * i;                                                                                      \
-          const f64x2 l = LUMA2(wasm_f64x2_make(p[0], p[3]), wasm_f64x2_make(p[1], p[4]), wasm_f64x2_make(p[2], p[5])); \
-          sum += LANE(l, 0);                                                                                           \
-          sum += LANE(l, 1);                                                                                           \
+        /* the channel sums: doubles added in order for float pixels; for 8-bit ones 64-bit integers, which the      \
+           loop's doubles equal exactly (every partial sum is an integer below 2^53) */                                \
+        SUM sr = 0, sg = 0, sb = 0;                                                                                    \
+        for (int i = 0; i < per; i++) {                                                                                \
+          sr += s[3 * i];                                                                                              \
+          sg += s[3 * i + 1];                                                                                          \
+          sb += s[3 * i + 2];                                                                                          \
         }                                                                                                              \
-        for (; i < per; i++) sum += LUMA((double)s[3 * i], (double)s[3 * i + 1], (double)s[3 * i + 2]);                \
-        cm = c * (sum / per);                                                                                          \
+        cm = c * (LUMA((double)sr, (double)sg, (double)sb) / per);                                                     \
       }                                                                                                                \
-      const f64x2 A = SPLAT(a), B = SPLAT(b), CM = SPLAT(cm), lo = SPLAT(0), hi = SPLAT(255);                         \
+      const f64x2 A = SPLAT(a), Bv = SPLAT(b), CM = SPLAT(cm);                                                        \
       int i = 0;                                                                                                       \
-      for (; i + 2 <= per; i += 2) {                                                                                   \
-        const T *p = s + 3 * i;                                                                                        \
-        const f64x2 r = wasm_f64x2_make(p[0], p[3]), g = wasm_f64x2_make(p[1], p[4]), bl = wasm_f64x2_make(p[2], p[5]); \
-        const f64x2 lb = MUL(LUMA2(r, g, bl), B);                                                                      \
-        const f64x2 R = wasm_f64x2_min(hi, wasm_f64x2_max(lo, ADD(ADD(MUL(r, A), lb), CM)));                           \
-        const f64x2 G = wasm_f64x2_min(hi, wasm_f64x2_max(lo, ADD(ADD(MUL(g, A), lb), CM)));                           \
-        const f64x2 Bv = wasm_f64x2_min(hi, wasm_f64x2_max(lo, ADD(ADD(MUL(bl, A), lb), CM)));                         \
-        f32 *q = o + 3 * i;                                                                                            \
-        q[0] = (f32)LANE(R, 0);                                                                                        \
-        q[1] = (f32)LANE(G, 0);                                                                                        \
-        q[2] = (f32)LANE(Bv, 0);                                                                                       \
-        q[3] = (f32)LANE(R, 1);                                                                                        \
-        q[4] = (f32)LANE(G, 1);                                                                                        \
-        q[5] = (f32)LANE(Bv, 1);                                                                                       \
+      for (; i + 4 <= per && base + 3L * i + 16 <= total; i += 4) {                                                    \
+        f64x2 q[6], r[6];                                                                                              \
+        LOAD12(s + 3 * i, q);                                                                                          \
+        jitter_two(q, r, A, Bv, CM);                                                                                   \
+        jitter_two(q + 3, r + 3, A, Bv, CM);                                                                           \
+        f32 *w = o + 3 * i;                                                                                            \
+        for (int j = 0; j < 3; j++) {                                                                                  \
+          const v128_t d0 = wasm_f32x4_demote_f64x2_zero(r[2 * j]), d1 = wasm_f32x4_demote_f64x2_zero(r[2 * j + 1]);   \
+          wasm_v128_store(w + 4 * j, wasm_i32x4_shuffle(d0, d1, 0, 1, 4, 5));                                          \
+        }                                                                                                              \
       }                                                                                                                \
       for (; i < per; i++) {                                                                                           \
         const double r = s[3 * i], g = s[3 * i + 1], bl = s[3 * i + 2];                                                \
@@ -355,5 +384,5 @@ void hue_shift(f32 *px, const double *shift, int n, int per) {
     }                                                                                                                  \
   }
 
-JITTER(jitter_u8, u8)
-JITTER(jitter_f32, f32)
+JITTER(jitter_u8, u8, long long, load12_u8)
+JITTER(jitter_f32, f32, double, load12_f32)

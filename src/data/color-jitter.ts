@@ -53,7 +53,8 @@ const clip255 = (v: number) => Math.min(255, Math.max(0, v));
 
 /**
  * jitterHost as a JavaScript loop: the reference the kernel is tested against. All arithmetic is in doubles in this
- * order, rounded to float32 once by the store; the mean luma is summed pixel by pixel, and only where c is not 0.
+ * order, rounded to float32 once by the store; the mean luma is the luma of the channel sums over the pixel count,
+ * taken only where c is not 0.
  */
 export function jitterReference(src: ArrayLike<number>, coef: Array<[number, number, number]>, per: number): Float32Array {
   const out = new Float32Array(coef.length * per * 3);
@@ -62,12 +63,17 @@ export function jitterReference(src: ArrayLike<number>, coef: Array<[number, num
     const base = k * per * 3;
     let cm = 0;
     if (c !== 0) {
-      let sum = 0;
+      // the mean luma as the luma of the channel means: three sums, exact for 8-bit pixels whatever their order
+      let sr = 0;
+      let sg = 0;
+      let sb = 0;
       for (let p = 0; p < per; p++) {
         const i = base + 3 * p;
-        sum += luma(src[i], src[i + 1], src[i + 2]);
+        sr += src[i];
+        sg += src[i + 1];
+        sb += src[i + 2];
       }
-      cm = c * (sum / per);
+      cm = c * (luma(sr, sg, sb) / per);
     }
     for (let p = 0; p < per; p++) {
       const i = base + 3 * p;

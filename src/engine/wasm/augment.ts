@@ -9,8 +9,8 @@ interface AugmentKernelExports {
   resample_u8(src: number, out: number, mats: number, fill: number, n: number, size: number, ch: number, reflect: number): void;
   resample_f32(src: number, out: number, mats: number, fill: number, n: number, size: number, ch: number, reflect: number): void;
   hue_shift(px: number, shift: number, n: number, per: number): void;
-  jitter_u8(src: number, out: number, coef: number, n: number, per: number): void;
-  jitter_f32(src: number, out: number, coef: number, n: number, per: number): void;
+  jitter_u8(src: number, out: number, coef: number, n: number, per: number, total: number): void;
+  jitter_f32(src: number, out: number, coef: number, n: number, per: number, total: number): void;
 }
 
 /** Where the augmentation pixel maths runs: the C kernels (default) or the JavaScript reference loops. */
@@ -96,7 +96,7 @@ export class AugmentKernels {
     (src instanceof Uint8Array ? new Uint8Array(buf, pSrc, count) : new Float32Array(buf, pSrc, count)).set(src.subarray(0, count));
     const c = new Float64Array(buf, pCoef, 3 * n);
     coef.forEach((row, k) => c.set(row, 3 * k));
-    (src instanceof Uint8Array ? this.k.jitter_u8 : this.k.jitter_f32)(pSrc, pOut, pCoef, n, per);
+    (src instanceof Uint8Array ? this.k.jitter_u8 : this.k.jitter_f32)(pSrc, pOut, pCoef, n, per, count);
     return new Float32Array(this.memory.buffer, pOut, count).slice();
   }
 }
