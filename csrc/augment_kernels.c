@@ -386,3 +386,51 @@ static inline void jitter_two(const f64x2 *q, f64x2 *out, f64x2 A, f64x2 b, f64x
 
 JITTER(jitter_u8, u8, long long, load12_u8)
 JITTER(jitter_f32, f32, double, load12_f32)
+
+/*
+ * resize-crop.ts cropResizeReference: the window (top, left, h rows) of a width-wide RGB image, each row resampled
+ * to size columns by the x filter (xs[i], xn[i], xw[i·xtaps …]) into tmp (h·size·3 doubles), then each column to size
+ * rows by the y filter, rounded half up and clamped to 8 bits. Every sum is a double accumulated tap by tap in input
+ * order, as the loop's; the column pass takes two adjacent values a step in f64x2 lanes, each lane that sum.
+ */
+EXPORT(crop_resize)
+void crop_resize(const u8 *src, int width, int top, int left, int h, u8 *out, int size, const int *xs, const int *xn, const double *xw,
+                 int xtaps, const int *ys, const int *yn, const double *yw, int ytaps, double *tmp) {
+  for (int y = 0; y < h; y++) {
+    const u8 *row = src + ((long)(top + y) * width + left) * 3;
+    double *t = tmp + (long)y * size * 3;
+    for (int x = 0; x < size; x++) {
+      const u8 *s = row + xs[x] * 3;
+      const double *w = xw + (long)x * xtaps;
+      double r = 0, g = 0, b = 0;
+      for (int j = 0; j < xn[x]; j++) {
+        r += (double)s[3 * j] * w[j];
+        g += (double)s[3 * j + 1] * w[j];
+        b += (double)s[3 * j + 2] * w[j];
+      }
+      t[3 * x] = r;
+      t[3 * x + 1] = g;
+      t[3 * x + 2] = b;
+    }
+  }
+  const int line = size * 3;
+  for (int y = 0; y < size; y++) {
+    const double *s = tmp + (long)ys[y] * line;
+    const double *w = yw + (long)y * ytaps;
+    const int n = yn[y];
+    u8 *o = out + (long)y * line;
+    int i = 0;
+    for (; i + 2 <= line; i += 2) {
+      f64x2 acc = SPLAT(0);
+      for (int j = 0; j < n; j++) acc = ADD(acc, MUL(wasm_v128_load(s + (long)j * line + i), SPLAT(w[j])));
+      const f64x2 v = wasm_f64x2_min(SPLAT(255), wasm_f64x2_max(SPLAT(0), wasm_f64x2_floor(ADD(acc, SPLAT(0.5)))));
+      o[i] = (u8)LANE(v, 0);
+      o[i + 1] = (u8)LANE(v, 1);
+    }
+    for (; i < line; i++) {
+      double acc = 0;
+      for (int j = 0; j < n; j++) acc += s[(long)j * line + i] * w[j];
+      o[i] = (u8)JS_MIN(255, JS_MAX(0, __builtin_floor(acc + 0.5)));
+    }
+  }
+}

@@ -1,4 +1,7 @@
 import * as fs from 'node:fs';
+import type { DecodedImage } from '../../data/decode';
+import type { PixelRect } from '../../data/eval-crop';
+import type { AxisWeights } from '../../data/resize-crop';
 import { kernelPath } from './kernel-build';
 
 /**
@@ -11,6 +14,24 @@ interface AugmentKernelExports {
   hue_shift(px: number, shift: number, n: number, per: number): void;
   jitter_u8(src: number, out: number, coef: number, n: number, per: number, total: number): void;
   jitter_f32(src: number, out: number, coef: number, n: number, per: number, total: number): void;
+  crop_resize(
+    src: number,
+    width: number,
+    top: number,
+    left: number,
+    h: number,
+    out: number,
+    size: number,
+    xs: number,
+    xn: number,
+    xw: number,
+    xtaps: number,
+    ys: number,
+    yn: number,
+    yw: number,
+    ytaps: number,
+    tmp: number,
+  ): void;
 }
 
 /** Where the augmentation pixel maths runs: the C kernels (default) or the JavaScript reference loops. */
@@ -98,6 +119,23 @@ export class AugmentKernels {
     coef.forEach((row, k) => c.set(row, 3 * k));
     (src instanceof Uint8Array ? this.k.jitter_u8 : this.k.jitter_f32)(pSrc, pOut, pCoef, n, per, count);
     return new Float32Array(this.memory.buffer, pOut, count).slice();
+  }
+
+  /** `rect` of the copy resized to size×size 8-bit RGB through the two axes' filters: see cropResizeReference. */
+  cropResize(copy: DecodedImage, rect: PixelRect, size: number, xw: AxisWeights, yw: AxisWeights): Uint8Array {
+    const [top, left, h] = rect;
+    const bytes = [copy.pixels.byteLength, size * size * 3, 4 * size, 4 * size, 8 * xw.w.length, 4 * size, 4 * size, 8 * yw.w.length, 8 * h * size * 3];
+    const [pSrc, pOut, pXs, pXn, pXw, pYs, pYn, pYw, pTmp] = this.layout(bytes);
+    const buf = this.memory.buffer;
+    new Uint8Array(buf, pSrc, copy.pixels.length).set(copy.pixels);
+    new Int32Array(buf, pXs, size).set(xw.start);
+    new Int32Array(buf, pXn, size).set(xw.count);
+    new Float64Array(buf, pXw, xw.w.length).set(xw.w);
+    new Int32Array(buf, pYs, size).set(yw.start);
+    new Int32Array(buf, pYn, size).set(yw.count);
+    new Float64Array(buf, pYw, yw.w.length).set(yw.w);
+    this.k.crop_resize(pSrc, copy.width, top, left, h, pOut, size, pXs, pXn, pXw, xw.taps, pYs, pYn, pYw, yw.taps, pTmp);
+    return new Uint8Array(this.memory.buffer, pOut, size * size * 3).slice();
   }
 }
 
