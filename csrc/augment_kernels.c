@@ -389,48 +389,49 @@ JITTER(jitter_f32, f32, double, load12_f32)
 
 /*
  * resize-crop.ts cropResizeReference: the window (top, left, h rows) of a width-wide RGB image, each row resampled
- * to size columns by the x filter (xs[i], xn[i], xw[i·xtaps …]) into tmp (h·size·3 doubles), then each column to size
- * rows by the y filter, rounded half up and clamped to 8 bits. Every sum is a double accumulated tap by tap in input
- * order, as the loop's; the column pass takes two adjacent values a step in f64x2 lanes, each lane that sum.
+ * to size columns by the x filter (xs[i], xn[i], xw[i·xtaps …]) into tmp (h·size·3 + 1 floats), then each column to
+ * size rows by the y filter, rounded half up and clamped to 8 bits. Single precision, as the loop's Math.fround: every
+ * product and sum is a float32 operation, taps accumulated in input order. The row pass holds one pixel's three
+ * channels in f32x4 lanes (the fourth lane reads the next byte, which src has, and is overwritten by the next
+ * pixel's store, which tmp has room for); the column pass takes four adjacent values a step.
  */
 EXPORT(crop_resize)
-void crop_resize(const u8 *src, int width, int top, int left, int h, u8 *out, int size, const int *xs, const int *xn, const double *xw,
-                 int xtaps, const int *ys, const int *yn, const double *yw, int ytaps, double *tmp) {
+void crop_resize(const u8 *src, int width, int top, int left, int h, u8 *out, int size, const int *xs, const int *xn, const f32 *xw,
+                 int xtaps, const int *ys, const int *yn, const f32 *yw, int ytaps, f32 *tmp) {
   for (int y = 0; y < h; y++) {
     const u8 *row = src + ((long)(top + y) * width + left) * 3;
-    double *t = tmp + (long)y * size * 3;
+    f32 *t = tmp + (long)y * size * 3;
     for (int x = 0; x < size; x++) {
       const u8 *s = row + xs[x] * 3;
-      const double *w = xw + (long)x * xtaps;
-      double r = 0, g = 0, b = 0;
+      const f32 *w = xw + (long)x * xtaps;
+      v128_t acc = wasm_f32x4_splat(0);
       for (int j = 0; j < xn[x]; j++) {
-        r += (double)s[3 * j] * w[j];
-        g += (double)s[3 * j + 1] * w[j];
-        b += (double)s[3 * j + 2] * w[j];
+        const v128_t b = wasm_v128_load32_zero(s + 3 * j);
+        const v128_t px = wasm_f32x4_convert_u32x4(wasm_u32x4_extend_low_u16x8(wasm_u16x8_extend_low_u8x16(b)));
+        acc = wasm_f32x4_add(acc, wasm_f32x4_mul(px, wasm_f32x4_splat(w[j])));
       }
-      t[3 * x] = r;
-      t[3 * x + 1] = g;
-      t[3 * x + 2] = b;
+      wasm_v128_store(t + 3 * x, acc);
     }
   }
   const int line = size * 3;
   for (int y = 0; y < size; y++) {
-    const double *s = tmp + (long)ys[y] * line;
-    const double *w = yw + (long)y * ytaps;
+    const f32 *s = tmp + (long)ys[y] * line;
+    const f32 *w = yw + (long)y * ytaps;
     const int n = yn[y];
     u8 *o = out + (long)y * line;
     int i = 0;
-    for (; i + 2 <= line; i += 2) {
-      f64x2 acc = SPLAT(0);
-      for (int j = 0; j < n; j++) acc = ADD(acc, MUL(wasm_v128_load(s + (long)j * line + i), SPLAT(w[j])));
-      const f64x2 v = wasm_f64x2_min(SPLAT(255), wasm_f64x2_max(SPLAT(0), wasm_f64x2_floor(ADD(acc, SPLAT(0.5)))));
-      o[i] = (u8)LANE(v, 0);
-      o[i + 1] = (u8)LANE(v, 1);
+    for (; i + 4 <= line; i += 4) {
+      v128_t acc = wasm_f32x4_splat(0);
+      for (int j = 0; j < n; j++) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(s + (long)j * line + i), wasm_f32x4_splat(w[j])));
+      const v128_t v = wasm_f32x4_min(wasm_f32x4_splat(255), wasm_f32x4_max(wasm_f32x4_splat(0), wasm_f32x4_floor(wasm_f32x4_add(acc, wasm_f32x4_splat(0.5f)))));
+      const v128_t q = wasm_i32x4_trunc_sat_f32x4(v);
+      const v128_t b = wasm_u8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(q, q), wasm_i16x8_splat(0));
+      wasm_v128_store32_lane(o + i, b, 0);
     }
     for (; i < line; i++) {
-      double acc = 0;
+      f32 acc = 0;
       for (int j = 0; j < n; j++) acc += s[(long)j * line + i] * w[j];
-      o[i] = (u8)JS_MIN(255, JS_MAX(0, __builtin_floor(acc + 0.5)));
+      o[i] = (u8)__builtin_wasm_min_f32(255, __builtin_wasm_max_f32(0, __builtin_floorf(acc + 0.5f)));
     }
   }
 }

@@ -2,20 +2,21 @@
  * RandomResizedCrop's cut and resize of a presized copy to the input square, on the host: PIL's BILINEAR resample
  * (which torchvision's RandomResizedCrop uses on images), a triangle filter whose support widens with the shrink
  * factor so a large crop shrunk to the input does not alias, and which interpolates between the two nearest pixels
- * when enlarging. Separable: each row of the window is resampled to `size` columns (kept in doubles), then each
- * column to `size` rows, rounded half up to 8 bits. csrc/augment_kernels.c (crop_resize) computes what
+ * when enlarging. Separable: each row of the window is resampled to `size` columns (kept in float32), then each
+ * column to `size` rows, rounded half up to 8 bits. Single precision throughout, so the kernel can hold four
+ * values a vector: a float32 sum of a few taps errs by about 1e-4 of a level, far below the final rounding. csrc/augment_kernels.c (crop_resize) computes what
  * cropResizeReference computes bit for bit; LAYERTUNE_AUG_KERNELS=js runs the loop instead.
  */
 import { augmentKernels } from '../engine/wasm/augment';
 import type { DecodedImage } from './decode';
 import type { PixelRect } from './eval-crop';
 
-/** One axis's filter: output i reads `count[i]` inputs from `start[i]` with weights w[i·taps …], which sum to 1. */
+/** One axis's filter: output i reads `count[i]` inputs from `start[i]` with weights w[i·taps …] (sum 1, as float32). */
 export interface AxisWeights {
   start: Int32Array;
   count: Int32Array;
   taps: number;
-  w: Float64Array;
+  w: Float32Array;
 }
 
 const triangle = (x: number) => {
@@ -26,7 +27,7 @@ const triangle = (x: number) => {
 /**
  * PIL's precompute_coeffs for the bilinear filter: output i is centred at (i + ½)·scale in the input, reads the
  * inputs within the support max(scale, 1) of it, weighted by the triangle at their centres' distance / max(scale, 1),
- * normalised to sum to 1.
+ * normalised to sum to 1 (in doubles, then rounded to float32).
  */
 export function axisWeights(inSize: number, outSize: number): AxisWeights {
   const scale = inSize / outSize;
@@ -35,7 +36,8 @@ export function axisWeights(inSize: number, outSize: number): AxisWeights {
   const taps = Math.ceil(support) * 2 + 1;
   const start = new Int32Array(outSize);
   const count = new Int32Array(outSize);
-  const w = new Float64Array(outSize * taps);
+  const w = new Float32Array(outSize * taps);
+  const row = new Float64Array(taps);
   for (let i = 0; i < outSize; i++) {
     const centre = (i + 0.5) * scale;
     const lo = Math.max(0, Math.trunc(centre - support + 0.5));
@@ -44,11 +46,10 @@ export function axisWeights(inSize: number, outSize: number): AxisWeights {
     count[i] = hi - lo;
     let sum = 0;
     for (let j = 0; j < hi - lo; j++) {
-      const v = triangle((j + lo - centre + 0.5) / filterScale);
-      w[i * taps + j] = v;
-      sum += v;
+      row[j] = triangle((j + lo - centre + 0.5) / filterScale);
+      sum += row[j];
     }
-    if (sum !== 0) for (let j = 0; j < hi - lo; j++) w[i * taps + j] /= sum;
+    for (let j = 0; j < hi - lo; j++) w[i * taps + j] = sum !== 0 ? row[j] / sum : row[j];
   }
   return { start, count, taps, w };
 }
@@ -66,14 +67,15 @@ export function cropResizeHost(copy: DecodedImage, rect: PixelRect, size: number
 }
 
 /**
- * cropResizeHost as a JavaScript loop: the reference the kernel is tested against. Each weighted sum is a double
- * accumulated tap by tap in input order; the row pass's results stay doubles; the column pass rounds half up.
+ * cropResizeHost as a JavaScript loop: the reference the kernel is tested against. Every product and sum is rounded
+ * to float32 (Math.fround) as the kernel's single-precision operations are, taps accumulated in input order.
  */
 export function cropResizeReference(copy: DecodedImage, rect: PixelRect, size: number, xw: AxisWeights, yw: AxisWeights): Uint8Array {
+  const f = Math.fround;
   const [top, left, height] = rect;
   const src = copy.pixels;
   const rowStride = copy.width * 3;
-  const tmp = new Float64Array(height * size * 3);
+  const tmp = new Float32Array(height * size * 3);
   for (let y = 0; y < height; y++) {
     const row = (top + y) * rowStride + left * 3;
     for (let x = 0; x < size; x++) {
@@ -84,9 +86,9 @@ export function cropResizeReference(copy: DecodedImage, rect: PixelRect, size: n
       let b = 0;
       for (let j = 0; j < xw.count[x]; j++) {
         const w = xw.w[wBase + j];
-        r += src[s + 3 * j] * w;
-        g += src[s + 3 * j + 1] * w;
-        b += src[s + 3 * j + 2] * w;
+        r = f(r + f(src[s + 3 * j] * w));
+        g = f(g + f(src[s + 3 * j + 1] * w));
+        b = f(b + f(src[s + 3 * j + 2] * w));
       }
       const t = (y * size + x) * 3;
       tmp[t] = r;
@@ -101,8 +103,8 @@ export function cropResizeReference(copy: DecodedImage, rect: PixelRect, size: n
     const wBase = y * yw.taps;
     for (let i = 0; i < line; i++) {
       let acc = 0;
-      for (let j = 0; j < yw.count[y]; j++) acc += tmp[s + j * line + i] * yw.w[wBase + j];
-      out[y * line + i] = Math.min(255, Math.max(0, Math.floor(acc + 0.5)));
+      for (let j = 0; j < yw.count[y]; j++) acc = f(acc + f(tmp[s + j * line + i] * yw.w[wBase + j]));
+      out[y * line + i] = Math.min(255, Math.max(0, Math.floor(f(acc + 0.5))));
     }
   }
   return out;

@@ -124,16 +124,27 @@ export class AugmentKernels {
   /** `rect` of the copy resized to size×size 8-bit RGB through the two axes' filters: see cropResizeReference. */
   cropResize(copy: DecodedImage, rect: PixelRect, size: number, xw: AxisWeights, yw: AxisWeights): Uint8Array {
     const [top, left, h] = rect;
-    const bytes = [copy.pixels.byteLength, size * size * 3, 4 * size, 4 * size, 8 * xw.w.length, 4 * size, 4 * size, 8 * yw.w.length, 8 * h * size * 3];
+    // the row pass reads one byte past a pixel and stores one float past it: src and tmp have room
+    const bytes = [
+      copy.pixels.byteLength + 4,
+      size * size * 3,
+      4 * size,
+      4 * size,
+      4 * xw.w.length,
+      4 * size,
+      4 * size,
+      4 * yw.w.length,
+      4 * (h * size * 3 + 1),
+    ];
     const [pSrc, pOut, pXs, pXn, pXw, pYs, pYn, pYw, pTmp] = this.layout(bytes);
     const buf = this.memory.buffer;
     new Uint8Array(buf, pSrc, copy.pixels.length).set(copy.pixels);
     new Int32Array(buf, pXs, size).set(xw.start);
     new Int32Array(buf, pXn, size).set(xw.count);
-    new Float64Array(buf, pXw, xw.w.length).set(xw.w);
+    new Float32Array(buf, pXw, xw.w.length).set(xw.w);
     new Int32Array(buf, pYs, size).set(yw.start);
     new Int32Array(buf, pYn, size).set(yw.count);
-    new Float64Array(buf, pYw, yw.w.length).set(yw.w);
+    new Float32Array(buf, pYw, yw.w.length).set(yw.w);
     this.k.crop_resize(pSrc, copy.width, top, left, h, pOut, size, pXs, pXn, pXw, xw.taps, pYs, pYn, pYw, yw.taps, pTmp);
     return new Uint8Array(this.memory.buffer, pOut, size * size * 3).slice();
   }
