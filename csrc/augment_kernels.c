@@ -301,7 +301,8 @@ void hue_shift(f32 *px, const double *shift, int n, int per) {
  * color-jitter.ts jitterReference: brightness, contrast, saturation and grayscale composed into one linear map per
  * image, out = clip(a·x + b·luma(x) + c·mean luma, 0, 255), with coef = (a, b, c) per image (3 doubles), luma(x) =
  * 0.299·r + 0.587·g + 0.114·b summed left to right, and the mean luma that of the channel means (taken only where
- * c is not 0). src holds n·per RGB pixels; total is the number of values in src, which bounds the vector reads.
+ * c is not 0); then each channel's normalisation out·post[c] + post[3 + c] (1 and 0 leave the value as it is).
+ * src holds n·per RGB pixels; total is the number of values in src, which bounds the vector reads.
  */
 #define LUMA(r, g, b) (0.299 * (r) + 0.587 * (g) + 0.114 * (b))
 #define LUMA2(r, g, b) ADD(ADD(MUL(SPLAT(0.299), (r)), MUL(SPLAT(0.587), (g))), MUL(SPLAT(0.114), (b)))
@@ -331,19 +332,27 @@ static inline void load12_f32(const f32 *p, f64x2 *q) {
   q[4] = wasm_f64x2_promote_low_f32x4(f2), q[5] = wasm_f64x2_promote_low_f32x4(HIGH2(f2));
 }
 
-/* The map on two pixels held as three f64x2 in memory order, q[0..2], written to out[0..2]. */
-static inline void jitter_two(const f64x2 *q, f64x2 *out, f64x2 A, f64x2 b, f64x2 CM) {
+/*
+ * The map on two pixels held as three f64x2 in memory order, q[0..2], written to out[0..2]; mul[j] and add[j] are
+ * the normalisation of the channels in vector j: (r g) (b r) (g b).
+ */
+static inline void jitter_two(const f64x2 *q, f64x2 *out, f64x2 A, f64x2 b, f64x2 CM, const f64x2 *mul, const f64x2 *add) {
   /* (r0 r1) (g0 g1) (b0 b1) out of (r0 g0) (b0 r1) (g1 b1) */
   const f64x2 R = LO_HI(q[0], q[1]), G = HI_LO(q[0], q[2]), B = LO_HI(q[1], q[2]);
   const f64x2 lb = MUL(LUMA2(R, G, B), b);
   /* each value's own pixel's b·luma: (lb0 lb0) (lb0 lb1) (lb1 lb1) */
   const f64x2 l[3] = {LANE0(lb), lb, LANE1(lb)};
-  for (int j = 0; j < 3; j++) out[j] = wasm_f64x2_min(SPLAT(255), wasm_f64x2_max(SPLAT(0), ADD(ADD(MUL(q[j], A), l[j]), CM)));
+  for (int j = 0; j < 3; j++) {
+    const f64x2 v = wasm_f64x2_min(SPLAT(255), wasm_f64x2_max(SPLAT(0), ADD(ADD(MUL(q[j], A), l[j]), CM)));
+    out[j] = ADD(MUL(v, mul[j]), add[j]);
+  }
 }
 
 #define JITTER(NAME, T, SUM, LOAD12)                                                                                        \
   EXPORT(NAME)                                                                                                         \
-  void NAME(const T *src, f32 *out, const double *coef, int n, int per, long total) {                                  \
+  void NAME(const T *src, f32 *out, const double *coef, const double *post, int n, int per, long total) {              \
+    const f64x2 mul[3] = {wasm_f64x2_make(post[0], post[1]), wasm_f64x2_make(post[2], post[0]), wasm_f64x2_make(post[1], post[2])}; \
+    const f64x2 add[3] = {wasm_f64x2_make(post[3], post[4]), wasm_f64x2_make(post[5], post[3]), wasm_f64x2_make(post[4], post[5])}; \
     for (int k = 0; k < n; k++) {                                                                                      \
       const double a = coef[3 * k], b = coef[3 * k + 1], c = coef[3 * k + 2];                                          \
       const long base = (long)k * per * 3;                                                                             \
@@ -366,8 +375,8 @@ static inline void jitter_two(const f64x2 *q, f64x2 *out, f64x2 A, f64x2 b, f64x
       for (; i + 4 <= per && base + 3L * i + 16 <= total; i += 4) {                                                    \
         f64x2 q[6], r[6];                                                                                              \
         LOAD12(s + 3 * i, q);                                                                                          \
-        jitter_two(q, r, A, Bv, CM);                                                                                   \
-        jitter_two(q + 3, r + 3, A, Bv, CM);                                                                           \
+        jitter_two(q, r, A, Bv, CM, mul, add);                                                                         \
+        jitter_two(q + 3, r + 3, A, Bv, CM, mul, add);                                                                 \
         f32 *w = o + 3 * i;                                                                                            \
         for (int j = 0; j < 3; j++) {                                                                                  \
           const v128_t d0 = wasm_f32x4_demote_f64x2_zero(r[2 * j]), d1 = wasm_f32x4_demote_f64x2_zero(r[2 * j + 1]);   \
@@ -377,9 +386,9 @@ static inline void jitter_two(const f64x2 *q, f64x2 *out, f64x2 A, f64x2 b, f64x
       for (; i < per; i++) {                                                                                           \
         const double r = s[3 * i], g = s[3 * i + 1], bl = s[3 * i + 2];                                                \
         const double lb = LUMA(r, g, bl) * b;                                                                          \
-        o[3 * i] = (f32)CLIP255(r * a + lb + cm);                                                                      \
-        o[3 * i + 1] = (f32)CLIP255(g * a + lb + cm);                                                                  \
-        o[3 * i + 2] = (f32)CLIP255(bl * a + lb + cm);                                                                 \
+        o[3 * i] = (f32)(CLIP255(r * a + lb + cm) * post[0] + post[3]);                                                \
+        o[3 * i + 1] = (f32)(CLIP255(g * a + lb + cm) * post[1] + post[4]);                                            \
+        o[3 * i + 2] = (f32)(CLIP255(bl * a + lb + cm) * post[2] + post[5]);                                           \
       }                                                                                                                \
     }                                                                                                                  \
   }

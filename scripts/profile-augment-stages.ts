@@ -1,7 +1,7 @@
 /**
  * Where the default rule's small-set augmentation spends its time per batch, stage by stage, on real photos
  * (flowers5) rather than the synthetic pixels of `npm run bench -- --aug`: the host side (each presized copy cut and
- * resized to the input by sharp, against flip-only's cached squares) and each tensor step of BatchAugmenter.images
+ * resized to the input, against flip-only's cached squares) and each tensor step of BatchAugmenter.images
  * (upload, the flip's cropAndResize, the colour jitter's luma, mean, composition and clip, normalisation).
  * Copies and squares are decoded once before timing, as an epoch after the first finds them in the cache.
  *
@@ -83,14 +83,14 @@ async function main(): Promise<void> {
     const f = await timeAsync('host flip-only: rawBatches', async () => (await flipBatches.next()).value);
     const x = timeSync('flip-only: preprocessBatch', () => preprocessBatch(f.pixels, f.n, size, pre));
     x.dispose();
-    augRaw.push(await timeAsync('host rule: rawBatches (sharp crop+resize)', async () => (await augBatches.next()).value));
+    augRaw.push(await timeAsync('host rule: rawBatches (crop + resize)', async () => (await augBatches.next()).value));
   }
-  // sharp alone on the same copies and crops
+  // the cut and resize alone on the same copies and crops
   // in data order (no shuffle), so batch r holds examples r·batch onwards
   for (const [r, b] of augRaw.entries()) {
     const rows = (b.draws?.rows ?? []) as ImageDraw[];
     const copies = await Promise.all(examples.slice(r * batch, r * batch + rows.length).map((ex) => source.presized!(ex, size)));
-    await timeAsync('  sharp cropPresized x batch (concurrent)', () => Promise.all(rows.map((d, i) => cropPresized(copies[i], d.source!, size))));
+    timeSync('  cropPresized x batch', () => rows.map((d, i) => cropPresized(copies[i], d.source!, size)));
   }
   // tensor side, step by step: the tfjs composition images() used before the jitter kernel (commit b7f235f), and
   // the steps it takes now (the flip on the bytes, the colour map in csrc/augment_kernels.c, the upload)

@@ -3,8 +3,8 @@
  * Run by `npm run bench -- --aug`, which adds the training step measured in the same run, so the epoch-time
  * ratio is (step + transforms) / (step + flip-only input). Pixels are synthetic: decoding is the same for both
  * paths and is not what is measured. A set with RandomResizedCrop cuts its crops from presized copies (4:3, short
- * side ⌈1.15 × size⌉) on the host as training does (src/data/batches.ts), so that row includes sharp's crop and
- * resize of each image; flip-only flips the size×size squares it would read from the cache.
+ * side ⌈1.15 × size⌉) on the host as training does (src/data/batches.ts), so that row includes the crop and resize
+ * of each image; flip-only flips the size×size squares it would read from the cache.
  * usage: tsx scripts/bench/augment.ts [--backend wasm] [--size 224] [--batch 16] [--repeats 10]
  */
 import * as tf from '@tensorflow/tfjs';
@@ -86,6 +86,7 @@ async function main(): Promise<void> {
       const b = aug.drawBatch(rng);
       let px = pixels;
       if (aug.cropsPresized) {
+        // awaited: before the crop kernel this was sharp's asynchronous resize, and the bench times both alike
         const crops = await Promise.all(rows.map((d, i) => cropPresized(copies[i], d.source!, size)));
         px = new Uint8Array(batch * per);
         crops.forEach((c, i) => px.set(c, i * per));

@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Preprocess } from '../models/types';
 import { type Affine, boxAffine, centreOf, composeAffine, drawAffine, inverseAffine, resampleHost } from './affine';
 import type { AugmentConfig, MixConfig } from './augment-schema';
-import { jitterCoefficients, jitterHost, jitters, LUMA } from './color-jitter';
+import { type ChannelMap, jitterCoefficients, jitterHost, jitters, KEEP_VALUES, LUMA, preprocessMap } from './color-jitter';
 import { adjustHue } from './color-ops';
 import { flipHorizontal } from './decode';
 import { beta, randint, uniform } from './distributions';
@@ -226,14 +226,18 @@ export class BatchAugmenter {
     const n = rows.length;
     const { size } = this;
     return tf.tidy(() => {
-      let x = this.coloured(pixels, rows);
-      if (rows.some((r) => r.ops?.some((o) => o.op !== 'identity')))
+      const ops = rows.some((r) => r.ops?.some((o) => o.op !== 'identity'));
+      // with nothing between the colour map and the normalisation (no hue shift, no policy op), the colour pass
+      // normalises too, saving two passes over the batch
+      const fused = jitters(rows) && !rows.some((r) => (r.hue ?? 0) !== 0) && !ops;
+      let x = this.coloured(pixels, rows, fused ? preprocessMap(pre) : KEEP_VALUES);
+      if (ops)
         x = applyOps(
           x,
           rows.map((r) => r.ops ?? []),
           size,
         );
-      x = preprocessTensor(x, pre);
+      if (!fused) x = preprocessTensor(x, pre);
       const re = this.cfg.randomErasing;
       if (re && rows.some((r) => r.erase)) {
         const mask = rectMasks(
@@ -261,9 +265,10 @@ export class BatchAugmenter {
   }
 
   /**
-   * The crop, flips and affine, then colour jitter, grayscale and hue: pixel values in [0, 255]. Inside a tidy.
+   * The crop, flips and affine, then colour jitter, grayscale and hue: pixel values in [0, 255], passed through
+   * `post` where the colour map runs. Inside a tidy.
    */
-  private coloured(pixels: Uint8Array, rows: ImageDraw[]): tf.Tensor4D {
+  private coloured(pixels: Uint8Array, rows: ImageDraw[], post: ChannelMap): tf.Tensor4D {
     const n = rows.length;
     const { size } = this;
     const shape: [number, number, number, number] = [n, size, size, 3];
@@ -307,6 +312,7 @@ export class BatchAugmenter {
           host ?? (x!.dataSync() as Float32Array),
           rows.map((r) => jitterCoefficients(r)),
           per,
+          post,
         ),
         shape,
       );

@@ -8,6 +8,7 @@
  * jitterReference computes bit for bit; LAYERTUNE_AUG_KERNELS=js runs the loop instead.
  */
 import { augmentKernels } from '../engine/wasm/augment';
+import type { Preprocess } from '../models/types';
 
 /** ITU-R 601-2 luma (torchvision's rgb_to_grayscale for PIL images); the weights sum to 1, so a grey image is its own luma. */
 export const LUMA = [0.299, 0.587, 0.114] as const;
@@ -40,12 +41,37 @@ export function jitters(rows: ColorDraw[]): boolean {
   return rows.some((r) => r.brightness !== 1 || r.contrast !== 1 || r.saturation !== 1 || r.gray || (r.hue ?? 0) !== 0);
 }
 
-/** src (images of `per` RGB pixels, 8-bit or float in [0, 255]) through each image's map, as a new float array. */
-export function jitterHost(src: Uint8Array | Float32Array, coef: Array<[number, number, number]>, per: number): Float32Array {
+/** A per-channel v·mul + add applied after the clip: the backbone's normalisation, folded into the same pass. */
+export interface ChannelMap {
+  mul: [number, number, number];
+  add: [number, number, number];
+}
+
+/** The map that leaves values as they are: v·1 + 0 is v exactly. */
+export const KEEP_VALUES: ChannelMap = { mul: [1, 1, 1], add: [0, 0, 0] };
+
+/**
+ * preprocessTensor's map as v·mul + add: `scale` is v·(high − low)/255 + low, `normalize` (v/255 − mean)/std is
+ * v·1/(255·std) − mean/std. It rounds once where preprocessTensor's float32 ops round at each step.
+ */
+export function preprocessMap(p: Preprocess): ChannelMap {
+  if (p.kind === 'scale') {
+    const k = (p.high - p.low) / 255;
+    return { mul: [k, k, k], add: [p.low, p.low, p.low] };
+  }
+  const [m, s] = [p.mean, p.std];
+  return { mul: [1 / (255 * s[0]), 1 / (255 * s[1]), 1 / (255 * s[2])], add: [-m[0] / s[0], -m[1] / s[1], -m[2] / s[2]] };
+}
+
+/**
+ * src (images of `per` RGB pixels, 8-bit or float in [0, 255]) through each image's map and then `post`, as a new
+ * float array.
+ */
+export function jitterHost(src: Uint8Array | Float32Array, coef: Array<[number, number, number]>, per: number, post: ChannelMap = KEEP_VALUES): Float32Array {
   if (src.length < coef.length * per * 3) throw new Error(`jitterHost: ${src.length} values for ${coef.length} images of ${per} pixels`);
   const kernels = augmentKernels();
-  if (kernels) return kernels.jitter(src, coef, per);
-  return jitterReference(src, coef, per);
+  if (kernels) return kernels.jitter(src, coef, per, post);
+  return jitterReference(src, coef, per, post);
 }
 
 const luma = (r: number, g: number, b: number) => LUMA[0] * r + LUMA[1] * g + LUMA[2] * b;
@@ -56,7 +82,8 @@ const clip255 = (v: number) => Math.min(255, Math.max(0, v));
  * order, rounded to float32 once by the store; the mean luma is the luma of the channel sums over the pixel count,
  * taken only where c is not 0.
  */
-export function jitterReference(src: ArrayLike<number>, coef: Array<[number, number, number]>, per: number): Float32Array {
+export function jitterReference(src: ArrayLike<number>, coef: Array<[number, number, number]>, per: number, post: ChannelMap = KEEP_VALUES): Float32Array {
+  const { mul, add } = post;
   const out = new Float32Array(coef.length * per * 3);
   for (let k = 0; k < coef.length; k++) {
     const [a, b, c] = coef[k];
@@ -81,9 +108,9 @@ export function jitterReference(src: ArrayLike<number>, coef: Array<[number, num
       const g = src[i + 1];
       const bl = src[i + 2];
       const lb = luma(r, g, bl) * b;
-      out[i] = clip255(r * a + lb + cm);
-      out[i + 1] = clip255(g * a + lb + cm);
-      out[i + 2] = clip255(bl * a + lb + cm);
+      out[i] = clip255(r * a + lb + cm) * mul[0] + add[0];
+      out[i + 1] = clip255(g * a + lb + cm) * mul[1] + add[1];
+      out[i + 2] = clip255(bl * a + lb + cm) * mul[2] + add[2];
     }
   }
   return out;

@@ -4,10 +4,14 @@ import { parseOrThrow } from '../../src/config/parse';
 import { BatchAugmenter, type ImageDraw } from '../../src/data/augment';
 import { MEASURED_AUGMENT } from '../../src/data/augment-rule';
 import { AugmentSchema } from '../../src/data/augment-schema';
-import { type ColorDraw, jitterCoefficients, jitterHost, jitterReference, LUMA } from '../../src/data/color-jitter';
+import { type ColorDraw, jitterCoefficients, jitterHost, jitterReference, KEEP_VALUES, LUMA, preprocessMap } from '../../src/data/color-jitter';
+import { preprocessTensor } from '../../src/data/preprocess';
 import { Rng } from '../../src/data/rng';
 import { AUG_KERNELS_ENV, augmentKernels } from '../../src/engine/wasm/augment';
 import { initWasm, onBackend } from '../engine/wasm_setup';
+
+const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
+const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
 
 /** Index of the first element where a and b differ as float32 bit patterns (−0 ≠ 0), or −1. */
 function firstBitDifference(a: Float32Array, b: Float32Array): number {
@@ -85,6 +89,12 @@ describe('colour jitter as one linear map per image (src/data/color-jitter.ts, c
 
   it('kernel: bit for bit the reference on 8-bit and float pixels, odd sizes, grey, zero-contrast and clipping maps', () => {
     const rng = new Rng(11);
+    // values kept, MobileNet's [-1, 1], torchvision's ImageNet normalisation: a different map per channel
+    const posts = [
+      KEEP_VALUES,
+      preprocessMap({ kind: 'scale', low: -1, high: 1 }),
+      preprocessMap({ kind: 'normalize', mean: IMAGENET_MEAN, std: IMAGENET_STD }),
+    ];
     for (const per of [1, 2, 3, 7, 64, 225]) {
       const coef: Array<[number, number, number]> = [
         [1, 0, 0],
@@ -99,16 +109,18 @@ describe('colour jitter as one linear map per image (src/data/color-jitter.ts, c
       // fractions, out-of-range values and a signed zero: what cropAndResize or the affine can hand over
       const f32 = Float32Array.from({ length: n * per * 3 }, (_, i) => (i === 1 ? -0 : (rng.next() - 0.1) * 280));
       for (const src of [u8, f32]) {
-        const kernel = augmentKernels()!.jitter(src, coef, per);
-        const reference = jitterReference(src, coef, per);
-        const at = firstBitDifference(kernel, reference);
-        expect(at, `${src.constructor.name} per ${per}: element ${at}: ${kernel[at]} vs ${reference[at]}`).to.equal(-1);
-        expect(
-          firstBitDifference(
-            withJs(() => jitterHost(src, coef, per)),
-            reference,
-          ),
-        ).to.equal(-1);
+        for (const post of posts) {
+          const kernel = augmentKernels()!.jitter(src, coef, per, post);
+          const reference = jitterReference(src, coef, per, post);
+          const at = firstBitDifference(kernel, reference);
+          expect(at, `${src.constructor.name} per ${per} post ${post.mul}: element ${at}: ${kernel[at]} vs ${reference[at]}`).to.equal(-1);
+          expect(
+            firstBitDifference(
+              withJs(() => jitterHost(src, coef, per, post)),
+              reference,
+            ),
+          ).to.equal(-1);
+        }
       }
     }
   });
@@ -134,6 +146,37 @@ describe('colour jitter as one linear map per image (src/data/color-jitter.ts, c
       let max = 0;
       for (let i = 0; i < kernel.length; i++) max = Math.max(max, Math.abs(kernel[i] - before[i]));
       expect(max, `${backend}: max |kernel − tfjs| ${max}`).to.be.below(1e-3);
+    }
+  });
+
+  it('the normalisation folded into the pass: its maps by hand, and the batch within 1e-5 of normalising after it', () => {
+    // scale: 0 → low, 255 → high; normalize: 255·mean → 0, 255·(mean + std) → 1
+    const scale = preprocessMap({ kind: 'scale', low: -1, high: 1 });
+    expect(0 * scale.mul[0] + scale.add[0]).to.equal(-1);
+    expect(255 * scale.mul[0] + scale.add[0]).to.be.closeTo(1, 1e-12);
+    const norm = preprocessMap({ kind: 'normalize', mean: IMAGENET_MEAN, std: IMAGENET_STD });
+    for (let c = 0; c < 3; c++) {
+      expect(255 * IMAGENET_MEAN[c] * norm.mul[c] + norm.add[c]).to.be.closeTo(0, 1e-12);
+      expect(255 * (IMAGENET_MEAN[c] + IMAGENET_STD[c]) * norm.mul[c] + norm.add[c]).to.be.closeTo(1, 1e-12);
+    }
+    const size = 24;
+    const aug = new BatchAugmenter(parseOrThrow(AugmentSchema, { ...MEASURED_AUGMENT, grayscale: 0.3 }, 'augment'), size);
+    const rng = new Rng(12);
+    const px = Uint8Array.from({ length: 6 * size * size * 3 }, () => rng.int(256));
+    const rows = Array.from({ length: 6 }, () => aug.drawImage(rng, rng.next() < 0.5));
+    // scale 0..255 is the identity map, so that batch is the colour pass's pixel values, normalised by tfjs after
+    const keep = { kind: 'scale' as const, low: 0, high: 255 };
+    for (const pre of [
+      { kind: 'scale' as const, low: -1, high: 1 },
+      { kind: 'normalize' as const, mean: IMAGENET_MEAN, std: IMAGENET_STD },
+    ]) {
+      const [fused, after] = tf.tidy(() => [
+        aug.images(px, rows, null, pre).dataSync() as Float32Array,
+        preprocessTensor(aug.images(px, rows, null, keep), pre).dataSync() as Float32Array,
+      ]);
+      let max = 0;
+      for (let i = 0; i < fused.length; i++) max = Math.max(max, Math.abs(fused[i] - after[i]));
+      expect(max, pre.kind).to.be.below(1e-5);
     }
   });
 

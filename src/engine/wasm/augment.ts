@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import type { DecodedImage } from '../../data/decode';
 import type { PixelRect } from '../../data/eval-crop';
+import type { ChannelMap } from '../../data/color-jitter';
 import type { AxisWeights } from '../../data/resize-crop';
 import { kernelPath } from './kernel-build';
 
@@ -12,8 +13,8 @@ interface AugmentKernelExports {
   resample_u8(src: number, out: number, mats: number, fill: number, n: number, size: number, ch: number, reflect: number): void;
   resample_f32(src: number, out: number, mats: number, fill: number, n: number, size: number, ch: number, reflect: number): void;
   hue_shift(px: number, shift: number, n: number, per: number): void;
-  jitter_u8(src: number, out: number, coef: number, n: number, per: number, total: number): void;
-  jitter_f32(src: number, out: number, coef: number, n: number, per: number, total: number): void;
+  jitter_u8(src: number, out: number, coef: number, post: number, n: number, per: number, total: number): void;
+  jitter_f32(src: number, out: number, coef: number, post: number, n: number, per: number, total: number): void;
   crop_resize(
     src: number,
     width: number,
@@ -108,16 +109,20 @@ export class AugmentKernels {
     return new Float32Array(this.memory.buffer, pPx, count).slice();
   }
 
-  /** src (images of `per` RGB pixels) through each image's colour map (a, b, c), as a new array: see jitterReference. */
-  jitter(src: Uint8Array | Float32Array, coef: number[][], per: number): Float32Array {
+  /**
+   * src (images of `per` RGB pixels) through each image's colour map (a, b, c), then each channel's normalisation
+   * v·mul + add, as a new array: see jitterReference.
+   */
+  jitter(src: Uint8Array | Float32Array, coef: number[][], per: number, post: ChannelMap): Float32Array {
     const n = coef.length;
     const count = n * per * 3;
-    const [pSrc, pOut, pCoef] = this.layout([src.BYTES_PER_ELEMENT * count, 4 * count, 8 * 3 * n]);
+    const [pSrc, pOut, pCoef, pPost] = this.layout([src.BYTES_PER_ELEMENT * count, 4 * count, 8 * 3 * n, 8 * 6]);
     const buf = this.memory.buffer;
     (src instanceof Uint8Array ? new Uint8Array(buf, pSrc, count) : new Float32Array(buf, pSrc, count)).set(src.subarray(0, count));
     const c = new Float64Array(buf, pCoef, 3 * n);
     coef.forEach((row, k) => c.set(row, 3 * k));
-    (src instanceof Uint8Array ? this.k.jitter_u8 : this.k.jitter_f32)(pSrc, pOut, pCoef, n, per, count);
+    new Float64Array(buf, pPost, 6).set([...post.mul, ...post.add]);
+    (src instanceof Uint8Array ? this.k.jitter_u8 : this.k.jitter_f32)(pSrc, pOut, pCoef, pPost, n, per, count);
     return new Float32Array(this.memory.buffer, pOut, count).slice();
   }
 
