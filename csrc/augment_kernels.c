@@ -296,3 +296,151 @@ void hue_shift(f32 *px, const double *shift, int n, int per) {
     for (; i < per; i++, p += 3) hue_pixel(p, sh);
   }
 }
+
+/*
+ * color-jitter.ts jitterReference: brightness, contrast, saturation and grayscale composed into one linear map per
+ * image, out = clip(a·x + b·luma(x) + c·mean luma, 0, 255), with coef = (a, b, c) per image (3 doubles), luma(x) =
+ * 0.299·r + 0.587·g + 0.114·b summed left to right, and the mean luma that of the channel means (taken only where
+ * c is not 0); then each channel's normalisation out·post[c] + post[3 + c] (1 and 0 leave the value as it is).
+ * src holds n·per RGB pixels; total is the number of values in src, which bounds the vector reads.
+ */
+#define LUMA(r, g, b) (0.299 * (r) + 0.587 * (g) + 0.114 * (b))
+#define LUMA2(r, g, b) ADD(ADD(MUL(SPLAT(0.299), (r)), MUL(SPLAT(0.587), (g))), MUL(SPLAT(0.114), (b)))
+#define CLIP255(v) JS_MIN(255, JS_MAX(0, (v)))
+/* lanes (x0, y1) and (x1, y0) of two f64x2 */
+#define LO_HI(x, y) wasm_i64x2_shuffle((x), (y), 0, 3)
+#define HI_LO(x, y) wasm_i64x2_shuffle((x), (y), 1, 2)
+#define LANE0(x) wasm_i64x2_shuffle((x), (x), 0, 0)
+#define LANE1(x) wasm_i64x2_shuffle((x), (x), 1, 1)
+/* the high two f32 / u32 lanes of v moved down, for the f64x2 conversions that read the low two */
+#define HIGH2(v) wasm_i32x4_shuffle((v), (v), 2, 3, 2, 3)
+
+/* The 12 values of four RGB pixels at p as six f64x2: (r0 g0) (b0 r1) (g1 b1) (r2 g2) (b2 r3) (g3 b3). */
+static inline void load12_u8(const u8 *p, f64x2 *q) {
+  const v128_t v = wasm_v128_load(p); /* 16 bytes, 12 used: the caller keeps the read inside src */
+  const v128_t lo = wasm_u16x8_extend_low_u8x16(v), hi = wasm_u16x8_extend_high_u8x16(v);
+  const v128_t a0 = wasm_u32x4_extend_low_u16x8(lo), a1 = wasm_u32x4_extend_high_u16x8(lo), a2 = wasm_u32x4_extend_low_u16x8(hi);
+  q[0] = wasm_f64x2_convert_low_u32x4(a0), q[1] = wasm_f64x2_convert_low_u32x4(HIGH2(a0));
+  q[2] = wasm_f64x2_convert_low_u32x4(a1), q[3] = wasm_f64x2_convert_low_u32x4(HIGH2(a1));
+  q[4] = wasm_f64x2_convert_low_u32x4(a2), q[5] = wasm_f64x2_convert_low_u32x4(HIGH2(a2));
+}
+
+static inline void load12_f32(const f32 *p, f64x2 *q) {
+  const v128_t f0 = wasm_v128_load(p), f1 = wasm_v128_load(p + 4), f2 = wasm_v128_load(p + 8);
+  q[0] = wasm_f64x2_promote_low_f32x4(f0), q[1] = wasm_f64x2_promote_low_f32x4(HIGH2(f0));
+  q[2] = wasm_f64x2_promote_low_f32x4(f1), q[3] = wasm_f64x2_promote_low_f32x4(HIGH2(f1));
+  q[4] = wasm_f64x2_promote_low_f32x4(f2), q[5] = wasm_f64x2_promote_low_f32x4(HIGH2(f2));
+}
+
+/*
+ * The map on two pixels held as three f64x2 in memory order, q[0..2], written to out[0..2]; mul[j] and add[j] are
+ * the normalisation of the channels in vector j: (r g) (b r) (g b).
+ */
+static inline void jitter_two(const f64x2 *q, f64x2 *out, f64x2 A, f64x2 b, f64x2 CM, const f64x2 *mul, const f64x2 *add) {
+  /* (r0 r1) (g0 g1) (b0 b1) out of (r0 g0) (b0 r1) (g1 b1) */
+  const f64x2 R = LO_HI(q[0], q[1]), G = HI_LO(q[0], q[2]), B = LO_HI(q[1], q[2]);
+  const f64x2 lb = MUL(LUMA2(R, G, B), b);
+  /* each value's own pixel's b·luma: (lb0 lb0) (lb0 lb1) (lb1 lb1) */
+  const f64x2 l[3] = {LANE0(lb), lb, LANE1(lb)};
+  for (int j = 0; j < 3; j++) {
+    const f64x2 v = wasm_f64x2_min(SPLAT(255), wasm_f64x2_max(SPLAT(0), ADD(ADD(MUL(q[j], A), l[j]), CM)));
+    out[j] = ADD(MUL(v, mul[j]), add[j]);
+  }
+}
+
+#define JITTER(NAME, T, SUM, LOAD12)                                                                                        \
+  EXPORT(NAME)                                                                                                         \
+  void NAME(const T *src, f32 *out, const double *coef, const double *post, int n, int per, long total) {              \
+    const f64x2 mul[3] = {wasm_f64x2_make(post[0], post[1]), wasm_f64x2_make(post[2], post[0]), wasm_f64x2_make(post[1], post[2])}; \
+    const f64x2 add[3] = {wasm_f64x2_make(post[3], post[4]), wasm_f64x2_make(post[5], post[3]), wasm_f64x2_make(post[4], post[5])}; \
+    for (int k = 0; k < n; k++) {                                                                                      \
+      const double a = coef[3 * k], b = coef[3 * k + 1], c = coef[3 * k + 2];                                          \
+      const long base = (long)k * per * 3;                                                                             \
+      const T *s = src + base;                                                                                         \
+      f32 *o = out + base;                                                                                             \
+      double cm = 0;                                                                                                   \
+      if (c != 0) {                                                                                                    \
+        /* the channel sums: doubles added in order for float pixels; for 8-bit ones 64-bit integers, which the      \
+           loop's doubles equal exactly (every partial sum is an integer below 2^53) */                                \
+        SUM sr = 0, sg = 0, sb = 0;                                                                                    \
+        for (int i = 0; i < per; i++) {                                                                                \
+          sr += s[3 * i];                                                                                              \
+          sg += s[3 * i + 1];                                                                                          \
+          sb += s[3 * i + 2];                                                                                          \
+        }                                                                                                              \
+        cm = c * (LUMA((double)sr, (double)sg, (double)sb) / per);                                                     \
+      }                                                                                                                \
+      const f64x2 A = SPLAT(a), Bv = SPLAT(b), CM = SPLAT(cm);                                                        \
+      int i = 0;                                                                                                       \
+      for (; i + 4 <= per && base + 3L * i + 16 <= total; i += 4) {                                                    \
+        f64x2 q[6], r[6];                                                                                              \
+        LOAD12(s + 3 * i, q);                                                                                          \
+        jitter_two(q, r, A, Bv, CM, mul, add);                                                                         \
+        jitter_two(q + 3, r + 3, A, Bv, CM, mul, add);                                                                 \
+        f32 *w = o + 3 * i;                                                                                            \
+        for (int j = 0; j < 3; j++) {                                                                                  \
+          const v128_t d0 = wasm_f32x4_demote_f64x2_zero(r[2 * j]), d1 = wasm_f32x4_demote_f64x2_zero(r[2 * j + 1]);   \
+          wasm_v128_store(w + 4 * j, wasm_i32x4_shuffle(d0, d1, 0, 1, 4, 5));                                          \
+        }                                                                                                              \
+      }                                                                                                                \
+      for (; i < per; i++) {                                                                                           \
+        const double r = s[3 * i], g = s[3 * i + 1], bl = s[3 * i + 2];                                                \
+        const double lb = LUMA(r, g, bl) * b;                                                                          \
+        o[3 * i] = (f32)(CLIP255(r * a + lb + cm) * post[0] + post[3]);                                                \
+        o[3 * i + 1] = (f32)(CLIP255(g * a + lb + cm) * post[1] + post[4]);                                            \
+        o[3 * i + 2] = (f32)(CLIP255(bl * a + lb + cm) * post[2] + post[5]);                                           \
+      }                                                                                                                \
+    }                                                                                                                  \
+  }
+
+JITTER(jitter_u8, u8, long long, load12_u8)
+JITTER(jitter_f32, f32, double, load12_f32)
+
+/*
+ * resize-crop.ts cropResizeReference: the window (top, left, h rows) of a width-wide RGB image, each row resampled
+ * to size columns by the x filter (xs[i], xn[i], xw[i·xtaps …]) into tmp (h·size·3 + 1 floats), then each column to
+ * size rows by the y filter, rounded half up and clamped to 8 bits. Single precision, as the loop's Math.fround: every
+ * product and sum is a float32 operation, taps accumulated in input order. The row pass holds one pixel's three
+ * channels in f32x4 lanes (the fourth lane reads the next byte, which src has, and is overwritten by the next
+ * pixel's store, which tmp has room for); the column pass takes four adjacent values a step.
+ */
+EXPORT(crop_resize)
+void crop_resize(const u8 *src, int width, int top, int left, int h, u8 *out, int size, const int *xs, const int *xn, const f32 *xw,
+                 int xtaps, const int *ys, const int *yn, const f32 *yw, int ytaps, f32 *tmp) {
+  for (int y = 0; y < h; y++) {
+    const u8 *row = src + ((long)(top + y) * width + left) * 3;
+    f32 *t = tmp + (long)y * size * 3;
+    for (int x = 0; x < size; x++) {
+      const u8 *s = row + xs[x] * 3;
+      const f32 *w = xw + (long)x * xtaps;
+      v128_t acc = wasm_f32x4_splat(0);
+      for (int j = 0; j < xn[x]; j++) {
+        const v128_t b = wasm_v128_load32_zero(s + 3 * j);
+        const v128_t px = wasm_f32x4_convert_u32x4(wasm_u32x4_extend_low_u16x8(wasm_u16x8_extend_low_u8x16(b)));
+        acc = wasm_f32x4_add(acc, wasm_f32x4_mul(px, wasm_f32x4_splat(w[j])));
+      }
+      wasm_v128_store(t + 3 * x, acc);
+    }
+  }
+  const int line = size * 3;
+  for (int y = 0; y < size; y++) {
+    const f32 *s = tmp + (long)ys[y] * line;
+    const f32 *w = yw + (long)y * ytaps;
+    const int n = yn[y];
+    u8 *o = out + (long)y * line;
+    int i = 0;
+    for (; i + 4 <= line; i += 4) {
+      v128_t acc = wasm_f32x4_splat(0);
+      for (int j = 0; j < n; j++) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(s + (long)j * line + i), wasm_f32x4_splat(w[j])));
+      const v128_t v = wasm_f32x4_min(wasm_f32x4_splat(255), wasm_f32x4_max(wasm_f32x4_splat(0), wasm_f32x4_floor(wasm_f32x4_add(acc, wasm_f32x4_splat(0.5f)))));
+      const v128_t q = wasm_i32x4_trunc_sat_f32x4(v);
+      const v128_t b = wasm_u8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(q, q), wasm_i16x8_splat(0));
+      wasm_v128_store32_lane(o + i, b, 0);
+    }
+    for (; i < line; i++) {
+      f32 acc = 0;
+      for (int j = 0; j < n; j++) acc += s[(long)j * line + i] * w[j];
+      o[i] = (u8)__builtin_wasm_min_f32(255, __builtin_wasm_max_f32(0, __builtin_floorf(acc + 0.5f)));
+    }
+  }
+}

@@ -2,7 +2,9 @@
  * The cost of the batched training transforms, per batch, against the flip-only input path, on one backend.
  * Run by `npm run bench -- --aug`, which adds the training step measured in the same run, so the epoch-time
  * ratio is (step + transforms) / (step + flip-only input). Pixels are synthetic: decoding is the same for both
- * paths and is not what is measured.
+ * paths and is not what is measured. A set with RandomResizedCrop cuts its crops from presized copies (4:3, short
+ * side ⌈1.15 × size⌉) on the host as training does (src/data/batches.ts), so that row includes the crop and resize
+ * of each image; flip-only flips the size×size squares it would read from the cache.
  * usage: tsx scripts/bench/augment.ts [--backend wasm] [--size 224] [--batch 16] [--repeats 10]
  */
 import * as tf from '@tensorflow/tfjs';
@@ -10,7 +12,9 @@ import { parseOrThrow } from '../../src/config/parse';
 import { BatchAugmenter } from '../../src/data/augment';
 import { MEASURED_AUGMENT } from '../../src/data/augment-rule';
 import { AugmentSchema } from '../../src/data/augment-schema';
-import { flipHorizontal } from '../../src/data/decode';
+import { type DecodedImage, flipHorizontal } from '../../src/data/decode';
+import { defaultPresize, presizeDims } from '../../src/data/eval-crop';
+import { cropPresized } from '../../src/data/presize';
 import { preprocessBatch } from '../../src/data/preprocess';
 import { Rng } from '../../src/data/rng';
 import { selectBackend } from '../../src/engine/backend';
@@ -47,11 +51,17 @@ async function main(): Promise<void> {
   const rng = new Rng(1);
   const pixels = Uint8Array.from({ length: batch * size * size * 3 }, () => rng.int(256));
   const per = size * size * 3;
-  const time = async (f: () => tf.Tensor | tf.Tensor[]): Promise<number> => {
+  // a 4:3 photo's presized copy, as src/data/image-folder.ts caches it
+  const dims = presizeDims(4, 3, defaultPresize(size));
+  const copies: DecodedImage[] = Array.from({ length: batch }, () => ({
+    ...dims,
+    pixels: Uint8Array.from({ length: dims.width * dims.height * 3 }, () => rng.int(256)),
+  }));
+  const time = async (f: () => tf.Tensor | tf.Tensor[] | Promise<tf.Tensor | tf.Tensor[]>): Promise<number> => {
     const ms: number[] = [];
     for (let r = 0; r < repeats + 1; r++) {
       const t0 = performance.now();
-      const out = f();
+      const out = await f();
       // wait for the values so asynchronous backends are timed to completion
       for (const t of Array.isArray(out) ? out : [out]) await t.data();
       const dt = performance.now() - t0;
@@ -71,11 +81,18 @@ async function main(): Promise<void> {
   });
   for (const [name, cfg] of Object.entries(AUG_CONFIGS)) {
     const aug = new BatchAugmenter(parseOrThrow(AugmentSchema, cfg, 'augment'), size);
-    result[name] = await time(() => {
-      const rows = Array.from({ length: batch }, () => aug.drawImage(rng, rng.next() < 0.5));
+    result[name] = await time(async () => {
+      const rows = Array.from({ length: batch }, (_, i) => aug.drawImage(rng, rng.next() < 0.5, aug.cropsPresized ? copies[i] : undefined));
       const b = aug.drawBatch(rng);
+      let px = pixels;
+      if (aug.cropsPresized) {
+        // awaited: before the crop kernel this was sharp's asynchronous resize, and the bench times both alike
+        const crops = await Promise.all(rows.map((d, i) => cropPresized(copies[i], d.source!, size)));
+        px = new Uint8Array(batch * per);
+        crops.forEach((c, i) => px.set(c, i * per));
+      }
       return [
-        aug.images(pixels, rows, b, pre),
+        aug.images(px, rows, b, pre),
         aug.targets(
           Array.from({ length: batch }, (_, i) => i % 5),
           5,

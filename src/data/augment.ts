@@ -12,7 +12,9 @@ import * as tf from '@tensorflow/tfjs';
 import type { Preprocess } from '../models/types';
 import { type Affine, boxAffine, centreOf, composeAffine, drawAffine, inverseAffine, resampleHost } from './affine';
 import type { AugmentConfig, MixConfig } from './augment-schema';
+import { type ChannelMap, jitterCoefficients, jitterHost, jitters, KEEP_VALUES, LUMA, preprocessMap } from './color-jitter';
 import { adjustHue } from './color-ops';
+import { flipHorizontal } from './decode';
 import { beta, randint, uniform } from './distributions';
 import { preprocessTensor } from './preprocess';
 import { applyOps, drawRandAugment, drawTrivialAugment, type OpDraw } from './rand-augment';
@@ -151,8 +153,19 @@ export function drawCutmixRect(rng: Rng, size: number, lam: number): { rect: Rec
 
 const jitterFactor = (rng: Rng, v: number) => (v > 0 ? uniform(rng, Math.max(0, 1 - v), 1 + v) : 1);
 
-/** torchvision's rgb_to_grayscale weights (ITU-R 601-2 luma); they sum to 1, so the luma of a gray image is itself. */
-const LUMA = [0.299, 0.587, 0.114];
+const isWhole = (b: Box) => b[0] === 0 && b[1] === 0 && b[2] === 1 && b[3] === 1;
+const isLeftRightFlip = (b: Box) => b[0] === 0 && b[1] === 1 && b[2] === 1 && b[3] === 0;
+
+/** The batch's 8-bit images with those whose box is a left-right flip mirrored, as a new array. */
+function flipRows(pixels: Uint8Array, rows: ImageDraw[], size: number): Uint8Array {
+  const per = size * size * 3;
+  const out = new Uint8Array(rows.length * per);
+  rows.forEach((r, k) => {
+    const img = pixels.subarray(k * per, (k + 1) * per);
+    out.set(isLeftRightFlip(r.box) ? flipHorizontal(img, size) : img, k * per);
+  });
+  return out;
+}
 
 /**
  * Draws and applies one configuration's transforms. `hflip` here is the left-right flip probability the batch
@@ -213,80 +226,18 @@ export class BatchAugmenter {
     const n = rows.length;
     const { size } = this;
     return tf.tidy(() => {
-      const shape: [number, number, number, number] = [n, size, size, 3];
-      const identity = rows.every((r) => r.box[0] === 0 && r.box[1] === 0 && r.box[2] === 1 && r.box[3] === 1);
-      const affine = rows.some((r) => r.affine);
-      // with an affine, the crop, flips and affine are one read of the host pixels; reflection padding, as fastai's
-      // affine: a rotated or shifted image has no black corners to learn from
-      let x = affine
-        ? tf.tensor4d(
-            resampleHost(
-              pixels,
-              n,
-              size,
-              3,
-              rows.map((r) => r.affine ?? boxAffine(r.box, size)),
-              { kind: 'reflect' },
-            ),
-            shape,
-          )
-        : tf.tensor4d(Float32Array.from(pixels), shape);
-      if (!affine && !identity) {
-        x = tf.image.cropAndResize(
-          x,
-          tf.tensor2d(
-            rows.flatMap((r) => r.box),
-            [n, 4],
-          ),
-          tf.range(0, n, 1, 'int32') as tf.Tensor1D,
-          [size, size],
-          'bilinear',
-        );
-      }
-      const hued = rows.map((r) => (r.hue ?? 0) !== 0);
-      if (rows.some((r) => r.brightness !== 1 || r.contrast !== 1 || r.saturation !== 1 || r.gray || r.hue)) {
-        // Brightness, contrast, saturation and grayscale are each linear in the pixels and luma is linear too, so
-        // the four compose into x·A + luma(x)·B + C with per-image A, B, C (and luma(x)'s mean for contrast): one
-        // pass instead of four. torchvision clips to [0, 255] after each step and shuffles their order per image;
-        // this clips once, at the end, in the order brightness, contrast, saturation, grayscale.
-        // as a matrix product, which every backend runs far faster than a multiply-and-reduce over the channels
-        const lumaX = tf.matMul(x.reshape([n * size * size, 3]), tf.tensor2d(LUMA, [3, 1])).reshape([n, size, size, 1]);
-        const needMean = rows.some((r) => r.contrast !== 1);
-        const m0 = needMean ? tf.mean(lumaX.reshape([n, size * size]), 1).reshape([n, 1, 1, 1]) : tf.zeros([n, 1, 1, 1]);
-        const coef = rows.map((r, i) => {
-          const { brightness: b, contrast: c, saturation: sat } = r;
-          const A = sat * c * b;
-          const B = (1 - sat) * c * b;
-          // a grayscale image is the luma of the jittered one, whose luma is (A + B)·luma(x) + C
-          // (hue is not linear: an image with a hue shift turns grey after it, below)
-          return r.gray && !hued[i] ? { A: 0, B: A + B, C: (1 - c) * b } : { A, B, C: (1 - c) * b };
-        });
-        const col = (k: 'A' | 'B' | 'C') =>
-          tf.tensor4d(
-            coef.map((c) => c[k]),
-            [n, 1, 1, 1],
-          );
-        x = tf.clipByValue(tf.add(tf.add(tf.mul(x, col('A')), tf.mul(lumaX, col('B'))), tf.mul(m0, col('C'))), 0, 255) as tf.Tensor4D;
-        if (hued.some(Boolean)) {
-          // only the shifted images go through HSV, so the others keep their exact values
-          x = adjustHue(
-            x,
-            rows.map((r) => r.hue ?? 0),
-          );
-          const late = rows.map((r, i) => r.gray && hued[i]);
-          if (late.some(Boolean)) {
-            const luma = tf.matMul(x.reshape([n * size * size, 3]), tf.tensor2d(LUMA, [3, 1])).reshape([n, size, size, 1]);
-            x = tf.where(tf.tensor4d(late.map(Number), [n, 1, 1, 1]).cast('bool'), tf.broadcastTo(luma, [n, size, size, 3]), x) as tf.Tensor4D;
-          }
-        }
-      }
-      if (rows.some((r) => r.ops?.some((o) => o.op !== 'identity')))
+      const ops = rows.some((r) => r.ops?.some((o) => o.op !== 'identity'));
+      // with nothing between the colour map and the normalisation (no hue shift, no policy op), the colour pass
+      // normalises too, saving two passes over the batch
+      const fused = jitters(rows) && !rows.some((r) => (r.hue ?? 0) !== 0) && !ops;
+      let x = this.coloured(pixels, rows, fused ? preprocessMap(pre) : KEEP_VALUES);
+      if (ops)
         x = applyOps(
           x,
           rows.map((r) => r.ops ?? []),
           size,
         );
-      x = preprocessTensor(x, pre);
+      if (!fused) x = preprocessTensor(x, pre);
       const re = this.cfg.randomErasing;
       if (re && rows.some((r) => r.erase)) {
         const mask = rectMasks(
@@ -311,6 +262,77 @@ export class BatchAugmenter {
       }
       return x;
     });
+  }
+
+  /**
+   * The crop, flips and affine, then colour jitter, grayscale and hue: pixel values in [0, 255], passed through
+   * `post` where the colour map runs. Inside a tidy.
+   */
+  private coloured(pixels: Uint8Array, rows: ImageDraw[], post: ChannelMap): tf.Tensor4D {
+    const n = rows.length;
+    const { size } = this;
+    const shape: [number, number, number, number] = [n, size, size, 3];
+    const per = size * size;
+    const colour = jitters(rows);
+    // the images after the crop, flips and affine: a host array where they can be formed on the host (so the
+    // colour map reads it straight from there), else a tensor from cropAndResize
+    let host: Uint8Array | Float32Array | null = null;
+    let x: tf.Tensor4D | null = null;
+    if (rows.some((r) => r.affine)) {
+      // the crop, flips and affine are one read of the host pixels; reflection padding, as fastai's affine: a
+      // rotated or shifted image has no black corners to learn from
+      host = resampleHost(
+        pixels,
+        n,
+        size,
+        3,
+        rows.map((r) => r.affine ?? boxAffine(r.box, size)),
+        { kind: 'reflect' },
+      );
+    } else if (rows.every((r) => isWhole(r.box) || isLeftRightFlip(r.box))) {
+      // cropAndResize over the whole image samples exact pixel centres (its weights are 0), so a flip of the
+      // bytes is the same image bit for bit; this is every batch whose crops came from presized copies
+      host = flipRows(pixels, rows, size);
+    } else {
+      x = tf.image.cropAndResize(
+        tf.tensor4d(Float32Array.from(pixels), shape),
+        tf.tensor2d(
+          rows.flatMap((r) => r.box),
+          [n, 4],
+        ),
+        tf.range(0, n, 1, 'int32') as tf.Tensor1D,
+        [size, size],
+        'bilinear',
+      );
+    }
+    if (colour) {
+      // brightness, contrast, saturation and grayscale as one linear map per image (src/data/color-jitter.ts)
+      x = tf.tensor4d(
+        jitterHost(
+          host ?? (x!.dataSync() as Float32Array),
+          rows.map((r) => jitterCoefficients(r)),
+          per,
+          post,
+        ),
+        shape,
+      );
+      const hued = rows.map((r) => (r.hue ?? 0) !== 0);
+      if (hued.some(Boolean)) {
+        // only the shifted images go through HSV, so the others keep their exact values
+        x = adjustHue(
+          x,
+          rows.map((r) => r.hue ?? 0),
+        );
+        const late = rows.map((r, i) => r.gray && hued[i]);
+        if (late.some(Boolean)) {
+          const luma = tf.matMul(x.reshape([n * per, 3]), tf.tensor2d([...LUMA], [3, 1])).reshape([n, size, size, 1]);
+          x = tf.where(tf.tensor4d(late.map(Number), [n, 1, 1, 1]).cast('bool'), tf.broadcastTo(luma, [n, size, size, 3]), x) as tf.Tensor4D;
+        }
+      }
+    }
+    if (x) return x;
+    const formed = host as Uint8Array | Float32Array;
+    return tf.tensor4d(formed instanceof Float32Array ? formed : new Float32Array(formed), shape);
   }
 
   /** Targets: one-hot, or mixed by the batch's λ with the reversed batch (label smoothing is applied by the loss). */

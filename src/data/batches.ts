@@ -111,7 +111,7 @@ export async function* rawBatches(source: DataSource, examples: Example[], opts:
       items.map(async ({ ex, flip, draw, copy }) => {
         if (bad.has(ex.key) || copy === null) return null;
         try {
-          if (copy && draw?.source) return { ex, flip, draw, px: await cropPresized(copy, draw.source, opts.size) };
+          if (copy && draw?.source) return { ex, flip, draw, px: cropPresized(copy, draw.source, opts.size) };
           const px = await decode(ex, opts.size);
           return { ex, flip, draw, px: flip && !draw ? flipHorizontal(px, opts.size) : px };
         } catch (e) {

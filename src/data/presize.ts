@@ -5,11 +5,11 @@
  * picture; the presized copy keeps the photo's shape and ~15% more resolution than the input, as the PyTorch peer's
  * `--aug strong` does.
  */
-import sharp from 'sharp';
 import { ConfigError } from '../errors';
 import type { DecodedImage } from './decode';
 import { randint, uniform } from './distributions';
 import { defaultPresize, type EvalCrop, type PixelRect, scaleSize } from './eval-crop';
+import { cropResizeHost } from './resize-crop';
 import type { Rng } from './rng';
 
 /**
@@ -36,18 +36,12 @@ export function drawResizedCropIn(rng: Rng, width: number, height: number, scale
 }
 
 /**
- * Cuts `rect` from a presized copy and resizes it to size×size 8-bit RGB, with a bilinear filter that widens when
- * shrinking (PIL's BILINEAR, which torchvision's RandomResizedCrop uses on images), so a large crop shrunk to
- * the input does not alias.
+ * Cuts `rect` from a presized copy and resizes it to size×size 8-bit RGB with PIL's BILINEAR filter (which
+ * torchvision's RandomResizedCrop uses on images): it widens when shrinking, so a large crop shrunk to the input
+ * does not alias (src/data/resize-crop.ts).
  */
-export async function cropPresized(copy: DecodedImage, rect: PixelRect, size: number): Promise<Uint8Array> {
-  const [top, left, height, width] = rect;
-  const { data } = await sharp(copy.pixels, { raw: { width: copy.width, height: copy.height, channels: 3 } })
-    .extract({ top, left, width, height })
-    .resize(size, size, { fit: 'fill', kernel: 'linear' })
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+export function cropPresized(copy: DecodedImage, rect: PixelRect, size: number): Uint8Array {
+  return cropResizeHost(copy, rect, size);
 }
 
 /**

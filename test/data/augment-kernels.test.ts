@@ -198,7 +198,14 @@ describe('augmentation C kernels (csrc/augment_kernels.c) against the JavaScript
     expect(fs.readFileSync(AUGMENT_FMA_WASM_PATH).equals(simd)).to.equal(true);
     const mod = new WebAssembly.Module(simd);
     expect(WebAssembly.Module.imports(mod)).to.deep.equal([{ module: 'env', name: 'memory', kind: 'memory' }]);
-    expect(WebAssembly.Module.exports(mod).map((e) => e.name)).to.have.members(['resample_u8', 'resample_f32', 'hue_shift']);
+    expect(WebAssembly.Module.exports(mod).map((e) => e.name)).to.have.members([
+      'resample_u8',
+      'resample_f32',
+      'hue_shift',
+      'jitter_u8',
+      'jitter_f32',
+      'crop_resize',
+    ]);
   });
 
   // committed because CI has no clang-16; this keeps the bytes honest wherever it exists

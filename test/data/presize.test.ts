@@ -78,17 +78,14 @@ describe('presizing: random crops from a cached copy that keeps the aspect', () 
     expect(seen.size).to.be.greaterThan(3);
   });
 
-  it('a cut-and-resize of the copy matches sharp on the same window; a window of the input size is copied exactly', async () => {
+  it('a cut-and-resize of the copy is the window resized; a window of the input size is copied exactly', () => {
     const px = new Uint8Array(30 * 20 * 3).map((_, i) => (i * 37) % 251);
     const copy = { pixels: px, width: 30, height: 20 };
-    expect(Buffer.from(await cropPresized(copy, [3, 5, 10, 10], 10)).equals(Buffer.from(cutRect(px, 30, [3, 5, 10, 10])))).to.equal(true);
-    const up = await cropPresized(copy, [2, 4, 8, 12], 16);
-    expect(up.length).to.equal(16 * 16 * 3);
-    const ref = await sharp(Buffer.from(cutRect(px, 30, [2, 4, 8, 12])), { raw: { width: 12, height: 8, channels: 3 } })
-      .resize(16, 16, { fit: 'fill', kernel: 'linear' })
-      .raw()
-      .toBuffer();
-    expect(Buffer.from(up).equals(ref)).to.equal(true);
+    expect(Buffer.from(cropPresized(copy, [3, 5, 10, 10], 10)).equals(Buffer.from(cutRect(px, 30, [3, 5, 10, 10])))).to.equal(true);
+    const up = cropPresized(copy, [2, 4, 8, 12], 16);
+    // the same as resizing the cut-out window on its own (test/data/resize-crop.test.ts pins the resize)
+    const window = { pixels: cutRect(px, 30, [2, 4, 8, 12]), width: 12, height: 8 };
+    expect(Buffer.from(up).equals(Buffer.from(cropPresized(window, [0, 0, 8, 12], 16)))).to.equal(true);
   });
 
   it('same seed, same crops; a pass resumed mid-epoch replays the draws it skips; flips fold into the box', async () => {

@@ -4,6 +4,9 @@ import * as path from 'node:path';
 import { runJob } from '../../src/job';
 import type { JobInput } from '../../src/config/schema';
 import type { Callback } from '../../src/train/callbacks';
+import { MEASURED_AUGMENT } from '../../src/data/augment-rule';
+import type { DecodedImage } from '../../src/data/decode';
+import type { Example } from '../../src/data/source';
 import { dataContainer, MemorySource } from '../helpers/memory-source';
 import { tmpDir } from '../helpers/images';
 
@@ -68,5 +71,47 @@ describe('augmented training: reproducible and resumed bit for bit', function ()
     const d = tmpDir('lt-aug-d-');
     await runJob(job(d, 6), { ...quiet, container: dataContainer(source) });
     expect(bytes(path.join(d, 'model/weights.bin')).equals(bytes(path.join(a, 'model/weights.bin')))).to.equal(false);
+  });
+
+  it("the default rule's small-set augmentation from presized copies (host crop, byte flips, colour kernel) resumes bit for bit", async () => {
+    let copies = 0;
+    /** MemorySource with 4:3 presized copies, so crops take the host path training takes on image folders. */
+    class Presized extends MemorySource {
+      async presized(ex: Example, size: number): Promise<DecodedImage> {
+        copies++;
+        const height = Math.ceil(size * 1.15);
+        const width = Math.round((height * 4) / 3);
+        const i = Number(ex.key.split(':')[2]);
+        const pixels = new Uint8Array(width * height * 3).map((_, k) => (k % 3 === ex.label % 3 ? 100 : 0) + ((k * 7 + i * 13) % 97));
+        return { pixels, width, height };
+      }
+    }
+    const rule = (out: string): JobInput =>
+      ({
+        model: { size: 32 },
+        data: { augment: { ...MEASURED_AUGMENT } },
+        train: { epochs: 3, batch: 4, seed: 5 },
+        backend: 'wasm',
+        out,
+        checkpoint: { everyEpochs: 1 },
+      }) as JobInput;
+    const presized = () => new Presized(['a', 'b'], 6, 2);
+    const a = tmpDir('lt-rule-a-');
+    const full = await runJob(rule(a), { ...quiet, container: dataContainer(presized) });
+    expect(copies, 'crops came from presized copies').to.be.greaterThan(0);
+    const counts = full.fit.history.map((h) => h.numTensors);
+    expect(new Set(counts).size, `numTensors per epoch ${counts}`).to.equal(1);
+    const b = tmpDir('lt-rule-b-');
+    await runJob(rule(b), { ...quiet, container: dataContainer(presized), callbacks: [crashAt(4)] }).then(
+      () => expect.fail('the crash callback should have stopped the run'),
+      (e) => expect(e).to.be.instanceOf(Crash),
+    );
+    await runJob({}, { ...quiet, resume: b, container: dataContainer(presized) });
+    for (const f of ['model/weights.bin', 'checkpoints/last/weights.bin', 'checkpoints/last/optimizer.bin']) {
+      expect(bytes(path.join(b, f)).equals(bytes(path.join(a, f))), f).to.equal(true);
+    }
+    const c = tmpDir('lt-rule-c-');
+    await runJob(rule(c), { ...quiet, container: dataContainer(presized) });
+    expect(bytes(path.join(c, 'model/weights.bin')).equals(bytes(path.join(a, 'model/weights.bin')))).to.equal(true);
   });
 });
