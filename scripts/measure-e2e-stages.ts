@@ -145,6 +145,8 @@ async function oneRun(split: string, threads: 'auto' | number, epochs: number): 
     // the wait for each batch: from the end of what came before it (the previous step or the epoch's start)
     let assembly = 0;
     let forwardBackward = 0;
+    const perBatch: number[] = [];
+    const waits: number[] = [];
     let optimizer = 0;
     let callbacks = 0;
     let lastEnd = stamps[at('beforeEpoch', true, cursor)].at;
@@ -156,7 +158,11 @@ async function oneRun(split: string, threads: 'auto' | number, epochs: number): 
       const late = epochStamps.slice(i + 1).find((x) => x.late && x.event === s.event) as Stamp;
       callbacks += late.at - s.at;
       if (s.event === 'beforeBatch') assembly += s.at - lastEnd;
-      if (s.event === 'afterBackward') forwardBackward += s.at - lastEnd;
+      if (s.event === 'beforeBatch') waits.push(s.at - lastEnd);
+      if (s.event === 'afterBackward') {
+        forwardBackward += s.at - lastEnd;
+        perBatch.push(s.at - lastEnd);
+      }
       if (s.event === 'afterStep') {
         optimizer += s.at - lastEnd;
         lastStepEnd = late.at;
@@ -182,7 +188,11 @@ async function oneRun(split: string, threads: 'auto' | number, epochs: number): 
       batch_assembly_ms: assembly,
       decode_train_wall_ms: decodeWallTrain,
       decode_train_sum_ms: decodeSumTrain,
+      first_batch_wait_ms: waits[0] ?? 0,
+      later_batch_wait_median_ms: waits.length > 1 ? median(waits.slice(1)) : 0,
       forward_backward_ms: forwardBackward,
+      first_forward_backward_ms: perBatch[0] ?? 0,
+      later_forward_backward_median_ms: perBatch.length > 1 ? median(perBatch.slice(1)) : 0,
       preprocess_ms: preprocess.within(eStart, lastStepEnd)[1],
       gradients_ms: gradients.within(eStart, lastStepEnd)[1],
       optimizer_ms: optimizer,
