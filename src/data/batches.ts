@@ -3,6 +3,7 @@ import type { BatchAugmenter, BatchDraw, ImageDraw } from './augment';
 import { balancedOrder } from './balance';
 import { viewKey, viewOfEpoch, viewRng } from './cached-views';
 import { type DecodedImage, flipHorizontal } from './decode';
+import { DecodeAhead } from './decode-ahead';
 import { cropPresized } from './presize';
 import type { Rng } from './rng';
 import { recordSkipped, type DataSource, type Example } from './source';
@@ -49,11 +50,17 @@ export interface BatchOptions {
    * only orders the data. Needs `augment`.
    */
   views?: { count: number; epoch: number; seed: number };
+  /**
+   * Batches whose images are decoded ahead of the one being consumed (default 1; 0: each batch's images are decoded
+   * when it is asked for). Changes when pixels are ready, never which batches, draws or pixels come out.
+   */
+  decodeAhead?: number;
 }
 
 /**
- * Yields raw batches one at a time, decoding only the images of the current batch (plus what the
- * source caches), so memory does not grow with the data set. Undecodable files are recorded on the
+ * Yields raw batches one at a time, decoding only the images of the current batch and the next
+ * `decodeAhead` (plus what the source caches), so memory does not grow with the data set, and the next
+ * batch's decoding overlaps the consumer's work on this one. Undecodable files are recorded on the
  * source once and not decoded again. Which examples share a batch, and the RNG draws, never depend
  * on which files are already known to be bad: a run resumed in a fresh process (which has to
  * rediscover them) sees the same batches and the same flips as the uninterrupted run.
@@ -77,7 +84,14 @@ export async function* rawBatches(source: DataSource, examples: Example[], opts:
     const flip = flipP > 0 && r.next() < flipP;
     return { flip, draw: augment!.drawImage(r, flip, image) };
   };
-  let pending: Array<{ ex: Example; flip: boolean; draw?: ImageDraw; copy?: DecodedImage | null }> = [];
+  /** Decodes started early: of the presized copies (whose dimensions the draws need) or of the size×size squares. */
+  const known = (ex: Example) => bad.has(ex.key);
+  const copiesAhead = presizing ? new DecodeAhead(order, (ex) => source.presized!(ex, opts.size), known) : null;
+  const squaresAhead = new DecodeAhead(order, (ex) => decode(ex, opts.size), known);
+  const aheadImages = Math.max(0, opts.decodeAhead ?? 1) * opts.batch;
+  // batch j holds positions [j·batch, (j+1)·batch) of the order; a resume's passed-over batches decode nothing
+  const firstDecoded = (opts.skip ?? 0) * opts.batch;
+  let pending: Array<{ ex: Example; pos: number; flip: boolean; draw?: ImageDraw; copy?: DecodedImage | null }> = [];
   let index = 0;
   const skipBad = (ex: Example, e: unknown): null => {
     if (!(e instanceof DataError)) throw e;
@@ -86,39 +100,45 @@ export async function* rawBatches(source: DataSource, examples: Example[], opts:
     return null;
   };
   /** Fetches the batch's presized copies, then makes each example's flip and crop draws in data order. */
-  const drawPresized = async (exs: Example[]): Promise<typeof pending> => {
-    const copies = await Promise.all(
-      exs.map(async (ex) => {
-        if (bad.has(ex.key)) return null;
-        try {
-          return await source.presized!(ex, opts.size);
-        } catch (e) {
-          return skipBad(ex, e);
-        }
-      }),
-    );
-    return exs.map((ex, i) => {
+  const drawPresized = async (exs: Array<{ ex: Example; pos: number }>): Promise<typeof pending> => {
+    const fetching = exs.map(async ({ ex, pos }) => {
+      if (bad.has(ex.key)) return null;
+      try {
+        return await (copiesAhead as DecodeAhead<DecodedImage>).take(pos);
+      } catch (e) {
+        return skipBad(ex, e);
+      }
+    });
+    // the draws of every batch need its copies, so they are fetched ahead even for batches a resume passes over
+    const end = exs.length ? exs[exs.length - 1].pos + 1 : 0;
+    copiesAhead?.start(end, end + aheadImages);
+    const copies = await Promise.all(fetching);
+    return exs.map(({ ex, pos }, i) => {
       // an undecodable file still takes its draws (on a nominal square) so the stream never depends on failures
       const c = copies[i];
-      return { ex, ...drawFor(ex, c ?? { width: opts.size, height: opts.size }), copy: c };
+      return { ex, pos, ...drawFor(ex, c ?? { width: opts.size, height: opts.size }), copy: c };
     });
   };
   const emit = async (items: typeof pending): Promise<RawBatch | null> => {
     // the batch draw comes before the skip test, so a resumed run replays it for the batches it passes over
     const batchDraw = augment ? augment.drawBatch(rng as Rng) : null;
     if (index++ < (opts.skip ?? 0)) return null;
-    const decoded = await Promise.all(
-      items.map(async ({ ex, flip, draw, copy }) => {
-        if (bad.has(ex.key) || copy === null) return null;
-        try {
-          if (copy && draw?.source) return { ex, flip, draw, px: cropPresized(copy, draw.source, opts.size) };
-          const px = await decode(ex, opts.size);
-          return { ex, flip, draw, px: flip && !draw ? flipHorizontal(px, opts.size) : px };
-        } catch (e) {
-          return skipBad(ex, e);
-        }
-      }),
-    );
+    const decoding = items.map(async ({ ex, pos, flip, draw, copy }) => {
+      if (bad.has(ex.key) || copy === null) return null;
+      try {
+        if (copy && draw?.source) return { ex, flip, draw, px: cropPresized(copy, draw.source, opts.size) };
+        const px = await squaresAhead.take(pos);
+        return { ex, flip, draw, px: flip && !draw ? flipHorizontal(px, opts.size) : px };
+      } catch (e) {
+        return skipBad(ex, e);
+      }
+    });
+    // after this batch's decodes, so sharp's queue serves them first
+    if (!presizing) {
+      const end = items[items.length - 1].pos + 1;
+      squaresAhead.start(Math.max(end, firstDecoded), end + aheadImages);
+    }
+    const decoded = await Promise.all(decoding);
     const ok = decoded.filter((d): d is NonNullable<typeof d> => d !== null);
     if (ok.length === 0) return null;
     const pixels = new Uint8Array(ok.length * per);
@@ -133,17 +153,18 @@ export async function* rawBatches(source: DataSource, examples: Example[], opts:
       ...(view === undefined ? {} : { view }),
     };
   };
-  let waiting: Example[] = [];
-  for (const ex of order) {
+  let waiting: Array<{ ex: Example; pos: number }> = [];
+  for (let pos = 0; pos < order.length; pos++) {
+    const ex = order[pos];
     if (presizing) {
-      waiting.push(ex);
+      waiting.push({ ex, pos });
       if (waiting.length < opts.batch) continue;
       pending = await drawPresized(waiting);
       waiting = [];
     } else {
       // the flip draw happens for every example so the RNG stream does not depend on decode failures
-      if (augment) pending.push({ ex, ...drawFor(ex) });
-      else pending.push({ ex, flip: flipP > 0 && rng !== null && rng.next() < flipP });
+      if (augment) pending.push({ ex, pos, ...drawFor(ex) });
+      else pending.push({ ex, pos, flip: flipP > 0 && rng !== null && rng.next() < flipP });
     }
     if (pending.length === opts.batch) {
       const b = await emit(pending);
