@@ -81,7 +81,8 @@ export class ParallelEvaluator {
     const x = inputs(b);
     try {
       if (lane === 0) {
-        const y = tf.tidy(() => model.apply(x, { training: false }) as tf.Tensor2D);
+        // predict, as the workers run it: it frees the activations layer by layer (see evaluate.ts)
+        const y = tf.tidy(() => model.predict(x, { batchSize: b.n }) as tf.Tensor2D);
         const logits = (await y.data()) as Float32Array;
         const shape = y.shape as [number, number];
         y.dispose();
