@@ -9,7 +9,8 @@ import { captureHandler } from '../models/io';
  * weights) and runs whole batches; the caller hands batches to whichever worker is free and puts the results back in
  * input order. A batch is computed by the same kernels on the same backend whichever thread runs it, so the outputs
  * equal the single-thread path's. The caller may compute batches of its own meanwhile (predict does: one lane is the
- * calling thread), at the price of answering a finished worker only between its own batches.
+ * calling thread), at the price of answering a finished worker only between its own batches. A pool can also run on
+ * threads it did not start (`hostedOn`: a fit's gradient workers, which answer the same messages between steps).
  */
 
 /** What a worker needs to rebuild the model: its saved artifacts, and how to turn pixels into its input. */

@@ -102,7 +102,8 @@ export interface TrainerOptions {
   guard?: GuardConfig | null;
   /**
    * Threads of the per-epoch validation pass (src/train/parallel-eval.ts): `auto` or a count, resolved as predict
-   * resolves `--threads`; default 1 (this thread only).
+   * resolves `--threads`; default 1 (this thread only). While gradient workers run, the pass uses them rather than
+   * threads of its own.
    */
   valThreads?: 'auto' | number;
   /** Weight EMA (src/train/ema.ts): updated after every applied step; validation and `evaluate` run on it. */
