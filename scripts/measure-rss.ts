@@ -54,6 +54,28 @@ function highWaterMark(): number {
 }
 
 /**
+ * The resident MB of each anonymous mapping of this process holding over `minMB` resident, largest first: every
+ * tfjs-wasm instance's heap is one (its size is the heap's length), so the threads' heaps show apart.
+ */
+function largeAnonymousMappings(minMB = 100): Array<{ sizeMB: number; rssMB: number }> {
+  const out: Array<{ sizeMB: number; rssMB: number }> = [];
+  let anonymous = false;
+  let size = 0;
+  for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      anonymous = head[1] === '';
+      continue;
+    }
+    const m = /^(Size|Rss):\s+(\d+) kB/.exec(line);
+    if (!m || !anonymous) continue;
+    if (m[1] === 'Size') size = Number(m[2]);
+    else if ((Number(m[2]) * 1024) / MB >= minMB) out.push({ sizeMB: (size * 1024) / MB, rssMB: (Number(m[2]) * 1024) / MB });
+  }
+  return out.sort((a, b) => b.rssMB - a.rssMB);
+}
+
+/**
  * Samples process.memoryUsage().rss every `ms` on its own thread into a shared array (KiB): [latest, peak since the
  * last reset, samples]. Off the main thread, so the samples keep coming while a training step holds it.
  */
@@ -141,6 +163,10 @@ async function main(): Promise<void> {
       console.log(
         `  at its end: V8 heap used ${mb(u.heapUsed)}, array buffers ${mb(u.arrayBuffers)}, other external ${mb(u.external - u.arrayBuffers)}, ` +
           `this thread's wasm heap ${heap}, live tensors here ${mb(tf.memory().numBytes)}`,
+      );
+      const maps = largeAnonymousMappings();
+      console.log(
+        `  anonymous mappings over 100 MB resident (the wasm heaps, one a thread): ${maps.map((m) => `${m.rssMB.toFixed(0)} of ${m.sizeMB.toFixed(0)} MB`).join(', ')}`,
       );
     },
   };

@@ -9,7 +9,8 @@ import { captureHandler } from '../models/io';
  * weights) and runs whole batches; the caller hands batches to whichever worker is free and puts the results back in
  * input order. A batch is computed by the same kernels on the same backend whichever thread runs it, so the outputs
  * equal the single-thread path's. The caller may compute batches of its own meanwhile (predict does: one lane is the
- * calling thread), at the price of answering a finished worker only between its own batches.
+ * calling thread), at the price of answering a finished worker only between its own batches. A pool can also run on
+ * threads it did not start (`hostedOn`: a fit's gradient workers, which answer the same messages between steps).
  */
 
 /** What a worker needs to rebuild the model: its saved artifacts, and how to turn pixels into its input. */
@@ -45,23 +46,38 @@ class PoolWorker {
   /** tf.memory().numTensors in the worker after its last batch: leak checks can see into the thread. */
   numTensors = 0;
 
+  private readonly listeners: { message: (m: InferenceReply) => void; error: (e: Error) => void; exit: (code: number) => void };
+
   constructor(readonly worker: Worker) {
-    worker.on('message', (m: InferenceReply) => {
-      if (m.type === 'ready') return;
-      const id = m.id ?? -1;
-      const w = this.waiting.get(id);
-      if (!w) return;
-      this.waiting.delete(id);
-      if (m.type === 'error') w.reject(new Error(`inference worker: ${m.message}`));
-      else w.resolve(m);
-    });
     const fail = (e: Error) => {
       this.dead = e;
       for (const w of this.waiting.values()) w.reject(e);
       this.waiting.clear();
     };
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`inference worker exited with code ${code}`)));
+    this.listeners = {
+      message: (m: InferenceReply) => {
+        if (m.type === 'ready') return;
+        // a reply without an id (a gradient worker's step) is not ours
+        const id = m.id ?? -1;
+        const w = this.waiting.get(id);
+        if (!w) return;
+        this.waiting.delete(id);
+        if (m.type === 'error') w.reject(new Error(`inference worker: ${m.message}`));
+        else w.resolve(m);
+      },
+      error: fail,
+      exit: (code: number) => fail(new Error(`inference worker exited with code ${code}`)),
+    };
+    worker.on('message', this.listeners.message);
+    worker.on('error', this.listeners.error);
+    worker.on('exit', this.listeners.exit);
+  }
+
+  /** Stops listening to a worker the pool does not own (it lives on as a gradient worker). */
+  detach(): void {
+    this.worker.off('message', this.listeners.message);
+    this.worker.off('error', this.listeners.error);
+    this.worker.off('exit', this.listeners.exit);
   }
 
   request(id: number, msg: object, transfer: ArrayBuffer[] = []): Promise<InferenceReply> {
@@ -78,7 +94,11 @@ export class InferencePool {
   private readonly idle: PoolWorker[] = [];
   private readonly queue: Array<(w: PoolWorker) => void> = [];
 
-  private constructor(private readonly workers: PoolWorker[]) {
+  /** `owned`: the pool started the threads and ends them; otherwise they are gradient workers lent for a while. */
+  private constructor(
+    private readonly workers: PoolWorker[],
+    private readonly owned: boolean,
+  ) {
     this.idle.push(...workers);
   }
 
@@ -123,7 +143,38 @@ export class InferencePool {
       await Promise.all(started.map((w) => w.worker.terminate()));
       throw e;
     }
-    return new InferencePool(started);
+    return new InferencePool(started, true);
+  }
+
+  /**
+   * A pool over threads that already exist and answer the same messages (the gradient workers of a fit,
+   * src/engine/wasm/parallel-worker.ts): each takes on a copy of `model` until `dispose`, which leaves the threads
+   * running. No wasm instance is added, so a validation pass during training costs no memory of a thread of its own.
+   */
+  static async hostedOn(threads: readonly Worker[], model: tf.LayersModel, opts: { size: number; preprocess: Preprocess }): Promise<InferencePool> {
+    const a = await artifactsOf(model);
+    const init: InferenceWorkerInit = {
+      backend: tf.getBackend(),
+      modelTopology: a.modelTopology as object,
+      weightSpecs: a.weightSpecs!,
+      weightData: a.weightData as ArrayBuffer,
+      size: opts.size,
+      preprocess: opts.preprocess,
+    };
+    const workers = threads.map((t) => new PoolWorker(t));
+    const pool = new InferencePool(workers, false);
+    try {
+      await Promise.all(
+        workers.map((w) => {
+          const id = pool.nextId++;
+          return w.request(id, { type: 'load', id, init });
+        }),
+      );
+    } catch (e) {
+      await pool.dispose();
+      throw e;
+    }
+    return pool;
   }
 
   get threads(): number {
@@ -185,6 +236,18 @@ export class InferencePool {
   }
 
   async dispose(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.worker.terminate()));
+    if (this.owned) {
+      await Promise.all(this.workers.map((w) => w.worker.terminate()));
+      return;
+    }
+    // lent threads drop their copy (its weights are out of their heap's live set) and go back to training
+    const all = await Promise.all(this.workers.map(() => this.acquire()));
+    await Promise.allSettled(
+      all.map((w) => {
+        const id = this.nextId++;
+        return w.request(id, { type: 'unload', id });
+      }),
+    );
+    for (const w of all) w.detach();
   }
 }

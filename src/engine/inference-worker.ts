@@ -1,10 +1,8 @@
 /* One data-parallel inference worker (see inference-pool.ts): its own tfjs backend and model copy. */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { preprocessBatch } from '../data/preprocess';
-import type { InferenceRequest, InferenceWorkerInit } from './inference-pool';
-
-type WeightsMsg = { type: 'weights'; id: number; weightSpecs: tf.io.WeightsManifestEntry[]; weightData: ArrayBuffer };
+import { InferenceHost, modelFrom, type HostMessage } from './inference-host';
+import type { InferenceWorkerInit } from './inference-pool';
 
 async function setUp(init: InferenceWorkerInit): Promise<tf.LayersModel> {
   if (init.backend === 'wasm') {
@@ -21,37 +19,18 @@ async function setUp(init: InferenceWorkerInit): Promise<tf.LayersModel> {
     throw new Error(`backend ${init.backend} is not available in a worker thread`);
   }
   await tf.ready();
-  return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: init.modelTopology, weightSpecs: init.weightSpecs, weightData: init.weightData }));
+  return modelFrom(init);
 }
 
 (async () => {
   const init = workerData as InferenceWorkerInit;
-  let model: tf.LayersModel;
+  const host = new InferenceHost();
   try {
-    model = await setUp(init);
+    host.hold(await setUp(init), init);
   } catch (e) {
     parentPort!.postMessage({ type: 'error', message: String((e as Error)?.message ?? e) });
     return;
   }
   parentPort!.postMessage({ type: 'ready' });
-  parentPort!.on('message', (m: InferenceRequest | WeightsMsg) => {
-    try {
-      if (m.type === 'weights') {
-        const named = tf.io.decodeWeights(m.weightData, m.weightSpecs);
-        model.loadWeights(named);
-        tf.dispose(Object.values(named));
-        parentPort!.postMessage({ type: 'weights-set', id: m.id });
-        return;
-      }
-      const out = tf.tidy(() => {
-        const x = 'pixels' in m ? preprocessBatch(m.pixels, m.n, init.size, init.preprocess) : tf.tensor(m.x, m.shape, 'float32');
-        const y = model.predict(x) as tf.Tensor;
-        // a copy of our own: the cpu backend's dataSync array is the tensor's storage, which must not be transferred
-        return new Float32Array(y.reshape([x.shape[0], -1]).dataSync());
-      });
-      parentPort!.postMessage({ type: 'done', id: m.id, out, numTensors: tf.memory().numTensors }, [out.buffer as ArrayBuffer]);
-    } catch (e) {
-      parentPort!.postMessage({ type: 'error', id: m.id, message: String((e as Error)?.message ?? e) });
-    }
-  });
+  parentPort!.on('message', (m: HostMessage) => void host.answer(m, (reply, transfer) => parentPort!.postMessage(reply, transfer ?? [])));
 })();

@@ -35,7 +35,9 @@ export async function evaluate(
   for await (const b of rawBatches(data, examples, { size: opts.size, batch: opts.batch, shuffle: false, flip: false }, null)) {
     const x = inputs(b);
     const [lossT, predT] = tf.tidy(() => {
-      const logits = model.apply(x, { training: false }) as tf.Tensor2D;
+      // predict frees each layer's output once the layers after it have read it; apply inside a tidy would hold
+      // every activation of the batch until the end (on wasm the heap keeps that high-water mark)
+      const logits = model.predict(x, { batchSize: b.n }) as tf.Tensor2D;
       const y = tf.oneHot(tf.tensor1d(b.labels, 'int32'), k);
       return [tf.losses.softmaxCrossEntropy(y, logits, undefined, undefined, tf.Reduction.SUM), tf.argMax(logits, 1)];
     });

@@ -4,7 +4,12 @@
  * matrix are then added up here exactly as `evaluate` adds them (same logits, same loss kernel, same order), so the
  * metrics equal the one-thread path's. The pool starts at the first validation of a fit, gets the refreshed weights
  * (`setWeights`) at every later one, and is disposed when the fit ends.
+ *
+ * When the fit trains on gradient workers, the pool runs on those (InferencePool.hostedOn), which sit idle during
+ * validation anyway: a pool of its own would be one more tfjs-wasm instance, and each keeps its heap's high-water
+ * mark (~0.3 GB for a full-backbone ResNet-18 at 224, batch 16). The workers start only where none train.
  */
+import type { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { rawBatches, type RawBatch } from '../data/batches';
 import type { DataSource, Example } from '../data/source';
@@ -23,7 +28,12 @@ export interface ParallelEvalOptions {
   size: number;
   preprocess: Preprocess;
   log: (line: string) => void;
+  /** Threads that can run batches between training steps (the fit's gradient workers); none: the pool starts its own. */
+  lentThreads?: () => readonly Worker[];
 }
+
+/** Where the last validation pass ran besides this thread. */
+export type ValidationPlacement = 'this thread' | 'gradient workers' | 'own workers';
 
 /** One batch's logits and labels, computed on whichever lane took it. */
 interface BatchLogits {
@@ -43,6 +53,8 @@ export class ParallelEvaluator {
 
   /** Threads the last pass ran on (1 before any). */
   threads = 1;
+  placement: ValidationPlacement = 'this thread';
+  private poolLent = false;
 
   /** Worker tensor counts after their last batch (empty without a pool): leak checks see into the threads. */
   get workerTensors(): number[] {
@@ -54,6 +66,7 @@ export class ParallelEvaluator {
     const choice = resolveInferenceThreads(this.o.threads, tf.getBackend(), count);
     const pool = choice.threads > 1 && !this.unavailable ? await this.poolFor(model, choice.threads - 1) : null;
     this.threads = 1 + (pool?.threads ?? 0);
+    this.placement = !pool ? 'this thread' : this.poolLent ? 'gradient workers' : 'own workers';
     if (!pool) return evaluate(model, data, examples, inputs, opts);
     const lanes = this.threads;
     const batches = rawBatches(data, examples, { size: opts.size, batch: opts.batch, shuffle: false, flip: false }, null);
@@ -68,7 +81,8 @@ export class ParallelEvaluator {
     const x = inputs(b);
     try {
       if (lane === 0) {
-        const y = tf.tidy(() => model.apply(x, { training: false }) as tf.Tensor2D);
+        // predict, as the workers run it: it frees the activations layer by layer (see evaluate.ts)
+        const y = tf.tidy(() => model.predict(x, { batchSize: b.n }) as tf.Tensor2D);
         const logits = (await y.data()) as Float32Array;
         const shape = y.shape as [number, number];
         y.dispose();
@@ -86,14 +100,18 @@ export class ParallelEvaluator {
   }
 
   private async poolFor(model: tf.LayersModel, workers: number): Promise<InferencePool | null> {
-    if (this.pool && this.poolModel === model && this.pool.threads === workers) {
+    const lent = (this.o.lentThreads?.() ?? []).slice(0, workers);
+    const count = lent.length || workers;
+    if (this.pool && this.poolModel === model && this.pool.threads === count && this.poolLent === lent.length > 0) {
       await this.pool.setWeights(model);
       return this.pool;
     }
     await this.dispose();
+    const opts = { size: this.o.size, preprocess: this.o.preprocess };
     try {
-      this.pool = await InferencePool.create(model, { threads: workers, size: this.o.size, preprocess: this.o.preprocess });
+      this.pool = lent.length ? await InferencePool.hostedOn(lent, model, opts) : await InferencePool.create(model, { threads: workers, ...opts });
       this.poolModel = model;
+      this.poolLent = lent.length > 0;
     } catch (e) {
       this.unavailable = true;
       this.o.log(`validation: worker threads unavailable (${String((e as Error)?.message ?? e).split('\n')[0]}); validating on one thread`);

@@ -34,7 +34,7 @@ import { LrScheduleCallback, type LrPolicy } from './loop/lr-schedule';
 import { TrainableVariables, type FreezePolicy } from './loop/trainable';
 import { evaluateFolded, FoldedDuringFit, type Evaluation } from './evaluate';
 import { EmaCallback, type WeightEma } from './ema';
-import { ParallelEvaluator } from './parallel-eval';
+import { ParallelEvaluator, type ValidationPlacement } from './parallel-eval';
 
 export type { LrPolicy, StopRequest } from './loop/lr-schedule';
 export type { FreezePolicy } from './loop/trainable';
@@ -102,7 +102,8 @@ export interface TrainerOptions {
   guard?: GuardConfig | null;
   /**
    * Threads of the per-epoch validation pass (src/train/parallel-eval.ts): `auto` or a count, resolved as predict
-   * resolves `--threads`; default 1 (this thread only).
+   * resolves `--threads`; default 1 (this thread only). While gradient workers run, the pass uses them rather than
+   * threads of its own.
    */
   valThreads?: 'auto' | number;
   /** Weight EMA (src/train/ema.ts): updated after every applied step; validation and `evaluate` run on it. */
@@ -191,7 +192,13 @@ export class Trainer implements Stateful<TrainerState> {
     }
     if (o.ema) builtIn.push(new EmaCallback(o.ema));
     this.events = new Events([...builtIn, ...(o.callbacks ?? [])]);
-    this.valEval = new ParallelEvaluator({ threads: o.valThreads ?? 1, size: o.size, preprocess: net.backbone.preprocess, log });
+    this.valEval = new ParallelEvaluator({
+      threads: o.valThreads ?? 1,
+      size: o.size,
+      preprocess: net.backbone.preprocess,
+      log,
+      lentThreads: () => this.gradThreads.workerThreads,
+    });
   }
 
   get guard(): DivergenceGuard | null {
@@ -207,9 +214,12 @@ export class Trainer implements Stateful<TrainerState> {
     return this.gradThreads.threads;
   }
 
-  /** Threads of the last validation pass, and each validation worker's tensor count after its last batch. */
-  get validation(): { threads: number; workerTensors: number[] } {
-    return { threads: this.valEval.threads, workerTensors: this.valEval.workerTensors };
+  /**
+   * Threads of the last validation pass, where it ran besides this thread, and each validation worker's tensor count
+   * after its last batch.
+   */
+  get validation(): { threads: number; placement: ValidationPlacement; workerTensors: number[] } {
+    return { threads: this.valEval.threads, placement: this.valEval.placement, workerTensors: this.valEval.workerTensors };
   }
 
   /** Tensors (count and bytes) held by each gradient worker after its last step (empty on one thread). */

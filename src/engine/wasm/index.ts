@@ -4,6 +4,7 @@ import { fusedGradConfigs, fusedKernelConfigs, routeLayersToFusedOps } from './f
 import { fusedBatchNormReplacement } from './batchnorm_infer';
 import { conv2DReplacement, fusedConv2DReplacement, ltConv2DConfig, ltConv2DGradConfig, routeConvLayers } from './conv_forward';
 import { identityReplacement } from './identity';
+import { installLeanBackprop } from './lean-backprop';
 import { sliceReplacement, tileReplacement } from './slice';
 
 export { trainKernels, wasmHeap, KERNELS_WASM_PATH, KERNELS_FMA_WASM_PATH } from './module';
@@ -41,7 +42,8 @@ function replaceKernel(cfg: KernelConfig): void {
  *  - routes tfjs-layers' BatchNormalization (training), ReLU layer and relu/relu6 activations to them
  *    whenever the active backend is wasm (other backends run the stock code);
  *  - registers LtConv2D (our forward conv with per-input lazy gradients) and routes tfjs-layers' Conv2D layers
- *    to it while a gradient is recorded on wasm, so nobody computes the dX of a network's first trainable conv.
+ *    to it while a gradient is recorded on wasm, so nobody computes the dX of a network's first trainable conv;
+ *  - replaces engine.gradients with one that frees the backward pass's tensors as it goes (lean-backprop.ts).
  */
 export function registerWasmTrainingKernels(): void {
   if (registered) return;
@@ -61,5 +63,6 @@ export function registerWasmTrainingKernels(): void {
     registerGradient(ltConv2DGradConfig);
     routeConvLayers();
   }
+  installLeanBackprop();
   registered = true;
 }

@@ -1,4 +1,8 @@
-/* One data-parallel gradient worker (see parallel.ts): its own tfjs + wasm backend and model copy. */
+/*
+ * One data-parallel gradient worker (see parallel.ts): its own tfjs + wasm backend and model copy. Between steps it
+ * also answers an InferencePool's messages (src/engine/inference-host.ts): the trainer's validation pass runs here
+ * instead of on a wasm instance of its own.
+ */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -6,6 +10,7 @@ import { registerWasmTrainingKernels } from './index';
 import { layoutOf, seedDropouts, shardLoss, valuesOf, type StepMsg, type WorkerInit } from './parallel';
 import { setBatchNormMode } from '../../models/batchnorm';
 import { flatLayers } from '../../optim/named';
+import { InferenceHost, type HostMessage } from '../inference-host';
 
 (async () => {
   const init = workerData as WorkerInit;
@@ -29,7 +34,12 @@ import { flatLayers } from '../../optim/named';
     const stats = init.statIdx.map((i) => vars[i]);
     const sOffsets = layoutOf(init.statIdx.map((i) => init.shapes[i])).offsets;
     parentPort!.postMessage({ type: 'ready' });
-    parentPort!.on('message', (m: StepMsg) => {
+    const host = new InferenceHost();
+    parentPort!.on('message', (m: StepMsg | HostMessage) => {
+      if (InferenceHost.handles(m)) {
+        void host.answer(m, (reply, transfer) => parentPort!.postMessage(reply, transfer ?? []));
+        return;
+      }
       try {
         const weights = new Float32Array(init.weightBuf);
         tf.tidy(() => {

@@ -221,6 +221,14 @@ export class ParallelGradients {
     return this.workers.length + 1;
   }
 
+  /**
+   * The worker threads, for an InferencePool to run batches on between steps (InferencePool.hostedOn): they answer
+   * its messages too. Nothing may be posted to them while a step is under way.
+   */
+  get workerThreads(): readonly Worker[] {
+    return this.workers;
+  }
+
   private next(w: Worker): Promise<Msg> {
     return new Promise((resolve, reject) => {
       const onMsg = (m: Msg): void => {

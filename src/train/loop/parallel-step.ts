@@ -4,6 +4,7 @@
  * statistics. One thread (the local function alone) elsewhere, and when only a head trains on cached features,
  * where a step is too small to share.
  */
+import type { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { ParallelGradients, type ShardOutput } from '../../engine/wasm/parallel';
 import { flatLayers } from '../../optim/named';
@@ -55,6 +56,11 @@ export class GradientThreads {
   /** Threads computing gradients in the running fit (1 outside fit or when the workers did not start). */
   get threads(): number {
     return this.parallel ? this.parallel.threads : 1;
+  }
+
+  /** The gradient worker threads of the running fit (none on one thread), which can also run validation batches. */
+  get workerThreads(): readonly Worker[] {
+    return this.parallel ? this.parallel.workerThreads : [];
   }
 
   /** Tensors (count and bytes) held by each gradient worker after its last step (empty on one thread). */
