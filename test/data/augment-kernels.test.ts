@@ -11,6 +11,7 @@ import { AugmentSchema } from '../../src/data/augment-schema';
 import { adjustHue, shiftHueReference } from '../../src/data/color-ops';
 import { Rng } from '../../src/data/rng';
 import { AUG_KERNELS_ENV, AUGMENT_FMA_WASM_PATH, AUGMENT_WASM_PATH, augmentKernelMode, augmentKernels } from '../../src/engine/wasm/augment';
+import { firstBitDifference } from '../helpers/aug-kernels';
 
 const root = path.join(__dirname, '..', '..');
 const hasClang16 = spawnSync('clang-16', ['--version']).status === 0;
@@ -26,15 +27,6 @@ function withMode<T>(mode: string | undefined, f: () => T): T {
     if (before === undefined) delete process.env[AUG_KERNELS_ENV];
     else process.env[AUG_KERNELS_ENV] = before;
   }
-}
-
-/** Index of the first element where a and b differ as float32 bit patterns (−0 ≠ 0), or −1. */
-function firstBitDifference(a: Float32Array, b: Float32Array): number {
-  expect(a.length).to.equal(b.length);
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return i;
-  return -1;
 }
 
 const none = { angle: 0, translate: [0, 0] as [number, number], scale: 1, shear: [0, 0] as [number, number] };

@@ -7,31 +7,12 @@ import { AugmentSchema } from '../../src/data/augment-schema';
 import { type ColorDraw, jitterCoefficients, jitterHost, jitterReference, KEEP_VALUES, LUMA, preprocessMap } from '../../src/data/color-jitter';
 import { preprocessTensor } from '../../src/data/preprocess';
 import { Rng } from '../../src/data/rng';
-import { AUG_KERNELS_ENV, augmentKernels } from '../../src/engine/wasm/augment';
+import { augmentKernels } from '../../src/engine/wasm/augment';
 import { initWasm, onBackend } from '../engine/wasm_setup';
+import { firstBitDifference, withJs } from '../helpers/aug-kernels';
 
 const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
 const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
-
-/** Index of the first element where a and b differ as float32 bit patterns (−0 ≠ 0), or −1. */
-function firstBitDifference(a: Float32Array, b: Float32Array): number {
-  expect(a.length).to.equal(b.length);
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return i;
-  return -1;
-}
-
-function withJs<T>(f: () => T): T {
-  const before = process.env[AUG_KERNELS_ENV];
-  process.env[AUG_KERNELS_ENV] = 'js';
-  try {
-    return f();
-  } finally {
-    if (before === undefined) delete process.env[AUG_KERNELS_ENV];
-    else process.env[AUG_KERNELS_ENV] = before;
-  }
-}
 
 /**
  * The colour jitter as tfjs ops, as BatchAugmenter.images composed it before the kernel (commit b7f235f): float32

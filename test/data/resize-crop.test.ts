@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { cutRect } from '../../src/data/eval-crop';
 import { axisWeights, cropResizeHost, cropResizeReference } from '../../src/data/resize-crop';
 import { Rng } from '../../src/data/rng';
-import { AUG_KERNELS_ENV, augmentKernels } from '../../src/engine/wasm/augment';
+import { augmentKernels } from '../../src/engine/wasm/augment';
+import { withJs } from '../helpers/aug-kernels';
 
 interface Case {
   height: number;
@@ -14,17 +15,6 @@ interface Case {
   resized: number[];
 }
 const fixture = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'resize-crop.json'), 'utf8')) as { cases: Case[] };
-
-function withJs<T>(f: () => T): T {
-  const before = process.env[AUG_KERNELS_ENV];
-  process.env[AUG_KERNELS_ENV] = 'js';
-  try {
-    return f();
-  } finally {
-    if (before === undefined) delete process.env[AUG_KERNELS_ENV];
-    else process.env[AUG_KERNELS_ENV] = before;
-  }
-}
 
 describe('RandomResizedCrop resize (src/data/resize-crop.ts, csrc crop_resize)', () => {
   it("filter weights: PIL's bilinear, by hand for a 2× enlargement and a 2× shrink", () => {
