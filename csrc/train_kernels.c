@@ -205,6 +205,45 @@ void bn_train_bwd(const f32 *dy, const f32 *x, const f32 *gamma, const f32 *mean
   }
 }
 
+/*
+ * Gradient of BatchNorm with stored (frozen) statistics, y = (x - mean) * invstd * gamma + beta, where
+ * mean and var are constants: dx = dy * gamma * invstd, dbeta = sum dy, dgamma = sum dy * (x - mean) * invstd.
+ * One pass over dy and x; the sums accumulate per BLOCK rows in floats, then in doubles, as bn_train_bwd does.
+ * scratch: 28*C bytes.
+ */
+EXPORT(bn_frozen_bwd)
+void bn_frozen_bwd(const f32 *dy, const f32 *x, const f32 *gamma, const f32 *mean, const f32 *var, f32 *dx,
+                   f32 *dgamma, f32 *dbeta, void *scratch, int P, int C, f32 eps) {
+  double *t0 = (double *)scratch, *t1 = t0 + C;
+  f32 *p0 = (f32 *)(t1 + C), *p1 = p0 + C, *k = p1 + C;
+  for (int c = 0; c < C; c++) {
+    t0[c] = t1[c] = 0;
+    k[c] = gamma[c] / __builtin_sqrtf(var[c] + eps);
+  }
+  for (int b0 = 0; b0 < P; b0 += BLOCK) {
+    int b1 = b0 + BLOCK < P ? b0 + BLOCK : P;
+    zero(p0, C); zero(p1, C);
+    for (int p = b0; p < b1; p++) {
+      const f32 *g = dy + (long)p * C, *r = x + (long)p * C;
+      f32 *o = dx + (long)p * C;
+      int c = 0;
+      for (; c + 4 <= C; c += 4) {
+        v128_t gv = wasm_v128_load(g + c);
+        v128_t d = wasm_f32x4_sub(wasm_v128_load(r + c), wasm_v128_load(mean + c));
+        wasm_v128_store(o + c, wasm_f32x4_mul(gv, wasm_v128_load(k + c)));
+        wasm_v128_store(p0 + c, wasm_f32x4_add(wasm_v128_load(p0 + c), gv));
+        wasm_v128_store(p1 + c, wasm_f32x4_add(wasm_v128_load(p1 + c), wasm_f32x4_mul(gv, d)));
+      }
+      for (; c < C; c++) { o[c] = g[c] * k[c]; p0[c] += g[c]; p1[c] += g[c] * (r[c] - mean[c]); }
+    }
+    for (int c = 0; c < C; c++) { t0[c] += p0[c]; t1[c] += p1[c]; }
+  }
+  for (int c = 0; c < C; c++) {
+    dbeta[c] = (f32)t0[c];
+    dgamma[c] = (f32)(t1[c] / __builtin_sqrt((double)var[c] + eps));
+  }
+}
+
 /* y = min(max(x, 0), hi) (hi = +inf for plain ReLU). */
 EXPORT(clamp_fwd)
 void clamp_fwd(const f32 *x, f32 *y, int n, f32 hi) {

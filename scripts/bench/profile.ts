@@ -1,6 +1,9 @@
 /**
  * Per-kernel time of one training step on a backend: where the milliseconds go.
  * usage: tsx scripts/bench/profile.ts [--model mobilenet_v1_0.25] [--size 224] [--batch 16] [--backend wasm] [--infer] [--top]
+ *        [--bn batch|frozen]
+ * --bn frozen: every BatchNorm normalises with its stored statistics, as `model.batchNorm: frozen` (the e2e bench's job)
+ * trains; the default is the peer's training-mode BatchNorm.
  */
 import * as tf from '@tensorflow/tfjs';
 import { buildBenchModel, type BenchModel } from './models';
@@ -15,6 +18,10 @@ import { arg } from './stats';
   const batch = Number(arg('batch', '16'));
   await selectBackend(backend); // the product's own selection (wasm gets the training kernels)
   const net = await buildBenchModel(model, size, 5);
+  if (arg('bn', 'batch') === 'frozen') {
+    const { setBatchNormMode } = await import('../../src/models/batchnorm');
+    for (const l of net.layers) setBatchNormMode(l, 'frozen');
+  }
   const s = await makeStepper(net, batch, size, 5);
   const infer = process.argv.includes('--infer');
   const run = (): Promise<unknown> => (infer ? s.infer() : s.train());

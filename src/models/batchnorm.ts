@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { BN_FROZEN, batchNormFrozen } from '../engine/wasm/fused';
 
 /**
  * tfjs BatchNormalization ignores `trainable` and picks batch statistics whenever it is called
@@ -39,14 +40,18 @@ export function batchNormModeOf(layer: tf.layers.Layer): BatchNormMode | null {
 }
 
 /**
- * Stored-statistics BN as one per-channel affine map, y = x·scale + shift. Same values as the stock
- * inference path, but its gradient is two broadcast reductions instead of FusedBatchNorm's gradient,
- * whose Tile-heavy broadcasting made a frozen-BN training step ~20x slower on wasm.
+ * Stored-statistics BN. On wasm with the training kernels registered, one fused op whose gradient is a
+ * single pass (src/engine/wasm/fused.ts). Elsewhere one per-channel affine map, y = x·scale + shift:
+ * same values as the stock inference path, but its gradient is two broadcast reductions instead of
+ * FusedBatchNorm's gradient, whose Tile-heavy broadcasting made a frozen-BN training step ~20x slower.
  */
 function frozenCall(l: any, inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>, original: (i: unknown, k: unknown) => tf.Tensor): tf.Tensor {
   const x = Array.isArray(inputs) ? inputs[0] : inputs;
   const axis = l.axis < 0 ? l.axis + x.rank : l.axis;
   if (axis !== x.rank - 1) return original(inputs, { ...kwargs, training: false });
+  if (l.gamma && l.beta && x.dtype === 'float32' && tf.getBackend() === 'wasm' && tf.getKernel(BN_FROZEN, 'wasm')) {
+    return batchNormFrozen(x, l.gamma.read(), l.beta.read(), l.movingMean.read(), l.movingVariance.read(), l.epsilon);
+  }
   return tf.tidy(() => {
     const inv = tf.rsqrt(tf.add(l.movingVariance.read(), l.epsilon));
     const scale = l.gamma ? tf.mul(inv, l.gamma.read()) : inv;

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import { batchNormTrain, clampRelu } from '../../src/engine/wasm';
+import { batchNormFrozen } from '../../src/engine/wasm/fused';
 import { initWasm, onBackend, randomArray, relErr } from './wasm_setup';
 
 // [shape, input scale, input offset]: offset >> scale is where one-pass variance formulas cancel.
@@ -36,6 +37,34 @@ function bnCase(shape: number[], fused: boolean, scale: number, offset: number):
   });
 }
 
+/** Stored-statistics BatchNorm: y and the gradients of sum(y * g) wrt x, gamma, beta, mean and variance. */
+function frozenCase(shape: number[], fused: boolean, scale: number, offset: number): Record<string, Float32Array> {
+  return tf.tidy(() => {
+    const C = shape[shape.length - 1];
+    const size = shape.reduce((a, b) => a * b, 1);
+    const x = tf.tensor(randomArray(size, 31), shape).mul(scale).add(offset);
+    const gamma = tf.tensor1d(randomArray(C, 32)).add(1);
+    const beta = tf.tensor1d(randomArray(C, 33));
+    // stored statistics unlike this batch's, as after pretraining: mean near the offset, variance in (0.5, 1.5)
+    const mean = tf.tensor1d(randomArray(C, 34)).mul(scale).add(offset);
+    const variance = tf
+      .tensor1d(randomArray(C, 35))
+      .mul(0.5)
+      .add(1)
+      .mul(scale * scale);
+    const g = tf.tensor(randomArray(size, 36), shape);
+    const eps = 1e-3;
+    const f = (xx: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor, mm: tf.Tensor, vv: tf.Tensor): tf.Tensor =>
+      fused ? batchNormFrozen(xx, gg, bb, mm, vv, eps) : tf.batchNorm(xx, mm, vv, bb, gg, eps);
+    const y = f(x, gamma, beta, mean, variance);
+    const [dx, dgamma, dbeta, dmean, dvariance] = tf.grads((xx: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor, mm: tf.Tensor, vv: tf.Tensor) =>
+      f(xx, gg, bb, mm, vv).mul(g).sum(),
+    )([x, gamma, beta, mean, variance]);
+    const d = (t: tf.Tensor): Float32Array => t.dataSync() as Float32Array;
+    return { y: d(y), dx: d(dx), dgamma: d(dgamma), dbeta: d(dbeta), dmean: d(dmean), dvariance: d(dvariance) };
+  });
+}
+
 describe('engine/wasm fused BatchNorm-training and ReLU kernels vs tfjs on cpu', function () {
   this.timeout(60000);
   before(initWasm);
@@ -46,6 +75,15 @@ describe('engine/wasm fused BatchNorm-training and ReLU kernels vs tfjs on cpu',
       const got = await onBackend('wasm', () => bnCase(shape, true, scale, offset));
       for (const k of Object.keys(ref)) expect(relErr(got[k], ref[k]), k).to.be.lessThan(1e-4);
       expect(Math.max(...Array.from(ref.dx, Math.abs))).to.be.greaterThan(0);
+    });
+  }
+
+  for (const [shape, scale, offset] of shapes) {
+    it(`BatchNorm with stored statistics ${JSON.stringify(shape)}, x ~ U(-1,1)*${scale}+${offset}: y and all five gradients within 1e-4 of tf.batchNorm`, async () => {
+      const ref = await onBackend('cpu', () => frozenCase(shape, false, scale, offset));
+      const got = await onBackend('wasm', () => frozenCase(shape, true, scale, offset));
+      for (const k of Object.keys(ref)) expect(relErr(got[k], ref[k]), k).to.be.lessThan(1e-4);
+      expect(Math.max(...Array.from(ref.dgamma, Math.abs))).to.be.greaterThan(0);
     });
   }
 

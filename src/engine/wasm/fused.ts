@@ -14,6 +14,8 @@ import { offsetOf, trainKernels, withScratch } from './module';
 
 export const BN_TRAIN = 'LtBatchNormTrain';
 export const BN_TRAIN_GRAD = 'LtBatchNormTrainGrad';
+export const BN_FROZEN = 'LtBatchNormFrozen';
+export const BN_FROZEN_GRAD = 'LtBatchNormFrozenGrad';
 export const CLAMP = 'LtClamp';
 export const CLAMP_GRAD = 'LtClampGrad';
 
@@ -91,6 +93,70 @@ const bnTrainGradConfig: GradConfig = {
   },
 };
 
+/** y = (x - mean) / sqrt(variance + eps) * gamma + beta with stored statistics (one SIMD pass, as inference). */
+const bnFrozen: KernelFunc = ({ inputs, backend, attrs }) => {
+  const b = backend as BackendWasm;
+  const { x, gamma, beta, mean, variance } = inputs as Record<'x' | 'gamma' | 'beta' | 'mean' | 'variance', TensorInfo>;
+  const C = lastDim(x);
+  const y = b.makeOutput(x.shape, 'float32');
+  const p = (t: TensorInfo): number => offsetOf(b, t.dataId);
+  withScratch(b, 8 * C, (tmp) =>
+    trainKernels(b).bn_infer(p(x), p(mean), p(variance), p(beta), p(gamma), p(y), tmp, sizeOf(x) / C, C, (attrs as { epsilon: number }).epsilon),
+  );
+  return y;
+};
+
+/** [dx, dgamma, dbeta] of the stored-statistics BatchNorm, in one pass over dy and x. */
+const bnFrozenGrad: KernelFunc = ({ inputs, backend, attrs }) => {
+  const b = backend as BackendWasm;
+  const { dy, x, gamma, mean, variance } = inputs as Record<'dy' | 'x' | 'gamma' | 'mean' | 'variance', TensorInfo>;
+  const C = lastDim(x);
+  const dx = b.makeOutput(x.shape, 'float32');
+  const dgamma = b.makeOutput([C], 'float32');
+  const dbeta = b.makeOutput([C], 'float32');
+  const p = (t: TensorInfo): number => offsetOf(b, t.dataId);
+  withScratch(b, 28 * C, (s) =>
+    trainKernels(b).bn_frozen_bwd(
+      p(dy),
+      p(x),
+      p(gamma),
+      p(mean),
+      p(variance),
+      p(dx),
+      p(dgamma),
+      p(dbeta),
+      s,
+      sizeOf(x) / C,
+      C,
+      (attrs as { epsilon: number }).epsilon,
+    ),
+  );
+  return [dx, dgamma, dbeta];
+};
+
+const bnFrozenGradConfig: GradConfig = {
+  kernelName: BN_FROZEN,
+  inputsToSave: ['x', 'gamma', 'mean', 'variance'],
+  gradFunc: (dys: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: NamedAttrMap) => {
+    const dy = Array.isArray(dys) ? dys[0] : dys;
+    const [x, gamma, mean, variance] = saved;
+    const epsilon = (attrs as { epsilon: number }).epsilon;
+    // Eager for the reason given at bnTrainGradConfig; the three come from one pass.
+    const [dx, dgamma, dbeta] = tf.engine().runKernel(BN_FROZEN_GRAD, { dy, x, gamma, mean, variance }, { epsilon }) as tf.Tensor[];
+    // The statistics are constants of a frozen layer and never trained, but their gradients are cheap
+    // per-channel maps of the two sums, so a caller differentiating through them gets the true values:
+    // d/dmean = -sum(dy)·gamma·invstd, d/dvariance = -½·gamma·invstd²·dgamma.
+    const invstd = (): tf.Tensor => tf.rsqrt(tf.add(variance, epsilon));
+    return {
+      x: () => dx,
+      gamma: () => dgamma,
+      beta: () => dbeta,
+      mean: () => tf.neg(tf.mul(dbeta, tf.mul(gamma, invstd()))),
+      variance: () => tf.mul(tf.mul(-0.5, dgamma), tf.mul(gamma, tf.square(invstd()))),
+    };
+  },
+};
+
 /** y = min(max(x, 0), hi). */
 const clamp: KernelFunc = ({ inputs, backend, attrs }) => {
   const b = backend as BackendWasm;
@@ -121,10 +187,12 @@ const clampGradConfig: GradConfig = {
 export const fusedKernelConfigs: KernelConfig[] = [
   { kernelName: BN_TRAIN, backendName: 'wasm', kernelFunc: bnTrain },
   { kernelName: BN_TRAIN_GRAD, backendName: 'wasm', kernelFunc: bnTrainGrad },
+  { kernelName: BN_FROZEN, backendName: 'wasm', kernelFunc: bnFrozen },
+  { kernelName: BN_FROZEN_GRAD, backendName: 'wasm', kernelFunc: bnFrozenGrad },
   { kernelName: CLAMP, backendName: 'wasm', kernelFunc: clamp },
   { kernelName: CLAMP_GRAD, backendName: 'wasm', kernelFunc: clampGrad },
 ];
-export const fusedGradConfigs: GradConfig[] = [bnTrainGradConfig, clampGradConfig];
+export const fusedGradConfigs: GradConfig[] = [bnTrainGradConfig, bnFrozenGradConfig, clampGradConfig];
 
 /* ---------------------------------- ops (wasm only) ---------------------------------- */
 
@@ -133,6 +201,15 @@ export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, 
   const [y, mean, variance, invstd] = tf.engine().runKernel(BN_TRAIN, { x, gamma, beta }, { epsilon }) as tf.Tensor[];
   invstd.dispose(); // the tape holds its own reference when gradients are being recorded
   return { y, mean, variance };
+}
+
+/**
+ * BatchNorm with stored statistics over the last axis, as a frozen layer trains: forward is the inference
+ * pass, backward one pass for dx, dgamma and dbeta (the per-channel affine form, x·scale + shift, had a
+ * broadcast Sum and Multiply per gradient and made a frozen-BN step ~1.7x a training-mode one).
+ */
+export function batchNormFrozen(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor, epsilon: number): tf.Tensor {
+  return tf.engine().runKernel(BN_FROZEN, { x, gamma, beta, mean, variance }, { epsilon }) as tf.Tensor;
 }
 
 /** min(max(x, 0), hi); the gradient passes where 0 < x < hi (x <= hi with hiInclusive). */

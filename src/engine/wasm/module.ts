@@ -100,6 +100,20 @@ export interface TrainKernelExports {
     C: number,
   ): void;
   bn_infer(x: number, mean: number, variance: number, offset: number, scale: number, y: number, tmp: number, P: number, C: number, eps: number): void;
+  bn_frozen_bwd(
+    dy: number,
+    x: number,
+    gamma: number,
+    mean: number,
+    variance: number,
+    dx: number,
+    dgamma: number,
+    dbeta: number,
+    scratch: number,
+    P: number,
+    C: number,
+    eps: number,
+  ): void;
   clamp_fwd(x: number, y: number, n: number, hi: number): void;
   clamp_bwd(dy: number, x: number, dx: number, n: number, hi: number, hiInclusive: number): void;
   conv2d_bp_filter(x: number, dy: number, dw: number, pack: number, ...g: ConvGeometry): void;
