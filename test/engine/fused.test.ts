@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import { batchNormTrain, clampRelu } from '../../src/engine/wasm';
 import { batchNormFrozen } from '../../src/engine/wasm/fused';
+import { setBatchNormMode } from '../../src/models/batchnorm';
 import { initWasm, onBackend, randomArray, relErr } from './wasm_setup';
 
 // [shape, input scale, input offset]: offset >> scale is where one-pass variance formulas cancel.
@@ -137,6 +138,37 @@ describe('engine/wasm fused BatchNorm-training and ReLU kernels vs tfjs on cpu',
     const onC = await onBackend('cpu', kernelsUsed);
     expect(await onW).to.include.members(['LtBatchNormTrain', 'LtBatchNormTrainGrad', 'LtClamp', 'LtClampGrad']);
     expect((await onC).filter((k) => k.startsWith('Lt'))).to.deep.equal([]);
+  });
+
+  it("a BatchNormalization layer in 'frozen' mode trains through LtBatchNormFrozen on wasm, the affine tfjs ops elsewhere, same values", async () => {
+    const run = async (): Promise<{ kernels: string[]; y: Float32Array; dgamma: Float32Array; dx: Float32Array }> => {
+      const input = tf.input({ shape: [6, 6, 4] });
+      const bn = tf.layers.batchNormalization({});
+      const m = tf.model({ inputs: input, outputs: bn.apply(input) as tf.SymbolicTensor });
+      // stored statistics away from 0 and 1, so a dropped term would show
+      bn.setWeights([tf.tensor1d([1.5, 0.5, 2, 1]), tf.tensor1d([0.1, -0.2, 0.3, 0]), tf.tensor1d([0.5, -1, 2, 0]), tf.tensor1d([0.25, 4, 1, 2])]);
+      setBatchNormMode(bn, 'frozen');
+      const x = tf.tensor(randomArray(2 * 6 * 6 * 4, 41), [2, 6, 6, 4]);
+      const g = tf.tensor(randomArray(2 * 6 * 6 * 4, 42), [2, 6, 6, 4]);
+      let out: { y: Float32Array; dgamma: Float32Array; dx: Float32Array } | undefined;
+      const info = await tf.profile(() => {
+        const f = (t: tf.Tensor): tf.Scalar => (m.apply(t, { training: true }) as tf.Tensor).mul(g).sum() as tf.Scalar;
+        const { grads } = tf.variableGrads(() => f(x), [bn.trainableWeights[0].read() as tf.Variable]);
+        const dx = tf.grad(f)(x);
+        const y = m.apply(x, { training: true }) as tf.Tensor;
+        out = { y: y.dataSync() as Float32Array, dgamma: Object.values(grads)[0].dataSync() as Float32Array, dx: dx.dataSync() as Float32Array };
+        tf.dispose([dx, y, ...Object.values(grads)]);
+      });
+      tf.dispose([x, g]);
+      m.dispose();
+      return { kernels: info.kernelNames, ...out! };
+    };
+    const onW = await onBackend('wasm', run);
+    const onC = await onBackend('cpu', run);
+    expect(onW.kernels).to.include.members(['LtBatchNormFrozen', 'LtBatchNormFrozenGrad']);
+    expect(onW.kernels).to.not.include('LtBatchNormTrain');
+    expect(onC.kernels.filter((k) => k.startsWith('Lt'))).to.deep.equal([]);
+    for (const k of ['y', 'dgamma', 'dx'] as const) expect(relErr(onW[k], onC[k]), k).to.be.lessThan(1e-5);
   });
 
   it('leaks nothing across repeated fused training steps (frozen gamma included)', async () => {
