@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { preprocessBatch } from '../data/preprocess';
+import { bindFusedConvCalls } from '../models/fold-batchnorm';
 import type { InferenceReply, InferenceRequest, InferenceWorkerInit } from './inference-pool';
 
 export type WeightsMessage = { type: 'weights'; id: number; weightSpecs: tf.io.WeightsManifestEntry[]; weightData: ArrayBuffer };
@@ -14,9 +15,14 @@ export type LoadMessage = { type: 'load'; id: number; init: InferenceWorkerInit 
 export type UnloadMessage = { type: 'unload'; id: number };
 export type HostMessage = InferenceRequest | WeightsMessage | LoadMessage | UnloadMessage;
 
-/** The model rebuilt from its in-memory save, on this thread's (already initialised) backend. */
-export function modelFrom(init: InferenceWorkerInit): Promise<tf.LayersModel> {
-  return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: init.modelTopology, weightSpecs: init.weightSpecs, weightData: init.weightData }));
+/**
+ * The model rebuilt from its in-memory save, on this thread's (already initialised) backend, its convolutions
+ * calling the fused ops as on the calling thread (a save keeps the topology, not the bound calls).
+ */
+export async function modelFrom(init: InferenceWorkerInit): Promise<tf.LayersModel> {
+  const model = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: init.modelTopology, weightSpecs: init.weightSpecs, weightData: init.weightData }));
+  bindFusedConvCalls(model);
+  return model;
 }
 
 export class InferenceHost {

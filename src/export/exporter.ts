@@ -193,7 +193,8 @@ export class LayersModelExporter implements Exporter {
  * disposed here (the source model is untouched). `folded` is false when asked to fold but nothing folds.
  */
 async function capture(model: tf.LayersModel, fold: boolean): Promise<{ artifacts: tf.io.ModelArtifacts; folded: boolean }> {
-  const copy = fold ? FoldedModel.create(model) : null;
+  // the export keeps its activation layers: a topology with them is what Keras-style tools expect to read
+  const copy = fold ? FoldedModel.create(model, { fuseActivations: false }) : null;
   const h = captureHandler();
   try {
     await (copy?.model ?? model).save(h);

@@ -5,6 +5,12 @@ import * as tf from '@tensorflow/tfjs';
  * a per-output-channel affine map, y = conv(x)·s + t with s = γ/√(σ²+ε) and t = β − μ·s, so it can
  * be absorbed into the convolution's kernel and bias: one op and one pass over the feature map
  * instead of three. Training keeps the separate layers (batch statistics and γ/β gradients need them).
+ *
+ * The ReLU or ReLU6 right after such a convolution can then move into it as well (its `activation`), and
+ * the convolution runs as one fused op with bias and clamp in its output loop. Stock tfjs-layers fuses only
+ * `relu` into Conv2D and nothing into DepthwiseConv2D (bias is a separate Add there), so
+ * `bindFusedConvCalls` routes those layers through `tf.fused.*` themselves: a MobileNet's every
+ * depthwise + bias + ReLU6 becomes one kernel instead of three passes over the feature map.
  */
 
 /** Stored BatchNorm parameters of one layer; `gamma`/`beta` are null when the layer has scale/center off. */
@@ -68,6 +74,101 @@ interface ModelCfg {
 
 const CONVS = new Set(['Conv2D', 'DepthwiseConv2D']);
 
+/** The activation a layer applies when it is nothing but ReLU or ReLU6 (fusable into a convolution), else null. */
+function plainRelu(l: LayerCfg): 'relu' | 'relu6' | null {
+  if (l.className === 'Activation') return l.config.activation === 'relu' || l.config.activation === 'relu6' ? l.config.activation : null;
+  // tf.layers.reLU: relu, then a clip at maxValue when one is set
+  if (l.className === 'ReLU') return l.config.maxValue == null ? 'relu' : l.config.maxValue === 6 ? 'relu6' : null;
+  return null;
+}
+
+/** How many inbound references each layer's output has (the model's outputs count as readers). */
+function readerCounts(cfg: ModelCfg): Map<string, number> {
+  const readers = new Map<string, number>();
+  const count = (name: string) => readers.set(name, (readers.get(name) ?? 0) + 1);
+  for (const l of cfg.layers) for (const node of l.inboundNodes) for (const ref of node) count(ref[0]);
+  for (const ref of cfg.outputLayers) count(ref[0]);
+  return readers;
+}
+
+/**
+ * Removes every plain ReLU/ReLU6 layer whose input is a linear, channels-last convolution called once that
+ * nothing else reads, making it that convolution's `activation`; references to the removed layer go to the
+ * convolution. Returns the removed layers' names. Same function: relu(conv(x)) either way.
+ */
+function mergeActivations(cfg: ModelCfg): string[] {
+  const byName = new Map(cfg.layers.map((l) => [l.name, l]));
+  const readers = readerCounts(cfg);
+  const into = new Map<string, string>();
+  for (const act of cfg.layers) {
+    const relu = plainRelu(act);
+    if (!relu || act.inboundNodes.length !== 1 || act.inboundNodes[0].length !== 1) continue;
+    const conv = byName.get(act.inboundNodes[0][0][0]);
+    if (!conv || !CONVS.has(conv.className) || conv.inboundNodes.length !== 1 || readers.get(conv.name) !== 1) continue;
+    if ((conv.config.activation ?? 'linear') !== 'linear' || conv.config.dataFormat === 'channelsFirst') continue;
+    conv.config.activation = relu;
+    into.set(act.name, conv.name);
+  }
+  cfg.layers = cfg.layers.filter((l) => !into.has(l.name));
+  const rewire = (ref: any[]) => (into.has(ref[0]) ? [into.get(ref[0]), ...ref.slice(1)] : ref);
+  for (const l of cfg.layers) l.inboundNodes = l.inboundNodes.map((node) => node.map(rewire));
+  cfg.outputLayers = cfg.outputLayers.map(rewire);
+  return [...into.keys()];
+}
+
+type FusedActivation = 'linear' | 'relu' | 'relu6';
+
+/** What bindFusedConvCalls reads off a built Conv2D/DepthwiseConv2D layer (tfjs-layers' own fields). */
+interface ConvFields {
+  kernel?: tf.LayerVariable;
+  depthwiseKernel?: tf.LayerVariable;
+  bias: tf.LayerVariable | null;
+  useBias: boolean;
+  strides: [number, number];
+  padding: 'same' | 'valid';
+  dataFormat: string;
+  dilationRate: number[];
+  activation: { getClassName(): string } | null;
+}
+
+/**
+ * Makes each Conv2D and DepthwiseConv2D layer of `model` that stock tfjs-layers would run as separate ops (a
+ * depthwise with bias or an activation, a Conv2D with ReLU6) call one `tf.fused` op with its bias and activation
+ * instead. Under a gradient tape `tf.fused` itself falls back to the separate ops, so training is unaffected.
+ * Returns how many layers it rebound.
+ */
+export function bindFusedConvCalls(model: tf.LayersModel): number {
+  let bound = 0;
+  for (const layer of model.layers) {
+    const cls = layer.getClassName();
+    if (!CONVS.has(cls)) continue;
+    const f = layer as unknown as ConvFields;
+    const act = (f.activation?.getClassName() ?? 'linear') as FusedActivation;
+    if (act !== 'linear' && act !== 'relu' && act !== 'relu6') continue;
+    if (f.dataFormat !== 'channelsLast' || f.dilationRate.some((d) => d !== 1)) continue;
+    // stock Conv2D already fuses bias with linear and relu; stock DepthwiseConv2D fuses nothing
+    if (cls === 'Conv2D' ? act !== 'relu6' : act === 'linear' && !f.useBias) continue;
+    const depthwise = cls === 'DepthwiseConv2D';
+    layer.call = (inputs: tf.Tensor | tf.Tensor[]) =>
+      tf.tidy(() => {
+        const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
+        const args = {
+          x,
+          strides: f.strides,
+          pad: f.padding,
+          dataFormat: 'NHWC' as const,
+          bias: f.useBias && f.bias ? f.bias.read() : undefined,
+          activation: act,
+        };
+        return depthwise
+          ? tf.fused.depthwiseConv2d({ ...args, filter: f.depthwiseKernel!.read() as tf.Tensor4D })
+          : tf.fused.conv2d({ ...args, filter: f.kernel!.read() as tf.Tensor4D });
+      });
+    bound++;
+  }
+  return bound;
+}
+
 /**
  * The (conv, BatchNorm) pairs that fold exactly: the conv is linear (no fused activation), channels
  * last, called once, and its output feeds nothing but the BatchNorm, which normalises the last axis.
@@ -76,10 +177,7 @@ const CONVS = new Set(['Conv2D', 'DepthwiseConv2D']);
 export function foldablePairs(model: tf.LayersModel): FoldPair[] {
   const cfg = model.getConfig() as unknown as ModelCfg;
   const byName = new Map(cfg.layers.map((l) => [l.name, l]));
-  const readers = new Map<string, number>();
-  const count = (name: string) => readers.set(name, (readers.get(name) ?? 0) + 1);
-  for (const l of cfg.layers) for (const node of l.inboundNodes) for (const ref of node) count(ref[0]);
-  for (const ref of cfg.outputLayers) count(ref[0]);
+  const readers = readerCounts(cfg);
   const pairs: FoldPair[] = [];
   for (const bn of cfg.layers) {
     if (bn.className !== 'BatchNormalization' || bn.inboundNodes.length !== 1 || bn.inboundNodes[0].length !== 1) continue;
@@ -111,21 +209,24 @@ function folded(conv: tf.layers.Layer, bn: tf.layers.Layer): tf.Tensor[] {
 
 /**
  * A model that computes what `source` computes at inference (`training: false`), with every foldable
- * BatchNorm merged into its convolution. It is built once from the source's own config, so it holds
- * only stock layers and saves as a plain tfjs LayersModel; `refresh` re-reads the source's weights
- * (after training steps) without rebuilding. Owns its weights: call `dispose` when done.
+ * BatchNorm merged into its convolution and, unless `fuseActivations` is false, every ReLU/ReLU6 that
+ * follows a convolution merged into it too (its layers calling the fused ops, bindFusedConvCalls). It is
+ * built once from the source's own config, so it holds only stock layers and saves as a plain tfjs
+ * LayersModel; `refresh` re-reads the source's weights (after training steps) without rebuilding. Owns
+ * its weights: call `dispose` when done.
  */
 export class FoldedModel {
   private constructor(
     private readonly source: tf.LayersModel,
     readonly model: tf.LayersModel,
     readonly pairs: FoldPair[],
+    /** The activation layers now inside their convolutions. */
+    readonly mergedActivations: string[],
   ) {}
 
-  /** Null when `source` has nothing to fold (use it as it is). */
-  static create(source: tf.LayersModel): FoldedModel | null {
+  /** Null when `source` has nothing to fold or merge (use it as it is). */
+  static create(source: tf.LayersModel, opts: { fuseActivations?: boolean } = {}): FoldedModel | null {
     const pairs = foldablePairs(source);
-    if (!pairs.length) return null;
     const cfg = structuredClone(source.getConfig()) as unknown as ModelCfg & { name?: string };
     const bnToConv = new Map(pairs.map((p) => [p.bn, p.conv]));
     const convs = new Set(pairs.map((p) => p.conv));
@@ -136,9 +237,12 @@ export class FoldedModel {
       l.inboundNodes = l.inboundNodes.map((node) => node.map(rewire));
     }
     cfg.outputLayers = cfg.outputLayers.map(rewire);
+    const merged = opts.fuseActivations === false ? [] : mergeActivations(cfg);
+    if (!pairs.length && !merged.length) return null;
     // fastWeightInit: every weight is overwritten by refresh, so skip the random initialisation
     const model = (tf.LayersModel as any).fromConfig(tf.LayersModel, cfg, {}, true) as tf.LayersModel;
-    const f = new FoldedModel(source, model, pairs);
+    bindFusedConvCalls(model);
+    const f = new FoldedModel(source, model, pairs, merged);
     f.refresh();
     return f;
   }

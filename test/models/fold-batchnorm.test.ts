@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { expect } from 'chai';
+import { modelFrom } from '../../src/engine/inference-host';
 import { buildArch, type Convention } from '../../src/models/arch';
 import { FoldedModel, foldablePairs, foldKernel } from '../../src/models/fold-batchnorm';
 import { readSafetensors, tensorAsFloat32 } from '../../src/models/safetensors';
@@ -103,6 +104,59 @@ describe('models: BatchNorm folding for inference', function () {
     const flat = tf.model({ inputs: input, outputs: relu });
     expect(FoldedModel.create(flat)).to.equal(null);
     model.dispose();
+  });
+
+  it('merges a ReLU/ReLU6 after a convolution into it: one fused kernel per layer, same outputs, the rest left alone', async () => {
+    const input = tf.input({ shape: [6, 6, 4] });
+    const bnRelu = (x: tf.SymbolicTensor, n: string, act: tf.layers.Layer) =>
+      act.apply(tf.layers.batchNormalization({ name: `${n}_bn` }).apply(x)) as tf.SymbolicTensor;
+    let x = tf.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', useBias: false, name: 'dw' }).apply(input) as tf.SymbolicTensor;
+    x = bnRelu(x, 'dw', tf.layers.activation({ activation: 'relu6', name: 'dw_relu' }));
+    x = tf.layers.conv2d({ filters: 8, kernelSize: 1, useBias: false, name: 'pw' }).apply(x) as tf.SymbolicTensor;
+    x = bnRelu(x, 'pw', tf.layers.reLU({ maxValue: 6, name: 'pw_relu' }));
+    x = tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', useBias: false, name: 'c3' }).apply(x) as tf.SymbolicTensor;
+    x = bnRelu(x, 'c3', tf.layers.reLU({ name: 'c3_relu' }));
+    // a conv read by two layers keeps its activation layers (and a ceiling other than 6 is no fused activation)
+    x = tf.layers.conv2d({ filters: 8, kernelSize: 1, name: 'c4' }).apply(x) as tf.SymbolicTensor;
+    const capped = tf.layers.reLU({ maxValue: 4, name: 'c4_relu4' }).apply(x) as tf.SymbolicTensor;
+    const both = tf.layers.add({ name: 'sum' }).apply([tf.layers.reLU({ name: 'c4_relu' }).apply(x) as tf.SymbolicTensor, capped]) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: tf.layers.globalAveragePooling2d({ name: 'gap' }).apply(both) as tf.SymbolicTensor });
+    randomiseBatchNorms(model, 3);
+    const f = FoldedModel.create(model)!;
+    expect(f.mergedActivations).to.deep.equal(['dw_relu', 'pw_relu', 'c3_relu']);
+    const convs = f.model.layers.filter((l) => ['Conv2D', 'DepthwiseConv2D'].includes(l.getClassName()));
+    expect(convs.map((l) => [l.name, (l.getConfig() as { activation: string }).activation])).to.deep.equal([
+      ['dw', 'relu6'],
+      ['pw', 'relu6'],
+      ['c3', 'relu'],
+      ['c4', 'linear'],
+    ]);
+    // the fused kernels ran, and no separate bias add or clamp for the merged layers (c4's two ReLUs remain)
+    const xs = tf.randomUniform([2, 6, 6, 4], -3, 3, 'float32', 9);
+    const kernels = async (m: tf.LayersModel) =>
+      (await tf.profile(() => m.predict(xs) as tf.Tensor)).kernels.map((k) => k.name).filter((n) => !n.endsWith('__op'));
+    const ran = await kernels(f.model);
+    expect(ran.filter((n) => n === 'FusedDepthwiseConv2D').length).to.equal(1);
+    expect(ran.filter((n) => n === 'FusedConv2D').length).to.equal(3);
+    expect(ran.filter((n) => n === 'Add').length, 'only the Add layer').to.equal(1);
+    expect(ran.length, `kernels: ${ran.join(' ')}`).to.be.below((await kernels(model)).length - 6);
+    expect(maxAbs(f.model.predict(xs) as tf.Tensor, model.predict(xs) as tf.Tensor)).to.be.lessThan(1e-5);
+    // an inference worker rebuilds the model from its save, and binds the same fused calls
+    let a: tf.io.ModelArtifacts | undefined;
+    await f.model.save({ save: async (m) => ((a = m), { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }) });
+    const rebuilt = await modelFrom({
+      modelTopology: a!.modelTopology as object,
+      weightSpecs: a!.weightSpecs!,
+      weightData: a!.weightData as ArrayBuffer,
+    } as never);
+    expect(await kernels(rebuilt)).to.deep.equal(ran);
+    expect(maxAbs(rebuilt.predict(xs) as tf.Tensor, f.model.predict(xs) as tf.Tensor)).to.equal(0);
+    // the export's copy keeps its activation layers
+    const keep = FoldedModel.create(model, { fuseActivations: false })!;
+    expect(keep.mergedActivations).to.deep.equal([]);
+    expect(keep.model.layers.map((l) => l.name)).to.include.members(['dw_relu', 'pw_relu', 'c3_relu']);
+    tf.dispose(xs);
+    for (const m of [rebuilt, keep, f, model]) m.dispose();
   });
 
   it('refresh re-reads weights changed after the fold (validation after each epoch)', () => {
