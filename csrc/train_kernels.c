@@ -121,13 +121,26 @@ static void shifted_sums(const f32 *x, const f32 *K, double *s, double *q, f32 *
 }
 
 /*
+ * A ReLU fused into a BatchNorm's output: act 0 none; 1 z = min(max(y, 0), hi) with gradient where 0 < y < hi
+ * (relu, and the relu6 activation); 2 the same clamp with gradient where 0 < y <= hi (tf.layers.reLU's clip).
+ * The backward passes recompute y from x with the forward's own operations, so the mask is the one the
+ * separate clamp_bwd would take from the saved y, bit for bit, and y itself is never stored.
+ */
+static inline v128_t act_clamp(v128_t y, v128_t h) { return wasm_f32x4_pmin(h, wasm_f32x4_pmax(wasm_f32x4_splat(0), y)); }
+static inline f32 act_clamp1(f32 y, f32 hi) { f32 v = y > 0 ? y : 0; return v < hi ? v : hi; }
+static inline v128_t act_mask(v128_t y, v128_t h, int act) {
+  return wasm_v128_and(wasm_f32x4_gt(y, wasm_f32x4_splat(0)), act == 2 ? wasm_f32x4_le(y, h) : wasm_f32x4_lt(y, h));
+}
+static inline f32 act_mask1(f32 g, f32 y, f32 hi, int act) { return (y > 0 && (act == 2 ? y <= hi : y < hi)) ? g : 0; }
+
+/*
  * y = (x - mean) * invstd * gamma + beta with batch statistics; also returns mean, biased variance
  * (what tf.moments gives, and what Keras feeds the moving averages) and invstd = 1/sqrt(var + eps).
- * Two passes over x: statistics, then y. scratch: 24*C bytes.
+ * Two passes over x: statistics, then y (clamped when act != 0). scratch: 24*C bytes.
  */
 EXPORT(bn_train_fwd)
 void bn_train_fwd(const f32 *x, const f32 *gamma, const f32 *beta, f32 *y, f32 *mean, f32 *var, f32 *invstd,
-                  void *scratch, int P, int C, f32 eps) {
+                  void *scratch, int P, int C, f32 eps, f32 hi, int act) {
   double *s = (double *)scratch, *q = s + C;
   f32 *ps = (f32 *)(q + C), *pq = ps + C;
   shifted_sums(x, x, s, q, ps, pq, P, C);
@@ -141,10 +154,19 @@ void bn_train_fwd(const f32 *x, const f32 *gamma, const f32 *beta, f32 *y, f32 *
     scale[c] = invstd[c] * gamma[c];
   }
   /* (x - mean) * scale + beta, not x * scale + (beta - mean * scale): no cancellation when |mean| >> std */
+  v128_t h = wasm_f32x4_splat(hi);
   for (int p = 0; p < P; p++) {
     const f32 *r = x + (long)p * C;
     f32 *o = y + (long)p * C;
     int c = 0;
+    if (act) {
+      for (; c + 4 <= C; c += 4) {
+        v128_t d = wasm_f32x4_sub(wasm_v128_load(r + c), wasm_v128_load(mean + c));
+        wasm_v128_store(o + c, act_clamp(wasm_f32x4_add(wasm_f32x4_mul(d, wasm_v128_load(scale + c)), wasm_v128_load(beta + c)), h));
+      }
+      for (; c < C; c++) o[c] = act_clamp1((r[c] - mean[c]) * scale[c] + beta[c], hi);
+      continue;
+    }
     for (; c + 4 <= C; c += 4) {
       v128_t d = wasm_f32x4_sub(wasm_v128_load(r + c), wasm_v128_load(mean + c));
       wasm_v128_store(o + c, wasm_f32x4_add(wasm_f32x4_mul(d, wasm_v128_load(scale + c)), wasm_v128_load(beta + c)));
@@ -157,27 +179,42 @@ void bn_train_fwd(const f32 *x, const f32 *gamma, const f32 *beta, f32 *y, f32 *
  * Full gradient of batch-statistics BatchNorm (through mean and variance):
  *   dbeta = sum dy, dgamma = sum dy*xhat,
  *   dx = gamma*invstd/P * (P*dy - dbeta - xhat*dgamma),  xhat = (x-mean)*invstd.
- * scratch: 24*C bytes.
+ * With act != 0, dy is the gradient of the clamped output: pass 1 masks it (act_mask) and keeps the masked
+ * values in dx, which pass 2 reads and overwrites. scratch: 32*C bytes.
  */
 EXPORT(bn_train_bwd)
-void bn_train_bwd(const f32 *dy, const f32 *x, const f32 *gamma, const f32 *mean, const f32 *invstd, f32 *dx,
-                  f32 *dgamma, f32 *dbeta, void *scratch, int P, int C) {
+void bn_train_bwd(const f32 *dy, const f32 *x, const f32 *gamma, const f32 *beta, const f32 *mean, const f32 *invstd,
+                  f32 *dx, f32 *dgamma, f32 *dbeta, void *scratch, int P, int C, f32 hi, int act) {
   double *t0 = (double *)scratch, *t1 = t0 + C;
-  f32 *p0 = (f32 *)(t1 + C), *p1 = p0 + C;
-  for (int c = 0; c < C; c++) t0[c] = t1[c] = 0;
+  f32 *p0 = (f32 *)(t1 + C), *p1 = p0 + C, *scale = p1 + 2 * C;
+  v128_t h = wasm_f32x4_splat(hi);
+  for (int c = 0; c < C; c++) {
+    t0[c] = t1[c] = 0;
+    scale[c] = invstd[c] * gamma[c]; /* the forward's scale, for its y */
+  }
   for (int b0 = 0; b0 < P; b0 += BLOCK) {
     int b1 = b0 + BLOCK < P ? b0 + BLOCK : P;
     zero(p0, C); zero(p1, C);
     for (int p = b0; p < b1; p++) {
       const f32 *g = dy + (long)p * C, *r = x + (long)p * C;
+      f32 *o = dx + (long)p * C;
       int c = 0;
       for (; c + 4 <= C; c += 4) {
         v128_t gv = wasm_v128_load(g + c);
         v128_t d = wasm_f32x4_sub(wasm_v128_load(r + c), wasm_v128_load(mean + c));
+        if (act) {
+          v128_t yv = wasm_f32x4_add(wasm_f32x4_mul(d, wasm_v128_load(scale + c)), wasm_v128_load(beta + c));
+          gv = wasm_v128_and(act_mask(yv, h, act), gv);
+          wasm_v128_store(o + c, gv);
+        }
         wasm_v128_store(p0 + c, wasm_f32x4_add(wasm_v128_load(p0 + c), gv));
         wasm_v128_store(p1 + c, wasm_f32x4_add(wasm_v128_load(p1 + c), wasm_f32x4_mul(gv, d)));
       }
-      for (; c < C; c++) { p0[c] += g[c]; p1[c] += g[c] * (r[c] - mean[c]); }
+      for (; c < C; c++) {
+        f32 gc = g[c];
+        if (act) o[c] = gc = act_mask1(gc, (r[c] - mean[c]) * scale[c] + beta[c], hi, act);
+        p0[c] += gc; p1[c] += gc * (r[c] - mean[c]);
+      }
     }
     for (int c = 0; c < C; c++) { t0[c] += p0[c]; t1[c] += p1[c]; }
   }
@@ -191,8 +228,9 @@ void bn_train_bwd(const f32 *dy, const f32 *x, const f32 *gamma, const f32 *mean
     k2[c] = (f32)(-(double)gamma[c] * is * is * is * t1[c] / P);
     k3[c] = (f32)(-(double)gamma[c] * is * t0[c] / P);
   }
+  const f32 *src = act ? dx : dy;
   for (int p = 0; p < P; p++) {
-    const f32 *g = dy + (long)p * C, *r = x + (long)p * C;
+    const f32 *g = src + (long)p * C, *r = x + (long)p * C;
     f32 *o = dx + (long)p * C;
     int c = 0;
     for (; c + 4 <= C; c += 4) {
@@ -209,13 +247,14 @@ void bn_train_bwd(const f32 *dy, const f32 *x, const f32 *gamma, const f32 *mean
  * Gradient of BatchNorm with stored (frozen) statistics, y = (x - mean) * invstd * gamma + beta, where
  * mean and var are constants: dx = dy * gamma * invstd, dbeta = sum dy, dgamma = sum dy * (x - mean) * invstd.
  * One pass over dy and x; the sums accumulate per BLOCK rows in floats, then in doubles, as bn_train_bwd does.
- * scratch: 28*C bytes.
+ * With act != 0, dy is masked first as in bn_train_bwd, y recomputed as bn_infer computes it. scratch: 28*C bytes.
  */
 EXPORT(bn_frozen_bwd)
-void bn_frozen_bwd(const f32 *dy, const f32 *x, const f32 *gamma, const f32 *mean, const f32 *var, f32 *dx,
-                   f32 *dgamma, f32 *dbeta, void *scratch, int P, int C, f32 eps) {
+void bn_frozen_bwd(const f32 *dy, const f32 *x, const f32 *gamma, const f32 *beta, const f32 *mean, const f32 *var,
+                   f32 *dx, f32 *dgamma, f32 *dbeta, void *scratch, int P, int C, f32 eps, f32 hi, int act) {
   double *t0 = (double *)scratch, *t1 = t0 + C;
   f32 *p0 = (f32 *)(t1 + C), *p1 = p0 + C, *k = p1 + C;
+  v128_t h = wasm_f32x4_splat(hi);
   for (int c = 0; c < C; c++) {
     t0[c] = t1[c] = 0;
     k[c] = gamma[c] / __builtin_sqrtf(var[c] + eps);
@@ -230,11 +269,15 @@ void bn_frozen_bwd(const f32 *dy, const f32 *x, const f32 *gamma, const f32 *mea
       for (; c + 4 <= C; c += 4) {
         v128_t gv = wasm_v128_load(g + c);
         v128_t d = wasm_f32x4_sub(wasm_v128_load(r + c), wasm_v128_load(mean + c));
+        if (act) gv = wasm_v128_and(act_mask(wasm_f32x4_add(wasm_f32x4_mul(d, wasm_v128_load(k + c)), wasm_v128_load(beta + c)), h, act), gv);
         wasm_v128_store(o + c, wasm_f32x4_mul(gv, wasm_v128_load(k + c)));
         wasm_v128_store(p0 + c, wasm_f32x4_add(wasm_v128_load(p0 + c), gv));
         wasm_v128_store(p1 + c, wasm_f32x4_add(wasm_v128_load(p1 + c), wasm_f32x4_mul(gv, d)));
       }
-      for (; c < C; c++) { o[c] = g[c] * k[c]; p0[c] += g[c]; p1[c] += g[c] * (r[c] - mean[c]); }
+      for (; c < C; c++) {
+        f32 gc = act ? act_mask1(g[c], (r[c] - mean[c]) * k[c] + beta[c], hi, act) : g[c];
+        o[c] = gc * k[c]; p0[c] += gc; p1[c] += gc * (r[c] - mean[c]);
+      }
     }
     for (int c = 0; c < C; c++) { t0[c] += p0[c]; t1[c] += p1[c]; }
   }
@@ -268,20 +311,29 @@ void clamp_bwd(const f32 *dy, const f32 *x, f32 *dx, int n, f32 hi, int hiInclus
 
 /*
  * Inference BatchNorm with given statistics: y = (x - mean) * (scale / sqrt(var + eps)) + offset over
- * [P, C]. scale/offset may be 0 (absent → 1 / 0). tmp: 8*C bytes of scratch.
+ * [P, C], clamped when act != 0 (act_clamp). scale/offset may be 0 (absent → 1 / 0). tmp: 8*C bytes of scratch.
  */
 EXPORT(bn_infer)
 void bn_infer(const f32 *x, const f32 *mean, const f32 *var, const f32 *offset, const f32 *scale, f32 *y,
-              f32 *tmp, int P, int C, f32 eps) {
+              f32 *tmp, int P, int C, f32 eps, f32 hi, int act) {
   f32 *k = tmp, *b = tmp + C;
   for (int c = 0; c < C; c++) {
     k[c] = (scale ? scale[c] : 1.0f) / __builtin_sqrtf(var[c] + eps);
     b[c] = offset ? offset[c] : 0.0f;
   }
+  v128_t h = wasm_f32x4_splat(hi);
   for (int p = 0; p < P; p++) {
     const f32 *r = x + (long)p * C;
     f32 *o = y + (long)p * C;
     int c = 0;
+    if (act) {
+      for (; c + 4 <= C; c += 4) {
+        v128_t d = wasm_f32x4_sub(wasm_v128_load(r + c), wasm_v128_load(mean + c));
+        wasm_v128_store(o + c, act_clamp(wasm_f32x4_add(wasm_f32x4_mul(d, wasm_v128_load(k + c)), wasm_v128_load(b + c)), h));
+      }
+      for (; c < C; c++) o[c] = act_clamp1((r[c] - mean[c]) * k[c] + b[c], hi);
+      continue;
+    }
     for (; c + 4 <= C; c += 4) {
       v128_t d = wasm_f32x4_sub(wasm_v128_load(r + c), wasm_v128_load(mean + c));
       wasm_v128_store(o + c, wasm_f32x4_add(wasm_f32x4_mul(d, wasm_v128_load(k + c)), wasm_v128_load(b + c)));

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import { batchNormTrain, clampRelu } from '../../src/engine/wasm';
-import { batchNormFrozen } from '../../src/engine/wasm/fused';
+import { batchNormFrozen, followingRelu, type FusedRelu } from '../../src/engine/wasm/fused';
 import { setBatchNormMode } from '../../src/models/batchnorm';
 import { initWasm, onBackend, randomArray, relErr } from './wasm_setup';
 
@@ -169,6 +169,105 @@ describe('engine/wasm fused BatchNorm-training and ReLU kernels vs tfjs on cpu',
     expect(onW.kernels).to.not.include('LtBatchNormTrain');
     expect(onC.kernels.filter((k) => k.startsWith('Lt'))).to.deep.equal([]);
     for (const k of ['y', 'dgamma', 'dx'] as const) expect(relErr(onW[k], onC[k]), k).to.be.lessThan(1e-5);
+  });
+
+  // a ReLU inside the BatchNorm kernel: the separate clamp's values and gradients, bit for bit
+  const fusedVariants: Array<{ name: string; relu: FusedRelu; inclusive: boolean }> = [
+    { name: 'relu6 activation (0 < y < 6)', relu: { hi: 6, act: 1 }, inclusive: false },
+    { name: 'ReLU layer, maxValue 6 (0 < y <= 6)', relu: { hi: 6, act: 2 }, inclusive: true },
+    { name: 'relu activation', relu: { hi: Infinity, act: 1 }, inclusive: false },
+    { name: 'ReLU layer', relu: { hi: Infinity, act: 2 }, inclusive: true },
+  ];
+  const bits = (a: Float32Array, b: Float32Array): boolean =>
+    a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+  for (const v of fusedVariants) {
+    it(`BatchNorm with its ReLU fused (${v.name}): y and every gradient bit-identical to BatchNorm then the clamp, batch and stored statistics`, async () => {
+      await onBackend('wasm', () => {
+        for (const shape of [
+          [3, 5, 5, 12],
+          [2, 4, 4, 7],
+        ]) {
+          const C = shape[3];
+          const size = shape.reduce((a, b) => a * b, 1);
+          const run = (fused: boolean, frozen: boolean): Float32Array[] =>
+            tf.tidy(() => {
+              // frozen: statistics that make y = x exactly (var + eps = 1, gamma 1, beta 0, mean 0), so the inputs'
+              // exact 0s and 6s sit on the masks' boundaries; batch statistics: a random spread through the clamp
+              const x = frozen
+                ? tf.tensor(
+                    Float32Array.from(randomArray(size, 51), (u, i) => (i % 5 === 0 ? 0 : i % 7 === 0 ? 6 : u * 8)),
+                    shape,
+                  )
+                : tf.tensor(randomArray(size, 52), shape).mul(4).add(2);
+              const gamma = frozen ? tf.ones([C]) : tf.tensor1d(randomArray(C, 53)).add(1.5);
+              const beta = frozen ? tf.zeros([C]) : tf.tensor1d(randomArray(C, 54)).mul(3);
+              const mean = tf.zeros([C]);
+              const variance = tf.fill([C], 0.75);
+              const g = tf.tensor(randomArray(size, 55), shape);
+              const f = (xx: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor, mm: tf.Tensor, vv: tf.Tensor): tf.Tensor => {
+                if (frozen)
+                  return fused
+                    ? batchNormFrozen(xx, gg, bb, mm, vv, 0.25, v.relu)
+                    : clampRelu(batchNormFrozen(xx, gg, bb, mm, vv, 0.25), v.relu.hi, v.inclusive);
+                return fused ? batchNormTrain(xx, gg, bb, 1e-3, v.relu).y : clampRelu(batchNormTrain(xx, gg, bb, 1e-3).y, v.relu.hi, v.inclusive);
+              };
+              const y = f(x, gamma, beta, mean, variance);
+              const wrt = frozen ? [x, gamma, beta, mean, variance] : [x, gamma, beta];
+              const grads = tf.grads((...t: tf.Tensor[]) =>
+                f(t[0], t[1], t[2], t[3] ?? mean, t[4] ?? variance)
+                  .mul(g)
+                  .sum(),
+              )(wrt);
+              return [y, ...grads].map((t) => t.dataSync() as Float32Array);
+            });
+          for (const frozen of [false, true]) {
+            const want = run(false, frozen);
+            const got = run(true, frozen);
+            const names = ['y', 'dx', 'dgamma', 'dbeta', 'dmean', 'dvariance'];
+            want.forEach((w, i) => expect(bits(got[i], w), `${frozen ? 'frozen' : 'batch'} ${JSON.stringify(shape)} ${names[i]}`).to.equal(true));
+            // the clamp did something: some outputs at 0, some gradients masked, some passed
+            expect(want[0].some((a) => a === 0) && want[1].some((a) => a !== 0)).to.equal(true);
+          }
+        }
+      });
+    });
+  }
+
+  it('a BatchNorm layer applies the ReLU layer that alone reads it in its own kernel; one read elsewhere or cut off at the BN does not', async () => {
+    await onBackend('wasm', async () => {
+      const input = tf.input({ shape: [6, 6, 4] });
+      const bnA = tf.layers.batchNormalization({ name: 'a' });
+      const reluA = tf.layers.reLU({ maxValue: 6, name: 'a_relu' });
+      const a = reluA.apply(bnA.apply(input)) as tf.SymbolicTensor;
+      const bnB = tf.layers.batchNormalization({ name: 'b' });
+      const b = tf.layers.activation({ activation: 'relu', name: 'b_relu' }).apply(bnB.apply(a)) as tf.SymbolicTensor;
+      // c's output feeds its ReLU and the Add: it keeps the separate clamp
+      const bnC = tf.layers.batchNormalization({ name: 'c' });
+      const c = bnC.apply(b) as tf.SymbolicTensor;
+      const out = tf.layers.add().apply([c, tf.layers.activation({ activation: 'relu6', name: 'c_relu' }).apply(c) as tf.SymbolicTensor]) as tf.SymbolicTensor;
+      const model = tf.model({ inputs: input, outputs: out });
+      expect(followingRelu(bnA)).to.deep.include({ relu: { hi: 6, act: 2 }, consumer: reluA });
+      expect(followingRelu(bnB)?.relu).to.deep.equal({ hi: Infinity, act: 1 });
+      expect(followingRelu(bnC)).to.equal(null);
+      const x = tf.randomNormal([2, 6, 6, 4], 0, 2, 'float32', 3);
+      const kernels = async (m: tf.LayersModel): Promise<string[]> =>
+        (
+          await tf.profile(() => {
+            tf.grads((t: tf.Tensor) => (m.apply(t, { training: true }) as tf.Tensor).sum())([x]).forEach((t) => t.dispose());
+          })
+        ).kernels.map((k) => k.name);
+      const ran = await kernels(model);
+      expect(ran.filter((k) => k === 'LtClamp').length, 'only c_relu clamps on its own').to.equal(1);
+      // a prefix model ending at bnA (a second call of it that no ReLU reads): a's ReLU goes back to its own kernel
+      const prefix = tf.model({ inputs: input, outputs: bnA.apply(input) as tf.SymbolicTensor });
+      expect(followingRelu(bnA)).to.equal(null);
+      const y = prefix.apply(x, { training: true }) as tf.Tensor;
+      expect(y.min().dataSync()[0], 'the BN output itself, negative values and all').to.be.below(0);
+      const again = await kernels(model);
+      expect(again.filter((k) => k === 'LtClamp').length, again.join(' ')).to.equal(2);
+      tf.dispose([x, y]);
+      model.dispose();
+    });
   });
 
   it('leaks nothing across repeated fused training steps (frozen gamma included)', async () => {

@@ -15,7 +15,8 @@ export async function onBackend<T>(name: 'cpu' | 'wasm', f: () => T): Promise<T>
   const prev = tf.getBackend();
   await tf.setBackend(name);
   try {
-    return f();
+    // awaited: an async f keeps the backend until it settles
+    return await f();
   } finally {
     await tf.setBackend(prev);
   }

@@ -21,7 +21,20 @@ export function fusedBatchNormReplacement(stock: KernelFunc): KernelConfig {
     const y = b.makeOutput(x!.shape, 'float32');
     const ptr = (t: TensorInfo | undefined | null): number => (t == null ? 0 : offsetOf(b, t.dataId));
     withScratch(b, 8 * C, (tmp) =>
-      trainKernels(b).bn_infer(ptr(x), ptr(mean), ptr(variance), ptr(offset), ptr(scale), ptr(y), tmp, x!.shape.reduce((a, v) => a * v, 1) / C, C, eps),
+      trainKernels(b).bn_infer(
+        ptr(x),
+        ptr(mean),
+        ptr(variance),
+        ptr(offset),
+        ptr(scale),
+        ptr(y),
+        tmp,
+        x!.shape.reduce((a, v) => a * v, 1) / C,
+        C,
+        eps,
+        Infinity,
+        0,
+      ),
     );
     return y;
   };

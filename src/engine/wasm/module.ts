@@ -85,11 +85,14 @@ export interface TrainKernelExports {
     P: number,
     C: number,
     eps: number,
+    hi: number,
+    act: number,
   ): void;
   bn_train_bwd(
     dy: number,
     x: number,
     gamma: number,
+    beta: number,
     mean: number,
     invstd: number,
     dx: number,
@@ -98,12 +101,28 @@ export interface TrainKernelExports {
     scratch: number,
     P: number,
     C: number,
+    hi: number,
+    act: number,
   ): void;
-  bn_infer(x: number, mean: number, variance: number, offset: number, scale: number, y: number, tmp: number, P: number, C: number, eps: number): void;
+  bn_infer(
+    x: number,
+    mean: number,
+    variance: number,
+    offset: number,
+    scale: number,
+    y: number,
+    tmp: number,
+    P: number,
+    C: number,
+    eps: number,
+    hi: number,
+    act: number,
+  ): void;
   bn_frozen_bwd(
     dy: number,
     x: number,
     gamma: number,
+    beta: number,
     mean: number,
     variance: number,
     dx: number,
@@ -113,6 +132,8 @@ export interface TrainKernelExports {
     P: number,
     C: number,
     eps: number,
+    hi: number,
+    act: number,
   ): void;
   clamp_fwd(x: number, y: number, n: number, hi: number): void;
   clamp_bwd(dy: number, x: number, dx: number, n: number, hi: number, hiInclusive: number): void;
