@@ -134,6 +134,34 @@ static inline v128_t act_mask(v128_t y, v128_t h, int act) {
 static inline f32 act_mask1(f32 g, f32 y, f32 hi, int act) { return (y > 0 && (act == 2 ? y <= hi : y < hi)) ? g : 0; }
 
 /*
+ * y = (x - mean) * k + b over [P, C] rows, clamped when act != 0: the BatchNorm forward passes (batch statistics,
+ * stored statistics, inference) all store through this one loop, and the backward passes recompute y with the same
+ * operations for a fused ReLU's mask.
+ */
+static void normalize_rows(const f32 *x, const f32 *mean, const f32 *k, const f32 *b, f32 *y, int P, int C, f32 hi,
+                           int act) {
+  v128_t h = wasm_f32x4_splat(hi);
+  for (int p = 0; p < P; p++) {
+    const f32 *r = x + (long)p * C;
+    f32 *o = y + (long)p * C;
+    int c = 0;
+    if (act) {
+      for (; c + 4 <= C; c += 4) {
+        v128_t d = wasm_f32x4_sub(wasm_v128_load(r + c), wasm_v128_load(mean + c));
+        wasm_v128_store(o + c, act_clamp(wasm_f32x4_add(wasm_f32x4_mul(d, wasm_v128_load(k + c)), wasm_v128_load(b + c)), h));
+      }
+      for (; c < C; c++) o[c] = act_clamp1((r[c] - mean[c]) * k[c] + b[c], hi);
+      continue;
+    }
+    for (; c + 4 <= C; c += 4) {
+      v128_t d = wasm_f32x4_sub(wasm_v128_load(r + c), wasm_v128_load(mean + c));
+      wasm_v128_store(o + c, wasm_f32x4_add(wasm_f32x4_mul(d, wasm_v128_load(k + c)), wasm_v128_load(b + c)));
+    }
+    for (; c < C; c++) o[c] = (r[c] - mean[c]) * k[c] + b[c];
+  }
+}
+
+/*
  * y = (x - mean) * invstd * gamma + beta with batch statistics; also returns mean, biased variance
  * (what tf.moments gives, and what Keras feeds the moving averages) and invstd = 1/sqrt(var + eps).
  * Two passes over x: statistics, then y (clamped when act != 0). scratch: 24*C bytes.
@@ -154,25 +182,7 @@ void bn_train_fwd(const f32 *x, const f32 *gamma, const f32 *beta, f32 *y, f32 *
     scale[c] = invstd[c] * gamma[c];
   }
   /* (x - mean) * scale + beta, not x * scale + (beta - mean * scale): no cancellation when |mean| >> std */
-  v128_t h = wasm_f32x4_splat(hi);
-  for (int p = 0; p < P; p++) {
-    const f32 *r = x + (long)p * C;
-    f32 *o = y + (long)p * C;
-    int c = 0;
-    if (act) {
-      for (; c + 4 <= C; c += 4) {
-        v128_t d = wasm_f32x4_sub(wasm_v128_load(r + c), wasm_v128_load(mean + c));
-        wasm_v128_store(o + c, act_clamp(wasm_f32x4_add(wasm_f32x4_mul(d, wasm_v128_load(scale + c)), wasm_v128_load(beta + c)), h));
-      }
-      for (; c < C; c++) o[c] = act_clamp1((r[c] - mean[c]) * scale[c] + beta[c], hi);
-      continue;
-    }
-    for (; c + 4 <= C; c += 4) {
-      v128_t d = wasm_f32x4_sub(wasm_v128_load(r + c), wasm_v128_load(mean + c));
-      wasm_v128_store(o + c, wasm_f32x4_add(wasm_f32x4_mul(d, wasm_v128_load(scale + c)), wasm_v128_load(beta + c)));
-    }
-    for (; c < C; c++) o[c] = (r[c] - mean[c]) * scale[c] + beta[c];
-  }
+  normalize_rows(x, mean, scale, beta, y, P, C, hi, act);
 }
 
 /*
@@ -321,25 +331,7 @@ void bn_infer(const f32 *x, const f32 *mean, const f32 *var, const f32 *offset, 
     k[c] = (scale ? scale[c] : 1.0f) / __builtin_sqrtf(var[c] + eps);
     b[c] = offset ? offset[c] : 0.0f;
   }
-  v128_t h = wasm_f32x4_splat(hi);
-  for (int p = 0; p < P; p++) {
-    const f32 *r = x + (long)p * C;
-    f32 *o = y + (long)p * C;
-    int c = 0;
-    if (act) {
-      for (; c + 4 <= C; c += 4) {
-        v128_t d = wasm_f32x4_sub(wasm_v128_load(r + c), wasm_v128_load(mean + c));
-        wasm_v128_store(o + c, act_clamp(wasm_f32x4_add(wasm_f32x4_mul(d, wasm_v128_load(k + c)), wasm_v128_load(b + c)), h));
-      }
-      for (; c < C; c++) o[c] = act_clamp1((r[c] - mean[c]) * k[c] + b[c], hi);
-      continue;
-    }
-    for (; c + 4 <= C; c += 4) {
-      v128_t d = wasm_f32x4_sub(wasm_v128_load(r + c), wasm_v128_load(mean + c));
-      wasm_v128_store(o + c, wasm_f32x4_add(wasm_f32x4_mul(d, wasm_v128_load(k + c)), wasm_v128_load(b + c)));
-    }
-    for (; c < C; c++) o[c] = (r[c] - mean[c]) * k[c] + b[c];
-  }
+  normalize_rows(x, mean, k, b, y, P, C, hi, act);
 }
 
 /* ------------------------------------------------------------------------------------------------
