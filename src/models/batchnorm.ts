@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { BN_FROZEN, batchNormFrozen, followingRelu, markActivated } from '../engine/wasm/fused';
+import { BN_FROZEN, batchNormFrozen, withFollowingRelu } from '../engine/wasm/fused';
 
 /**
  * tfjs BatchNormalization ignores `trainable` and picks batch statistics whenever it is called
@@ -51,9 +51,7 @@ function frozenCall(l: any, inputs: tf.Tensor | tf.Tensor[], kwargs: Record<stri
   if (axis !== x.rank - 1) return original(inputs, { ...kwargs, training: false });
   if (l.gamma && l.beta && x.dtype === 'float32' && tf.getBackend() === 'wasm' && tf.getKernel(BN_FROZEN, 'wasm')) {
     // a ReLU that reads nothing else is applied in the same kernel (fused.ts followingRelu)
-    const follow = followingRelu(l);
-    const y = batchNormFrozen(x, l.gamma.read(), l.beta.read(), l.movingMean.read(), l.movingVariance.read(), l.epsilon, follow?.relu);
-    return follow ? markActivated(y, follow.consumer) : y;
+    return withFollowingRelu(l, (relu) => batchNormFrozen(x, l.gamma.read(), l.beta.read(), l.movingMean.read(), l.movingVariance.read(), l.epsilon, relu));
   }
   return tf.tidy(() => {
     const inv = tf.rsqrt(tf.add(l.movingVariance.read(), l.epsilon));

@@ -92,6 +92,18 @@ function readerCounts(cfg: ModelCfg): Map<string, number> {
 }
 
 /**
+ * Drops each layer named in `into` from `cfg`, its readers (and the model outputs) reading the layer it maps to
+ * instead. Every dropped layer has one inbound node and one output, so a reference [name, 0, 0, kwargs] becomes
+ * [replacement, 0, 0, kwargs].
+ */
+function bypass(cfg: ModelCfg, into: ReadonlyMap<string, string>): void {
+  cfg.layers = cfg.layers.filter((l) => !into.has(l.name));
+  const rewire = (ref: any[]) => (into.has(ref[0]) ? [into.get(ref[0]), ...ref.slice(1)] : ref);
+  for (const l of cfg.layers) l.inboundNodes = l.inboundNodes.map((node) => node.map(rewire));
+  cfg.outputLayers = cfg.outputLayers.map(rewire);
+}
+
+/**
  * Removes every plain ReLU/ReLU6 layer whose input is a linear, channels-last convolution called once that
  * nothing else reads, making it that convolution's `activation`; references to the removed layer go to the
  * convolution. Returns the removed layers' names. Same function: relu(conv(x)) either way.
@@ -109,10 +121,7 @@ function mergeActivations(cfg: ModelCfg): string[] {
     conv.config.activation = relu;
     into.set(act.name, conv.name);
   }
-  cfg.layers = cfg.layers.filter((l) => !into.has(l.name));
-  const rewire = (ref: any[]) => (into.has(ref[0]) ? [into.get(ref[0]), ...ref.slice(1)] : ref);
-  for (const l of cfg.layers) l.inboundNodes = l.inboundNodes.map((node) => node.map(rewire));
-  cfg.outputLayers = cfg.outputLayers.map(rewire);
+  bypass(cfg, into);
   return [...into.keys()];
 }
 
@@ -135,10 +144,8 @@ interface ConvFields {
  * Makes each Conv2D and DepthwiseConv2D layer of `model` that stock tfjs-layers would run as separate ops (a
  * depthwise with bias or an activation, a Conv2D with ReLU6) call one `tf.fused` op with its bias and activation
  * instead. Under a gradient tape `tf.fused` itself falls back to the separate ops, so training is unaffected.
- * Returns how many layers it rebound.
  */
-export function bindFusedConvCalls(model: tf.LayersModel): number {
-  let bound = 0;
+export function bindFusedConvCalls(model: tf.LayersModel): void {
   for (const layer of model.layers) {
     const cls = layer.getClassName();
     if (!CONVS.has(cls)) continue;
@@ -164,9 +171,7 @@ export function bindFusedConvCalls(model: tf.LayersModel): number {
           ? tf.fused.depthwiseConv2d({ ...args, filter: f.depthwiseKernel!.read() as tf.Tensor4D })
           : tf.fused.conv2d({ ...args, filter: f.kernel!.read() as tf.Tensor4D });
       });
-    bound++;
   }
-  return bound;
 }
 
 /**
@@ -228,15 +233,9 @@ export class FoldedModel {
   static create(source: tf.LayersModel, opts: { fuseActivations?: boolean } = {}): FoldedModel | null {
     const pairs = foldablePairs(source);
     const cfg = structuredClone(source.getConfig()) as unknown as ModelCfg & { name?: string };
-    const bnToConv = new Map(pairs.map((p) => [p.bn, p.conv]));
     const convs = new Set(pairs.map((p) => p.conv));
-    cfg.layers = cfg.layers.filter((l) => !bnToConv.has(l.name));
-    const rewire = (ref: any[]) => (bnToConv.has(ref[0]) ? [bnToConv.get(ref[0]), ...ref.slice(1)] : ref);
-    for (const l of cfg.layers) {
-      if (convs.has(l.name)) l.config.useBias = true;
-      l.inboundNodes = l.inboundNodes.map((node) => node.map(rewire));
-    }
-    cfg.outputLayers = cfg.outputLayers.map(rewire);
+    for (const l of cfg.layers) if (convs.has(l.name)) l.config.useBias = true;
+    bypass(cfg, new Map(pairs.map((p) => [p.bn, p.conv])));
     const merged = opts.fuseActivations === false ? [] : mergeActivations(cfg);
     if (!pairs.length && !merged.length) return null;
     // fastWeightInit: every weight is overwritten by refresh, so skip the random initialisation

@@ -42,6 +42,7 @@ const bnTrain: KernelFunc = ({ inputs, backend, attrs }) => {
   const b = backend as BackendWasm;
   const { x, gamma, beta } = inputs as { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo };
   const eps = (attrs as { epsilon: number }).epsilon;
+  const relu = reluOf(attrs);
   const C = lastDim(x);
   const P = sizeOf(x) / C;
   const y = b.makeOutput(x.shape, 'float32');
@@ -61,8 +62,8 @@ const bnTrain: KernelFunc = ({ inputs, backend, attrs }) => {
       P,
       C,
       eps,
-      reluOf(attrs).hi,
-      reluOf(attrs).act,
+      relu.hi,
+      relu.act,
     ),
   );
   return [y, mean, variance, invstd];
@@ -330,9 +331,14 @@ export function followingRelu(layer: tf.layers.Layer): { relu: FusedRelu; consum
   return relu ? { relu, consumer } : null;
 }
 
-/** Marks `y` as already activated for `consumer` (the ReLU layer passes it through). */
-export function markActivated(y: tf.Tensor, consumer: object): tf.Tensor {
-  ACTIVATED.set(y, consumer);
+/**
+ * Runs a BatchNorm layer's kernel with the ReLU it may take over (followingRelu), or none, and marks the output
+ * so that ReLU layer passes it through.
+ */
+export function withFollowingRelu(layer: tf.layers.Layer, run: (relu: FusedRelu | undefined) => tf.Tensor): tf.Tensor {
+  const follow = followingRelu(layer);
+  const y = run(follow?.relu);
+  if (follow) ACTIVATED.set(y, follow.consumer);
   return y;
 }
 
@@ -364,20 +370,20 @@ export function routeLayersToFusedOps(): void {
     if (!training || !onWasm(x) || x.rank < 2 || !(this.axis === -1 || this.axis === x.rank - 1) || !this.center || !this.scale) {
       return bnCall.call(this, inputs, kwargs);
     }
-    const follow = followingRelu(this as unknown as tf.layers.Layer);
-    const out = tf.tidy(() => {
-      const { y, mean, variance } = batchNormTrain(x, this.gamma.read(), this.beta.read(), this.epsilon, follow?.relu);
-      // Same moving-average update as tfjs-layers (biased batch variance, as Keras does).
-      const ema = (v: tf.LayerVariable, value: tf.Tensor): void =>
-        tf.tidy(() => {
-          const o = v.read();
-          v.write(tf.sub(o, tf.mul(tf.sub(o, value), 1 - this.momentum)));
-        });
-      ema(this.movingMean, mean);
-      ema(this.movingVariance, variance);
-      return y;
-    });
-    return follow ? markActivated(out, follow.consumer) : out;
+    return withFollowingRelu(this as unknown as tf.layers.Layer, (relu) =>
+      tf.tidy(() => {
+        const { y, mean, variance } = batchNormTrain(x, this.gamma.read(), this.beta.read(), this.epsilon, relu);
+        // Same moving-average update as tfjs-layers (biased batch variance, as Keras does).
+        const ema = (v: tf.LayerVariable, value: tf.Tensor): void =>
+          tf.tidy(() => {
+            const o = v.read();
+            v.write(tf.sub(o, tf.mul(tf.sub(o, value), 1 - this.momentum)));
+          });
+        ema(this.movingMean, mean);
+        ema(this.movingVariance, variance);
+        return y;
+      }),
+    );
   };
   bn[PATCHED] = true;
 
